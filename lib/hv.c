@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+#include "hv.h"
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct vd_hv {
+    virConnectPtr conn;
+    char *uri;
+};
+
+static const char *lv_msg(void)
+{
+    const char *m = virGetLastErrorMessage();
+    return m ? m : "unknown libvirt error";
+}
+
+/* libvirt allows one event loop implementation per process, registered
+ * before the first connection; pthread_once keeps that a property of the
+ * process rather than of whichever caller came first. */
+static pthread_once_t event_once = PTHREAD_ONCE_INIT;
+static int event_rc;
+
+static void event_register(void)
+{
+    event_rc = virEventRegisterDefaultImpl();
+}
+
+/* libvirt's default error handler prints every error on stderr; vdesk
+ * reports errors itself, once, with context. */
+static void lv_quiet(void *opaque, virErrorPtr e)
+{
+    (void)opaque;
+    (void)e;
+}
+
+int vd_hv_open(const char *uri, vd_hv **out, vd_err *err)
+{
+    pthread_once(&event_once, event_register);
+    if (event_rc < 0)
+        return vd_err_set(err, "libvirt: cannot register the event loop: %s", lv_msg());
+    virSetErrorFunc(NULL, lv_quiet);
+
+    virConnectPtr conn = virConnectOpen(uri);
+    if (!conn)
+        return vd_err_set(err, "libvirt: cannot connect to %s: %s (is the libvirt daemon running?)",
+                          uri ? uri : "the default URI", lv_msg());
+    vd_hv *hv = calloc(1, sizeof(*hv));
+    char *real = virConnectGetURI(conn);
+    if (!hv || !real) {
+        free(hv);
+        free(real);
+        virConnectClose(conn);
+        return vd_err_set(err, "libvirt: out of memory after connecting to %s", uri ? uri : "default");
+    }
+    hv->conn = conn;
+    hv->uri = real;
+    *out = hv;
+    return 0;
+}
+
+void vd_hv_close(vd_hv *hv)
+{
+    if (!hv)
+        return;
+    virConnectClose(hv->conn);
+    free(hv->uri);
+    free(hv);
+}
+
+const char *vd_hv_uri(const vd_hv *hv)
+{
+    return hv->uri;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static virDomainPtr dom_get(vd_hv *hv, const char *name, vd_err *err)
+{
+    virDomainPtr d = virDomainLookupByName(hv->conn, name);
+    if (!d)
+        vd_err_set(err, "VM %s: not found on %s: %s", name, hv->uri, lv_msg());
+    return d;
+}
+
+int vd_hv_dom_create(vd_hv *hv, const char *xml, vd_err *err)
+{
+    virDomainPtr d = virDomainDefineXML(hv->conn, xml);
+    if (!d)
+        return vd_err_set(err, "libvirt %s: cannot define domain: %s", hv->uri, lv_msg());
+    int rc = 0;
+    if (virDomainCreate(d) < 0)
+        rc = vd_err_set(err, "VM %s: cannot start: %s", virDomainGetName(d), lv_msg());
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dom_start(vd_hv *hv, const char *name, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, name, err);
+    if (!d)
+        return -1;
+    int rc = 0;
+    if (virDomainCreate(d) < 0)
+        rc = vd_err_set(err, "VM %s: cannot start: %s", name, lv_msg());
+    virDomainFree(d);
+    return rc;
+}
+
+const char *vd_dom_state_name(vd_dom_state state)
+{
+    switch (state) {
+    case VD_DOM_MISSING: return "missing";
+    case VD_DOM_RUNNING: return "running";
+    case VD_DOM_PAUSED: return "paused";
+    case VD_DOM_SHUTOFF: return "shutoff";
+    case VD_DOM_OTHER: return "other";
+    }
+    return "invalid";
+}
+
+static vd_dom_state state_from_libvirt(int s)
+{
+    switch (s) {
+    case VIR_DOMAIN_RUNNING: return VD_DOM_RUNNING;
+    case VIR_DOMAIN_PAUSED: return VD_DOM_PAUSED;
+    case VIR_DOMAIN_SHUTOFF: return VD_DOM_SHUTOFF;
+    default: return VD_DOM_OTHER;
+    }
+}
+
+int vd_hv_dom_state(vd_hv *hv, const char *name, vd_dom_state *state, vd_err *err)
+{
+    virDomainPtr d = virDomainLookupByName(hv->conn, name);
+    if (!d) {
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_DOMAIN) {
+            *state = VD_DOM_MISSING;
+            return 0;
+        }
+        return vd_err_set(err, "VM %s: cannot look up on %s: %s", name, hv->uri, lv_msg());
+    }
+    int s, reason, rc = 0;
+    if (virDomainGetState(d, &s, &reason, 0) < 0)
+        rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
+    else
+        *state = state_from_libvirt(s);
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dom_shutdown(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, name, err);
+    if (!d)
+        return -1;
+    int rc = 0, s = VIR_DOMAIN_RUNNING, reason;
+    if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0)
+        rc = vd_err_set(err, "VM %s: cannot send the ACPI power button: %s", name, lv_msg());
+    long long deadline = now_ms() + timeout_ms;
+    while (rc == 0 && s != VIR_DOMAIN_SHUTOFF) {
+        if (virDomainGetState(d, &s, &reason, 0) < 0)
+            rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
+        else if (s != VIR_DOMAIN_SHUTOFF && now_ms() >= deadline)
+            rc = vd_err_set(err, "VM %s: still running %d ms after the ACPI power button "
+                            "(the guest ignores it or is busy)", name, timeout_ms);
+        else if (s != VIR_DOMAIN_SHUTOFF)
+            nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+    }
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dom_purge(vd_hv *hv, const char *name, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, name, err);
+    if (!d)
+        return -1;
+    int s, reason, rc = 0;
+    if (virDomainGetState(d, &s, &reason, 0) == 0 && s != VIR_DOMAIN_SHUTOFF &&
+        virDomainDestroy(d) < 0)
+        rc = vd_err_set(err, "VM %s: cannot destroy: %s", name, lv_msg());
+    if (rc == 0 && virDomainHasManagedSaveImage(d, 0) == 1 &&
+        virDomainManagedSaveRemove(d, 0) < 0)
+        rc = vd_err_set(err, "VM %s: cannot remove its managed save: %s", name, lv_msg());
+    if (rc == 0 && virDomainIsPersistent(d) == 1 &&
+        virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                  VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
+        rc = vd_err_set(err, "VM %s: cannot undefine: %s", name, lv_msg());
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dom_list(vd_hv *hv, char ***names, int *count, vd_err *err)
+{
+    virDomainPtr *doms = NULL;
+    int n = virConnectListAllDomains(hv->conn, &doms, 0);
+    if (n < 0)
+        return vd_err_set(err, "libvirt %s: cannot list domains: %s", hv->uri, lv_msg());
+    char **out = calloc((size_t)n + 1, sizeof(*out));
+    int rc = out ? 0 : vd_err_set(err, "out of memory listing domains");
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && !(out[i] = strdup(virDomainGetName(doms[i]))))
+            rc = vd_err_set(err, "out of memory listing domains");
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    if (rc < 0) {
+        vd_hv_names_free(out, n);
+        return -1;
+    }
+    *names = out;
+    *count = n;
+    return 0;
+}
+
+void vd_hv_names_free(char **names, int count)
+{
+    if (!names)
+        return;
+    for (int i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* User aliases are "ua-" plus letters, digits, '-' and '_' (libvirt's own
+ * rule); checking that also keeps the XPath below free of quoting. */
+static int alias_check(const char *alias, vd_err *err)
+{
+    if (strncmp(alias, "ua-", 3) != 0 || !alias[3])
+        return vd_err_set(err, "device alias '%s': must start with 'ua-' (a libvirt user alias)", alias);
+    for (const char *p = alias; *p; p++)
+        if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') ||
+              ('0' <= *p && *p <= '9') || *p == '-' || *p == '_'))
+            return vd_err_set(err, "device alias '%s': only letters, digits, '-' and '_' are allowed", alias);
+    return 0;
+}
+
+/* Finds the device with `alias` in `dom_xml`; *xml is NULL if it is absent. */
+static int xml_find_device(const char *dom_xml, const char *alias, char **xml, vd_err *err)
+{
+    *xml = NULL;
+    xmlDocPtr doc = xmlReadMemory(dom_xml, (int)strlen(dom_xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return vd_err_set(err, "libvirt returned domain XML that does not parse");
+    char expr[256];
+    snprintf(expr, sizeof(expr), "/domain/devices/*[alias/@name='%s']", alias);
+    int rc = 0;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
+    if (!res) {
+        rc = vd_err_set(err, "cannot evaluate %s on the domain XML", expr);
+    } else if (res->nodesetval && res->nodesetval->nodeNr > 0) {
+        xmlBufferPtr buf = xmlBufferCreate();
+        if (!buf || xmlNodeDump(buf, doc, res->nodesetval->nodeTab[0], 0, 0) < 0 ||
+            !(*xml = strdup((const char *)xmlBufferContent(buf))))
+            rc = vd_err_set(err, "cannot serialise device %s", alias);
+        xmlBufferFree(buf);
+    }
+    xmlXPathFreeObject(res);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+static int live_device(vd_hv *hv, const char *dom, const char *alias, char **xml, vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    char *dom_xml = virDomainGetXMLDesc(d, 0);
+    virDomainFree(d);
+    if (!dom_xml)
+        return vd_err_set(err, "VM %s: cannot read its live XML: %s", dom, lv_msg());
+    int rc = xml_find_device(dom_xml, alias, xml, err);
+    free(dom_xml);
+    if (rc < 0)
+        return vd_err_prefix(err, "VM %s", dom);
+    return 0;
+}
+
+int vd_hv_dev_present(vd_hv *hv, const char *dom, const char *alias, int *present, vd_err *err)
+{
+    char *xml = NULL;
+    if (live_device(hv, dom, alias, &xml, err) < 0)
+        return -1;
+    *present = xml != NULL;
+    free(xml);
+    return 0;
+}
+
+int vd_hv_dev_xml(vd_hv *hv, const char *dom, const char *alias, char **xml, vd_err *err)
+{
+    if (live_device(hv, dom, alias, xml, err) < 0)
+        return -1;
+    if (!*xml)
+        return vd_err_set(err, "VM %s: no device with alias %s in its live XML", dom, alias);
+    return 0;
+}
+
+struct removal {
+    const char *alias;
+    int removed;
+};
+
+static void on_device_removed(virConnectPtr conn, virDomainPtr d, const char *alias, void *opaque)
+{
+    (void)conn;
+    (void)d;
+    struct removal *r = opaque;
+    if (strcmp(alias, r->alias) == 0)
+        r->removed = 1;
+}
+
+/* A periodic timer so that virEventRunDefaultImpl returns often enough for
+ * the deadline to be checked even when no event arrives. */
+static void on_tick(int timer, void *opaque)
+{
+    (void)timer;
+    (void)opaque;
+}
+
+
+static int wait_removed(vd_hv *hv, const char *dom, const char *alias, struct removal *r,
+                        int timeout_ms, vd_err *err)
+{
+    int tick = virEventAddTimeout(50, on_tick, NULL, NULL);
+    if (tick < 0)
+        return vd_err_set(err, "libvirt: cannot add an event-loop timer: %s", lv_msg());
+    long long deadline = now_ms() + timeout_ms;
+    int rc = 0, present = 1;
+    while (!r->removed && rc == 0) {
+        if (virEventRunDefaultImpl() < 0)
+            rc = vd_err_set(err, "libvirt: event loop failed: %s", lv_msg());
+        else if (now_ms() >= deadline)
+            break;
+    }
+    virEventRemoveTimeout(tick);
+    if (rc < 0 || r->removed)
+        return rc;
+    /* No event in time: the live XML is the other proof the reference allows. */
+    if (vd_hv_dev_present(hv, dom, alias, &present, err) < 0)
+        return -1;
+    if (present)
+        return vd_err_set(err, "VM %s: device %s was not released by the guest within %d ms "
+                          "(the guest may be using it; stop what uses it in the guest, or "
+                          "let the policy fall back to another mode)", dom, alias, timeout_ms);
+    return 0;
+}
+
+int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias, int timeout_ms, vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    struct removal r = { .alias = alias, .removed = 0 };
+    int cb = virConnectDomainEventRegisterAny(hv->conn, d, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                              VIR_DOMAIN_EVENT_CALLBACK(on_device_removed), &r, NULL);
+    int rc = 0;
+    if (cb < 0)
+        rc = vd_err_set(err, "VM %s: cannot watch for device removal: %s", dom, lv_msg());
+    else if (virDomainDetachDeviceAlias(d, alias, VIR_DOMAIN_AFFECT_LIVE) < 0)
+        rc = vd_err_set(err, "VM %s: cannot unplug device %s: %s", dom, alias, lv_msg());
+    else
+        rc = wait_removed(hv, dom, alias, &r, timeout_ms, err);
+    if (cb >= 0)
+        virConnectDomainEventDeregisterAny(hv->conn, cb);
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *xml,
+                     vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    int rc = 0, present = 0;
+    if (virDomainAttachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
+        rc = vd_err_set(err, "VM %s: cannot plug device %s back in: %s", dom, alias, lv_msg());
+    virDomainFree(d);
+    if (rc == 0 && vd_hv_dev_present(hv, dom, alias, &present, err) < 0)
+        return -1;
+    if (rc == 0 && !present)
+        return vd_err_set(err, "VM %s: device %s was plugged in but is not in the live XML", dom, alias);
+    return rc;
+}
