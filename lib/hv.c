@@ -167,8 +167,10 @@ int vd_hv_dom_shutdown(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
     if (!d)
         return -1;
     int rc = 0, s = VIR_DOMAIN_RUNNING, reason;
-    if (virDomainShutdownFlags(d, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN) < 0)
-        rc = vd_err_set(err, "VM %s: cannot send the ACPI power button: %s", name, lv_msg());
+    /* The default method: the ACPI power button on QEMU (or its guest agent,
+     * if the VM has one configured), whatever the driver supports elsewhere. */
+    if (virDomainShutdown(d) < 0)
+        rc = vd_err_set(err, "VM %s: cannot ask the guest to shut down: %s", name, lv_msg());
     long long deadline = now_ms() + timeout_ms;
     while (rc == 0 && s != VIR_DOMAIN_SHUTOFF) {
         if (virDomainGetState(d, &s, &reason, 0) < 0)
@@ -197,8 +199,7 @@ int vd_hv_dom_purge(vd_hv *hv, const char *name, vd_err *err)
         rc = vd_err_set(err, "VM %s: cannot remove its managed save: %s", name, lv_msg());
     if (rc == 0 && virDomainIsPersistent(d) == 1 &&
         virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                  VIR_DOMAIN_UNDEFINE_NVRAM) < 0)
+                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
         rc = vd_err_set(err, "VM %s: cannot undefine: %s", name, lv_msg());
     virDomainFree(d);
     return rc;
@@ -364,7 +365,8 @@ static int wait_removed(vd_hv *hv, const char *dom, const char *alias, struct re
     return 0;
 }
 
-int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias, int timeout_ms, vd_err *err)
+int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias, int timeout_ms,
+                     int *by_event, vd_err *err)
 {
     if (alias_check(alias, err) < 0)
         return -1;
@@ -384,6 +386,8 @@ int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias, int timeout_
     if (cb >= 0)
         virConnectDomainEventDeregisterAny(hv->conn, cb);
     virDomainFree(d);
+    if (rc == 0 && by_event)
+        *by_event = r.removed;
     return rc;
 }
 

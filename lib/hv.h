@@ -46,7 +46,8 @@ int vd_hv_dom_start(vd_hv *hv, const char *dom, vd_err *err);
 int vd_hv_dom_state(vd_hv *hv, const char *dom, vd_dom_state *state, vd_err *err);
 const char *vd_dom_state_name(vd_dom_state state);
 
-/* Asks the guest to shut down cleanly (ACPI power button) and waits up to
+/* Asks the guest to shut down cleanly (libvirt's default method: the ACPI
+ * power button on QEMU without a guest agent) and waits up to
  * timeout_ms for it to be shut off. A guest still running then is an error:
  * the caller decides whether to destroy it. */
 int vd_hv_dom_shutdown(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err);
@@ -72,11 +73,12 @@ int vd_hv_dev_xml(vd_hv *hv, const char *dom, const char *alias,
 /* Hot-unplugs the device from the running guest (live only: the persistent
  * definition keeps it, so a cold boot brings it back) and waits up to
  * timeout_ms for it to be gone. Gone means libvirt's DEVICE_REMOVED event
- * arrived or the alias left the live XML: the detach call's own return code
- * proves nothing. A guest that does not let go within the timeout is an
- * error that says so. */
+ * arrived (*by_event = 1) or, failing that, the alias left the live XML
+ * (*by_event = 0): the detach call's own return code proves nothing.
+ * by_event may be NULL. A guest that does not let go within the timeout is
+ * an error that says so. */
 int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias,
-                     int timeout_ms, vd_err *err);
+                     int timeout_ms, int *by_event, vd_err *err);
 
 /* Hot-plugs the device described by `xml` (whose user alias is `alias`)
  * into the running guest, live only, and checks that the alias is in the

@@ -54,11 +54,26 @@ bed__pick_ports() {
     echo 0
 }
 
+bed__pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$BED/pids"; }
+
+# bed__wait_up NAME SECONDS COMMAND...: like bed__wait, but gives up at once
+# when the daemon NAME has died (its log then says why).
+bed__wait_up() {
+    local pid deadline=$((SECONDS + $2)) name=$1
+    pid=$(bed__pid_of "$name"); shift 2
+    until "$@" >/dev/null 2>&1; do
+        bed__pid_alive "$pid" || { bed__log "$name (pid $pid) exited"; return 1; }
+        [ "$SECONDS" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+
 # bed__start NAME LOG CMD...: start CMD in the background with the bed's
-# marker in its environment and record its PID for bed_down.
+# owner mark in its environment (inherited by slurmstepd and job steps, not
+# by clients) and record its PID for bed_down.
 bed__start() {
     local name=$1 log=$2; shift 2
-    VDESK_BED="$BED" setsid "$@" >>"$log" 2>&1 </dev/null &
+    VDESK_BED_OWNER="$BED" setsid "$@" >>"$log" 2>&1 </dev/null &
     echo "$name $!" >>"$BED/pids"
 }
 
@@ -71,7 +86,7 @@ bed__munge() {
     bed__start munged "$m/munged.log" munged --foreground --force \
         --socket="$m/munge.socket" --key-file="$m/munge.key" \
         --pid-file="$m/munged.pid" --log-file="$m/munged.log" --seed-file="$m/munge.seed"
-    bed__wait 5 test -S "$m/munge.socket" ||
+    bed__wait_up munged 5 test -S "$m/munge.socket" ||
         bed__fail munged "$m/munged.log" "no socket at $m/munge.socket after 5 s"
 }
 
@@ -135,7 +150,7 @@ bed__all_idle() {
 bed__slurm() {
     local s=$BED/slurm n
     bed__start slurmctld "$s/log/slurmctld.out" slurmctld -D -i -f "$SLURM_CONF"
-    bed__wait 10 scontrol ping ||
+    bed__wait_up slurmctld 10 scontrol ping ||
         { bed__fail slurmctld "$s/log/slurmctld.log" "controller does not answer 'scontrol ping'"; return 1; }
     for n in $BED_NODES; do
         bed__start "slurmd-$n" "$s/log/slurmd-$n.out" slurmd -D -N "$n" -f "$SLURM_CONF"
@@ -196,8 +211,8 @@ EOF
         mount --bind "$1/group" /etc/group
         exec tini -s -- libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
     ' bed-libvirtd "$l" "$VDESK_CACHE/libvirt"
-    bed__wait 10 test -S "$l/run/libvirt-sock" &&
-        bed__wait 10 "$BED_BUILD/tests/bedctl" ping ||
+    bed__wait_up libvirtd 10 test -S "$l/run/libvirt-sock" &&
+        bed__wait_up libvirtd 10 "$BED_BUILD/tests/bedctl" ping ||
         bed__fail libvirtd "$l/libvirtd.log" "no answer on $l/run/libvirt-sock (see also $l/libvirtd.out)"
 }
 
@@ -245,13 +260,23 @@ bed__stop() {
     for i in $(seq 100); do bed__pid_alive "$2" || return 0; sleep 0.05; done
 }
 
+# bed_qemu_pids DIR: PIDs of the bed's running QEMUs (libvirt keeps one
+# NAME.pid per guest; driver.pid beside them is the daemon's own lock).
+bed_qemu_pids() {
+    local f
+    for f in "$1"/libvirt/run/qemu/*.pid; do
+        [ -f "$f" ] && [ "$(basename "$f")" != driver.pid ] && cat "$f"
+    done
+    return 0
+}
+
 bed__pid_gone() { [ ! -e "/proc/$1" ]; }
 
-# Processes that carry the bed's marker in their environment (slurmstepd,
-# job steps, anything a daemon left behind).
+# Processes that carry the bed's owner mark (slurmstepd, job steps,
+# anything a daemon left behind).
 bed__marked() {
-    grep -lsaz "^VDESK_BED=$1\$" /proc/[0-9]*/environ 2>/dev/null |
-        sed -n 's,^/proc/\([0-9]*\)/environ$,\1,p' | grep -vx "$$"
+    grep -lsaz "^VDESK_BED_OWNER=$1\$" /proc/[0-9]*/environ 2>/dev/null |
+        sed -n 's,^/proc/\([0-9]*\)/environ$,\1,p'
 }
 
 bed_down() {
@@ -262,9 +287,9 @@ bed_down() {
         "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$dir/libvirt/run/libvirt-sock" purge-all ||
             bed__log "could not purge guests through libvirt; stopping their QEMUs by PID"
     fi
-    for pid in $(cat "$dir"/libvirt/run/qemu/*.pid 2>/dev/null); do bed__stop qemu "$pid"; done
+    for pid in $(bed_qemu_pids "$dir"); do bed__stop qemu "$pid"; done
     if [ -S "$dir/munge/munge.socket" ] && [ -f "$dir/slurm/slurm.conf" ]; then
-        SLURM_CONF=$dir/slurm/slurm.conf scancel --quiet --full --user=root 2>/dev/null
+        SLURM_CONF=$dir/slurm/slurm.conf scancel --quiet --full --user=root 2>/dev/null || true
     fi
     # Reverse start order: libvirtd and slurmds before slurmctld before munged.
     tac "$dir/pids" | while read -r name pid; do bed__stop "$name" "$pid"; done

@@ -126,9 +126,11 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
     if (!strcmp(cmd, "detach") && (argc == 3 || argc == 4)) {
         int ms = argc == 4 ? atoi(argv[3]) : 10000;
         long long t0 = now_ms();
-        if (vd_hv_dev_detach(hv, argv[1], argv[2], ms, err) < 0)
+        int by_event = 0;
+        if (vd_hv_dev_detach(hv, argv[1], argv[2], ms, &by_event, err) < 0)
             return -1;
-        printf("removed %s in %lld ms\n", argv[2], now_ms() - t0);
+        printf("removed %s in %lld ms (%s)\n", argv[2], now_ms() - t0,
+               by_event ? "DEVICE_REMOVED event" : "gone from live XML, no event");
         return 0;
     }
     return vd_err_set(err, "unknown command or wrong arguments: %s (see bedctl without arguments)", cmd);

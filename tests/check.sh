@@ -1,0 +1,55 @@
+#!/bin/bash
+# tests/check.sh [--unit-only|--integration-only] BUILD
+# Runs every test and ends with one line "total: N passed, N failed".
+#   units:       each cmocka binary, then its ASan/UBSan build, then under valgrind
+#   integration: each tests/integration/t_*.sh on a fresh test bed
+set -u
+mode=all
+case ${1:-} in --unit-only) mode=unit; shift ;; --integration-only) mode=integration; shift ;; esac
+build=${1:?usage: check.sh [--unit-only|--integration-only] BUILD}
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "$build" && pwd)
+pass=0 fail=0
+
+# count LOG: add a runner's closing counts (cmocka's or "N passed, N failed").
+count() {
+    local p f
+    p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p; s/^.*: \([0-9]*\) passed, [0-9]* failed$/\1/p' "$1" | tail -n 1)
+    f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:$/\1/p; s/^.*: [0-9]* passed, \([0-9]*\) failed$/\1/p' "$1" | tail -n 1)
+    if [ -z "$p" ] && [ -z "$f" ]; then
+        echo "  (no summary: the runner crashed; counted as 1 failure)"; f=1
+    fi
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0}))
+}
+
+run() {
+    local name=$1 log; shift
+    log=$(mktemp)
+    echo "== $name"
+    "$@" >"$log" 2>&1
+    local rc=$?
+    if [ "$rc" -eq 0 ]; then
+        grep -E '^(ok  |\[  PASSED  \]|.*: [0-9]+ passed, [0-9]+ failed$|    )' "$log"
+    else
+        sed 's/^/  | /' "$log" | tail -n 80   # the whole story of a failure
+    fi
+    count "$log"
+    [ "$rc" -eq 0 ] || { [ "$fail" -gt 0 ] || fail=1; echo "  exit status $rc"; }
+    rm -f "$log"
+}
+
+if [ "$mode" != integration ]; then
+    for t in "$build"/tests/test_*; do
+        run "unit $(basename "$t")" "$t"
+        run "unit $(basename "$t") (ASan/UBSan)" "$build/tests/asan/$(basename "$t")"
+        run "unit $(basename "$t") (valgrind)" valgrind -q --error-exitcode=9 --leak-check=full \
+            --errors-for-leak-kinds=definite "$t"
+    done
+fi
+if [ "$mode" != unit ]; then
+    for t in "$root"/tests/integration/t_*.sh; do
+        run "integration $(basename "$t" .sh)" env T_BUILD="$build" bash "$t"
+    done
+fi
+echo "total: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/hv against libvirt's own test driver (test:///default), which runs
+ * inside the process: states, start/shutdown, purge and the error paths.
+ * Hotplug is not supported by that driver; the test bed (tests/integration/
+ * t_bed.sh) covers it on real QEMU guests.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv.h"
+
+#define TEST_URI "test:///default"
+
+/* Asserts success and shows vdesk's own message when it is not. */
+#define OK(call) do { if ((call) != 0) fail_msg("%s: %s", #call, err.msg); } while (0)
+
+static int hv_setup(void **state)
+{
+    vd_err err;
+    vd_hv *hv = NULL;
+    if (vd_hv_open(TEST_URI, &hv, &err) < 0) {
+        print_error("%s\n", err.msg);
+        return -1;
+    }
+    *state = hv;
+    return 0;
+}
+
+static int hv_teardown(void **state)
+{
+    vd_hv_close(*state);
+    return 0;
+}
+
+static void open_reports_uri(void **state)
+{
+    assert_string_equal(vd_hv_uri(*state), TEST_URI);
+}
+
+static void open_bad_uri_names_it(void **state)
+{
+    (void)state;
+    vd_err err;
+    vd_hv *hv = NULL;
+    const char *uri = "qemu:///system?socket=/nonexistent/vdesk-sock";
+    assert_int_equal(vd_hv_open(uri, &hv, &err), -1);
+    assert_null(hv);
+    assert_non_null(strstr(err.msg, uri));
+    assert_non_null(strstr(err.msg, "is the libvirt daemon running?"));
+}
+
+static void state_of_running_and_missing(void **state)
+{
+    vd_err err;
+    vd_dom_state s = VD_DOM_OTHER;
+    OK(vd_hv_dom_state(*state, "test", &s, &err));
+    assert_int_equal(s, VD_DOM_RUNNING);
+    assert_string_equal(vd_dom_state_name(s), "running");
+    OK(vd_hv_dom_state(*state, "no-such-vm", &s, &err));
+    assert_int_equal(s, VD_DOM_MISSING);
+}
+
+static const char *dom_xml =
+    "<domain type='test'><name>vd-unit</name><memory>65536</memory>"
+    "<os><type>hvm</type></os></domain>";
+
+static void create_shutdown_start_purge(void **state)
+{
+    vd_err err;
+    vd_dom_state s;
+    OK(vd_hv_dom_create(*state, dom_xml, &err));
+    OK(vd_hv_dom_state(*state, "vd-unit", &s, &err));
+    assert_int_equal(s, VD_DOM_RUNNING);
+    OK(vd_hv_dom_shutdown(*state, "vd-unit", 1000, &err));
+    OK(vd_hv_dom_state(*state, "vd-unit", &s, &err));
+    assert_int_equal(s, VD_DOM_SHUTOFF);
+    OK(vd_hv_dom_start(*state, "vd-unit", &err));
+    OK(vd_hv_dom_purge(*state, "vd-unit", &err));
+    OK(vd_hv_dom_state(*state, "vd-unit", &s, &err));
+    assert_int_equal(s, VD_DOM_MISSING);
+}
+
+static void list_has_test_domain(void **state)
+{
+    vd_err err;
+    char **names = NULL;
+    int n = 0, found = 0;
+    OK(vd_hv_dom_list(*state, &names, &n, &err));
+    for (int i = 0; i < n; i++)
+        found |= strcmp(names[i], "test") == 0;
+    vd_hv_names_free(names, n);
+    assert_true(found);
+}
+
+static void missing_vm_errors_name_it(void **state)
+{
+    vd_err err;
+    assert_int_equal(vd_hv_dom_start(*state, "ghost", &err), -1);
+    assert_non_null(strstr(err.msg, "VM ghost: not found"));
+    assert_int_equal(vd_hv_dev_detach(*state, "ghost", "ua-gpu0", 100, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "VM ghost"));
+}
+
+static void bad_alias_refused_before_libvirt(void **state)
+{
+    vd_err err;
+    int present;
+    assert_int_equal(vd_hv_dev_present(*state, "test", "gpu0", &present, &err), -1);
+    assert_non_null(strstr(err.msg, "must start with 'ua-'"));
+    assert_int_equal(vd_hv_dev_present(*state, "test", "ua-x']|//*['", &present, &err), -1);
+    assert_non_null(strstr(err.msg, "only letters, digits"));
+}
+
+static void absent_device_is_reported(void **state)
+{
+    vd_err err;
+    int present = 1;
+    char *xml = NULL;
+    OK(vd_hv_dev_present(*state, "test", "ua-gpu0", &present, &err));
+    assert_int_equal(present, 0);
+    assert_int_equal(vd_hv_dev_xml(*state, "test", "ua-gpu0", &xml, &err), -1);
+    assert_null(xml);
+    assert_non_null(strstr(err.msg, "no device with alias ua-gpu0"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(open_reports_uri),
+        cmocka_unit_test(open_bad_uri_names_it),
+        cmocka_unit_test(state_of_running_and_missing),
+        cmocka_unit_test(create_shutdown_start_purge),
+        cmocka_unit_test(list_has_test_domain),
+        cmocka_unit_test(missing_vm_errors_name_it),
+        cmocka_unit_test(bad_alias_refused_before_libvirt),
+        cmocka_unit_test(absent_device_is_reported),
+    };
+    return cmocka_run_group_tests_name("hv", tests, hv_setup, hv_teardown);
+}
