@@ -37,9 +37,12 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl
+PLUGIN    := $(BUILD)/spank/vdesk.so
+# The plugin runs inside every srun: only the dependency-free parts of lib/.
+PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
 
 .PHONY: all deps check unit integration demo bench install clean testbed-up testbed-down guest
-all: $(BUILD)/libvdesk.a $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
+all: $(BUILD)/libvdesk.a $(PLUGIN) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
@@ -54,6 +57,13 @@ $(BUILD)/libvdesk.a: $(LIB_OBJ)
 
 $(BUILD)/libvdesk-asan.a: $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 	$(AR) rcs $@ $^
+
+$(BUILD)/spank/vdesk.o: spank/vdesk.c $(wildcard lib/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -I$(SLURM_INCDIR)/.. $(CFLAGS) -c $< -o $@
+
+$(PLUGIN): $(PLUGIN_OBJ) spank/vdesk.map
+	$(CC) -shared $(LDFLAGS) -Wl,--version-script=spank/vdesk.map -o $@ $(PLUGIN_OBJ)
 
 $(BUILD)/tests/bedctl: $(BUILD)/tests/bed/bedctl.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
