@@ -4,7 +4,8 @@
 #   make check      install missing Debian packages, build, run every test
 #   make demo       install missing Debian packages, build, run the demo
 #   make bench      benchmarks (ratios measured side by side)
-#   make install    PREFIX=/usr/local DESTDIR= (plugin into $(SLURM_PLUGINDIR))
+#   make install    PREFIX=/usr/local DESTDIR= (the plugin goes where Slurm
+#                   looks on this distribution: $(SLURM_PLUGINDIR))
 #   make testbed-up / testbed-down   a test bed to poke at by hand (docs/HACKING.md)
 
 PREFIX         ?= /usr/local
@@ -114,9 +115,15 @@ testbed-up: all guest
 testbed-down:
 	tests/bed/bed down $(BUILD)/bed
 
-install: all
-	install -d $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(MANDIR)/man8
-	install -m 0644 etc/vdesk.conf.example $(DESTDIR)$(SYSCONFDIR)/vdesk/vdesk.conf.example
+DOCDIR ?= $(PREFIX)/share/doc/vdesk
+
+install: $(PLUGIN)
+	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm
+	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
+	install -m 0644 docs/vdesk.1 $(DESTDIR)$(MANDIR)/man1/vdesk.1
+	install -m 0644 etc/plugstack.conf.d/vdesk.conf $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/
+	install -m 0644 etc/slurm/vdesk-slurm.conf $(DESTDIR)$(DOCDIR)/examples/slurm/
 
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/*.a

@@ -37,8 +37,10 @@ void vd_mode_set_format(vd_mode_set set, char *buf, unsigned size)
         if (!(set & VD_MODE_BIT(m)))
             continue;
         int n = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", modes[m].name);
-        if (n < 0 || (unsigned)n >= size - used)
+        if (n < 0 || (unsigned)n >= size - used) {
+            buf[used] = '\0';   /* whole names only */
             return;
+        }
         used += (unsigned)n;
     }
 }

@@ -38,7 +38,8 @@ int vd_mode_parse(const char *s, vd_mode *mode, vd_err *err);
 /* Parses "save,suspend,auto" (no empty items, no duplicates). */
 int vd_mode_set_parse(const char *s, vd_mode_set *set, vd_err *err);
 
-/* Writes "suspend, save, auto" (the modes in `set`, table order) into buf. */
+/* Writes "suspend, save, auto" (the modes in `set`, table order) into buf;
+ * if buf is too small, as many whole names as fit. */
 void vd_mode_set_format(vd_mode_set set, char *buf, unsigned size);
 
 #endif

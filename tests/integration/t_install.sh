@@ -1,0 +1,30 @@
+#!/bin/bash
+# make install honours PREFIX and DESTDIR and puts the plugin where Debian's
+# Slurm looks for plugins.
+. "$(dirname "$0")/../lib.sh"
+
+test_install_into_destdir() {
+    local d multiarch f
+    d=$(mktemp -d)
+    multiarch=$(cc -print-multiarch)
+    make -s -C "$T_ROOT" BUILD="$T_BUILD" install DESTDIR="$d" PREFIX=/usr >/dev/null
+    for f in "usr/lib/$multiarch/slurm-wlm/vdesk.so" usr/share/man/man1/vdesk.1 \
+             usr/share/doc/vdesk/examples/plugstack.conf.d/vdesk.conf \
+             usr/share/doc/vdesk/examples/slurm/vdesk-slurm.conf; do
+        [ -s "$d/$f" ] || t_fail "missing after install: $f"
+    done
+    [ -d "/usr/lib/$multiarch/slurm-wlm" ] && assert_match "$(ls /usr/lib/"$multiarch"/slurm-wlm)" "spank|select_cons_tres" "Slurm's plugin dir"
+    assert_eq "$(find "$d" -type f | wc -l)" 4 "files installed"
+    rm -rf "$d"
+}
+
+test_prefix_moves_docs_not_the_plugin() {
+    local d
+    d=$(mktemp -d)
+    make -s -C "$T_ROOT" BUILD="$T_BUILD" install DESTDIR="$d" PREFIX=/opt/vdesk >/dev/null
+    [ -s "$d/opt/vdesk/share/man/man1/vdesk.1" ] || t_fail "man page not under PREFIX"
+    [ -s "$d/usr/lib/$(cc -print-multiarch)/slurm-wlm/vdesk.so" ] || t_fail "plugin not in Slurm's plugin dir"
+    rm -rf "$d"
+}
+
+t_main
