@@ -38,6 +38,9 @@ t_main() {
     local file pass=0 fail=0 names name rc
     file=$(basename "$0" .sh)
     names=$(grep -o '^test_[A-Za-z0-9_]*()' "$0" | tr -d '()')
+    # An interrupted file still tears its bed down.
+    declare -F t_teardown >/dev/null &&
+        trap 'trap - INT TERM HUP PIPE; t_teardown; exit 130' INT TERM HUP PIPE
     if declare -F t_setup >/dev/null && ! t_setup; then
         for name in $names; do echo "FAIL $file/$name (setup failed)"; fail=$((fail + 1)); done
     else

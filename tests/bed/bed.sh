@@ -70,10 +70,13 @@ bed__wait_up() {
 
 # bed__start NAME LOG CMD...: start CMD in the background with the bed's
 # owner mark in its environment (inherited by slurmstepd and job steps, not
-# by clients) and record its PID for bed_down.
+# by clients) and record its PID for bed_down. CMD runs under tini -s, a
+# child subreaper: what it daemonizes (slurmstepd, QEMU) is reaped at once
+# instead of lingering as a zombie of PID 1, which reaps only every few
+# seconds here. tini passes SIGTERM on to CMD.
 bed__start() {
     local name=$1 log=$2; shift 2
-    VDESK_BED_OWNER="$BED" setsid "$@" >>"$log" 2>&1 </dev/null &
+    VDESK_BED_OWNER="$BED" setsid tini -s -- "$@" >>"$log" 2>&1 </dev/null &
     echo "$name $!" >>"$BED/pids"
 }
 
@@ -165,8 +168,7 @@ bed__slurm() {
 
 # The daemon runs in its own mount namespace, where /etc/libvirt,
 # /var/lib/libvirt, /run/libvirt, ... are the bed's directories (nothing of
-# the machine's own libvirt is touched), and under tini -s, a child subreaper,
-# so that QEMU processes libvirt daemonizes are reaped at once.
+# the machine's own libvirt is touched).
 bed__libvirt() {
     local l=$BED/libvirt d
     mkdir -p "$l"/{etc,lib,log,run} "$VDESK_CACHE/libvirt"
@@ -209,7 +211,7 @@ EOF
         mount --bind "$1/run" /run/libvirt
         mount --bind "$1/passwd" /etc/passwd
         mount --bind "$1/group" /etc/group
-        exec tini -s -- libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
+        exec libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
     ' bed-libvirtd "$l" "$VDESK_CACHE/libvirt"
     bed__wait_up libvirtd 10 test -S "$l/run/libvirt-sock" &&
         bed__wait_up libvirtd 10 "$BED_BUILD/tests/bedctl" ping ||
@@ -225,7 +227,8 @@ bed_up() {
     [ -x "$BED_BUILD/tests/bedctl" ] || { bed__log "$BED_BUILD/tests/bedctl missing: run make"; return 1; }
     BED_PORT=$(bed__pick_ports)
     [ "$BED_PORT" != 0 ] || { bed__log "no free range of 8 TCP ports found"; return 1; }
-    local t0=$SECONDS
+    local t0
+    t0=$(date +%s%N)
     cat >"$BED/env" <<EOF
 export VDESK_BED="$BED"
 export VDESK_BED_PORT_BASE=$BED_PORT
@@ -237,7 +240,8 @@ EOF
     . "$BED/env"
     bed__slurm_conf "$BED_PORT"
     bed__munge && bed__libvirt && bed__slurm || { bed_down "$BED" keep; return 1; }
-    bed__log "up in $((SECONDS - t0)) s: $BED (source $BED/env to use it)"
+    BED_UP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+    bed__log "up in $BED_UP_MS ms: $BED (source $BED/env to use it)"
 }
 
 # A zombie counts as stopped: the daemons outlive the shell that started
@@ -293,10 +297,12 @@ bed_down() {
     fi
     # Reverse start order: libvirtd and slurmds before slurmctld before munged.
     tac "$dir/pids" | while read -r name pid; do bed__stop "$name" "$pid"; done
-    for pid in $(bed__marked "$dir"); do kill -KILL "$pid" 2>/dev/null; done
-    # Stopped daemons linger as zombies until PID 1 reaps them; wait for
+    local marked
+    marked=$(bed__marked "$dir")
+    for pid in $marked; do kill -KILL "$pid" 2>/dev/null; done
+    # Stopped processes linger as zombies until PID 1 reaps them; wait for
     # that so that nothing of the bed shows in ps afterwards.
-    for pid in $(awk '{ print $2 }' "$dir/pids"); do
+    for pid in $(awk '{ print $2 }' "$dir/pids") $marked; do
         bed__wait 10 bed__pid_gone "$pid" || bed__log "pid $pid still there after 10 s"
     done
     rm -f "$dir/pids"
