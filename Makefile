@@ -23,7 +23,7 @@ DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev
               libcmocka-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
-              tini cpio gzip util-linux procps iproute2 valgrind
+              tini cpio gzip util-linux procps iproute2 valgrind bc
 
 PKGS       := libvirt libxml-2.0
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2

@@ -14,9 +14,15 @@ if [ -s "$out/vmlinuz" ] && [ -s "$out/initrd.img" ] &&
     exit 0
 fi
 
-pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-      awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-[ -n "$pkg" ] || { echo "mkguest: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
+kernel_pkg() {
+    apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
+}
+pkg=$(kernel_pkg)
+if [ -z "$pkg" ] && [ "$(id -u)" = 0 ]; then   # a fresh machine has no package lists yet
+    apt-get update -q >/dev/null && pkg=$(kernel_pkg)
+fi
+[ -n "$pkg" ] || { echo "mkguest: cannot resolve linux-image-cloud-amd64 (run apt-get update as root)" >&2; exit 1; }
 
 dl="$out/dl"
 rm -rf "$dl" && mkdir -p "$dl"
