@@ -20,16 +20,16 @@ MANDIR         ?= $(PREFIX)/share/man
 
 # Debian packages: to build, and to run the tests and the demo.
 DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev \
-              libcmocka-dev
+              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip util-linux procps iproute2 valgrind bc
 
-PKGS       := libvirt libxml-2.0
+PKGS       := libvirt libxml-2.0 hwloc inih json-c
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lpthread
+PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lslurm -lpthread
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
 LIB_SRC   := $(wildcard lib/*.c)
@@ -38,16 +38,17 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl
+PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: only the dependency-free parts of lib/.
 PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
 
 .PHONY: all deps check unit integration demo bench install clean testbed-up testbed-down guest
-all: $(BUILD)/libvdesk.a $(PLUGIN) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
+all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(BASE_CFLAGS) -Iprolog $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/asan/%.o: %.c $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
@@ -65,6 +66,12 @@ $(BUILD)/spank/vdesk.o: spank/vdesk.c $(wildcard lib/*.h)
 
 $(PLUGIN): $(PLUGIN_OBJ) spank/vdesk.map
 	$(CC) -shared $(LDFLAGS) -Wl,--version-script=spank/vdesk.map -o $@ $(PLUGIN_OBJ)
+
+$(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/libvdesk.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/libvdesk.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/bedctl: $(BUILD)/tests/bed/bedctl.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -126,4 +133,4 @@ install: $(PLUGIN)
 	install -m 0644 etc/slurm/vdesk-slurm.conf $(DESTDIR)$(DOCDIR)/examples/slurm/
 
 clean:
-	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/*.a
+	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/prolog $(BUILD)/cli $(BUILD)/*.a

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 #include "hv.h"
 
+#include <hwloc.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xpath.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -407,5 +409,238 @@ int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *
         return -1;
     if (rc == 0 && !present)
         return vd_err_set(err, "VM %s: device %s was plugged in but is not in the live XML", dom, alias);
+    return rc;
+}
+
+/* --- what the engine does to a desktop VM ------------------------------ */
+
+/* Runs one libvirt call on a looked-up domain; `what` names it in errors. */
+#define DOM_CALL(hv, name, err, what, call)                                      \
+    do {                                                                         \
+        virDomainPtr d = dom_get(hv, name, err);                                 \
+        if (!d)                                                                  \
+            return -1;                                                           \
+        int rc_ = (call) < 0 ? vd_err_set(err, "VM %s: cannot %s: %s", name, what, lv_msg()) : 0; \
+        virDomainFree(d);                                                        \
+        return rc_;                                                              \
+    } while (0)
+
+int vd_hv_dom_suspend(vd_hv *hv, const char *dom, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "pause it", virDomainSuspend(d));
+}
+
+int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "resume it", virDomainResume(d));
+}
+
+int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "stop it", virDomainDestroy(d));
+}
+
+int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "save its memory to the save file",
+             virDomainSaveFlags(d, path, NULL, VIR_DOMAIN_SAVE_RUNNING));
+}
+
+int vd_hv_dom_restore(vd_hv *hv, const char *path, vd_err *err)
+{
+    if (virDomainRestoreFlags(hv->conn, path, NULL, VIR_DOMAIN_SAVE_RUNNING) < 0)
+        return vd_err_set(err, "libvirt %s: cannot restore the VM from %s: %s", hv->uri, path, lv_msg());
+    return 0;
+}
+
+/* The XPath value `expr` (a string) in `xml`, or "" (caller frees). */
+static int xml_eval(const char *xml, const char *expr, char **out, vd_err *err)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return vd_err_set(err, "libvirt returned domain XML that does not parse");
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
+    xmlChar *str = res ? xmlXPathCastToString(res) : NULL;
+    int rc = str && (*out = strdup((const char *)str)) ? 0 : vd_err_set(err, "cannot evaluate %s", expr);
+    xmlFree(str);
+    xmlXPathFreeObject(res);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+static char *dom_xml(vd_hv *hv, const char *dom, unsigned flags, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return NULL;
+    char *xml = virDomainGetXMLDesc(d, flags);
+    virDomainFree(d);
+    if (!xml)
+        vd_err_set(err, "VM %s: cannot read its XML: %s", dom, lv_msg());
+    return xml;
+}
+
+int vd_hv_dom_xml(vd_hv *hv, const char *dom, int inactive, char **xml, vd_err *err)
+{
+    *xml = dom_xml(hv, dom, inactive ? VIR_DOMAIN_XML_INACTIVE : 0, err);
+    return *xml ? 0 : -1;
+}
+
+#define FIRST_DISK "/domain/devices/disk[@device='disk'][1]"
+
+int vd_hv_disk_snapshot(vd_hv *hv, const char *dom, const char *dir, const char *tag,
+                        char *frozen, size_t frozen_size, vd_err *err)
+{
+    char *xml = dom_xml(hv, dom, 0, err);
+    char *target = NULL, *source = NULL;
+    if (!xml)
+        return -1;
+    int rc = xml_eval(xml, "string(" FIRST_DISK "/target/@dev)", &target, err);
+    if (rc == 0)
+        rc = xml_eval(xml, "string(" FIRST_DISK "/source/@file)", &source, err);
+    free(xml);
+    if (rc == 0 && (!*target || !*source))
+        rc = vd_err_set(err, "VM %s: its first disk is not a file: vdesk snapshots file-backed disks only", dom);
+    char snap[2048];
+    if (rc == 0 && snprintf(snap, sizeof(snap),
+                            "<domainsnapshot><name>vdesk-%s</name><disks>"
+                            "<disk name='%s' snapshot='external'><driver type='qcow2'/>"
+                            "<source file='%s/%s-%s.qcow2'/></disk></disks></domainsnapshot>",
+                            tag, target, dir, dom, tag) >= (int)sizeof(snap))
+        rc = vd_err_set(err, "VM %s: snapshot path too long", dom);
+    if (rc == 0) {
+        virDomainPtr d = dom_get(hv, dom, err);
+        virDomainSnapshotPtr sp = d ? virDomainSnapshotCreateXML(d, snap,
+            VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY | VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+            VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC) : NULL;
+        if (d && !sp)
+            rc = vd_err_set(err, "VM %s: cannot create the disk snapshot in %s: %s", dom, dir, lv_msg());
+        else if (!d)
+            rc = -1;
+        if (sp)
+            virDomainSnapshotFree(sp);
+        if (d)
+            virDomainFree(d);
+    }
+    if (rc == 0)
+        snprintf(frozen, frozen_size, "%s", source);
+    free(target);
+    free(source);
+    return rc;
+}
+
+/* Sets the first disk's source file in an inactive definition. */
+static int xml_set_first_disk(const char *xml, const char *file, char **out, vd_err *err)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return vd_err_set(err, "libvirt returned domain XML that does not parse");
+    int rc = -1;
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST FIRST_DISK, ctx) : NULL;
+    if (res && res->nodesetval && res->nodesetval->nodeNr > 0) {
+        xmlNodePtr disk = res->nodesetval->nodeTab[0];
+        for (xmlNodePtr c = disk->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE)
+                continue;
+            if (!xmlStrcmp(c->name, BAD_CAST "source") && xmlSetProp(c, BAD_CAST "file", BAD_CAST file))
+                rc = 0;
+        }
+        /* libvirt finds the backing chain of the new source by itself. */
+        for (xmlNodePtr c = disk->children, next; c; c = next) {
+            next = c->next;
+            if (c->type == XML_ELEMENT_NODE && !xmlStrcmp(c->name, BAD_CAST "backingStore")) {
+                xmlUnlinkNode(c);
+                xmlFreeNode(c);
+            }
+        }
+    }
+    xmlChar *buf = NULL;
+    int len = 0;
+    if (rc == 0) {
+        xmlDocDumpMemory(doc, &buf, &len);
+        if (!buf || !(*out = strdup((const char *)buf)))
+            rc = -1;
+    }
+    if (rc < 0)
+        vd_err_set(err, "cannot point the first disk at %s in the domain XML", file);
+    xmlFree(buf);
+    xmlXPathFreeObject(res);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+int vd_hv_disk_revert(vd_hv *hv, const char *dom, const char *frozen, const char *dir,
+                      const char *tag, vd_err *err)
+{
+    char *xml = dom_xml(hv, dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE, err);
+    char *edited = NULL;
+    if (!xml)
+        return -1;
+    int rc = xml_set_first_disk(xml, frozen, &edited, err);
+    free(xml);
+    if (rc == 0) {
+        virDomainPtr d = virDomainDefineXML(hv->conn, edited);
+        if (!d)
+            rc = vd_err_set(err, "VM %s: cannot redefine it on snapshot %s: %s", dom, frozen, lv_msg());
+        else
+            virDomainFree(d);
+    }
+    free(edited);
+    char ignored[PATH_MAX];
+    if (rc == 0)
+        rc = vd_hv_disk_snapshot(hv, dom, dir, tag, ignored, sizeof(ignored), err);
+    return rc;
+}
+
+/* A libvirt CPU map for `cpulist` (NULL: every host CPU). */
+static int cpumap_make(vd_hv *hv, const char *cpulist, unsigned char **map, int *maplen,
+                       vd_err *err)
+{
+    int ncpus = virNodeGetCPUMap(hv->conn, NULL, NULL, 0);
+    if (ncpus <= 0)
+        return vd_err_set(err, "libvirt %s: cannot count host CPUs: %s", hv->uri, lv_msg());
+    hwloc_bitmap_t b = hwloc_bitmap_alloc();
+    if (!b)
+        return vd_err_set(err, "out of memory");
+    int rc = 0;
+    if (cpulist ? hwloc_bitmap_list_sscanf(b, cpulist) < 0 : hwloc_bitmap_set_range(b, 0, ncpus - 1) < 0)
+        rc = vd_err_set(err, "bad CPU list '%s'", cpulist);
+    else if (hwloc_bitmap_last(b) >= ncpus)
+        rc = vd_err_set(err, "CPU list '%s' names CPU %d, but the host has %d", cpulist,
+                        hwloc_bitmap_last(b), ncpus);
+    *maplen = VIR_CPU_MAPLEN(ncpus);
+    if (rc == 0 && !(*map = calloc((size_t)*maplen, 1)))
+        rc = vd_err_set(err, "out of memory");
+    for (int cpu = rc == 0 ? hwloc_bitmap_first(b) : -1; cpu >= 0; cpu = hwloc_bitmap_next(b, cpu))
+        VIR_USE_CPU(*map, cpu);
+    hwloc_bitmap_free(b);
+    return rc;
+}
+
+int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err)
+{
+    unsigned char *map = NULL;
+    int maplen = 0;
+    if (cpumap_make(hv, cpulist, &map, &maplen, err) < 0)
+        return -1;
+    virDomainPtr d = dom_get(hv, dom, err);
+    int rc = d ? 0 : -1;
+    int nvcpus = d ? virDomainGetVcpusFlags(d, VIR_DOMAIN_AFFECT_LIVE) : -1;
+    if (d && nvcpus < 0)
+        rc = vd_err_set(err, "VM %s: cannot count its vCPUs: %s", dom, lv_msg());
+    for (int v = 0; rc == 0 && v < nvcpus; v++)
+        if (virDomainPinVcpuFlags(d, (unsigned)v, map, maplen, VIR_DOMAIN_AFFECT_LIVE) < 0)
+            rc = vd_err_set(err, "VM %s: cannot pin vCPU %d to %s: %s", dom, v, cpulist ? cpulist : "all CPUs", lv_msg());
+    if (rc == 0 && virDomainPinEmulator(d, map, maplen, VIR_DOMAIN_AFFECT_LIVE) < 0)
+        rc = vd_err_set(err, "VM %s: cannot pin its emulator threads to %s: %s", dom, cpulist ? cpulist : "all CPUs", lv_msg());
+    if (d)
+        virDomainFree(d);
+    free(map);
     return rc;
 }

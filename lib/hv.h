@@ -56,6 +56,10 @@ int vd_hv_dom_shutdown(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err);
  * Used to clean up test guests; vdesk never calls it on a desktop. */
 int vd_hv_dom_purge(vd_hv *hv, const char *dom, vd_err *err);
 
+/* The domain's XML: live, or the persistent definition if `inactive`.
+ * Caller frees. */
+int vd_hv_dom_xml(vd_hv *hv, const char *dom, int inactive, char **xml, vd_err *err);
+
 /* Names of all domains (running or not); free with vd_hv_names_free. */
 int vd_hv_dom_list(vd_hv *hv, char ***names, int *count, vd_err *err);
 void vd_hv_names_free(char **names, int count);
@@ -85,5 +89,41 @@ int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias,
  * live XML afterwards. */
 int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias,
                      const char *xml, vd_err *err);
+
+/* --- what the engine does to a desktop VM ------------------------------ */
+
+/* Pauses / resumes the vCPUs; RAM, QEMU and devices stay. */
+int vd_hv_dom_suspend(vd_hv *hv, const char *dom, vd_err *err);
+int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err);
+
+/* Saves the running guest's RAM and device state to `path` (vdesk's own
+ * file, not libvirt's managed save, so that vdesk decides when it may be
+ * deleted) and stops it. The domain stays defined, shut off. */
+int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, vd_err *err);
+
+/* Brings a guest saved by vd_hv_dom_save back, running. The file is left. */
+int vd_hv_dom_restore(vd_hv *hv, const char *path, vd_err *err);
+
+/* Stops the guest at once (power cut); the disk keeps what was written. */
+int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err);
+
+/* Crash-consistent snapshot of the guest's first disk: an external qcow2
+ * overlay `dir/DOM-TAG.qcow2` becomes the active layer, so the layer below
+ * is frozen as the snapshot; its path goes into `frozen`. No libvirt
+ * snapshot metadata is kept (it would block migration). Running or shut
+ * off domains alike. */
+int vd_hv_disk_snapshot(vd_hv *hv, const char *dom, const char *dir, const char *tag,
+                        char *frozen, size_t frozen_size, vd_err *err);
+
+/* For a shut-off domain: points its first disk at the frozen layer
+ * `frozen` and puts a fresh overlay on top (vd_hv_disk_snapshot), so that
+ * the next start boots from the snapshot and the snapshot itself stays
+ * untouched. The layer it replaces is left on disk. */
+int vd_hv_disk_revert(vd_hv *hv, const char *dom, const char *frozen, const char *dir,
+                      const char *tag, vd_err *err);
+
+/* Pins every vCPU and the emulator threads to `cpulist` ("0-1"); NULL
+ * unpins (all host CPUs). Live only. */
+int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err);
 
 #endif

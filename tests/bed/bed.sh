@@ -269,7 +269,7 @@ bed__stop() {
 bed_qemu_pids() {
     local f
     for f in "$1"/libvirt/run/qemu/*.pid; do
-        [ -f "$f" ] && [ "$(basename "$f")" != driver.pid ] && cat "$f"
+        [ -f "$f" ] && [ "$(basename "$f")" != driver.pid ] && echo "$(cat "$f")"   # no newline in them
     done
     return 0
 }
@@ -340,13 +340,53 @@ bed_wait_hb() {
 }
 bed__has_hb() { [ -n "$(bed_hb "$1")" ]; }
 
-# bed_disk NAME: "BOOT HB" as recorded on the guest's disk (works while it runs).
+# bed_disk NAME: "BOOT HB" as recorded on the guest's disk (works while it
+# runs). The disk is the active layer the domain names, which after a vdesk
+# snapshot is an overlay whose backing chain qemu-img follows.
 bed_disk() {
-    local g=$VDESK_BED/guests/$1 raw
+    local disk raw
+    disk=$("$BED_BUILD/tests/bedctl" xml "$1" | sed -n "s/.*<source file='\([^']*\)'.*/\1/p" | head -n 1)
     raw=$(mktemp)
-    qemu-img dd -U -f qcow2 -O raw bs=512 count=1 if="$g/disk.qcow2" of="$raw" 2>/dev/null ||
-        qemu-img convert -U -f qcow2 -O raw "$g/disk.qcow2" "$raw"
+    qemu-img dd -U -f qcow2 -O raw bs=512 count=1 if="$disk" of="$raw" 2>/dev/null ||
+        qemu-img convert -U -f qcow2 -O raw "$disk" "$raw"
     head -c 512 "$raw" | tr -d '\000' | head -n 1 |
         sed -n 's/^vdesk-disk boot=\([0-9]*\) hb=\([0-9]*\).*/\1 \2/p'
     rm -f "$raw"
+}
+
+# bed_vdesk_files DIR: vdesk's node side for a bed in DIR (before bed_up):
+# DIR/vdesk/vdesk.conf with a section per node (desktop desk-nN on the bed's
+# libvirtd, stand-in devices gpu ua-gpu0 and ib ua-ib0, desktop core 1), and
+# DIR/vdesk/prolog and epilog, which slurmd runs. slurmd gives them a clean
+# environment, so they set VDESK_CONF themselves; a test that writes a step
+# name into DIR/vdesk/crash makes the next one crash there (VDESK_TEST_CRASH,
+# docs/design.md), once.
+bed_vdesk_files() {
+    local dir=$1 d n p
+    d=$dir/vdesk
+    mkdir -p "$d"
+    {
+        cat <<EOF
+[vdesk]
+state_dir = $d/state/%n
+snapshot_dir = $d/snapshots/%n
+policy = save,shutdown
+timeout_unplug = 10
+timeout_shutdown = 20
+EOF
+        for n in $BED_NODES; do
+            printf '\n[node %s]\nuri = qemu:///system?socket=%s\ndomain = desk-%s\n' \
+                "$n" "$dir/libvirt/run/libvirt-sock" "$n"
+            printf 'desktop_cores = 1\ndevice = gpu ua-gpu0\ndevice = ib ua-ib0\n'
+        done
+    } >"$d/vdesk.conf"
+    for p in prolog epilog; do
+        cat >"$d/$p" <<EOF
+#!/bin/sh
+export VDESK_CONF="$d/vdesk.conf"
+if [ -s "$d/crash" ]; then VDESK_TEST_CRASH=\$(cat "$d/crash"); export VDESK_TEST_CRASH; rm -f "$d/crash"; fi
+exec "$BED_BUILD/prolog/vdesk-$p"
+EOF
+        chmod +x "$d/$p"
+    done
 }

@@ -20,6 +20,7 @@ static int usage(void)
           "  create XMLFILE                define and start a domain\n"
           "  state NAME                    print running|paused|shutoff|missing|other\n"
           "  present NAME ALIAS            print 1 if the device is in the live XML, else 0\n"
+          "  xml NAME                      print the live XML\n"
           "  devxml NAME ALIAS             print the device's live XML\n"
           "  detach NAME ALIAS [MS]        hot-unplug and wait for DEVICE_REMOVED (default 10000 ms)\n"
           "  attach NAME ALIAS XMLFILE     hot-plug the device in XMLFILE\n"
@@ -109,6 +110,14 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
         if (vd_hv_dev_present(hv, argv[1], argv[2], &present, err) < 0)
             return -1;
         printf("%d\n", present);
+        return 0;
+    }
+    if (!strcmp(cmd, "xml") && argc == 2) {
+        char *xml = NULL;
+        if (vd_hv_dom_xml(hv, argv[1], 0, &xml, err) < 0)
+            return -1;
+        printf("%s", xml);
+        free(xml);
         return 0;
     }
     if (!strcmp(cmd, "devxml") && argc == 3) {

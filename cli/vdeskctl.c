@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vdeskctl - the admin's tool for the desktop VM of a node (vdeskctl(8)).
+ *
+ *   vdeskctl [--conf FILE] [--node NAME] status
+ *   vdeskctl [--conf FILE] check-config
+ *   vdeskctl [--conf FILE] [--node NAME] evict MODE
+ *   vdeskctl [--conf FILE] [--node NAME] restore [--force]
+ *   vdeskctl [--conf FILE] [--node NAME] recover
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "engine.h"
+#include "hv.h"
+#include "journal.h"
+
+static int usage(FILE *f)
+{
+    fputs("usage: vdeskctl [--conf FILE] [--node NAME] COMMAND\n"
+          "  status              the node's desktop VM, journal, devices and last records\n"
+          "  check-config        check vdesk.conf (every node's section) without touching anything\n"
+          "  evict MODE          make the desktop leave by hand (suspend, save, shutdown, shrink, auto)\n"
+          "  restore [--force]   bring it back; --force also releases jobs that still hold the node\n"
+          "  recover             finish or roll back an operation a crash interrupted\n"
+          "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
+          "the node is --node, else $SLURMD_NODENAME, else the short hostname.\n", f);
+    return f == stderr ? 2 : 0;
+}
+
+static void default_node(char *buf, size_t size)
+{
+    const char *n = getenv("SLURMD_NODENAME");
+    if (n && *n) {
+        snprintf(buf, size, "%s", n);
+        return;
+    }
+    if (gethostname(buf, size) < 0)
+        snprintf(buf, size, "localhost");
+    buf[size - 1] = '\0';
+    buf[strcspn(buf, ".")] = '\0';
+}
+
+static void print_devices(const vd_conf *c, vd_hv *hv, const vd_journal *j)
+{
+    for (int i = 0; i < c->ndevices; i++) {
+        const vd_device *d = &c->devices[i];
+        int present = -1;
+        vd_err err;
+        if (hv && vd_hv_dev_present(hv, c->domain, d->alias, &present, &err) < 0)
+            present = -1;
+        int held = 0;
+        for (int k = 0; k < j->ndevs; k++)
+            held |= !strcmp(j->devs[k].alias, d->alias);
+        printf("  %-5s %-12s %-13s %s%s\n", vd_role_name(d->role), d->alias,
+               d->pci[0] ? d->pci : "(no host PCI)",
+               present == 1 ? "in the VM" : present == 0 ? "unplugged" : "VM not running",
+               held ? " (vdesk holds its XML to plug it back)" : "");
+    }
+}
+
+static void print_records(const char *state_dir, int last)
+{
+    char path[PATH_MAX + 16], line[4096], ring[5][4096];
+    int n = 0;
+    snprintf(path, sizeof(path), "%s/records.jsonl", state_dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        printf("records: none yet (%s)\n", path);
+        return;
+    }
+    while (fgets(line, sizeof(line), f))
+        snprintf(ring[n++ % last], sizeof(ring[0]), "%s", line);
+    fclose(f);
+    printf("last %d records (%s):\n", n < last ? n : last, path);
+    for (int i = n < last ? 0 : n - last; i < n; i++)
+        printf("  %s", ring[i % last]);
+}
+
+static int cmd_status(const vd_conf *c)
+{
+    vd_journal j;
+    vd_err err;
+    vd_hv *hv = NULL;
+    printf("node %s, config %s\n", c->node, c->path);
+    vd_dom_state s = VD_DOM_OTHER;
+    if (vd_hv_open(c->uri, &hv, &err) < 0)
+        printf("VM %s: %s\n", c->domain, err.msg);
+    else if (vd_hv_dom_state(hv, c->domain, &s, &err) < 0)
+        printf("VM %s: %s\n", c->domain, err.msg);
+    else
+        printf("VM %s on %s: %s\n", c->domain, c->uri, vd_dom_state_name(s));
+    if (vd_journal_load(c->state_dir, &j, &err) < 0) {
+        printf("journal: %s\n", err.msg);
+        vd_hv_close(hv);
+        return 1;
+    }
+    printf("desktop: %s", vd_phase_name(j.phase));
+    if (j.phase != VD_PRESENT)
+        printf(" (mode %s, step '%s', %d job(s):", j.used[0] ? j.used : "-", j.step, j.njobs);
+    for (int i = 0; i < j.njobs && j.phase != VD_PRESENT; i++)
+        printf(" %u", j.jobs[i]);
+    printf("%s\n", j.phase != VD_PRESENT ? ")" : "");
+    if (j.phase == VD_EVICTING || j.phase == VD_RESTORING)
+        printf("  interrupted operation: run 'vdeskctl recover'\n");
+    if (j.save_file[0])
+        printf("  save file: %s\n", j.save_file);
+    if (j.snapshot[0])
+        printf("  snapshot: %s\n", j.snapshot);
+    printf("devices:\n");
+    print_devices(c, s == VD_DOM_RUNNING || s == VD_DOM_PAUSED ? hv : NULL, &j);
+    print_records(c->state_dir, 5);
+    vd_journal_clear(&j);
+    vd_hv_close(hv);
+    return 0;
+}
+
+/* Prints the record and keeps it with the node's others. */
+static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd_err *err)
+{
+    char line[2048];
+    vd_err rerr;
+    vd_report_format(rep, line, sizeof(line));
+    printf("%s\n", line);
+    char *json = vd_report_json(rep);
+    if (!json || vd_record_append(c->state_dir, json, &rerr) < 0)
+        fprintf(stderr, "vdeskctl: record not kept: %s\n", json ? rerr.msg : "out of memory");
+    free(json);
+    if (rep->drain[0])
+        printf("the node needs an admin: %s\n", rep->drain);
+    if (rc < 0)
+        fprintf(stderr, "vdeskctl: %s\n", err->msg);
+    return rc < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "conf", required_argument, NULL, 'c' }, { "node", required_argument, NULL, 'n' },
+        { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' }, { 0, 0, 0, 0 },
+    };
+    const char *path = vd_conf_path();
+    char node[64];
+    int force = 0, o;
+    default_node(node, sizeof(node));
+    while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c': path = optarg; break;
+        case 'n': snprintf(node, sizeof(node), "%s", optarg); break;
+        case 'f': force = 1; break;
+        case 'h': return usage(stdout);
+        default: return usage(stderr);
+        }
+    }
+    if (optind >= argc)
+        return usage(stderr);
+    const char *cmd = argv[optind];
+    openlog("vdeskctl", LOG_PID, LOG_DAEMON);
+    vd_conf conf;
+    vd_err err;
+    if (!strcmp(cmd, "check-config")) {
+        if (vd_conf_load(path, NULL, &conf, &err) < 0) {
+            fprintf(stderr, "vdeskctl: %s\n", err.msg);
+            return 1;
+        }
+        printf("%s: OK\n", path);
+        return 0;
+    }
+    if (vd_conf_load(path, node, &conf, &err) < 0) {
+        fprintf(stderr, "vdeskctl: %s\n", err.msg);
+        return 1;
+    }
+    vd_report rep;
+    int rc;
+    if (!strcmp(cmd, "status") && optind + 1 == argc)
+        return cmd_status(&conf);
+    if (!strcmp(cmd, "evict") && optind + 2 == argc) {
+        vd_request req = { .job = 0 };
+        if (vd_mode_parse(argv[optind + 1], &req.mode, &err) < 0) {
+            fprintf(stderr, "vdeskctl: %s\n", err.msg);
+            return 2;
+        }
+        rc = vd_evict(&conf, &req, &rep, &err);
+    } else if (!strcmp(cmd, "restore") && optind + 1 == argc) {
+        rc = force ? vd_recover(&conf, 1, &rep, &err) : vd_restore(&conf, 0, &rep, &err);
+    } else if (!strcmp(cmd, "recover") && optind + 1 == argc) {
+        rc = vd_recover(&conf, 0, &rep, &err);
+    } else {
+        return usage(stderr);
+    }
+    return print_result(&conf, rc, &rep, &err);
+}

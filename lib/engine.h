@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - evict the desktop VM before a job, restore it after.
+ *
+ * The state machine lives in engine.c, top to bottom; docs/design.md
+ * describes it with the journal format and the recovery rules. The engine
+ * does not talk to Slurm: it fills a vd_report, and the caller (prolog,
+ * epilog, vdeskctl) writes the record and sets a drain reason from it.
+ */
+#ifndef VDESK_ENGINE_H
+#define VDESK_ENGINE_H
+
+#include "conf.h"
+#include "err.h"
+#include "mode.h"
+
+#define VD_MAX_PHASES 24
+
+typedef struct vd_phase_time {
+    char name[48];
+    long ms;
+    int ok;
+} vd_phase_time;
+
+/* What an operation did: the job's record. */
+typedef struct vd_report {
+    unsigned job;
+    char op[16];          /* evict, restore, recover */
+    char asked[16];
+    char used[16];        /* mode applied, "none", or "" */
+    char outcome[512];    /* one line: what happened */
+    char devices[256];    /* aliases moved, comma-separated */
+    char drain[512];      /* non-empty: drain the node with this reason */
+    vd_phase_time phases[VD_MAX_PHASES];
+    int nphases;
+    long total_ms;
+} vd_report;
+
+/* What the evicting job asks for. */
+typedef struct vd_request {
+    unsigned job;        /* 0: by hand (vdeskctl) */
+    vd_mode mode;        /* VD_MODE_AUTO: the policy chain of vdesk.conf */
+    int timeout_s;       /* 0: the configured step timeouts */
+    const char *gpus;    /* SLURM_JOB_GPUS ("0,2"), NULL: every GPU (shrink) */
+} vd_request;
+
+/* Prolog: makes the desktop leave for job req->job, or records that it is
+ * already away. Returns 0 when the job can have the node (rep->drain may
+ * still ask an admin to look at something), -1 when it cannot: the desktop
+ * could not be evicted and was put back as it was. */
+int vd_evict(const vd_conf *conf, const vd_request *req, vd_report *rep, vd_err *err);
+
+/* Epilog: job `job` is done; the last job out brings the desktop back.
+ * A job that holds nothing (a second epilog) is a no-op. Returns -1 when
+ * the desktop could not be brought back even from its snapshot; everything
+ * is kept for an admin and rep->drain says what to do. */
+int vd_restore(const vd_conf *conf, unsigned job, vd_report *rep, vd_err *err);
+
+/* vdeskctl restore --force / recover: finishes or rolls back an interrupted
+ * operation, and with `force` also releases jobs that still hold the node. */
+int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err);
+
+/* One line, "key=value ..." , for AdminComment and syslog. */
+void vd_report_format(const vd_report *rep, char *buf, size_t size);
+
+/* The same as one JSON object, for records.jsonl. Caller frees. */
+char *vd_report_json(const vd_report *rep);
+
+#endif

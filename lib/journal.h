@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * journal.h - the node's desktop state on disk, crash-safe.
+ *
+ * One JSON file, STATE_DIR/journal.json, rewritten whole for every change:
+ * written to a temporary file, fsync'd, renamed over the old one, and the
+ * directory fsync'd. A reader sees the old or the new state, never a mix.
+ * The engine writes the step it is about to take before taking it, so after
+ * a crash the journal says what may be half done (docs/design.md).
+ *
+ * STATE_DIR/lock serialises prologs, epilogs and vdeskctl on the node.
+ * STATE_DIR/records.jsonl keeps one line per finished operation.
+ */
+#ifndef VDESK_JOURNAL_H
+#define VDESK_JOURNAL_H
+
+#include <limits.h>
+
+#include "conf.h"
+#include "err.h"
+
+#define VD_MAX_JOBS 64
+
+typedef enum vd_phase {
+    VD_PRESENT = 0, /* the desktop is on the node, as the student left it */
+    VD_EVICTING,    /* eviction under way (step says how far) */
+    VD_EVICTED,     /* the desktop is away; jobs[] hold the node */
+    VD_RESTORING,   /* restore under way */
+} vd_phase;
+
+typedef struct vd_saved_dev {
+    char alias[64];
+    char *xml; /* the device's live XML before unplug, to plug it back */
+} vd_saved_dev;
+
+typedef struct vd_journal {
+    vd_phase phase;
+    char asked[16];            /* mode the evicting job asked for */
+    char used[16];             /* mode applied; "none" if the VM was not running */
+    char step[64];             /* last step announced */
+    char save_file[PATH_MAX];  /* vdesk's save file, while the VM is saved */
+    char snapshot[PATH_MAX];   /* disk layer frozen at eviction, "" if none */
+    int pinned;                /* vCPUs pinned to the desktop cores (shrink) */
+    unsigned jobs[VD_MAX_JOBS];
+    int njobs;
+    vd_saved_dev devs[VD_MAX_DEVICES];
+    int ndevs;
+    long long since_ms;        /* wall clock when the phase began */
+} vd_journal;
+
+const char *vd_phase_name(vd_phase phase);
+
+/* Reads the journal; a missing file is a node whose desktop is present. */
+int vd_journal_load(const char *state_dir, vd_journal *j, vd_err *err);
+
+/* Replaces the journal atomically and durably (see above). */
+int vd_journal_save(const char *state_dir, const vd_journal *j, vd_err *err);
+
+/* Frees the device XML the journal holds; the struct may then be reused. */
+void vd_journal_clear(vd_journal *j);
+
+/* Job list helpers. */
+int vd_journal_has_job(const vd_journal *j, unsigned job);
+int vd_journal_add_job(vd_journal *j, unsigned job, vd_err *err);
+void vd_journal_drop_job(vd_journal *j, unsigned job);
+
+/* Takes STATE_DIR/lock (creating STATE_DIR), waiting up to timeout_s.
+ * Returns the lock's fd in *fd; vd_lock_release closes it. */
+int vd_lock_take(const char *state_dir, int timeout_s, int *fd, vd_err *err);
+void vd_lock_release(int fd);
+
+/* Appends one JSON line to STATE_DIR/records.jsonl (fsync'd). */
+int vd_record_append(const char *state_dir, const char *json_line, vd_err *err);
+
+/* Makes `dir` and its parents (mode 0700 for new ones). */
+int vd_mkdirs(const char *dir, vd_err *err);
+
+long long vd_now_ms(void);
+
+#endif

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+#include "common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "slurmapi.h"
+
+const char *node_name(char *buf, size_t size)
+{
+    const char *n = getenv("SLURMD_NODENAME");
+    if (n && *n) {
+        snprintf(buf, size, "%s", n);
+        return buf;
+    }
+    if (gethostname(buf, size) < 0)
+        snprintf(buf, size, "localhost");
+    buf[size - 1] = '\0';
+    buf[strcspn(buf, ".")] = '\0';
+    return buf;
+}
+
+unsigned job_id(void)
+{
+    const char *s = getenv("SLURM_JOB_ID");
+    char *end;
+    unsigned long v = s ? strtoul(s, &end, 10) : 0;
+    return s && *s && !*end && v <= 0xffffffffUL ? (unsigned)v : 0;
+}
+
+int node_conf_load(vd_conf *conf, const char *prog)
+{
+    char node[64];
+    vd_err err;
+    node_name(node, sizeof(node));
+    if (vd_conf_load(vd_conf_path(), node, conf, &err) == 0)
+        return 0;
+    syslog(LOG_ERR, "%s", err.msg);
+    fprintf(stderr, "%s: %s\n", prog, err.msg);
+    char reason[1200];
+    snprintf(reason, sizeof(reason), "vdesk: %.900s; fix it (vdeskctl check-config), then "
+             "'scontrol update nodename=%.63s state=resume'", err.msg, node);
+    vd_err derr;
+    if (vd_slurm_node_drain(node, reason, &derr) < 0)
+        syslog(LOG_ERR, "%s", derr.msg);
+    return -1;
+}
+
+int node_report(const vd_conf *conf, const vd_report *rep, const char *prog)
+{
+    char line[2048];
+    vd_err err;
+    vd_report_format(rep, line, sizeof(line));
+    syslog(rep->drain[0] ? LOG_WARNING : LOG_INFO, "job %u: %s", rep->job, line);
+    fprintf(stderr, "%s: job %u: %s\n", prog, rep->job, line);
+
+    char *json = vd_report_json(rep);
+    if (!json || vd_record_append(conf->state_dir, json, &err) < 0)
+        syslog(LOG_ERR, "%s", json ? err.msg : "out of memory");
+    free(json);
+    /* slurmctld refuses updates to a job once it completes, before the
+     * Epilog runs: only the eviction record can reach the job itself. */
+    if (rep->job && !strcmp(rep->op, "evict") && vd_slurm_job_comment(rep->job, line, &err) < 0)
+        syslog(LOG_WARNING, "%s", err.msg);
+    if (!rep->drain[0])
+        return 0;
+    syslog(LOG_ERR, "draining %s: %s", conf->node, rep->drain);
+    if (vd_slurm_node_drain(conf->node, rep->drain, &err) == 0)
+        return 0;
+    syslog(LOG_ERR, "%s", err.msg);
+    return -1;
+}

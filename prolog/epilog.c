@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vdesk-epilog - slurmd's Epilog= on a desktop node: the last job out
+ * brings the desktop VM back as it was.
+ *
+ * When the desktop cannot be brought back, the node is drained with a
+ * reason that says what to run, everything is kept for an admin, and the
+ * program exits 0: the job itself is done and not to blame. It exits 1 only
+ * when it cannot even drain the node, so that Slurm does.
+ */
+#include <stdio.h>
+#include <syslog.h>
+
+#include "common.h"
+
+int main(void)
+{
+    openlog("vdesk-epilog", LOG_PID, LOG_DAEMON);
+    vd_conf conf;
+    if (node_conf_load(&conf, "vdesk-epilog") < 0)
+        return 0;   /* drained with the config error */
+    vd_report rep;
+    vd_err err;
+    if (vd_restore(&conf, job_id(), &rep, &err) < 0)
+        fprintf(stderr, "vdesk-epilog: %s\n", err.msg);
+    return node_report(&conf, &rep, "vdesk-epilog") < 0 ? 1 : 0;
+}
