@@ -169,6 +169,23 @@ test_crash_at_every_journalled_step_is_recovered() {
     done
 }
 
+# Outside Slurm no epilog follows a crash: `vdeskctl recover` does the work.
+test_vdeskctl_recover_finishes_what_a_crash_left() {
+    local step boot n out
+    for step in "unplug ua-ib0+" save+; do
+        read -r boot n <<<"$(bed_hb desk-n1)"
+        SLURM_JOB_ID=999 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=save VDESK_CONF=$VDCONF \
+            VDESK_TEST_CRASH=$step "$T_BUILD/prolog/vdesk-prolog" 2>/dev/null &&
+            t_fail "the prolog survived VDESK_TEST_CRASH=$step"
+        out=$(vdeskctl --node n1 status)
+        assert_match "$(tr "\n" " " <<<"$out")" "desktop: evicting .*interrupted operation: run .vdeskctl recover."
+        out=$(vdeskctl --node n1 recover)
+        assert_match "$out" "outcome=\"recovered an operation interrupted while evicting at step '${step%+}'\""
+        assert_continued n1 "$boot" "$n"
+        assert_match "$(vdeskctl --node n1 status)" "desktop: present"
+    done
+}
+
 test_next_prolog_recovers_a_crashed_one() {
     local boot n id
     read -r boot n <<<"$(bed_hb desk-n1)"
