@@ -29,6 +29,7 @@ struct parse {
     char nodes[512];     /* node sections seen, for messages */
     char section[128];   /* current section, to reset per-section keys */
     unsigned seen;       /* bit per key in the current section */
+    vd_conf scratch;     /* values of another node's section, checked and dropped */
     char msg[sizeof(((vd_err *)0)->msg)];
 };
 
@@ -254,6 +255,7 @@ static int handler(void *user, const char *section, const char *name, const char
             return fail(p, "[%s] needs both uri = and domain = (before [%s])", p->section, section);
         snprintf(p->section, sizeof(p->section), "%s", section);
         p->seen = 0;
+        memset(&p->scratch, 0, sizeof(p->scratch));
         if (is_node)
             node_section_start(p, section + 5);
     }
@@ -271,13 +273,9 @@ static int handler(void *user, const char *section, const char *name, const char
         return fail(p, "key '%s' given twice in [%s]", name, section);
     p->seen |= 1u << k;
 
-    /* Other nodes' values are checked into a scratch copy and dropped. */
-    vd_conf scratch;
     vd_conf *c = p->conf;
-    if (is_node && !(p->want_node && !strcmp(section + 5, p->want_node))) {
-        memset(&scratch, 0, sizeof(scratch));
-        c = &scratch;
-    }
+    if (is_node && !(p->want_node && !strcmp(section + 5, p->want_node)))
+        c = &p->scratch;
     int rc = is_node ? node_value(c, k, value, why, sizeof(why))
                      : site_value(c, k, value, why, sizeof(why));
     if (rc < 0) {
@@ -322,14 +320,10 @@ static void defaults(vd_conf *c)
     c->timeout_restore = 600;
 }
 
-int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
+static int parse_file(const char *path, const char *node, vd_conf *conf, struct parse *p,
+                      vd_err *err)
 {
-    defaults(conf);
-    snprintf(conf->path, sizeof(conf->path), "%s", path);
-    if (node)
-        snprintf(conf->node, sizeof(conf->node), "%s", node);
-    struct parse p = { .conf = conf, .want_node = node };
-    int line = ini_parse(path, handler, &p);
+    int line = ini_parse(path, handler, p);
     if (line == -1)
         return vd_err_set(err, "%s: cannot open: %s (set VDESK_CONF or create it; see vdesk.conf(5))",
                           path, strerror(errno));
@@ -337,17 +331,33 @@ int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
         return vd_err_set(err, "%s: out of memory while parsing", path);
     if (line > 0)
         return vd_err_set(err, "%s:%d: %s", path, line,
-                          p.msg[0] ? p.msg : "syntax error (expected [section] or key = value)");
+                          p->msg[0] ? p->msg : "syntax error (expected [section] or key = value)");
     if (!conf->snapshot_dir[0])
         snprintf(conf->snapshot_dir, sizeof(conf->snapshot_dir), "%.*s/snapshots",
                  (int)sizeof(conf->snapshot_dir) - 16, conf->state_dir);
     if (node && (expand_node(conf->state_dir, sizeof(conf->state_dir), node) < 0 ||
                  expand_node(conf->snapshot_dir, sizeof(conf->snapshot_dir), node) < 0))
         return vd_err_set(err, "%s: state_dir or snapshot_dir too long with %%n expanded", path);
-    if (node_incomplete(&p))
-        return vd_err_set(err, "%s: [%s] needs both uri = and domain =", path, p.section);
-    if (node && !p.node_found)
+    if (node_incomplete(p))
+        return vd_err_set(err, "%s: [%s] needs both uri = and domain =", path, p->section);
+    if (node && !p->node_found)
         return vd_err_set(err, "%s: no [node %s] section (nodes in the file: %s)", path, node,
-                          p.nodes[0] ? p.nodes : "none");
+                          p->nodes[0] ? p->nodes : "none");
     return 0;
+}
+
+int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
+{
+    defaults(conf);
+    snprintf(conf->path, sizeof(conf->path), "%s", path);
+    if (node)
+        snprintf(conf->node, sizeof(conf->node), "%s", node);
+    struct parse *p = calloc(1, sizeof(*p));   /* holds a whole scratch vd_conf */
+    if (!p)
+        return vd_err_set(err, "out of memory");
+    p->conf = conf;
+    p->want_node = node;
+    int rc = parse_file(path, node, conf, p, err);
+    free(p);
+    return rc;
 }
