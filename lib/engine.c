@@ -462,9 +462,12 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
     o->j.phase = VD_EVICTING;
     if (announce(o, "begin", err) < 0)
         return -1;
-    snapshot(o);
     vd_mode chain[VD_MODE_COUNT];
     int n = chain_build(o->conf, req->mode, chain);
+    /* A recovery point matters when the VM stops or leaves the node; a
+     * paused guest's disk does not change, and a shrunk one keeps running. */
+    if (chain[0] != VD_MODE_SUSPEND && chain[0] != VD_MODE_SHRINK)
+        snapshot(o);
     char tried[512] = "";
     for (int i = 0; i < n; i++) {
         vd_err why;

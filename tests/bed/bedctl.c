@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static int usage(void)
 {
@@ -26,6 +27,9 @@ static int usage(void)
           "  attach NAME ALIAS XMLFILE     hot-plug the device in XMLFILE\n"
           "  shutdown NAME [MS]            ACPI shutdown, wait until shut off (default 20000 ms)\n"
           "  start NAME                    start a defined domain (from its managed save, if any)\n"
+          "  cycle NAME MODE FILE          bare libvirt evict+restore (suspend, save, shutdown,\n"
+          "                                shrink) of a guest with ua-gpu0 and ua-ib0: the\n"
+          "                                benchmark's baseline; FILE is the save file\n"
           "  purge-all                     destroy and undefine every domain\n",
           stderr);
     return 2;
@@ -87,6 +91,34 @@ static int file_cmd(vd_hv *hv, const char *path, const char *dom, const char *al
     return rc;
 }
 
+/* The benchmark's baseline: the libvirt calls vdesk makes for one
+ * evict+restore, and nothing else (no journal, lock, snapshot or record). */
+static int cycle(vd_hv *hv, const char *dom, const char *mode, const char *file, vd_err *err)
+{
+    const char *both[] = { "ua-gpu0", "ua-ib0" };
+    char *xml[2] = { NULL, NULL };
+    int ndev = !strcmp(mode, "save") ? 2 : !strcmp(mode, "shrink") ? 1 : 0;
+    int rc = 0;
+    for (int i = 0; i < ndev && rc == 0; i++)
+        rc = vd_hv_dev_xml(hv, dom, both[i], &xml[i], err) < 0 ||
+             vd_hv_dev_detach(hv, dom, both[i], 10000, NULL, err) < 0 ? -1 : 0;
+    if (rc == 0 && !strcmp(mode, "suspend"))
+        rc = vd_hv_dom_suspend(hv, dom, err) < 0 || vd_hv_dom_resume(hv, dom, err) < 0 ? -1 : 0;
+    else if (rc == 0 && !strcmp(mode, "save"))
+        rc = vd_hv_dom_save(hv, dom, file, err) < 0 || vd_hv_dom_restore(hv, file, err) < 0 ? -1 : 0;
+    else if (rc == 0 && !strcmp(mode, "shutdown"))
+        rc = vd_hv_dom_shutdown(hv, dom, 20000, err) < 0 || vd_hv_dom_start(hv, dom, err) < 0 ? -1 : 0;
+    else if (rc == 0 && !strcmp(mode, "shrink"))
+        rc = vd_hv_dom_pin(hv, dom, "1", err) < 0 || vd_hv_dom_pin(hv, dom, NULL, err) < 0 ? -1 : 0;
+    for (int i = 0; i < ndev && rc == 0; i++)
+        rc = vd_hv_dev_attach(hv, dom, both[i], xml[i], err);
+    free(xml[0]);
+    free(xml[1]);
+    if (rc == 0 && !strcmp(mode, "save"))
+        unlink(file);
+    return rc;
+}
+
 static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
 {
     const char *cmd = argv[0];
@@ -112,6 +144,8 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
         printf("%d\n", present);
         return 0;
     }
+    if (!strcmp(cmd, "cycle") && argc == 4)
+        return cycle(hv, argv[1], argv[2], argv[3], err);
     if (!strcmp(cmd, "xml") && argc == 2) {
         char *xml = NULL;
         if (vd_hv_dom_xml(hv, argv[1], 0, &xml, err) < 0)

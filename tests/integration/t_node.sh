@@ -65,7 +65,7 @@ test_suspend_pauses_and_resumes_without_reboot() {
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 suspend 3)
     assert_eq "$(vm_state n1)" paused "while job $id runs"
-    assert_match "$(admin_comment "$id")" "asked=suspend used=suspend .*phases=lock:[0-9]+,snapshot:[0-9]+,suspend:[0-9]+"
+    assert_match "$(admin_comment "$id")" "asked=suspend used=suspend .*phases=lock:[0-9]+,suspend:[0-9]+ "
     after_job "$id" n1
     assert_continued n1 "$boot" "$n"
 }
@@ -77,7 +77,7 @@ test_save_unplugs_saves_and_restores_the_same_session() {
     assert_eq "$(vm_state n1)" shutoff "while job $id runs"
     [ -s "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "no save file while the job runs"
     # Devices unplugged first, then the save (the phase order in the record).
-    assert_match "$(admin_comment "$id")" "devices=ua-gpu0,ua-ib0 .*unplug ua-gpu0:[0-9]+,unplug ua-ib0:[0-9]+,save:[0-9]+"
+    assert_match "$(admin_comment "$id")" "devices=ua-gpu0,ua-ib0 .*phases=lock:[0-9]+,snapshot:[0-9]+,unplug ua-gpu0:[0-9]+,unplug ua-ib0:[0-9]+,save:[0-9]+"
     after_job "$id" n1
     assert_continued n1 "$boot" "$n"
     rec=$(records n1 | grep "\"job\":$id,\"op\":\"restore\"")
