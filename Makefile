@@ -124,11 +124,20 @@ testbed-down:
 
 DOCDIR ?= $(PREFIX)/share/doc/vdesk
 
-install: $(PLUGIN)
-	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(MANDIR)/man1 \
+LIBEXECDIR ?= $(PREFIX)/libexec/vdesk
+SBINDIR    ?= $(PREFIX)/sbin
+
+install: $(PLUGIN) $(PROGS)
+	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
-	install -m 0644 docs/vdesk.1 $(DESTDIR)$(MANDIR)/man1/vdesk.1
+	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/
+	install -m 0755 $(BUILD)/cli/vdeskctl $(DESTDIR)$(SBINDIR)/
+	install -m 0644 docs/vdesk.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 docs/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 docs/vdeskctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 etc/vdesk.conf.example $(DESTDIR)$(DOCDIR)/examples/
 	install -m 0644 etc/plugstack.conf.d/vdesk.conf $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/
 	install -m 0644 etc/slurm/vdesk-slurm.conf $(DESTDIR)$(DOCDIR)/examples/slurm/
 

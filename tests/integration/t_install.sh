@@ -9,12 +9,17 @@ test_install_into_destdir() {
     multiarch=$(cc -print-multiarch)
     make -s -C "$T_ROOT" BUILD="$T_BUILD" install DESTDIR="$d" PREFIX=/usr >/dev/null
     for f in "usr/lib/$multiarch/slurm-wlm/vdesk.so" usr/share/man/man1/vdesk.1 \
+             usr/share/man/man5/vdesk.conf.5 usr/share/man/man8/vdeskctl.8 \
+             usr/libexec/vdesk/vdesk-prolog usr/libexec/vdesk/vdesk-epilog usr/sbin/vdeskctl \
+             usr/share/doc/vdesk/examples/vdesk.conf.example \
              usr/share/doc/vdesk/examples/plugstack.conf.d/vdesk.conf \
              usr/share/doc/vdesk/examples/slurm/vdesk-slurm.conf; do
         [ -s "$d/$f" ] || t_fail "missing after install: $f"
     done
     [ -d "/usr/lib/$multiarch/slurm-wlm" ] && assert_match "$(ls /usr/lib/"$multiarch"/slurm-wlm)" "spank|select_cons_tres" "Slurm's plugin dir"
-    assert_eq "$(find "$d" -type f | wc -l)" 4 "files installed"
+    assert_eq "$(find "$d" -type f | wc -l)" 10 "files installed"
+    "$d/usr/sbin/vdeskctl" --conf "$T_ROOT/etc/vdesk.conf.example" check-config >/dev/null ||
+        t_fail "the installed vdeskctl rejects the example config"
     rm -rf "$d"
 }
 
