@@ -543,6 +543,11 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
         outcome(o, "desktop stays away: %d other job(s) hold the node", o->j.njobs);
         return vd_journal_save(o->conf->state_dir, &o->j, err);
     }
+    /* From here on the restore is under way: if it fails (libvirt down,
+     * say), the journal says so, and recover or the next prolog finish it. */
+    o->j.phase = VD_RESTORING;
+    if (announce(o, "begin restore", err) < 0)
+        return -1;
     if (hv_connect(o, err) < 0 || converge(o, err) < 0)
         return -1;
     if (!o->rep->outcome[0])

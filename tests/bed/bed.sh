@@ -54,7 +54,7 @@ bed__pick_ports() {
     echo 0
 }
 
-bed__pid_of() { awk -v n="$1" '$1 == n { print $2 }' "$BED/pids"; }
+bed__pid_of() { awk -v n="$1" '$1 == n { p = $2 } END { print p }' "$BED/pids"; }   # the newest
 
 # bed__wait_up NAME SECONDS COMMAND...: like bed__wait, but gives up at once
 # when the daemon NAME has died (its log then says why).
@@ -277,10 +277,16 @@ bed_qemu_pids() {
 bed__pid_gone() { [ ! -e "/proc/$1" ]; }
 
 # Processes that carry the bed's owner mark (slurmstepd, job steps,
-# anything a daemon left behind).
+# anything a daemon left behind), and QEMUs of the bed's guests: libvirt
+# clears their environment, but their command line names the bed's files.
 bed__marked() {
     grep -lsaz "^VDESK_BED_OWNER=$1\$" /proc/[0-9]*/environ 2>/dev/null |
         sed -n 's,^/proc/\([0-9]*\)/environ$,\1,p'
+    grep -lsa -- "$1/" /proc/[0-9]*/cmdline 2>/dev/null |
+        sed -n 's,^/proc/\([0-9]*\)/cmdline$,\1,p' |
+        while read -r pid; do
+            case $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") in /usr/bin/qemu-system*) echo "$pid" ;; esac
+        done
 }
 
 bed_down() {
@@ -291,7 +297,9 @@ bed_down() {
         "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$dir/libvirt/run/libvirt-sock" purge-all ||
             bed__log "could not purge guests through libvirt; stopping their QEMUs by PID"
     fi
-    for pid in $(bed_qemu_pids "$dir"); do bed__stop qemu "$pid"; done
+    local qemus
+    qemus=$(bed_qemu_pids "$dir")
+    for pid in $qemus; do bed__stop qemu "$pid"; done
     if [ -S "$dir/munge/munge.socket" ] && [ -f "$dir/slurm/slurm.conf" ]; then
         SLURM_CONF=$dir/slurm/slurm.conf scancel --quiet --full --user=root 2>/dev/null || true
     fi
@@ -302,7 +310,7 @@ bed_down() {
     for pid in $marked; do kill -KILL "$pid" 2>/dev/null; done
     # Stopped processes linger as zombies until PID 1 reaps them; wait for
     # that so that nothing of the bed shows in ps afterwards.
-    for pid in $(awk '{ print $2 }' "$dir/pids") $marked; do
+    for pid in $(awk '{ print $2 }' "$dir/pids") $qemus $marked; do
         bed__wait 10 bed__pid_gone "$pid" || bed__log "pid $pid still there after 10 s"
     done
     rm -f "$dir/pids"
@@ -389,4 +397,19 @@ exec "$BED_BUILD/prolog/vdesk-$p"
 EOF
         chmod +x "$d/$p"
     done
+}
+
+# bed_libvirt_stop / bed_libvirt_start: stop the bed's libvirt daemon (SIGKILL,
+# as a crash would: its QEMUs keep running) and start a new one on the same
+# directories; it finds the domains and the running QEMUs again.
+bed_libvirt_stop() {
+    local pid
+    pid=$(cat "$VDESK_BED/libvirt/run/libvirtd.pid" 2>/dev/null) || return 1
+    kill -KILL "$pid"
+    bed__wait 10 bed__pid_gone "$pid"
+}
+bed_libvirt_start() {
+    BED=$VDESK_BED
+    rm -f "$BED/libvirt/run/libvirt-sock" "$BED/libvirt/run/libvirt-sock-ro"
+    bed__libvirt
 }

@@ -52,11 +52,15 @@ after_job() {
     t_poll 30 sh -c "'$T_BUILD/cli/vdeskctl' --conf '$VDCONF' --node $2 status | grep -q '^desktop: present'"
 }
 
-# The desktop came back as it was: same boot, the heartbeat went on from
-# where it stopped, both stand-in devices plugged in.
+# The desktop came back as it was: running, same boot, the heartbeat went on
+# from where it stopped and still goes on, both stand-in devices plugged in.
 assert_continued() {
-    local node=$1 boot=$2 n=$3
-    t_poll 20 hb_at_least "$node" "$boot" $((n + 5)) || t_fail "desk-$node: heartbeat did not go on from boot=$boot n=$n: now $(bed_hb "desk-$node")"
+    local node=$1 boot=$2 n=$3 b2 n2
+    assert_eq "$(vm_state "$node")" running "desk-$node"
+    read -r b2 n2 <<<"$(bed_hb "desk-$node")"
+    assert_eq "$b2" "$boot" "boot of desk-$node (a reboot would count up)"
+    [ "$n2" -ge "$n" ] || t_fail "desk-$node: heartbeat went back from $n to $n2"
+    t_poll 20 hb_at_least "$node" "$boot" $((n2 + 5)) || t_fail "desk-$node: heartbeat stopped at boot=$boot n=$n2"
     assert_eq "$("$BEDCTL" present "desk-$node" ua-gpu0)$("$BEDCTL" present "desk-$node" ua-ib0)" 11 "devices back in desk-$node"
 }
 
@@ -198,6 +202,39 @@ test_next_prolog_recovers_a_crashed_one() {
     assert_match "$(records n1 | grep "\"job\":$id,\"op\":\"evict\"")" "recovered an operation interrupted while evicting at step 'save'|desktop desk-n1 suspend"
     after_job "$id" n1
     assert_continued n1 "$boot" "$n"
+}
+
+test_failed_restore_boots_the_snapshot_and_keeps_the_save_file() {
+    local boot out st
+    read -r boot _ <<<"$(bed_hb desk-n1)"
+    vdeskctl --node n1 evict save >/dev/null
+    st=$VDESK_BED/vdesk/state/n1
+    # A save file that no longer restores (a full disk during the save, say).
+    truncate -s 4096 "$st/desk-n1.save"
+    out=$(vdeskctl --node n1 restore)
+    assert_match "$out" "outcome=\"restore failed \(.*\); booted the snapshot .*\""
+    assert_match "$out" "phases=lock:[0-9]+,restore:[0-9]+!,destroy:[0-9]+|phases=lock:[0-9]+,restore:[0-9]+!,revert to snapshot"
+    assert_eq "$(vm_state n1)" running
+    t_poll 30 hb_at_least n1 $((boot + 1)) 3 || t_fail "desk-n1 did not boot the snapshot: $(bed_hb desk-n1)"
+    ls "$st"/desk-n1.save.failed-* >/dev/null 2>&1 || t_fail "the broken save file was not kept"
+    assert_match "$(vdeskctl --node n1 status)" "desktop: present"
+    assert_eq "$("$BEDCTL" present desk-n1 ua-gpu0)$("$BEDCTL" present desk-n1 ua-ib0)" 11 "devices after a cold boot"
+}
+
+test_libvirt_stopped_during_a_job_loses_nothing() {
+    local boot n id
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    id=$(start_job n1 save 3)
+    bed_libvirt_stop
+    t_poll 60 job_done "$id"
+    t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
+    assert_match "$(node_reason n1)" "^vdesk: libvirt unreachable on n1 .*vdeskctl recover"
+    [ -s "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "the save file is gone"
+    assert_match "$(vdeskctl --node n1 status)" "desktop: (evicted|restoring)"
+    bed_libvirt_start
+    vdeskctl --node n1 recover >/dev/null
+    assert_continued n1 "$boot" "$n"
+    scontrol update nodename=n1 state=resume
 }
 
 test_broken_config_drains_with_file_and_line() {
