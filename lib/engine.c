@@ -270,6 +270,39 @@ static void snapshot(op *o)
           o->conf->domain, why.msg, o->conf->snapshot_dir, o->conf->node);
 }
 
+/* Merges the frozen layers older than the newest `snapshots_keep` into the
+ * bottom of `chain` (active layer first, then frozen ones, newest first) and
+ * removes the overlay files vdesk made for them. */
+static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
+{
+    int keep = o->conf->snapshots_keep;
+    if (vd_hv_disk_commit(o->hv, o->conf->domain, chain[keep], o->conf->timeout_save * 1000, err) < 0)
+        return -1;
+    size_t dirlen = strlen(o->conf->snapshot_dir);
+    for (int i = keep; i < n - 1; i++)
+        if (!strncmp(chain[i], o->conf->snapshot_dir, dirlen) && chain[i][dirlen] == '/' &&
+            unlink(chain[i]) < 0)
+            return vd_err_set(err, "%s: merged, but cannot remove: %s", chain[i], strerror(errno));
+    return 0;
+}
+
+/* Keeps the disk's chain short while the VM runs. Never fatal: a failure is
+ * a failed phase in the record, and the next eviction tries again. */
+static void prune(op *o)
+{
+    vd_err why;
+    char **chain = NULL;
+    int n = 0;
+    long long t = mono_ms();
+    if (vd_hv_disk_chain(o->hv, o->conf->domain, &chain, &n, &why) < 0) {
+        phase_add(o, "prune snapshots", t, 0);
+        return;
+    }
+    if (n - 1 > o->conf->snapshots_keep)
+        STEP(o, "prune snapshots", &why, merge_old_layers(o, chain, n, &why));
+    vd_hv_names_free(chain, n);
+}
+
 /* --- restore: one convergent function ------------------------------------ */
 
 static int wait_running(op *o, vd_err *err)
@@ -466,8 +499,10 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
     int n = chain_build(o->conf, req->mode, chain);
     /* A recovery point matters when the VM stops or leaves the node; a
      * paused guest's disk does not change, and a shrunk one keeps running. */
-    if (chain[0] != VD_MODE_SUSPEND && chain[0] != VD_MODE_SHRINK)
+    if (chain[0] != VD_MODE_SUSPEND && chain[0] != VD_MODE_SHRINK) {
         snapshot(o);
+        prune(o);
+    }
     char tried[512] = "";
     for (int i = 0; i < n; i++) {
         vd_err why;

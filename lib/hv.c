@@ -644,3 +644,78 @@ int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err)
     free(map);
     return rc;
 }
+
+/* All nodes of `expr` as strings, in document order. */
+static int xml_eval_all(const char *xml, const char *expr, char ***out, int *n, vd_err *err)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return vd_err_set(err, "libvirt returned domain XML that does not parse");
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
+    int count = res && res->nodesetval ? res->nodesetval->nodeNr : 0;
+    char **v = calloc((size_t)count + 1, sizeof(*v));
+    int rc = res && v ? 0 : vd_err_set(err, "cannot evaluate %s", expr);
+    for (int i = 0; rc == 0 && i < count; i++) {
+        xmlChar *str = xmlNodeGetContent(res->nodesetval->nodeTab[i]);
+        if (!str || !(v[i] = strdup((const char *)str)))
+            rc = vd_err_set(err, "out of memory");
+        xmlFree(str);
+    }
+    xmlXPathFreeObject(res);
+    xmlXPathFreeContext(ctx);
+    xmlFreeDoc(doc);
+    if (rc < 0) {
+        vd_hv_names_free(v, count);
+        return -1;
+    }
+    *out = v;
+    *n = count;
+    return 0;
+}
+
+int vd_hv_disk_chain(vd_hv *hv, const char *dom, char ***paths, int *n, vd_err *err)
+{
+    char *xml = dom_xml(hv, dom, 0, err);
+    if (!xml)
+        return -1;
+    /* Nested <backingStore> elements list the chain top to bottom. */
+    int rc = xml_eval_all(xml, FIRST_DISK "//source/@file", paths, n, err);
+    free(xml);
+    return rc;
+}
+
+int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, int timeout_ms, vd_err *err)
+{
+    char *xml = dom_xml(hv, dom, 0, err);
+    char *target = NULL;
+    if (!xml)
+        return -1;
+    int rc = xml_eval(xml, "string(" FIRST_DISK "/target/@dev)", &target, err);
+    free(xml);
+    virDomainPtr d = rc == 0 ? dom_get(hv, dom, err) : NULL;
+    if (rc == 0 && !d)
+        rc = -1;
+    if (rc == 0 && virDomainBlockCommit(d, target, NULL, top, 0, 0) < 0)
+        rc = vd_err_set(err, "VM %s: cannot merge the disk layers from %s down: %s", dom, top, lv_msg());
+    long long deadline = now_ms() + timeout_ms;
+    for (;;) {
+        virDomainBlockJobInfo info;
+        int job = rc == 0 ? virDomainGetBlockJobInfo(d, target, &info, 0) : 0;
+        if (job < 0)
+            rc = vd_err_set(err, "VM %s: cannot follow the merge: %s", dom, lv_msg());
+        if (job <= 0)
+            break;   /* 0: the job is over */
+        if (now_ms() >= deadline) {
+            rc = vd_err_set(err, "VM %s: merging disk layers took over %d ms; aborted", dom, timeout_ms);
+            virDomainBlockJobAbort(d, target, 0);
+            break;
+        }
+        nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+    }
+    if (d)
+        virDomainFree(d);
+    free(target);
+    return rc;
+}

@@ -122,6 +122,15 @@ int vd_hv_disk_snapshot(vd_hv *hv, const char *dom, const char *dir, const char 
 int vd_hv_disk_revert(vd_hv *hv, const char *dom, const char *frozen, const char *dir,
                       const char *tag, vd_err *err);
 
+/* The first disk's backing chain, active layer first, base last (paths,
+ * malloc'd; free with vd_hv_names_free). */
+int vd_hv_disk_chain(vd_hv *hv, const char *dom, char ***paths, int *n, vd_err *err);
+
+/* Merges the layers from `top` down into the bottom of the first disk's
+ * chain (a block commit; `top` must not be the active layer) and waits up to
+ * timeout_ms for the block job to end. Running domains only. */
+int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, int timeout_ms, vd_err *err);
+
 /* Pins every vCPU and the emulator threads to `cpulist` ("0-1"); NULL
  * unpins (all host CPUs). Live only. */
 int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err);

@@ -378,6 +378,7 @@ bed_vdesk_files() {
 [vdesk]
 state_dir = $d/state/%n
 snapshot_dir = $d/snapshots/%n
+snapshots_keep = 2
 policy = save,shutdown
 timeout_unplug = 10
 timeout_shutdown = 20

@@ -114,6 +114,24 @@ test_shrink_keeps_desktop_on_its_cores_without_gpu() {
     assert_no_match "$("$BEDCTL" xml desk-n1)" "cpuset=.1./>" "pinning undone"
 }
 
+test_snapshots_beyond_keep_are_merged_while_the_desktop_lives() {
+    local boot n i chain files
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    for i in 1 2 3 4; do
+        vdeskctl --node n1 evict save >/dev/null
+        vdeskctl --node n1 restore >/dev/null
+        chain=$("$BEDCTL" xml desk-n1 | grep -c "<source file=")
+        [ "$chain" -le 3 ] || t_fail "disk chain of $chain layers after cycle $i (snapshots_keep = 2)"
+    done
+    assert_eq "$chain" 3 "active layer + 2 snapshots"
+    assert_match "$(records n1 | grep '"op":"evict"' | tail -n 1)" '"name":"prune snapshots","ms":[0-9]+,"ok":true'
+    files=$(ls "$VDESK_BED/vdesk/snapshots/n1" | wc -l)
+    assert_eq "$files" 2 "overlay files vdesk keeps (the bottom layer is the original disk)"
+    assert_continued n1 "$boot" "$n"
+    read -r b _ <<<"$(bed_disk desk-n1)"
+    assert_eq "$b" "$boot" "disk after merging"
+}
+
 test_overlapping_jobs_evict_once_restore_once() {
     local a b c before
     before=$(records n1 | wc -l)
