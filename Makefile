@@ -20,10 +20,10 @@ MANDIR         ?= $(PREFIX)/share/man
 
 # Debian packages: to build, and to run the tests and the demo.
 DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev \
-              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev
+              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
-              tini cpio gzip util-linux procps iproute2 valgrind bc
+              tini cpio gzip util-linux procps iproute2 valgrind bc fuse3
 
 PKGS       := libvirt libxml-2.0 hwloc inih json-c
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
@@ -37,7 +37,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
-TOOLS     := $(BUILD)/tests/bedctl
+TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: only the dependency-free parts of lib/.
@@ -72,6 +72,11 @@ $(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/l
 
 $(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# The sysfs emulator is a test tool: only it links libfuse3.
+$(BUILD)/tests/vdesk-sysfs-emu: tests/sysfs/sysfs-emu.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $$(pkg-config --cflags fuse3 inih) $(CFLAGS) -o $@ $< $(LDFLAGS) $$(pkg-config --libs fuse3 inih) -lpthread
 
 $(BUILD)/tests/bedctl: $(BUILD)/tests/bed/bedctl.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

@@ -10,6 +10,8 @@ build=${1:?usage: check.sh [--unit-only|--integration-only] BUILD}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$build" && pwd)
 pass=0 fail=0
+# Tests that need the sysfs emulator find it and its machine files here.
+export VDESK_BUILD=$build VDESK_SRC=$root
 
 # count LOG: add a runner's closing counts (cmocka's or "N passed, N failed").
 count() {

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pci.h - moving passthrough devices between their host drivers and
+ * vfio-pci, the way the kernel and libvirt do it, one whole IOMMU group at a
+ * time (a GPU's audio, USB and UCSI functions go with it).
+ *
+ * To vfio-pci, for each member of the group not already there (bridges
+ * excepted): write "vfio-pci" to driver_override, BDF to the current
+ * driver's unbind, BDF to drivers_probe, check the driver link; then check
+ * that /dev/vfio/GROUP exists. Back: clear driver_override, unbind from
+ * vfio-pci, drivers_probe, check that each member is on the driver it had.
+ * A failure part way puts the members already moved back where they were.
+ *
+ * Every write runs in a child process with a timeout: an unbind stuck in a
+ * driver cannot be killed, so it must not be the caller that hangs. Every
+ * error names the device, the step and the cause.
+ *
+ * The sysfs and /dev roots are parameters, so that tests point them at the
+ * emulator (tests/sysfs).
+ */
+#ifndef VDESK_PCI_H
+#define VDESK_PCI_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+#define VD_PCI_GROUP_MAX 16
+
+typedef struct vd_pci {
+    const char *sys;   /* "/sys" */
+    const char *dev;   /* "/dev" */
+    int timeout_ms;    /* per sysfs write */
+} vd_pci;
+
+typedef struct vd_pci_fn {
+    char bdf[13];
+    char driver[64];   /* "" when no driver is bound */
+    unsigned klass;
+} vd_pci_fn;
+
+typedef struct vd_pci_group {
+    int id;
+    vd_pci_fn fns[VD_PCI_GROUP_MAX];
+    int n;
+} vd_pci_group;
+
+/* The IOMMU group of `bdf`, with each member's current driver. */
+int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err *err);
+
+/* Processes holding any of `devnodes` (names under p->dev, "nvidia0"), as
+ * "PID (COMM)" items in `out`; "" if none. */
+int vd_pci_holders(const vd_pci *p, const char *const *devnodes, int n, char *out, size_t size,
+                   vd_err *err);
+
+/* Moves the group of `bdf` to vfio-pci; `before` receives the group as it
+ * was (to give to vd_pci_to_host). */
+int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_err *err);
+
+/* Gives the group back to the drivers recorded in `before`. */
+int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err);
+
+#endif

@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/pci against the sysfs emulator (tests/sysfs): every test mounts a
+ * fresh machine. VDESK_BUILD and VDESK_SRC (set by tests/check.sh) say where
+ * the emulator and the machine files are.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pci.h"
+
+typedef struct emu {
+    char mnt[64];
+    char sys[96];
+    char dev[96];
+    pid_t pid;
+    vd_pci pci;
+} emu;
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+static int mounted(const emu *e)
+{
+    char p[160];
+    snprintf(p, sizeof(p), "%s/bus/pci/devices", e->sys);
+    return access(p, F_OK) == 0;
+}
+
+static int emu_start(void **state, const char *machine)
+{
+    emu *e = calloc(1, sizeof(*e));
+    char prog[PATH_MAX], ini[PATH_MAX];
+    snprintf(e->mnt, sizeof(e->mnt), "/tmp/vdesk-emu-XXXXXX");
+    if (!e || !mkdtemp(e->mnt))
+        return -1;
+    snprintf(prog, sizeof(prog), "%s/tests/vdesk-sysfs-emu", env_or("VDESK_BUILD", "build"));
+    snprintf(ini, sizeof(ini), "%s/tests/sysfs/%s.ini", env_or("VDESK_SRC", "."), machine);
+    e->pid = fork();
+    if (e->pid == 0) {
+        execl(prog, prog, ini, e->mnt, "-f", "-o", "max_threads=16", (char *)NULL);
+        _exit(127);
+    }
+    snprintf(e->sys, sizeof(e->sys), "%s/sys", e->mnt);
+    snprintf(e->dev, sizeof(e->dev), "%s/dev", e->mnt);
+    e->pci = (vd_pci){ .sys = e->sys, .dev = e->dev, .timeout_ms = 2000 };
+    for (int i = 0; i < 200 && !mounted(e); i++)
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
+    if (!mounted(e)) {
+        print_error("the sysfs emulator %s did not mount %s\n", prog, ini);
+        return -1;
+    }
+    *state = e;
+    return 0;
+}
+
+static int ws_setup(void **state) { return emu_start(state, "workstation"); }
+static int srv_setup(void **state) { return emu_start(state, "server"); }
+
+static int emu_stop(void **state)
+{
+    emu *e = *state;
+    pid_t u = fork();
+    if (u == 0) {
+        execlp("fusermount3", "fusermount3", "-u", e->mnt, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(u, &st, 0);
+    kill(e->pid, SIGTERM);
+    waitpid(e->pid, &st, 0);
+    rmdir(e->mnt);
+    free(e);
+    return 0;
+}
+
+/* Writes a fault command to the emulator. */
+static void control(const emu *e, const char *cmd)
+{
+    char p[128];
+    snprintf(p, sizeof(p), "%s/.control", e->mnt);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    assert_true(fputs(cmd, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void assert_drivers(const emu *e, const char *bdf, const char *expected)
+{
+    vd_pci_group g;
+    vd_err err;
+    char got[512] = "";
+    assert_int_equal(vd_pci_group_read(&e->pci, bdf, &g, &err), 0);
+    for (int i = 0; i < g.n; i++) {
+        size_t n = strlen(got);
+        snprintf(got + n, sizeof(got) - n, "%s%s=%s", n ? " " : "", g.fns[i].bdf, g.fns[i].driver);
+    }
+    assert_string_equal(got, expected);
+}
+
+static int exists(const emu *e, const char *rel)
+{
+    char p[160];
+    snprintf(p, sizeof(p), "%s/%s", e->mnt, rel);
+    return access(p, F_OK) == 0;
+}
+
+static const char *ws_host = "0000:01:00.0=nvidia 0000:01:00.1=snd_hda_intel "
+                             "0000:01:00.2=xhci_hcd 0000:01:00.3=nvidia-gpu";
+
+static void workstation_gpu_group_to_vfio_and_back(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    if (vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(before.id, 12);
+    assert_int_equal(before.n, 4);
+    assert_drivers(e, "0000:01:00.0", "0000:01:00.0=vfio-pci 0000:01:00.1=vfio-pci "
+                                      "0000:01:00.2=vfio-pci 0000:01:00.3=vfio-pci");
+    assert_true(exists(e, "dev/vfio/12"));
+    assert_false(exists(e, "dev/nvidia0"));
+    if (vd_pci_to_host(&e->pci, &before, &err))
+        fail_msg("%s", err.msg);
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    assert_false(exists(e, "dev/vfio/12"));
+    assert_true(exists(e, "dev/nvidia0"));
+}
+
+static void server_gpus_alone_and_hca_vf(void **state)
+{
+    emu *e = *state;
+    vd_pci_group gpu, vf;
+    vd_err err = { "" };
+    if (vd_pci_to_vfio(&e->pci, "0000:4b:00.0", &gpu, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(gpu.n, 1);
+    assert_drivers(e, "0000:31:00.0", "0000:31:00.0=nvidia");   /* its neighbour stays */
+    assert_true(exists(e, "dev/vfio/32"));
+    /* A VF of the first HCA: its own group, mlx5_core on the host. */
+    char p[160];
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/0000:17:00.0/sriov_numvfs", e->sys);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("2\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_drivers(e, "0000:17:00.2", "0000:17:00.2=mlx5_core");
+    if (vd_pci_to_vfio(&e->pci, "0000:17:00.2", &vf, &err))
+        fail_msg("%s", err.msg);
+    assert_drivers(e, "0000:17:00.2", "0000:17:00.2=vfio-pci");
+    assert_drivers(e, "0000:17:00.1", "0000:17:00.1=mlx5_core");
+    assert_int_equal(vd_pci_to_host(&e->pci, &vf, &err), 0);
+    assert_int_equal(vd_pci_to_host(&e->pci, &gpu, &err), 0);
+    assert_drivers(e, "0000:4b:00.0", "0000:4b:00.0=nvidia");
+}
+
+static void busy_function_fails_and_group_goes_back(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    control(e, "busy 0000:01:00.1");
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:01:00.1: unbind from snd_hda_intel"));
+    assert_non_null(strstr(err.msg, "Device or resource busy"));
+    assert_drivers(e, "0000:01:00.0", ws_host);   /* 01:00.0 was moved, and is back */
+    char p[160], buf[32] = "";
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/0000:01:00.1/driver_override", e->sys);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    assert_string_equal(buf, "(null)\n");
+}
+
+static void hung_unbind_times_out_naming_the_device(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    e->pci.timeout_ms = 300;
+    control(e, "hang-unbind 0000:01:00.2");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_non_null(strstr(err.msg, "device 0000:01:00.2: unbind from xhci_hcd"));
+    assert_non_null(strstr(err.msg, "hung for 300 ms"));
+    assert_true(ms < 3000);   /* the caller did not hang with the driver */
+    control(e, "release");
+}
+
+static void slow_unbind_within_timeout_succeeds(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    control(e, "slow-unbind 0000:01:00.0 400");
+    if (vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(vd_pci_to_host(&e->pci, &before, &err), 0);
+    assert_drivers(e, "0000:01:00.0", ws_host);
+}
+
+static void failing_vfio_probe_is_reported_and_undone(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    control(e, "fail-bind 0000:01:00.3");
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:01:00.3: on 'no driver' after probing, not on 'vfio-pci'"));
+    assert_drivers(e, "0000:01:00.0", ws_host);
+}
+
+static void holders_of_a_gpu_are_named(void **state)
+{
+    emu *e = *state;
+    char node[160], out[256];
+    vd_err err;
+    const char *nodes[] = { "nvidia0" };
+    assert_int_equal(vd_pci_holders(&e->pci, nodes, 1, out, sizeof(out), &err), 0);
+    assert_string_equal(out, "");
+    snprintf(node, sizeof(node), "%s/nvidia0", e->dev);
+    int fd = open(node, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(vd_pci_holders(&e->pci, nodes, 1, out, sizeof(out), &err), 0);
+    char me[32];
+    snprintf(me, sizeof(me), "%d (", (int)getpid());
+    assert_non_null(strstr(out, me));
+    close(fd);
+}
+
+static void bad_addresses_are_refused(void **state)
+{
+    emu *e = *state;
+    vd_pci_group g;
+    vd_err err;
+    assert_int_equal(vd_pci_group_read(&e->pci, "01:00.0", &g, &err), -1);
+    assert_non_null(strstr(err.msg, "'01:00.0' is not a PCI address"));
+    assert_int_equal(vd_pci_group_read(&e->pci, "0000:09:00.0", &g, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:09:00.0: no IOMMU group"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(workstation_gpu_group_to_vfio_and_back, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(server_gpus_alone_and_hca_vf, srv_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(busy_function_fails_and_group_goes_back, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(hung_unbind_times_out_naming_the_device, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(slow_unbind_within_timeout_succeeds, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(failing_vfio_probe_is_reported_and_undone, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(holders_of_a_gpu_are_named, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(bad_addresses_are_refused, ws_setup, emu_stop),
+    };
+    return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
+}
