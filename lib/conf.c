@@ -150,12 +150,13 @@ static int parse_policy(const char *v, vd_conf *c, char *why, size_t whylen)
 }
 
 enum { K_STATE_DIR, K_SNAPSHOT_DIR, K_KEEP, K_POLICY, K_T_UNPLUG, K_T_SAVE, K_T_SHUTDOWN,
-       K_T_RESTORE, K_URI, K_DOMAIN, K_CORES, K_DEVICE };
+       K_T_RESTORE, K_SYSFS, K_DEVROOT, K_URI, K_DOMAIN, K_CORES, K_DEVICE };
 
 static const char *site_keys[] = {
     [K_STATE_DIR] = "state_dir", [K_SNAPSHOT_DIR] = "snapshot_dir", [K_KEEP] = "snapshots_keep",
     [K_POLICY] = "policy", [K_T_UNPLUG] = "timeout_unplug", [K_T_SAVE] = "timeout_save",
     [K_T_SHUTDOWN] = "timeout_shutdown", [K_T_RESTORE] = "timeout_restore",
+    [K_SYSFS] = "sysfs_root", [K_DEVROOT] = "dev_root",
 };
 static const char *node_keys[] = {
     [K_URI] = "uri", [K_DOMAIN] = "domain", [K_CORES] = "desktop_cores", [K_DEVICE] = "device",
@@ -177,7 +178,10 @@ static int site_value(vd_conf *c, int k, const char *v, char *why, size_t whylen
     switch (k) {
     case K_STATE_DIR:
     case K_SNAPSHOT_DIR:
-        if (parse_abs_path(k == K_STATE_DIR ? c->state_dir : c->snapshot_dir, PATH_MAX, v) == 0)
+    case K_SYSFS:
+    case K_DEVROOT:
+        if (parse_abs_path(k == K_STATE_DIR ? c->state_dir : k == K_SNAPSHOT_DIR ? c->snapshot_dir
+                           : k == K_SYSFS ? c->sysfs_root : c->dev_root, PATH_MAX, v) == 0)
             return 0;
         snprintf(why, whylen, "must be an absolute path");
         return -1;
@@ -262,13 +266,13 @@ static int handler(void *user, const char *section, const char *name, const char
     if (!is_node && strcmp(section, "vdesk") != 0)
         return fail(p, "unknown section [%s] (sections: [vdesk], [node NAME])", section);
     int k = is_node ? key_index(node_keys, K_URI, K_DEVICE, name)
-                    : key_index(site_keys, K_STATE_DIR, K_T_RESTORE, name);
+                    : key_index(site_keys, K_STATE_DIR, K_DEVROOT, name);
     if (k < 0)
         return is_node ? fail(p, "unknown key '%s' in [%s] (keys: uri, domain, desktop_cores, "
                                  "device)", name, section)
                        : fail(p, "unknown key '%s' in [vdesk] (keys: state_dir, snapshot_dir, "
                                  "snapshots_keep, policy, timeout_unplug, timeout_save, "
-                                 "timeout_shutdown, timeout_restore)", name);
+                                 "timeout_shutdown, timeout_restore, sysfs_root, dev_root)", name);
     if (k != K_DEVICE && (p->seen & (1u << k)))
         return fail(p, "key '%s' given twice in [%s]", name, section);
     p->seen |= 1u << k;
@@ -318,6 +322,8 @@ static void defaults(vd_conf *c)
     c->timeout_save = 600;
     c->timeout_shutdown = 120;
     c->timeout_restore = 600;
+    snprintf(c->sysfs_root, sizeof(c->sysfs_root), "/sys");
+    snprintf(c->dev_root, sizeof(c->dev_root), "/dev");
 }
 
 static int parse_file(const char *path, const char *node, vd_conf *conf, struct parse *p,

@@ -16,6 +16,8 @@
  *   timeout_save = 600
  *   timeout_shutdown = 120
  *   timeout_restore = 600
+ *   sysfs_root = /sys               ; where PCI devices are (tests: the emulator)
+ *   dev_root = /dev
  *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
@@ -53,6 +55,8 @@ typedef struct vd_conf {
     vd_mode policy[VD_MAX_POLICY];
     int npolicy;
     int timeout_unplug, timeout_save, timeout_shutdown, timeout_restore;
+    char sysfs_root[PATH_MAX];
+    char dev_root[PATH_MAX];
     /* [node NAME] of this node */
     char uri[256];
     char domain[128];

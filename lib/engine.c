@@ -27,6 +27,7 @@
 
 #include "hv.h"
 #include "journal.h"
+#include "pci.h"
 
 #define LOCK_WAIT_S 600
 
@@ -38,6 +39,7 @@ typedef struct op {
     vd_report *rep;
     long long t0;
     long long t_step; /* when the current step began */
+    vd_pci pci;       /* where and how to rebind host PCI devices */
 } op;
 
 /* --- small helpers ------------------------------------------------------- */
@@ -121,6 +123,47 @@ static int step_end(op *o, const char *name, int rc)
 #define STEP(o, name, err, action) \
     (step_begin(o, name, err) < 0 ? -1 : step_end(o, name, (action)))
 
+static const vd_device *conf_device(const vd_conf *c, const char *alias)
+{
+    for (int i = 0; i < c->ndevices; i++)
+        if (!strcmp(c->devices[i].alias, alias))
+            return &c->devices[i];
+    return NULL;
+}
+
+/* The device's whole IOMMU group back to its host drivers, so the job gets it. */
+static int group_to_host(op *o, const vd_device *dev, vd_err *err)
+{
+    vd_pci_group g;
+    if (vd_pci_group_read(&o->pci, dev->pci, &g, err) < 0 || vd_pci_to_host(&o->pci, &g, err) < 0)
+        return vd_err_prefix(err, "giving %s (%s) back to the host", dev->alias, dev->pci);
+    return 0;
+}
+
+/* The device's whole IOMMU group onto vfio-pci, so the VM can have it. */
+static int group_to_vfio(op *o, const vd_device *dev, vd_err *err)
+{
+    vd_pci_group before;
+    if (vd_pci_to_vfio(&o->pci, dev->pci, &before, err) < 0)
+        return vd_err_prefix(err, "taking %s (%s) for the VM", dev->alias, dev->pci);
+    return 0;
+}
+
+/* Every configured host PCI device: to the host after the VM stopped, to
+ * vfio-pci before it starts cold (its definition still has them). */
+static int devices_to(op *o, int vfio, vd_err *err)
+{
+    for (int i = 0; i < o->conf->ndevices; i++) {
+        const vd_device *dev = &o->conf->devices[i];
+        char step[80];
+        snprintf(step, sizeof(step), "%s %s", vfio ? "vfio" : "host", dev->alias);
+        if (dev->pci[0] && STEP(o, step, err, vfio ? group_to_vfio(o, dev, err)
+                                                   : group_to_host(o, dev, err)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int timeout_ms(int configured_s, const vd_request *req)
 {
     int s = req && req->timeout_s && req->timeout_s < configured_s ? req->timeout_s : configured_s;
@@ -162,6 +205,9 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
     char step[64];
     snprintf(step, sizeof(step), "unplug %s", dev->alias);
     if (STEP(o, step, err, vd_hv_dev_detach(o->hv, o->conf->domain, dev->alias, tmo_ms, NULL, err)) < 0)
+        return -1;
+    snprintf(step, sizeof(step), "host %s", dev->alias);
+    if (dev->pci[0] && STEP(o, step, err, group_to_host(o, dev, err)) < 0)
         return -1;
     size_t len = strlen(o->rep->devices);
     snprintf(o->rep->devices + len, sizeof(o->rep->devices) - len, "%s%s", len ? "," : "", dev->alias);
@@ -205,12 +251,13 @@ static int mode_save(op *o, const vd_request *req, vd_err *err)
 static int mode_shutdown(op *o, const vd_request *req, vd_err *err)
 {
     vd_err why;
+    /* The guest may ignore the power button: then cut the power. Its disk
+     * keeps what it had written; the snapshot keeps the state before. */
     if (STEP(o, "shutdown", &why, vd_hv_dom_shutdown(o->hv, o->conf->domain,
-             timeout_ms(o->conf->timeout_shutdown, req), &why)) == 0)
-        return 0;
-    /* The guest ignored the power button: cut the power. Its disk keeps
-     * what it had written; the snapshot keeps the state before. */
-    return STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err));
+             timeout_ms(o->conf->timeout_shutdown, req), &why)) < 0 &&
+        STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
+        return -1;
+    return devices_to(o, 0, err);
 }
 
 static int mode_shrink(op *o, const vd_request *req, vd_err *err)
@@ -337,7 +384,8 @@ static int bring_back_vm(op *o, vd_err *err)
     if (s == VD_DOM_SHUTOFF && file_exists(o->j.save_file))
         return STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->j.save_file, err));
     if (s == VD_DOM_SHUTOFF)
-        return STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err));
+        return devices_to(o, 1, err) < 0 ? -1
+               : STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err));
     if (s == VD_DOM_PAUSED)
         return STEP(o, "resume", err, vd_hv_dom_resume(o->hv, o->conf->domain, err));
     return 0;
@@ -350,9 +398,15 @@ static int replug(op *o, vd_err *err)
         int present = 0;
         if (vd_hv_dev_present(o->hv, o->conf->domain, sd->alias, &present, err) < 0)
             return -1;
+        if (present)
+            continue;
         char step[80];
+        const vd_device *dev = conf_device(o->conf, sd->alias);
+        snprintf(step, sizeof(step), "vfio %s", sd->alias);
+        if (dev && dev->pci[0] && STEP(o, step, err, group_to_vfio(o, dev, err)) < 0)
+            return -1;
         snprintf(step, sizeof(step), "replug %s", sd->alias);
-        if (!present && STEP(o, step, err, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err)) < 0)
+        if (STEP(o, step, err, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err)) < 0)
             return -1;
     }
     return 0;
@@ -381,7 +435,8 @@ static int fall_back_to_snapshot(op *o, vd_err *err)
     if (STEP(o, "revert to snapshot", err, vd_hv_disk_revert(o->hv, o->conf->domain, o->j.snapshot,
              o->conf->snapshot_dir, tag, err)) < 0)
         return -1;
-    if (STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err)) < 0)
+    if (devices_to(o, 1, err) < 0 ||
+        STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err)) < 0)
         return -1;
     return wait_running(o, err);
 }
@@ -428,6 +483,8 @@ static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name
     o->conf = conf;
     o->rep = rep;
     o->t0 = mono_ms();
+    o->pci = (vd_pci){ .sys = conf->sysfs_root, .dev = conf->dev_root,
+                       .timeout_ms = conf->timeout_unplug * 1000 };
     rep->job = job;
     snprintf(rep->op, sizeof(rep->op), "%s", name);
     long long t = mono_ms();

@@ -204,7 +204,8 @@ static int step(const vd_pci *p, const char *bdf, const char *what, const char *
     return 0;
 }
 
-/* Moves one function to `driver` ("" clears the override: the host's own). */
+/* Moves one function to `driver` ("" clears the override: the host's own).
+ * `expect` is the driver it must end on; "" means any but vfio-pci. */
 static int move_fn(const vd_pci *p, const vd_pci_fn *f, const char *driver, const char *expect,
                    vd_err *err)
 {
@@ -222,9 +223,10 @@ static int move_fn(const vd_pci *p, const vd_pci_fn *f, const char *driver, cons
     if (step(p, f->bdf, "drivers_probe", "bus/pci/drivers_probe", f->bdf, err) < 0)
         return -1;
     driver_of(p, f->bdf, now, sizeof(now));
-    if (strcmp(now, expect) != 0)
+    if (*expect ? strcmp(now, expect) != 0 : !strcmp(now, VFIO))
         return vd_err_set(err, "device %s: on '%s' after probing, not on '%s' (the driver's probe "
-                          "failed? see dmesg)", f->bdf, now[0] ? now : "no driver", expect);
+                          "failed? see dmesg)", f->bdf, now[0] ? now : "no driver",
+                          *expect ? expect : "its host driver");
     return 0;
 }
 
@@ -279,12 +281,15 @@ int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err)
         int r;
         driver_of(p, f->bdf, now, sizeof(now));
         snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
-        if (!strcmp(now, f->driver) && strcmp(now, VFIO) != 0)
+        /* The host driver it had, when known; else whichever the kernel
+         * picks once the override is gone. */
+        const char *host = strcmp(f->driver, VFIO) != 0 ? f->driver : "";
+        if (strcmp(now, VFIO) != 0 && (!*host || !strcmp(now, host)))
             /* On its driver already (a step that failed early): only the
              * override may be left to clear. */
             r = step(p, f->bdf, "clear driver_override", file, "\n", &one);
         else
-            r = move_fn(p, f, "", f->driver, &one);
+            r = move_fn(p, f, "", host, &one);
         /* Keep going: every member that can go back should. */
         if (r < 0 && rc == 0)
             rc = vd_err_set(err, "%s", one.msg);

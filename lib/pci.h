@@ -57,7 +57,9 @@ int vd_pci_holders(const vd_pci *p, const char *const *devnodes, int n, char *ou
  * was (to give to vd_pci_to_host). */
 int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_err *err);
 
-/* Gives the group back to the drivers recorded in `before`. */
+/* Gives the group back to the host: to the drivers recorded in `before`,
+ * or, for members recorded on vfio-pci (the desktop VM held them), to
+ * whichever host driver the kernel probes once the override is cleared. */
 int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err);
 
 #endif

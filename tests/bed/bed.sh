@@ -303,6 +303,9 @@ bed_down() {
     if [ -S "$dir/munge/munge.socket" ] && [ -f "$dir/slurm/slurm.conf" ]; then
         SLURM_CONF=$dir/slurm/slurm.conf scancel --quiet --full --user=root 2>/dev/null || true
     fi
+    if mountpoint -q "$dir/hw" 2>/dev/null; then
+        fusermount3 -u -z "$dir/hw" || bed__log "could not unmount $dir/hw"
+    fi
     # Reverse start order: libvirtd and slurmds before slurmctld before munged.
     tac "$dir/pids" | while read -r name pid; do bed__stop "$name" "$pid"; done
     local marked
@@ -338,7 +341,9 @@ bed_guest() {
 
 # bed_hb NAME: "BOOT N" of the guest's last heartbeat on its console.
 bed_hb() {
-    grep -a '^vdesk-hb ' "$VDESK_BED/guests/$1/console.log" 2>/dev/null | tail -n 1 |
+    # Complete lines only (the serial console ends them with \r\n): the last
+    # one may still be being written.
+    grep -a $'^vdesk-hb boot=[0-9]* n=[0-9]*\r$' "$VDESK_BED/guests/$1/console.log" 2>/dev/null | tail -n 1 |
         sed -n 's/^vdesk-hb boot=\([0-9]*\) n=\([0-9]*\).*/\1 \2/p'
 }
 
@@ -369,8 +374,12 @@ bed_disk() {
 # environment, so they set VDESK_CONF themselves; a test that writes a step
 # name into DIR/vdesk/crash makes the next one crash there (VDESK_TEST_CRASH,
 # docs/design.md), once.
+#
+# With `hw`, node n1's devices are the emulated workstation's GPU (whose
+# IOMMU group has 4 functions) and HCA, at DIR/hw (bed_hw): vdesk then also
+# rebinds them between vfio-pci and their host drivers.
 bed_vdesk_files() {
-    local dir=$1 d n p
+    local dir=$1 hw=${2:-} d n p gpu ib
     d=$dir/vdesk
     mkdir -p "$d"
     {
@@ -383,10 +392,13 @@ policy = save,shutdown
 timeout_unplug = 10
 timeout_shutdown = 20
 EOF
+        [ -n "$hw" ] && printf 'sysfs_root = %s/hw/sys\ndev_root = %s/hw/dev\n' "$dir" "$dir"
         for n in $BED_NODES; do
             printf '\n[node %s]\nuri = qemu:///system?socket=%s\ndomain = desk-%s\n' \
                 "$n" "$dir/libvirt/run/libvirt-sock" "$n"
-            printf 'desktop_cores = 1\ndevice = gpu ua-gpu0\ndevice = ib ua-ib0\n'
+            gpu= ib=
+            [ -n "$hw" ] && [ "$n" = n1 ] && gpu=" 0000:01:00.0" ib=" 0000:02:00.0"
+            printf 'desktop_cores = 1\ndevice = gpu ua-gpu0%s\ndevice = ib ua-ib0%s\n' "$gpu" "$ib"
         done
     } >"$d/vdesk.conf"
     for p in prolog epilog; do
@@ -413,4 +425,34 @@ bed_libvirt_start() {
     BED=$VDESK_BED
     rm -f "$BED/libvirt/run/libvirt-sock" "$BED/libvirt/run/libvirt-sock-ro"
     bed__libvirt
+}
+
+# bed_hw MACHINE: mounts the sysfs emulator (tests/sysfs/MACHINE.ini) at
+# $VDESK_BED/hw; bed_down unmounts it.
+bed_hw() {
+    BED=$VDESK_BED
+    local m=$BED/hw
+    mkdir -p "$m"
+    bed__start sysfs-emu "$BED/hw.log" "$BED_BUILD/tests/vdesk-sysfs-emu" \
+        "$BED_SRC/tests/sysfs/$1.ini" "$m" -f -o max_threads=16
+    bed__wait_up sysfs-emu 10 test -d "$m/sys/bus/pci/devices" ||
+        bed__fail sysfs-emu "$BED/hw.log" "$m is not mounted"
+}
+
+# bed_hw_vfio BDF: puts the IOMMU group of BDF on vfio-pci, as starting the
+# desktop VM would have.
+bed_hw_vfio() {
+    local s=$VDESK_BED/hw/sys f drv
+    for f in "$s/bus/pci/devices/$1/iommu_group/devices"/*; do
+        f=$(basename "$f")
+        echo vfio-pci >"$s/bus/pci/devices/$f/driver_override"
+        drv=$(readlink "$s/bus/pci/devices/$f/driver") && echo "$f" >"$s/bus/pci/drivers/${drv##*/}/unbind"
+        echo "$f" >"$s/bus/pci/drivers_probe"
+    done
+}
+
+# bed_hw_driver BDF: the driver the emulated device is bound to.
+bed_hw_driver() {
+    local l
+    l=$(readlink "$VDESK_BED/hw/sys/bus/pci/devices/$1/driver") && echo "${l##*/}"
 }

@@ -10,15 +10,28 @@ BEDCTL=$T_BUILD/tests/bedctl
 
 t_setup() {
     T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
-    bed_vdesk_files "$T_BED"
+    bed_vdesk_files "$T_BED" hw
     VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
     VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
     VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
         bed_up "$T_BED" || return 1
     VDCONF=$VDESK_BED/vdesk/vdesk.conf
     cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
-    bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
+    # n1's desktop holds the emulated workstation's GPU group and HCA.
+    bed_hw workstation && bed_hw_vfio 0000:01:00.0 && bed_hw_vfio 0000:02:00.0 &&
+        bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
 }
+
+# hw_drivers: the drivers of the emulated GPU group and HCA, in one line.
+hw_drivers() {
+    local b out=
+    for b in 0000:01:00.0 0000:01:00.1 0000:01:00.2 0000:01:00.3 0000:02:00.0; do
+        out="$out $(bed_hw_driver "$b")"
+    done
+    echo "${out# }"
+}
+HW_HOST="nvidia snd_hda_intel xhci_hcd nvidia-gpu mlx5_core"
+HW_VFIO="vfio-pci vfio-pci vfio-pci vfio-pci vfio-pci"
 
 t_teardown() { bed_down "$T_BED"; }
 
@@ -77,15 +90,22 @@ test_suspend_pauses_and_resumes_without_reboot() {
 test_save_unplugs_saves_and_restores_the_same_session() {
     local boot n id rec
     read -r boot n <<<"$(bed_hb desk-n1)"
+    assert_eq "$(hw_drivers)" "$HW_VFIO" "the desktop holds the GPU group and the HCA"
     id=$(start_job n1 save 4)
     assert_eq "$(vm_state n1)" shutoff "while job $id runs"
     [ -s "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "no save file while the job runs"
-    # Devices unplugged first, then the save (the phase order in the record).
-    assert_match "$(admin_comment "$id")" "devices=ua-gpu0,ua-ib0 .*phases=lock:[0-9]+,snapshot:[0-9]+,unplug ua-gpu0:[0-9]+,unplug ua-ib0:[0-9]+,save:[0-9]+"
+    # Each device unplugged, its whole IOMMU group given back to the host,
+    # then the save (the phase order in the record).
+    assert_match "$(admin_comment "$id")" "devices=ua-gpu0,ua-ib0 .*phases=lock:[0-9]+,snapshot:[0-9]+,unplug ua-gpu0:[0-9]+,host ua-gpu0:[0-9]+,unplug ua-ib0:[0-9]+,host ua-ib0:[0-9]+,save:[0-9]+"
+    assert_eq "$(hw_drivers)" "$HW_HOST" "the job has the GPU group and the HCA"
+    [ -e "$VDESK_BED/hw/dev/nvidia0" ] || t_fail "no /dev/nvidia0 for the job"
+    [ ! -e "$VDESK_BED/hw/dev/vfio/12" ] || t_fail "/dev/vfio/12 still there during the job"
     after_job "$id" n1
+    assert_eq "$(hw_drivers)" "$HW_VFIO" "the desktop has the devices back"
+    [ -e "$VDESK_BED/hw/dev/vfio/12" ] || t_fail "no /dev/vfio/12 after the job"
     assert_continued n1 "$boot" "$n"
     rec=$(records n1 | grep "\"job\":$id,\"op\":\"restore\"")
-    assert_match "$rec" '"name":"restore".*"name":"replug ua-gpu0".*"name":"replug ua-ib0"'
+    assert_match "$rec" '"name":"restore".*"name":"vfio ua-gpu0".*"name":"replug ua-gpu0".*"name":"vfio ua-ib0".*"name":"replug ua-ib0"'
     [ ! -e "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "save file left after a good restore"
 }
 
@@ -95,7 +115,9 @@ test_shutdown_keeps_the_disk() {
     id=$(start_job n1 shutdown 3)
     assert_eq "$(vm_state n1)" shutoff "while job $id runs"
     assert_match "$(cat "$VDESK_BED/guests/desk-n1/console.log")" "vdesk-guest: down boot=$boot"
+    assert_eq "$(hw_drivers)" "$HW_HOST" "the job has the devices of the stopped VM"
     after_job "$id" n1
+    assert_eq "$(hw_drivers)" "$HW_VFIO" "back on vfio-pci before the VM started"
     t_poll 30 hb_at_least n1 $((boot + 1)) 1
     read -r b _ <<<"$(bed_disk desk-n1)"
     assert_eq "$b" $((boot + 1)) "boot count kept on the disk across the shutdown"
