@@ -37,7 +37,7 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
-TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu
+TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: only the dependency-free parts of lib/.
@@ -77,6 +77,9 @@ $(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/libvdesk.a
 $(BUILD)/tests/vdesk-sysfs-emu: tests/sysfs/sysfs-emu.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $$(pkg-config --cflags fuse3 inih) $(CFLAGS) -o $@ $< $(LDFLAGS) $$(pkg-config --libs fuse3 inih) -lpthread
+
+$(BUILD)/tests/pcibench: $(BUILD)/tests/sysfs/pcibench.o $(BUILD)/libvdesk.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/bedctl: $(BUILD)/tests/bed/bedctl.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

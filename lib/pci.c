@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +16,6 @@
 
 #define VFIO "vfio-pci"
 #define CLASS_BRIDGE 0x0604
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -53,23 +47,22 @@ static int timed_write(const char *path, const char *value, int timeout_ms, vd_e
         _exit(0);
     }
     close(pipefd[1]);
-    int e = -1, status;
-    long long deadline = now_ms() + timeout_ms;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            break;
-        if (now_ms() >= deadline) {
-            /* Stuck in the kernel: the child may never die; leave it. */
-            kill(pid, SIGKILL);
-            close(pipefd[0]);
-            return vd_err_set(err, "hung for %d ms (the driver does not let go; see dmesg)", timeout_ms);
-        }
-        sleep_ms(5);
+    /* The child reports through the pipe: wake the moment it is done. */
+    struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
+    int e = -1, status, ready;
+    do
+        ready = poll(&pfd, 1, timeout_ms);
+    while (ready < 0 && errno == EINTR);
+    if (ready <= 0) {
+        /* Stuck in the kernel: the child may never die; leave it. */
+        kill(pid, SIGKILL);
+        close(pipefd[0]);
+        return vd_err_set(err, "hung for %d ms (the driver does not let go; see dmesg)", timeout_ms);
     }
     if (read(pipefd[0], &e, sizeof(e)) != sizeof(e))
         e = EIO;
     close(pipefd[0]);
+    waitpid(pid, &status, 0);
     return e ? vd_err_set(err, "%s", strerror(e)) : 0;
 }
 

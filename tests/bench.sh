@@ -11,6 +11,9 @@
 #          journal with fsync, snapshot, record) versus the bare libvirt calls
 #          that do the same to the guest in one process (`bedctl cycle`),
 #          interleaved on the same guest.
+#   pci:   one whole-IOMMU-group rebind (to vfio-pci and back) on the sysfs
+#          emulator through lib/pci (a child process and a timeout per
+#          write, every result checked) versus the same writes made bare.
 #   save:  vdesk's save throughput (save file size / save phase time) versus
 #          the disk's sequential write bandwidth (dd with fsync) into the same
 #          directory.
@@ -103,6 +106,15 @@ bench_save_throughput() {
         "$(echo "scale=4; ($bytes / 1048576 * 1000 / $save_ms) / ($mb * 1000 / $dd_ms)" | bc)"
 }
 
+bench_pci() {
+    local out
+    bed_hw workstation || return 1
+    out=$("$build/tests/pcibench" "$bed/hw/sys" "$bed/hw/dev" 0000:01:00.0 "${VDESK_BENCH_PCI_RUNS:-30}") || return 1
+    read -r n a b <<<"$out"
+    printf 'pci: rebind of a %d-function IOMMU group to vfio-pci and back on the emulator, median of %d: vdesk %.1f ms, bare writes %.1f ms, ratio %.2f\n' \
+        "$n" "${VDESK_BENCH_PCI_RUNS:-30}" "$a" "$b" "$(echo "scale=4; $a / $b" | bc)"
+}
+
 bed=$(mktemp -d /tmp/vdb.XXXXXX)
 bed_vdesk_files "$bed"
 bed_up "$bed" 2>/dev/null || { echo "bench: the test bed did not start" >&2; exit 1; }
@@ -111,3 +123,4 @@ bench_spank
 bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60 || { echo "bench: no guest" >&2; exit 1; }
 bench_node
 bench_save_throughput
+bench_pci
