@@ -252,31 +252,59 @@ static int alias_check(const char *alias, vd_err *err)
     return 0;
 }
 
+/* One XPath query on a domain XML document: parse, evaluate, free. */
+typedef struct xml_query {
+    xmlDocPtr doc;
+    xmlXPathContextPtr ctx;
+    xmlXPathObjectPtr res;
+} xml_query;
+
+static void xq_close(xml_query *q)
+{
+    xmlXPathFreeObject(q->res);
+    xmlXPathFreeContext(q->ctx);
+    xmlFreeDoc(q->doc);
+}
+
+static int xq_open(xml_query *q, const char *xml, const char *expr, vd_err *err)
+{
+    memset(q, 0, sizeof(*q));
+    q->doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                           XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!q->doc)
+        return vd_err_set(err, "libvirt returned domain XML that does not parse");
+    q->ctx = xmlXPathNewContext(q->doc);
+    q->res = q->ctx ? xmlXPathEvalExpression(BAD_CAST expr, q->ctx) : NULL;
+    if (!q->res) {
+        xq_close(q);
+        return vd_err_set(err, "cannot evaluate %s on the domain XML", expr);
+    }
+    return 0;
+}
+
+static int xq_count(const xml_query *q)
+{
+    return q->res->nodesetval ? q->res->nodesetval->nodeNr : 0;
+}
+
 /* Finds the device with `alias` in `dom_xml`; *xml is NULL if it is absent. */
 static int xml_find_device(const char *dom_xml, const char *alias, char **xml, vd_err *err)
 {
-    *xml = NULL;
-    xmlDocPtr doc = xmlReadMemory(dom_xml, (int)strlen(dom_xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc)
-        return vd_err_set(err, "libvirt returned domain XML that does not parse");
     char expr[256];
+    xml_query q;
+    *xml = NULL;
     snprintf(expr, sizeof(expr), "/domain/devices/*[alias/@name='%s']", alias);
+    if (xq_open(&q, dom_xml, expr, err) < 0)
+        return -1;
     int rc = 0;
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
-    if (!res) {
-        rc = vd_err_set(err, "cannot evaluate %s on the domain XML", expr);
-    } else if (res->nodesetval && res->nodesetval->nodeNr > 0) {
+    if (xq_count(&q) > 0) {
         xmlBufferPtr buf = xmlBufferCreate();
-        if (!buf || xmlNodeDump(buf, doc, res->nodesetval->nodeTab[0], 0, 0) < 0 ||
+        if (!buf || xmlNodeDump(buf, q.doc, q.res->nodesetval->nodeTab[0], 0, 0) < 0 ||
             !(*xml = strdup((const char *)xmlBufferContent(buf))))
             rc = vd_err_set(err, "cannot serialise device %s", alias);
         xmlBufferFree(buf);
     }
-    xmlXPathFreeObject(res);
-    xmlXPathFreeContext(ctx);
-    xmlFreeDoc(doc);
+    xq_close(&q);
     return rc;
 }
 
@@ -456,18 +484,13 @@ int vd_hv_dom_restore(vd_hv *hv, const char *path, vd_err *err)
 /* The XPath value `expr` (a string) in `xml`, or "" (caller frees). */
 static int xml_eval(const char *xml, const char *expr, char **out, vd_err *err)
 {
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc)
-        return vd_err_set(err, "libvirt returned domain XML that does not parse");
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
-    xmlChar *str = res ? xmlXPathCastToString(res) : NULL;
+    xml_query q;
+    if (xq_open(&q, xml, expr, err) < 0)
+        return -1;
+    xmlChar *str = xmlXPathCastToString(q.res);
     int rc = str && (*out = strdup((const char *)str)) ? 0 : vd_err_set(err, "cannot evaluate %s", expr);
     xmlFree(str);
-    xmlXPathFreeObject(res);
-    xmlXPathFreeContext(ctx);
-    xmlFreeDoc(doc);
+    xq_close(&q);
     return rc;
 }
 
@@ -535,25 +558,20 @@ int vd_hv_disk_snapshot(vd_hv *hv, const char *dom, const char *dir, const char 
 /* Sets the first disk's source file in an inactive definition. */
 static int xml_set_first_disk(const char *xml, const char *file, char **out, vd_err *err)
 {
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc)
-        return vd_err_set(err, "libvirt returned domain XML that does not parse");
+    xml_query q;
+    if (xq_open(&q, xml, FIRST_DISK, err) < 0)
+        return -1;
     int rc = -1;
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST FIRST_DISK, ctx) : NULL;
-    if (res && res->nodesetval && res->nodesetval->nodeNr > 0) {
-        xmlNodePtr disk = res->nodesetval->nodeTab[0];
-        for (xmlNodePtr c = disk->children; c; c = c->next) {
+    if (xq_count(&q) > 0) {
+        xmlNodePtr disk = q.res->nodesetval->nodeTab[0];
+        for (xmlNodePtr c = disk->children, next; c; c = next) {
+            next = c->next;
             if (c->type != XML_ELEMENT_NODE)
                 continue;
             if (!xmlStrcmp(c->name, BAD_CAST "source") && xmlSetProp(c, BAD_CAST "file", BAD_CAST file))
                 rc = 0;
-        }
-        /* libvirt finds the backing chain of the new source by itself. */
-        for (xmlNodePtr c = disk->children, next; c; c = next) {
-            next = c->next;
-            if (c->type == XML_ELEMENT_NODE && !xmlStrcmp(c->name, BAD_CAST "backingStore")) {
+            /* libvirt finds the backing chain of the new source by itself. */
+            if (!xmlStrcmp(c->name, BAD_CAST "backingStore")) {
                 xmlUnlinkNode(c);
                 xmlFreeNode(c);
             }
@@ -562,16 +580,14 @@ static int xml_set_first_disk(const char *xml, const char *file, char **out, vd_
     xmlChar *buf = NULL;
     int len = 0;
     if (rc == 0) {
-        xmlDocDumpMemory(doc, &buf, &len);
+        xmlDocDumpMemory(q.doc, &buf, &len);
         if (!buf || !(*out = strdup((const char *)buf)))
             rc = -1;
     }
     if (rc < 0)
         vd_err_set(err, "cannot point the first disk at %s in the domain XML", file);
     xmlFree(buf);
-    xmlXPathFreeObject(res);
-    xmlXPathFreeContext(ctx);
-    xmlFreeDoc(doc);
+    xq_close(&q);
     return rc;
 }
 
@@ -648,24 +664,19 @@ int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err)
 /* All nodes of `expr` as strings, in document order. */
 static int xml_eval_all(const char *xml, const char *expr, char ***out, int *n, vd_err *err)
 {
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc)
-        return vd_err_set(err, "libvirt returned domain XML that does not parse");
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr res = ctx ? xmlXPathEvalExpression(BAD_CAST expr, ctx) : NULL;
-    int count = res && res->nodesetval ? res->nodesetval->nodeNr : 0;
+    xml_query q;
+    if (xq_open(&q, xml, expr, err) < 0)
+        return -1;
+    int count = xq_count(&q);
     char **v = calloc((size_t)count + 1, sizeof(*v));
-    int rc = res && v ? 0 : vd_err_set(err, "cannot evaluate %s", expr);
+    int rc = v ? 0 : vd_err_set(err, "out of memory");
     for (int i = 0; rc == 0 && i < count; i++) {
-        xmlChar *str = xmlNodeGetContent(res->nodesetval->nodeTab[i]);
+        xmlChar *str = xmlNodeGetContent(q.res->nodesetval->nodeTab[i]);
         if (!str || !(v[i] = strdup((const char *)str)))
             rc = vd_err_set(err, "out of memory");
         xmlFree(str);
     }
-    xmlXPathFreeObject(res);
-    xmlXPathFreeContext(ctx);
-    xmlFreeDoc(doc);
+    xq_close(&q);
     if (rc < 0) {
         vd_hv_names_free(v, count);
         return -1;

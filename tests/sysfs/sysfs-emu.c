@@ -445,14 +445,18 @@ static void lookup(machine *m, const char *p, node *n)
 
 /* --- FUSE operations ---------------------------------------------------- */
 
+static void lookup_locked(machine *m, const char *p, node *n)
+{
+    pthread_mutex_lock(&m->lock);
+    lookup(m, p, n);
+    pthread_mutex_unlock(&m->lock);
+}
+
 static int op_getattr(const char *p, struct stat *st, struct fuse_file_info *fi)
 {
     (void)fi;
-    machine *m = M();
     node n;
-    pthread_mutex_lock(&m->lock);
-    lookup(m, p, &n);
-    pthread_mutex_unlock(&m->lock);
+    lookup_locked(M(), p, &n);
     memset(st, 0, sizeof(*st));
     switch (n.kind) {
     case K_DIR: st->st_mode = S_IFDIR | 0755; st->st_nlink = 2; return 0;
@@ -468,11 +472,8 @@ static int op_getattr(const char *p, struct stat *st, struct fuse_file_info *fi)
 
 static int op_readlink(const char *p, char *buf, size_t size)
 {
-    machine *m = M();
     node n;
-    pthread_mutex_lock(&m->lock);
-    lookup(m, p, &n);
-    pthread_mutex_unlock(&m->lock);
+    lookup_locked(M(), p, &n);
     if (n.kind != K_LINK)
         return -EINVAL;
     snprintf(buf, size, "%s", n.text);
@@ -598,11 +599,8 @@ static int op_open(const char *p, struct fuse_file_info *fi)
 static int op_read(const char *p, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)fi;
-    machine *m = M();
     node n;
-    pthread_mutex_lock(&m->lock);
-    lookup(m, p, &n);
-    pthread_mutex_unlock(&m->lock);
+    lookup_locked(M(), p, &n);
     if (n.kind != K_FILE)
         return -ENOENT;
     if (!n.readable)
