@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "conf.h"
 #include "engine.h"
@@ -31,19 +30,6 @@ static int usage(FILE *f)
           "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
           "the node is --node, else $SLURMD_NODENAME, else the short hostname.\n", f);
     return f == stderr ? 2 : 0;
-}
-
-static void default_node(char *buf, size_t size)
-{
-    const char *n = getenv("SLURMD_NODENAME");
-    if (n && *n) {
-        snprintf(buf, size, "%s", n);
-        return;
-    }
-    if (gethostname(buf, size) < 0)
-        snprintf(buf, size, "localhost");
-    buf[size - 1] = '\0';
-    buf[strcspn(buf, ".")] = '\0';
 }
 
 static void print_devices(const vd_conf *c, vd_hv *hv, const vd_journal *j)
@@ -147,7 +133,7 @@ int main(int argc, char **argv)
     const char *path = vd_conf_path();
     char node[64];
     int force = 0, o;
-    default_node(node, sizeof(node));
+    vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': path = optarg; break;

@@ -8,11 +8,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *vd_conf_path(void)
 {
     const char *p = getenv("VDESK_CONF");
     return p && *p ? p : VD_CONF_DEFAULT;
+}
+
+const char *vd_node_name(char *buf, size_t size)
+{
+    const char *n = getenv("SLURMD_NODENAME");
+    if (n && *n) {
+        snprintf(buf, size, "%s", n);
+        return buf;
+    }
+    if (gethostname(buf, size) < 0)
+        snprintf(buf, size, "localhost");
+    buf[size - 1] = '\0';
+    buf[strcspn(buf, ".")] = '\0';
+    return buf;
 }
 
 const char *vd_role_name(vd_role role)

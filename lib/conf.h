@@ -29,6 +29,7 @@
 #define VDESK_CONF_H
 
 #include <limits.h>
+#include <stddef.h>
 
 #include "err.h"
 #include "mode.h"
@@ -64,6 +65,11 @@ typedef struct vd_conf {
     vd_device devices[VD_MAX_DEVICES];
     int ndevices;
 } vd_conf;
+
+/* The node vdesk acts for: $SLURMD_NODENAME (slurmd sets it for Prolog and
+ * Epilog programs, and several slurmd may share a host), else the short
+ * hostname. Returns buf. */
+const char *vd_node_name(char *buf, size_t size);
 
 /* The file to read: $VDESK_CONF, else VD_CONF_DEFAULT. */
 const char *vd_conf_path(void);

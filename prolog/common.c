@@ -5,24 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <unistd.h>
 
 #include "journal.h"
 #include "slurmapi.h"
-
-const char *node_name(char *buf, size_t size)
-{
-    const char *n = getenv("SLURMD_NODENAME");
-    if (n && *n) {
-        snprintf(buf, size, "%s", n);
-        return buf;
-    }
-    if (gethostname(buf, size) < 0)
-        snprintf(buf, size, "localhost");
-    buf[size - 1] = '\0';
-    buf[strcspn(buf, ".")] = '\0';
-    return buf;
-}
 
 unsigned job_id(void)
 {
@@ -36,7 +21,7 @@ int node_conf_load(vd_conf *conf, const char *prog)
 {
     char node[64];
     vd_err err;
-    node_name(node, sizeof(node));
+    vd_node_name(node, sizeof(node));
     if (vd_conf_load(vd_conf_path(), node, conf, &err) == 0)
         return 0;
     syslog(LOG_ERR, "%s", err.msg);

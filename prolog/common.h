@@ -10,9 +10,6 @@
 #include "conf.h"
 #include "engine.h"
 
-/* The node this program runs for: SLURMD_NODENAME, else the short hostname. */
-const char *node_name(char *buf, size_t size);
-
 /* SLURM_JOB_ID as a number, 0 if absent or malformed. */
 unsigned job_id(void);
 
