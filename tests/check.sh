@@ -45,6 +45,7 @@ if [ "$mode" != integration ]; then
         run "unit $(basename "$t")" "$t"
         run "unit $(basename "$t") (ASan/UBSan)" "$build/tests/asan/$(basename "$t")"
         run "unit $(basename "$t") (valgrind)" valgrind -q --error-exitcode=9 --leak-check=full \
+            --suppressions="$root/tests/valgrind.supp" \
             --errors-for-leak-kinds=definite "$t"
     done
 fi
