@@ -46,7 +46,7 @@ PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
 .PHONY: all deps check unit integration demo bench install clean testbed-up testbed-down guest
 all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iprolog $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -70,7 +70,7 @@ $(PLUGIN): $(PLUGIN_OBJ) spank/vdesk.map
 $(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/libvdesk.a
+$(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/cli/inventory.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The sysfs emulator is a test tool: only it links libfuse3.

@@ -17,6 +17,7 @@
 #include "conf.h"
 #include "engine.h"
 #include "hv.h"
+#include "inventory.h"
 #include "journal.h"
 
 static int usage(FILE *f)
@@ -27,6 +28,9 @@ static int usage(FILE *f)
           "  evict MODE          make the desktop leave by hand (suspend, save, shutdown, shrink, auto)\n"
           "  restore [--force]   bring it back; --force also releases jobs that still hold the node\n"
           "  recover             finish or roll back an operation a crash interrupted\n"
+          "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC] [--sysfs DIR --dev DIR]\n"
+          "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
+          "                      lines and the desktop's cores (works without a vdesk.conf)\n"
           "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
           "the node is --node, else $SLURMD_NODENAME, else the short hostname.\n", f);
     return f == stderr ? 2 : 0;
@@ -128,11 +132,16 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "conf", required_argument, NULL, 'c' }, { "node", required_argument, NULL, 'n' },
-        { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' }, { 0, 0, 0, 0 },
+        { "force", no_argument, NULL, 'f' }, { "help", no_argument, NULL, 'h' },
+        { "json", no_argument, NULL, 'j' }, { "slurm", no_argument, NULL, 's' },
+        { "topology", required_argument, NULL, 't' }, { "sysfs", required_argument, NULL, 'S' },
+        { "dev", required_argument, NULL, 'D' }, { "desktop-cores", required_argument, NULL, 'k' },
+        { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
     int force = 0, o;
+    inv_opts inv = { .sys = NULL, .dev = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
         switch (o) {
@@ -140,6 +149,12 @@ int main(int argc, char **argv)
         case 'n': snprintf(node, sizeof(node), "%s", optarg); break;
         case 'f': force = 1; break;
         case 'h': return usage(stdout);
+        case 'j': inv.json = 1; break;
+        case 's': inv.slurm = 1; break;
+        case 't': inv.topology = optarg; break;
+        case 'S': inv.sys = optarg; break;
+        case 'D': inv.dev = optarg; break;
+        case 'k': inv.desktop_cores = atoi(optarg); break;
         default: return usage(stderr);
         }
     }
@@ -149,6 +164,14 @@ int main(int argc, char **argv)
     openlog("vdeskctl", LOG_PID, LOG_DAEMON);
     vd_conf conf;
     vd_err err;
+    if (!strcmp(cmd, "inventory") && optind + 1 == argc) {
+        /* A fresh node has no vdesk.conf yet: use its roots only if it has one. */
+        if (vd_conf_load(path, NULL, &conf, &err) < 0)
+            vd_conf_load("/dev/null", NULL, &conf, &err);   /* the defaults */
+        inv.sys = inv.sys ? inv.sys : conf.sysfs_root;
+        inv.dev = inv.dev ? inv.dev : conf.dev_root;
+        return cmd_inventory(&inv);
+    }
     if (!strcmp(cmd, "check-config")) {
         if (vd_conf_load(path, NULL, &conf, &err) < 0) {
             fprintf(stderr, "vdeskctl: %s\n", err.msg);

@@ -139,6 +139,93 @@ int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err 
     return rc;
 }
 
+static unsigned read_hex(const char *sys, const char *bdf, const char *attr)
+{
+    char path[PATH_MAX], buf[32] = "0";
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/%s", sys, bdf, attr);
+    read_line(path, buf, sizeof(buf));
+    return (unsigned)strtoul(buf, NULL, 16);
+}
+
+static int read_int(const char *sys, const char *bdf, const char *attr, int dflt)
+{
+    char path[PATH_MAX], buf[32];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/%s", sys, bdf, attr);
+    return read_line(path, buf, sizeof(buf)) == 0 ? atoi(buf) : dflt;
+}
+
+static void info_read(const vd_pci *p, const char *bdf, vd_pci_info *d)
+{
+    char path[PATH_MAX], target[PATH_MAX];
+    memset(d, 0, sizeof(*d));
+    memcpy(d->bdf, bdf, sizeof(d->bdf));
+    d->vendor = read_hex(p->sys, bdf, "vendor");
+    d->device = read_hex(p->sys, bdf, "device");
+    d->klass = read_hex(p->sys, bdf, "class");
+    driver_of(p, bdf, d->driver, sizeof(d->driver));
+    d->numa = read_int(p->sys, bdf, "numa_node", -1);
+    d->totalvfs = read_int(p->sys, bdf, "sriov_totalvfs", 0);
+    d->numvfs = read_int(p->sys, bdf, "sriov_numvfs", 0);
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/local_cpulist", p->sys, bdf);
+    read_line(path, d->cpulist, sizeof(d->cpulist));
+    d->group = -1;
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", p->sys, bdf);
+    ssize_t n = readlink(path, target, sizeof(target) - 1);
+    if (n > 0) {
+        target[n] = '\0';
+        d->group = atoi(strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+    }
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/physfn", p->sys, bdf);
+    n = readlink(path, target, sizeof(target) - 1);
+    if (n > 0) {
+        target[n] = '\0';
+        const char *pf = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
+        if (bdf_ok(pf))
+            memcpy(d->physfn, pf, sizeof(d->physfn));
+    }
+}
+
+static int by_bdf(const void *a, const void *b)
+{
+    return strcmp(((const vd_pci_info *)a)->bdf, ((const vd_pci_info *)b)->bdf);
+}
+
+int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices", p->sys);
+    DIR *d = opendir(path);
+    if (!d)
+        return vd_err_set(err, "%s: %s", path, strerror(errno));
+    vd_pci_info *v = NULL;
+    int count = 0, cap = 0, rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        if (!bdf_ok(e->d_name))
+            continue;
+        if (count == cap) {
+            cap = cap ? cap * 2 : 32;
+            vd_pci_info *grown = realloc(v, (size_t)cap * sizeof(*v));
+            if (!grown) {
+                rc = vd_err_set(err, "out of memory scanning %s", path);
+                break;
+            }
+            v = grown;
+        }
+        info_read(p, e->d_name, &v[count++]);
+    }
+    closedir(d);
+    if (rc < 0) {
+        free(v);
+        return -1;
+    }
+    if (count)
+        qsort(v, (size_t)count, sizeof(*v), by_bdf);
+    *out = v;
+    *n = count;
+    return 0;
+}
+
 int vd_pci_holders(const vd_pci *p, const char *const *devnodes, int n, char *out, size_t size,
                    vd_err *err)
 {

@@ -45,6 +45,21 @@ typedef struct vd_pci_group {
     int n;
 } vd_pci_group;
 
+/* One PCI function as sysfs shows it. */
+typedef struct vd_pci_info {
+    char bdf[13];
+    unsigned vendor, device, klass;
+    char driver[64];
+    int group;             /* -1: no IOMMU group */
+    int numa;
+    char cpulist[128];     /* local_cpulist, OS numbering */
+    char physfn[13];       /* the PF of a VF, "" otherwise */
+    int totalvfs, numvfs;
+} vd_pci_info;
+
+/* Every PCI function under p->sys, in address order (malloc'd array). */
+int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err);
+
 /* The IOMMU group of `bdf`, with each member's current driver. */
 int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err *err);
 

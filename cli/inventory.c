@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+#include "inventory.h"
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pci.h"
+#include "topo.h"
+
+enum kind { K_OTHER, K_GPU, K_HCA };
+
+static enum kind kind_of(const vd_pci_info *d)
+{
+    if ((d->klass >> 16) == 0x03)
+        return K_GPU;
+    /* InfiniBand controllers; ConnectX in Ethernet mode is a network one. */
+    if ((d->klass >> 8) == 0x0207 || (d->vendor == 0x15b3 && (d->klass >> 16) == 0x02))
+        return K_HCA;
+    return K_OTHER;
+}
+
+static const char *cores_of(const vd_topo *t, const char *cpulist, char *buf, size_t size)
+{
+    vd_err err;
+    if (!cpulist[0] || vd_topo_cores_of(t, cpulist, buf, size, &err) < 0)
+        snprintf(buf, size, "?");
+    return buf;
+}
+
+static json_object *fn_json(const vd_pci_info *d, const vd_topo *t)
+{
+    char id[16], cores[128];
+    json_object *o = json_object_new_object();
+    snprintf(id, sizeof(id), "%04x:%04x", d->vendor, d->device);
+    json_object_object_add(o, "bdf", json_object_new_string(d->bdf));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "driver", json_object_new_string(d->driver));
+    json_object_object_add(o, "iommu_group", json_object_new_int(d->group));
+    json_object_object_add(o, "numa_node", json_object_new_int(d->numa));
+    json_object_object_add(o, "local_cpulist", json_object_new_string(d->cpulist));
+    json_object_object_add(o, "cores", json_object_new_string(cores_of(t, d->cpulist, cores, sizeof(cores))));
+    return o;
+}
+
+/* One GPU or HCA with its IOMMU group and, for a PF, its VFs. */
+static json_object *device_json(const vd_pci_info *all, int n, const vd_pci_info *d, const vd_topo *t)
+{
+    json_object *o = fn_json(d, t), *group = json_object_new_array(), *vfs = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        if (all[i].group == d->group && d->group >= 0)
+            json_object_array_add(group, fn_json(&all[i], t));
+        if (!strcmp(all[i].physfn, d->bdf))
+            json_object_array_add(vfs, fn_json(&all[i], t));
+    }
+    json_object_object_add(o, "group_members", group);
+    if (d->totalvfs) {
+        json_object_object_add(o, "sriov_totalvfs", json_object_new_int(d->totalvfs));
+        json_object_object_add(o, "vfs", vfs);
+    } else {
+        json_object_put(vfs);
+    }
+    return o;
+}
+
+static void print_human(const vd_pci_info *all, int n, const vd_topo *t)
+{
+    char cores[128];
+    int cn, pn;
+    vd_topo_size(t, &cn, &pn);
+    printf("node: %d cores, %d CPUs\n", cn, pn);
+    for (int i = 0; i < n; i++) {
+        const vd_pci_info *d = &all[i];
+        enum kind k = kind_of(d);
+        if (k == K_OTHER || d->physfn[0])
+            continue;
+        printf("%-3s %s %04x:%04x  driver %-12s  IOMMU group %-3d  NUMA %-2d  cores %s\n",
+               k == K_GPU ? "GPU" : "HCA", d->bdf, d->vendor, d->device,
+               d->driver[0] ? d->driver : "(none)", d->group, d->numa,
+               cores_of(t, d->cpulist, cores, sizeof(cores)));
+        for (int j = 0; j < n; j++)
+            if (j != i && all[j].group == d->group && d->group >= 0)
+                printf("      group member %s %04x:%04x  driver %s\n", all[j].bdf, all[j].vendor,
+                       all[j].device, all[j].driver[0] ? all[j].driver : "(none)");
+        if (d->totalvfs)
+            printf("      SR-IOV: %d of %d VFs\n", d->numvfs, d->totalvfs);
+        for (int j = 0; j < n; j++)
+            if (!strcmp(all[j].physfn, d->bdf))
+                printf("      VF %s  driver %-12s  IOMMU group %d\n", all[j].bdf,
+                       all[j].driver[0] ? all[j].driver : "(none)", all[j].group);
+    }
+}
+
+/* gres.conf lines (GPU N is the Nth GPU in PCI order, as the NVIDIA driver
+ * numbers them by default) and the desktop's cores for slurm.conf and
+ * vdesk.conf. */
+static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncores)
+{
+    const char **local = calloc((size_t)n + 1, sizeof(*local));
+    char cores[128], dos[512], dslurm[512], job[512];
+    int nlocal = 0, gpu = 0;
+    vd_err err;
+    if (!local)
+        return 1;
+    printf("# gres.conf\n");
+    for (int i = 0; i < n; i++) {
+        const vd_pci_info *d = &all[i];
+        enum kind k = kind_of(d);
+        if (k == K_OTHER || d->physfn[0])
+            continue;
+        if (d->cpulist[0])
+            local[nlocal++] = d->cpulist;
+        if (k == K_GPU)
+            printf("Name=gpu File=/dev/nvidia%d Cores=%s   # %s\n", gpu++,
+                   cores_of(t, d->cpulist, cores, sizeof(cores)), d->bdf);
+    }
+    int rc = vd_topo_split(t, local, nlocal, ncores, dos, dslurm, job, sizeof(dos), &err);
+    free(local);
+    if (rc < 0) {
+        fprintf(stderr, "vdeskctl: %s\n", err.msg);
+        return 1;
+    }
+    printf("# slurm.conf, on this node's NodeName line: keep jobs off the desktop's cores\n");
+    printf("CpuSpecList=%s\n", dslurm);
+    printf("# vdesk.conf, in this node's [node] section\n");
+    printf("desktop_cores = %s\n", dos);
+    return 0;
+}
+
+int cmd_inventory(const inv_opts *o)
+{
+    vd_pci p = { .sys = o->sys, .dev = o->dev, .timeout_ms = 1000 };
+    vd_pci_info *all = NULL;
+    vd_topo *t = NULL;
+    vd_err err;
+    int n = 0;
+    if (vd_pci_scan(&p, &all, &n, &err) < 0 || vd_topo_open(o->topology, &t, &err) < 0) {
+        fprintf(stderr, "vdeskctl: %s\n", err.msg);
+        free(all);
+        return 1;
+    }
+    int rc = 0;
+    if (o->slurm) {
+        rc = print_slurm(all, n, t, o->desktop_cores);
+    } else if (o->json) {
+        json_object *root = json_object_new_object();
+        json_object *gpus = json_object_new_array(), *hcas = json_object_new_array();
+        for (int i = 0; i < n; i++) {
+            enum kind k = kind_of(&all[i]);
+            if (k != K_OTHER && !all[i].physfn[0])
+                json_object_array_add(k == K_GPU ? gpus : hcas, device_json(all, n, &all[i], t));
+        }
+        json_object_object_add(root, "gpus", gpus);
+        json_object_object_add(root, "hcas", hcas);
+        printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+        json_object_put(root);
+    } else {
+        print_human(all, n, t);
+    }
+    vd_topo_close(t);
+    free(all);
+    return rc;
+}

@@ -1,0 +1,16 @@
+/* SPDX-License-Identifier: MIT */
+/* inventory.h - `vdeskctl inventory`: the node's GPUs, HCAs, VFs, IOMMU
+ * groups, drivers and locality, for people, for scripts, and for Slurm. */
+#ifndef VDESK_CLI_INVENTORY_H
+#define VDESK_CLI_INVENTORY_H
+
+typedef struct inv_opts {
+    const char *sys, *dev;  /* sysfs and /dev roots */
+    const char *topology;   /* NULL: this machine (vd_topo_open) */
+    int json, slurm;
+    int desktop_cores;      /* cores to suggest for the desktop (--slurm) */
+} inv_opts;
+
+int cmd_inventory(const inv_opts *o);
+
+#endif

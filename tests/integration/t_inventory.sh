@@ -1,0 +1,78 @@
+#!/bin/bash
+# `vdeskctl inventory` on the emulated machines (tests/sysfs), with hwloc
+# synthetic topologies numbered as the real machines are (SMT siblings N and
+# N+cores): GPUs, HCAs, VFs, IOMMU groups, drivers, locality; JSON; the
+# gres.conf lines and the desktop's cores for Slurm.
+. "$(dirname "$0")/../lib.sh"
+
+EMU=$T_BUILD/tests/vdesk-sysfs-emu
+VDESKCTL=$T_BUILD/cli/vdeskctl
+
+# mount_machine NAME: mounts the emulated machine at $MNT; prints nothing.
+mount_machine() {
+    MNT=$(mktemp -d /tmp/vdesk-inv.XXXXXX)
+    "$EMU" "$T_ROOT/tests/sysfs/$1.ini" "$MNT" -o max_threads=16 || return 1
+    TOPO="synthetic:$(cat "$T_ROOT/tests/sysfs/$1.topo")"
+}
+unmount_machine() { fusermount3 -u "$MNT" && rmdir "$MNT"; }
+inventory() { "$VDESKCTL" --conf /nonexistent inventory --sysfs "$MNT/sys" --dev "$MNT/dev" --topology "$TOPO" "$@"; }
+
+test_workstation_lists_the_gpu_group_and_the_hca_vfs() {
+    local out
+    mount_machine workstation
+    echo 2 >"$MNT/sys/bus/pci/devices/0000:02:00.0/sriov_numvfs"
+    out=$(inventory)
+    unmount_machine
+    assert_match "$out" "^node: 8 cores, 16 CPUs"
+    assert_match "$out" "GPU 0000:01:00.0 10de:2684  driver nvidia +IOMMU group 12 +NUMA -1 +cores 0-7"
+    assert_match "$out" "group member 0000:01:00.1 10de:22ba  driver snd_hda_intel"
+    assert_match "$out" "group member 0000:01:00.3 10de:1adb  driver nvidia-gpu"
+    assert_match "$out" "HCA 0000:02:00.0 15b3:101b  driver mlx5_core"
+    assert_match "$out" "SR-IOV: 2 of 4 VFs"
+    assert_match "$out" "VF 0000:02:00.2  driver mlx5_core +IOMMU group [0-9]+"
+}
+
+test_server_json_has_every_device_with_locality() {
+    local out
+    mount_machine server
+    out=$(inventory --json)
+    unmount_machine
+    assert_eq "$(grep -c '"bdf":"0000:[0-9a-f:.]*"' <<<"$out")" 12 "bdf entries (6 devices, each also its group's member)"
+    assert_match "$(tr -d ' \n' <<<"$out")" '"gpus":\[\{"bdf":"0000:31:00.0","id":"10de:20b0","driver":"nvidia","iommu_group":31,"numa_node":0,"local_cpulist":"0-15,32-47","cores":"0-15"'
+    assert_match "$(tr -d ' \n' <<<"$out")" '"bdf":"0000:e3:00.0","id":"10de:20b0","driver":"nvidia","iommu_group":62,"numa_node":1,"local_cpulist":"16-31,48-63","cores":"16-31"'
+    assert_match "$(tr -d ' \n' <<<"$out")" '"hcas":\[\{"bdf":"0000:17:00.0".*"sriov_totalvfs":8,"vfs":\[\]'
+}
+
+test_server_slurm_lines() {
+    local out
+    mount_machine server
+    out=$(inventory --slurm --desktop-cores 2)
+    unmount_machine
+    assert_match "$out" "Name=gpu File=/dev/nvidia0 Cores=0-15   # 0000:31:00.0"
+    assert_match "$out" "Name=gpu File=/dev/nvidia3 Cores=16-31   # 0000:e3:00.0"
+    # Devices on both sockets: the last two cores; OS and Slurm numbers differ.
+    assert_match "$out" "CpuSpecList=60-63"
+    assert_match "$out" "desktop_cores = 30-31,62-63"
+}
+
+test_workstation_desktop_takes_the_highest_whole_cores() {
+    local out
+    mount_machine workstation
+    out=$(inventory --slurm --desktop-cores 3)
+    unmount_machine
+    assert_match "$out" "Name=gpu File=/dev/nvidia0 Cores=0-7"
+    assert_match "$out" "desktop_cores = 5-7,13-15"
+    assert_match "$out" "CpuSpecList=10-15"
+}
+
+test_bad_requests_say_what_is_wrong() {
+    local out
+    mount_machine workstation
+    out=$(inventory --slurm --desktop-cores 8 2>&1) && t_fail "8 of 8 cores accepted"
+    assert_match "$out" "the desktop can have 1 to 7 of the node's 8 cores"
+    out=$("$VDESKCTL" --conf /nonexistent inventory --sysfs /nonexistent 2>&1) && t_fail "missing sysfs accepted"
+    unmount_machine
+    assert_match "$out" "/nonexistent/bus/pci/devices: No such file or directory"
+}
+
+t_main
