@@ -20,12 +20,12 @@ MANDIR         ?= $(PREFIX)/share/man
 
 # Debian packages: to build, and to run the tests and the demo.
 DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev \
-              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev
+              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip util-linux procps iproute2 valgrind bc fuse3
 
-PKGS       := libvirt libxml-2.0 hwloc inih json-c
+PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ib.h"
 #include "pci.h"
 #include "topo.h"
 
@@ -92,6 +93,61 @@ static void print_human(const vd_pci_info *all, int n, const vd_topo *t)
     }
 }
 
+/* RDMA devices through verbs; none, or no verbs at all, is a normal answer. */
+static void print_ib(const char *sys)
+{
+    vd_ib_dev *v = NULL;
+    int n = 0, unavailable = 0;
+    vd_err err;
+    if (vd_ib_list(sys, &v, &n, &unavailable, &err) < 0) {
+        printf("RDMA: %s\n", err.msg);
+        return;
+    }
+    if (unavailable || n == 0)
+        printf("RDMA: %s\n", unavailable ? "verbs unavailable (no rdma-core provider)" : "no devices");
+    for (int i = 0; i < n; i++) {
+        printf("RDMA %s  PCI %s  node GUID %016llx  firmware %s\n", v[i].name,
+               v[i].pci[0] ? v[i].pci : "?", (unsigned long long)v[i].node_guid, v[i].fw[0] ? v[i].fw : "?");
+        for (int p = 0; p < v[i].nports; p++)
+            printf("      port %d  %s  %s  LID %u\n", v[i].ports[p].num, v[i].ports[p].state,
+                   v[i].ports[p].link_layer, v[i].ports[p].lid);
+    }
+    free(v);
+}
+
+static json_object *ib_json(const char *sys)
+{
+    vd_ib_dev *v = NULL;
+    int n = 0, unavailable = 0;
+    vd_err err;
+    json_object *o = json_object_new_object(), *devs = json_object_new_array();
+    if (vd_ib_list(sys, &v, &n, &unavailable, &err) < 0)
+        json_object_object_add(o, "error", json_object_new_string(err.msg));
+    json_object_object_add(o, "verbs_available", json_object_new_boolean(!unavailable));
+    for (int i = 0; i < n; i++) {
+        char guid[24];
+        json_object *d = json_object_new_object(), *ports = json_object_new_array();
+        snprintf(guid, sizeof(guid), "%016llx", (unsigned long long)v[i].node_guid);
+        json_object_object_add(d, "name", json_object_new_string(v[i].name));
+        json_object_object_add(d, "pci", json_object_new_string(v[i].pci));
+        json_object_object_add(d, "node_guid", json_object_new_string(guid));
+        json_object_object_add(d, "firmware", json_object_new_string(v[i].fw));
+        for (int p = 0; p < v[i].nports; p++) {
+            json_object *po = json_object_new_object();
+            json_object_object_add(po, "port", json_object_new_int(v[i].ports[p].num));
+            json_object_object_add(po, "state", json_object_new_string(v[i].ports[p].state));
+            json_object_object_add(po, "link_layer", json_object_new_string(v[i].ports[p].link_layer));
+            json_object_object_add(po, "lid", json_object_new_int((int)v[i].ports[p].lid));
+            json_object_array_add(ports, po);
+        }
+        json_object_object_add(d, "ports", ports);
+        json_object_array_add(devs, d);
+    }
+    json_object_object_add(o, "devices", devs);
+    free(v);
+    return o;
+}
+
 /* gres.conf lines (GPU N is the Nth GPU in PCI order, as the NVIDIA driver
  * numbers them by default) and the desktop's cores for slurm.conf and
  * vdesk.conf. */
@@ -145,6 +201,7 @@ int cmd_inventory(const inv_opts *o)
         rc = print_slurm(all, n, t, o->desktop_cores);
     } else if (o->json) {
         json_object *root = json_object_new_object();
+        json_object_object_add(root, "rdma", ib_json(o->sys));
         json_object *gpus = json_object_new_array(), *hcas = json_object_new_array();
         for (int i = 0; i < n; i++) {
             enum kind k = kind_of(&all[i]);
@@ -157,6 +214,7 @@ int cmd_inventory(const inv_opts *o)
         json_object_put(root);
     } else {
         print_human(all, n, t);
+        print_ib(o->sys);
     }
     vd_topo_close(t);
     free(all);

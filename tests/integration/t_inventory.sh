@@ -30,6 +30,8 @@ test_workstation_lists_the_gpu_group_and_the_hca_vfs() {
     assert_match "$out" "HCA 0000:02:00.0 15b3:101b  driver mlx5_core"
     assert_match "$out" "SR-IOV: 2 of 4 VFs"
     assert_match "$out" "VF 0000:02:00.2  driver mlx5_core +IOMMU group [0-9]+"
+    # No HCA here: verbs answer with nothing, and say so.
+    assert_match "$out" "^RDMA: (no devices|verbs unavailable \(no rdma-core provider\))$"
 }
 
 test_server_json_has_every_device_with_locality() {
@@ -41,6 +43,7 @@ test_server_json_has_every_device_with_locality() {
     assert_match "$(tr -d ' \n' <<<"$out")" '"gpus":\[\{"bdf":"0000:31:00.0","id":"10de:20b0","driver":"nvidia","iommu_group":31,"numa_node":0,"local_cpulist":"0-15,32-47","cores":"0-15"'
     assert_match "$(tr -d ' \n' <<<"$out")" '"bdf":"0000:e3:00.0","id":"10de:20b0","driver":"nvidia","iommu_group":62,"numa_node":1,"local_cpulist":"16-31,48-63","cores":"16-31"'
     assert_match "$(tr -d ' \n' <<<"$out")" '"hcas":\[\{"bdf":"0000:17:00.0".*"sriov_totalvfs":8,"vfs":\[\]'
+    assert_match "$(tr -d ' \n' <<<"$out")" '"rdma":\{"verbs_available":(true|false),"devices":\[\]\}'
 }
 
 test_server_slurm_lines() {
