@@ -22,6 +22,16 @@ static enum kind kind_of(const vd_pci_info *d)
     return K_OTHER;
 }
 
+/* The device's local CPUs: from the topology's PCI object when it has one
+ * (an XML topology, this machine), else sysfs's local_cpulist. */
+static void locality(const vd_topo *t, vd_pci_info *d)
+{
+    char cpus[sizeof(d->cpulist)];
+    vd_err err;
+    if (vd_topo_pci_cpus(t, d->bdf, cpus, sizeof(cpus), &err) == 0)
+        memcpy(d->cpulist, cpus, sizeof(cpus));
+}
+
 static const char *cores_of(const vd_topo *t, const char *cpulist, char *buf, size_t size)
 {
     vd_err err;
@@ -196,6 +206,8 @@ int cmd_inventory(const inv_opts *o)
         free(all);
         return 1;
     }
+    for (int i = 0; i < n; i++)
+        locality(t, &all[i]);
     int rc = 0;
     if (o->slurm) {
         rc = print_slurm(all, n, t, o->desktop_cores);

@@ -65,6 +65,17 @@ static int print_list(hwloc_const_bitmap_t b, char *out, size_t size, vd_err *er
     return 0;
 }
 
+int vd_topo_pci_cpus(const vd_topo *t, const char *bdf, char *out, size_t size, vd_err *err)
+{
+    hwloc_obj_t dev = hwloc_get_pcidev_by_busidstring(t->t, bdf);
+    if (!dev)
+        return 1;
+    hwloc_obj_t near = hwloc_get_non_io_ancestor_obj(t->t, dev);
+    if (!near || !near->cpuset)
+        return vd_err_set(err, "hwloc: PCI device %s has no CPU locality", bdf);
+    return print_list(near->cpuset, out, size, err);
+}
+
 int vd_topo_cores_of(const vd_topo *t, const char *os_cpulist, char *out, size_t size, vd_err *err)
 {
     hwloc_bitmap_t cpus = hwloc_bitmap_alloc(), idx = hwloc_bitmap_alloc();

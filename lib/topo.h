@@ -25,6 +25,11 @@ void vd_topo_close(vd_topo *t);
 /* How many cores and PUs the node has. */
 void vd_topo_size(const vd_topo *t, int *cores, int *pus);
 
+/* The CPUs local to PCI device `bdf` as the topology knows them (its
+ * nearest non-I/O ancestor), OS numbering. Returns 1 if the topology has no
+ * such device (a synthetic one has none: use sysfs's local_cpulist). */
+int vd_topo_pci_cpus(const vd_topo *t, const char *bdf, char *out, size_t size, vd_err *err);
+
 /* The logical indexes of the cores that have a PU in `os_cpulist`
  * ("0-15,32-47"), as a list ("0-7"), for gres.conf's Cores=. */
 int vd_topo_cores_of(const vd_topo *t, const char *os_cpulist, char *out, size_t size, vd_err *err);

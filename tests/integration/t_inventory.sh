@@ -68,6 +68,21 @@ test_workstation_desktop_takes_the_highest_whole_cores() {
     assert_match "$out" "CpuSpecList=10-15"
 }
 
+test_xml_topologies_with_pci_objects_give_the_same_answer() {
+    local out m
+    for m in server workstation; do
+        mount_machine "$m"
+        TOPO=$T_ROOT/tests/sysfs/$m.xml
+        out=$(inventory --slurm)
+        unmount_machine
+        case $m in
+        server) assert_match "$out" "Name=gpu File=/dev/nvidia2 Cores=16-31   # 0000:ca:00.0"
+                assert_match "$out" "desktop_cores = 30-31,62-63" ;;
+        *) assert_match "$out" "Name=gpu File=/dev/nvidia0 Cores=0-7   # 0000:01:00.0" ;;
+        esac
+    done
+}
+
 test_bad_requests_say_what_is_wrong() {
     local out
     mount_machine workstation

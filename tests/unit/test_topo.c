@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "topo.h"
@@ -102,6 +104,27 @@ static void bad_requests_are_refused(void **state)
     vd_topo_close(t);
 }
 
+static void pci_locality_from_an_xml_topology(void **state)
+{
+    (void)state;
+    vd_topo *t;
+    vd_err err;
+    char path[512], out[128];
+    const char *src = getenv("VDESK_SRC");
+    snprintf(path, sizeof(path), "%s/tests/sysfs/server.xml", src && *src ? src : ".");
+    OK(vd_topo_open(path, &t, &err));
+    OK(vd_topo_pci_cpus(t, "0000:ca:00.0", out, sizeof(out), &err));
+    assert_string_equal(out, "16-31,48-63");   /* package 1, as sysfs says */
+    OK(vd_topo_pci_cpus(t, "0000:17:00.0", out, sizeof(out), &err));
+    assert_string_equal(out, "0-15,32-47");
+    assert_int_equal(vd_topo_pci_cpus(t, "0000:99:00.0", out, sizeof(out), &err), 1);
+    vd_topo_close(t);
+    /* A synthetic topology has no PCI objects. */
+    OK(vd_topo_open(server, &t, &err));
+    assert_int_equal(vd_topo_pci_cpus(t, "0000:ca:00.0", out, sizeof(out), &err), 1);
+    vd_topo_close(t);
+}
+
 static void this_machine_loads(void **state)
 {
     (void)state;
@@ -123,6 +146,7 @@ int main(void)
         cmocka_unit_test(no_devices_takes_the_highest_cores),
         cmocka_unit_test(cores_of_a_device),
         cmocka_unit_test(bad_requests_are_refused),
+        cmocka_unit_test(pci_locality_from_an_xml_topology),
         cmocka_unit_test(this_machine_loads),
     };
     return cmocka_run_group_tests_name("topo", tests, NULL, NULL);
