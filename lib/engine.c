@@ -234,8 +234,29 @@ static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
     return 0;
 }
 
-static int mode_suspend(op *o, vd_err *err)
+/* Whether the desktop holds a GPU the job was given. */
+static int holds_job_gpu(const op *o, const vd_request *req)
 {
+    if (!req->gpus || !*req->gpus)
+        return 0;   /* a job without GPUs takes none from the desktop */
+    int gpu_idx = -1;
+    for (int i = 0; i < o->conf->ndevices; i++) {
+        if (o->conf->devices[i].role != VD_ROLE_GPU)
+            continue;
+        gpu_idx++;
+        if (job_has_gpu(req->gpus, gpu_idx))
+            return 1;
+    }
+    return 0;
+}
+
+static int mode_suspend(op *o, const vd_request *req, vd_err *err)
+{
+    /* A paused VM keeps its passthrough devices: a job given GPUs would get
+     * GPUs that are still on vfio-pci. Slurm offers them; vdesk must free them. */
+    if (holds_job_gpu(o, req))
+        return vd_err_set(err, "suspend keeps the desktop's GPUs, and the job was given GPUs %s",
+                          req->gpus);
     return STEP(o, "suspend", err, vd_hv_dom_suspend(o->hv, o->conf->domain, err));
 }
 
@@ -274,7 +295,7 @@ static int apply(op *o, vd_mode mode, const vd_request *req, vd_err *err)
 {
     snprintf(o->j.used, sizeof(o->j.used), "%s", vd_mode_name(mode));
     switch (mode) {
-    case VD_MODE_SUSPEND: return mode_suspend(o, err);
+    case VD_MODE_SUSPEND: return mode_suspend(o, req, err);
     case VD_MODE_SAVE: return mode_save(o, req, err);
     case VD_MODE_SHUTDOWN: return mode_shutdown(o, req, err);
     case VD_MODE_SHRINK: return mode_shrink(o, req, err);
@@ -556,7 +577,8 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
     int n = chain_build(o->conf, req->mode, chain);
     /* A recovery point matters when the VM stops or leaves the node; a
      * paused guest's disk does not change, and a shrunk one keeps running. */
-    if (chain[0] != VD_MODE_SUSPEND && chain[0] != VD_MODE_SHRINK) {
+    int stays = chain[0] == VD_MODE_SHRINK || (chain[0] == VD_MODE_SUSPEND && !holds_job_gpu(o, req));
+    if (!stays) {
         snapshot(o);
         prune(o);
     }

@@ -87,6 +87,22 @@ test_suspend_pauses_and_resumes_without_reboot() {
     assert_continued n1 "$boot" "$n"
 }
 
+# A paused VM keeps its GPUs: for a job given GPUs, suspend is not enough
+# (the bed has no gres, so slurmd's SLURM_JOB_GPUS is given by hand).
+test_suspend_falls_back_when_the_job_has_gpus() {
+    local out boot n
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    out=$(SLURM_JOB_ID=998 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=suspend SLURM_JOB_GPUS=0 \
+          VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-prolog" 2>&1)
+    assert_match "$out" "asked=suspend used=save"
+    assert_match "$out" "outcome=\"desktop desk-n1 save after suspend failed: suspend keeps the desktop's GPUs, and the job was given GPUs 0\""
+    assert_eq "$(vm_state n1)" shutoff
+    assert_eq "$(hw_drivers)" "$HW_HOST" "the job's GPU on its host driver"
+    SLURM_JOB_ID=998 SLURMD_NODENAME=n1 VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-epilog" >/dev/null 2>&1
+    t_poll 30 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]"
+    assert_continued n1 "$boot" "$n"
+}
+
 test_save_unplugs_saves_and_restores_the_same_session() {
     local boot n id rec
     read -r boot n <<<"$(bed_hb desk-n1)"
