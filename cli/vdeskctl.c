@@ -19,6 +19,7 @@
 #include "hv.h"
 #include "inventory.h"
 #include "journal.h"
+#include "pci.h"
 
 static int usage(FILE *f)
 {
@@ -36,22 +37,54 @@ static int usage(FILE *f)
     return f == stderr ? 2 : 0;
 }
 
-static void print_devices(const vd_conf *c, vd_hv *hv, const vd_journal *j)
+/* Where a host PCI device should be: with the desktop (vfio-pci) unless the
+ * desktop is away in a mode that gave its devices back. */
+static int expect_vfio(const vd_journal *j)
 {
-    for (int i = 0; i < c->ndevices; i++) {
-        const vd_device *d = &c->devices[i];
-        int present = -1;
-        vd_err err;
-        if (hv && vd_hv_dev_present(hv, c->domain, d->alias, &present, &err) < 0)
-            present = -1;
-        int held = 0;
-        for (int k = 0; k < j->ndevs; k++)
-            held |= !strcmp(j->devs[k].alias, d->alias);
-        printf("  %-5s %-12s %-13s %s%s\n", vd_role_name(d->role), d->alias,
-               d->pci[0] ? d->pci : "(no host PCI)",
-               present == 1 ? "in the VM" : present == 0 ? "unplugged" : "VM not running",
-               held ? " (vdesk holds its XML to plug it back)" : "");
+    return j->phase == VD_PRESENT || !strcmp(j->used, "suspend") || !strcmp(j->used, "none");
+}
+
+/* Prints one device; returns 1 if its driver contradicts the journal. */
+static int print_device(const vd_conf *c, vd_hv *hv, const vd_journal *j, const vd_device *d)
+{
+    int present = -1, held = 0, wrong = 0;
+    vd_err err;
+    if (hv && vd_hv_dev_present(hv, c->domain, d->alias, &present, &err) < 0)
+        present = -1;
+    for (int k = 0; k < j->ndevs; k++)
+        held |= !strcmp(j->devs[k].alias, d->alias);
+    char host[96] = "";
+    if (d->pci[0]) {
+        vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .timeout_ms = 1000 };
+        vd_pci_group g;
+        const char *drv = "?";
+        if (vd_pci_group_read(&p, d->pci, &g, &err) == 0)
+            for (int i = 0; i < g.n; i++)
+                if (!strcmp(g.fns[i].bdf, d->pci))
+                    drv = g.fns[i].driver[0] ? g.fns[i].driver : "no driver";
+        int on_vfio = !strcmp(drv, "vfio-pci");
+        wrong = strcmp(drv, "?") != 0 && on_vfio != expect_vfio(j) && j->phase != VD_EVICTING &&
+                j->phase != VD_RESTORING;
+        snprintf(host, sizeof(host), ", host: %s%s", drv, wrong ? " (!)" : "");
     }
+    printf("  %-5s %-12s %-13s %s%s%s\n", vd_role_name(d->role), d->alias,
+           d->pci[0] ? d->pci : "(no host PCI)",
+           present == 1 ? "in the VM" : present == 0 ? "unplugged" : "VM not running", host,
+           held ? " (vdesk holds its XML to plug it back)" : "");
+    return wrong;
+}
+
+static int print_devices(const vd_conf *c, vd_hv *hv, const vd_journal *j)
+{
+    int wrong = 0;
+    for (int i = 0; i < c->ndevices; i++)
+        wrong += print_device(c, hv, j, &c->devices[i]);
+    if (wrong)
+        printf("  (!) %d device(s) on the wrong side: %s; run 'vdeskctl recover', or check what "
+               "rebound them\n", wrong, expect_vfio(j)
+               ? "the desktop should hold them on vfio-pci"
+               : "the jobs should have them on their host drivers");
+    return wrong;
 }
 
 static void print_records(const char *state_dir, int last)
@@ -103,11 +136,11 @@ static int cmd_status(const vd_conf *c)
     if (j.snapshot[0])
         printf("  snapshot: %s\n", j.snapshot);
     printf("devices:\n");
-    print_devices(c, s == VD_DOM_RUNNING || s == VD_DOM_PAUSED ? hv : NULL, &j);
+    int wrong = print_devices(c, s == VD_DOM_RUNNING || s == VD_DOM_PAUSED ? hv : NULL, &j);
     print_records(c->state_dir, 5);
     vd_journal_clear(&j);
     vd_hv_close(hv);
-    return 0;
+    return wrong ? 1 : 0;   /* scripts and health checks can act on it */
 }
 
 /* Prints the record and keeps it with the node's others. */

@@ -115,6 +115,17 @@ test_save_unplugs_saves_and_restores_the_same_session() {
     assert_match "$(admin_comment "$id")" "devices=ua-gpu0,ua-ib0 .*phases=lock:[0-9]+,snapshot:[0-9]+,unplug ua-gpu0:[0-9]+,host ua-gpu0:[0-9]+,unplug ua-ib0:[0-9]+,host ua-ib0:[0-9]+,save:[0-9]+"
     assert_eq "$(hw_drivers)" "$HW_HOST" "the job has the GPU group and the HCA"
     [ -e "$VDESK_BED/hw/dev/nvidia0" ] || t_fail "no /dev/nvidia0 for the job"
+    assert_match "$(vdeskctl --node n1 status)" "gpu +ua-gpu0 +0000:01:00.0 +VM not running, host: nvidia \(vdesk holds"
+    # A device on the wrong side is flagged, and status fails for scripts.
+    bed_hw_vfio 0000:02:00.0
+    local st rc=0
+    st=$(vdeskctl --node n1 status) || rc=$?
+    assert_eq "$rc" 1 "vdeskctl status exit code with a device on the wrong side"
+    assert_match "$st" "ib +ua-ib0 +0000:02:00.0 .*host: vfio-pci \(!\)"
+    assert_match "$st" "1 device\(s\) on the wrong side: the jobs should have them on their host drivers"
+    echo "" >"$VDESK_BED/hw/sys/bus/pci/devices/0000:02:00.0/driver_override"
+    echo 0000:02:00.0 >"$VDESK_BED/hw/sys/bus/pci/drivers/vfio-pci/unbind"
+    echo 0000:02:00.0 >"$VDESK_BED/hw/sys/bus/pci/drivers_probe"
     [ ! -e "$VDESK_BED/hw/dev/vfio/12" ] || t_fail "/dev/vfio/12 still there during the job"
     after_job "$id" n1
     assert_eq "$(hw_drivers)" "$HW_VFIO" "the desktop has the devices back"
