@@ -56,16 +56,11 @@ static int print_device(const vd_conf *c, vd_hv *hv, const vd_journal *j, const 
     char host[96] = "";
     if (d->pci[0]) {
         vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .timeout_ms = 1000 };
-        vd_pci_group g;
-        const char *drv = "?";
-        if (vd_pci_group_read(&p, d->pci, &g, &err) == 0)
-            for (int i = 0; i < g.n; i++)
-                if (!strcmp(g.fns[i].bdf, d->pci))
-                    drv = g.fns[i].driver[0] ? g.fns[i].driver : "no driver";
-        int on_vfio = !strcmp(drv, "vfio-pci");
-        wrong = strcmp(drv, "?") != 0 && on_vfio != expect_vfio(j) && j->phase != VD_EVICTING &&
-                j->phase != VD_RESTORING;
-        snprintf(host, sizeof(host), ", host: %s%s", drv, wrong ? " (!)" : "");
+        char drv[64];
+        vd_pci_driver(&p, d->pci, drv, sizeof(drv));
+        int on_vfio = strcmp(drv, "vfio-pci") == 0;
+        wrong = on_vfio != expect_vfio(j) && j->phase != VD_EVICTING && j->phase != VD_RESTORING;
+        snprintf(host, sizeof(host), ", host: %s%s", drv[0] ? drv : "no driver", wrong ? " (!)" : "");
     }
     printf("  %-5s %-12s %-13s %s%s%s\n", vd_role_name(d->role), d->alias,
            d->pci[0] ? d->pci : "(no host PCI)",
@@ -200,7 +195,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "inventory") && optind + 1 == argc) {
         /* A fresh node has no vdesk.conf yet: use its roots only if it has one. */
         if (vd_conf_load(path, NULL, &conf, &err) < 0)
-            vd_conf_load("/dev/null", NULL, &conf, &err);   /* the defaults */
+            vd_conf_defaults(&conf);
         inv.sys = inv.sys ? inv.sys : conf.sysfs_root;
         inv.dev = inv.dev ? inv.dev : conf.dev_root;
         return cmd_inventory(&inv);

@@ -325,7 +325,7 @@ static int expand_node(char *path, size_t size, const char *node)
     return 0;
 }
 
-static void defaults(vd_conf *c)
+void vd_conf_defaults(vd_conf *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/vdesk");
@@ -369,7 +369,7 @@ static int parse_file(const char *path, const char *node, vd_conf *conf, struct 
 
 int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
 {
-    defaults(conf);
+    vd_conf_defaults(conf);
     snprintf(conf->path, sizeof(conf->path), "%s", path);
     if (node)
         snprintf(conf->node, sizeof(conf->node), "%s", node);

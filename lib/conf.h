@@ -74,6 +74,9 @@ const char *vd_node_name(char *buf, size_t size);
 /* The file to read: $VDESK_CONF, else VD_CONF_DEFAULT. */
 const char *vd_conf_path(void);
 
+/* Fills `conf` with the defaults of every [vdesk] key and no node. */
+void vd_conf_defaults(vd_conf *conf);
+
 /* Loads `path` and the section of `node`. node == NULL checks the whole
  * file without selecting a node. A node without a section is an error
  * that lists the nodes the file has. */

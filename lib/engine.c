@@ -179,12 +179,18 @@ static int save_path(const op *o, char *buf, size_t size, vd_err *err)
 
 /* --- eviction steps ------------------------------------------------------ */
 
-/* GPU number `idx` (0, 1, ...) is the idx-th gpu device of vdesk.conf, the
- * order of gres.conf. A job without SLURM_JOB_GPUS takes every GPU. */
-static int job_has_gpu(const char *gpus, int idx)
+/* Whether device `i` of vdesk.conf is one of the job's GPUs. GPU number N
+ * (SLURM_JOB_GPUS "0,2") is the Nth gpu device of vdesk.conf, the order of
+ * gres.conf; a job without SLURM_JOB_GPUS takes every GPU. */
+static int is_job_gpu(const vd_conf *c, int i, const char *gpus)
 {
+    if (c->devices[i].role != VD_ROLE_GPU)
+        return 0;
     if (!gpus || !*gpus)
         return 1;
+    int idx = 0;
+    for (int k = 0; k < i; k++)
+        idx += c->devices[k].role == VD_ROLE_GPU;
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", gpus);
     char *save = NULL;
@@ -218,12 +224,9 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
  * the job's GPUs. Devices already unplugged (an earlier mode) are skipped. */
 static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
 {
-    int gpu_idx = -1;
     for (int i = 0; i < o->conf->ndevices; i++) {
         const vd_device *dev = &o->conf->devices[i];
-        if (dev->role == VD_ROLE_GPU)
-            gpu_idx++;
-        if (gpus_only && (dev->role != VD_ROLE_GPU || !job_has_gpu(req->gpus, gpu_idx)))
+        if (gpus_only && !is_job_gpu(o->conf, i, req->gpus))
             continue;
         int present = 0;
         if (vd_hv_dev_present(o->hv, o->conf->domain, dev->alias, &present, err) < 0)
@@ -239,14 +242,9 @@ static int holds_job_gpu(const op *o, const vd_request *req)
 {
     if (!req->gpus || !*req->gpus)
         return 0;   /* a job without GPUs takes none from the desktop */
-    int gpu_idx = -1;
-    for (int i = 0; i < o->conf->ndevices; i++) {
-        if (o->conf->devices[i].role != VD_ROLE_GPU)
-            continue;
-        gpu_idx++;
-        if (job_has_gpu(req->gpus, gpu_idx))
+    for (int i = 0; i < o->conf->ndevices; i++)
+        if (is_job_gpu(o->conf, i, req->gpus))
             return 1;
-    }
     return 0;
 }
 

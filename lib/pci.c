@@ -80,7 +80,7 @@ static int read_line(const char *path, char *buf, size_t size)
 }
 
 /* The name of the driver bound to `bdf`, or "" (none). */
-static void driver_of(const vd_pci *p, const char *bdf, char *out, size_t size)
+void vd_pci_driver(const vd_pci *p, const char *bdf, char *out, size_t size)
 {
     char link[PATH_MAX], target[PATH_MAX];
     snprintf(link, sizeof(link), "%s/bus/pci/devices/%s/driver", p->sys, bdf);
@@ -130,7 +130,7 @@ int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err 
         vd_pci_fn *f = &g->fns[g->n++];
         char cls[32] = "0";
         memcpy(f->bdf, e->d_name, sizeof(f->bdf));   /* bdf_ok: exactly 12 characters */
-        driver_of(p, f->bdf, f->driver, sizeof(f->driver));
+        vd_pci_driver(p, f->bdf, f->driver, sizeof(f->driver));
         snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/class", p->sys, f->bdf);
         if (read_line(path, cls, sizeof(cls)) == 0)
             f->klass = (unsigned)strtoul(cls, NULL, 16);
@@ -162,7 +162,7 @@ static void info_read(const vd_pci *p, const char *bdf, vd_pci_info *d)
     d->vendor = read_hex(p->sys, bdf, "vendor");
     d->device = read_hex(p->sys, bdf, "device");
     d->klass = read_hex(p->sys, bdf, "class");
-    driver_of(p, bdf, d->driver, sizeof(d->driver));
+    vd_pci_driver(p, bdf, d->driver, sizeof(d->driver));
     d->numa = read_int(p->sys, bdf, "numa_node", -1);
     d->totalvfs = read_int(p->sys, bdf, "sriov_totalvfs", 0);
     d->numvfs = read_int(p->sys, bdf, "sriov_numvfs", 0);
@@ -293,7 +293,7 @@ static int move_fn(const vd_pci *p, const vd_pci_fn *f, const char *driver, cons
     snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
     if (step(p, f->bdf, "set driver_override", file, *driver ? driver : "\n", err) < 0)
         return -1;
-    driver_of(p, f->bdf, now, sizeof(now));
+    vd_pci_driver(p, f->bdf, now, sizeof(now));
     if (now[0]) {
         snprintf(file, sizeof(file), "bus/pci/drivers/%s/unbind", now);
         snprintf(what, sizeof(what), "unbind from %s", now);
@@ -302,7 +302,7 @@ static int move_fn(const vd_pci *p, const vd_pci_fn *f, const char *driver, cons
     }
     if (step(p, f->bdf, "drivers_probe", "bus/pci/drivers_probe", f->bdf, err) < 0)
         return -1;
-    driver_of(p, f->bdf, now, sizeof(now));
+    vd_pci_driver(p, f->bdf, now, sizeof(now));
     if (*expect ? strcmp(now, expect) != 0 : !strcmp(now, VFIO))
         return vd_err_set(err, "device %s: on '%s' after probing, not on '%s' (the driver's probe "
                           "failed? see dmesg)", f->bdf, now[0] ? now : "no driver",
@@ -359,7 +359,7 @@ int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err)
         char now[64], file[128];
         vd_err one;
         int r;
-        driver_of(p, f->bdf, now, sizeof(now));
+        vd_pci_driver(p, f->bdf, now, sizeof(now));
         snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
         /* The host driver it had, when known; else whichever the kernel
          * picks once the override is gone. */

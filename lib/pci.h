@@ -45,6 +45,9 @@ typedef struct vd_pci_group {
     int n;
 } vd_pci_group;
 
+/* The driver bound to `bdf` ("" when none) into out. */
+void vd_pci_driver(const vd_pci *p, const char *bdf, char *out, size_t size);
+
 /* One PCI function as sysfs shows it. */
 typedef struct vd_pci_info {
     char bdf[13];

@@ -130,13 +130,14 @@ static int opt_mode(int val, const char *optarg, int remote)
         return 0;
     vd_err err;
     vd_mode m;
-    char allowed[128];
-    vd_mode_set_format(cfg.allowed, allowed, sizeof(allowed));
+    char allowed[128];   /* formatted for errors only: this runs in every srun */
     if (!optarg || vd_mode_parse(optarg, &m, &err) < 0) {
+        vd_mode_set_format(cfg.allowed, allowed, sizeof(allowed));
         slurm_error("vdesk: --vdesk=%s: unknown mode (allowed here: %s)", optarg ? optarg : "", allowed);
         return -1;
     }
     if (!(cfg.allowed & VD_MODE_BIT(m))) {
+        vd_mode_set_format(cfg.allowed, allowed, sizeof(allowed));
         slurm_error("vdesk: --vdesk=%s is not allowed on this cluster (allowed here: %s)", optarg, allowed);
         return -1;
     }
