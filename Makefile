@@ -37,7 +37,8 @@ LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
-TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench
+TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench \
+             $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: only the dependency-free parts of lib/.
@@ -77,6 +78,16 @@ $(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/cli/inventory.o $(BUILD)
 $(BUILD)/tests/vdesk-sysfs-emu: tests/sysfs/sysfs-emu.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $$(pkg-config --cflags fuse3 inih) $(CFLAGS) -o $@ $< $(LDFLAGS) $$(pkg-config --libs fuse3 inih) -lpthread
+
+# Stand-ins for the NVIDIA driver's persistence daemon and NVML library,
+# which talk to each other the way the real ones do, about emulated GPUs.
+$(BUILD)/tests/nvidia-persistenced: tests/sysfs/nvpd-emu.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+$(BUILD)/tests/nvml/libnvidia-ml.so.1: tests/sysfs/nvml-emu.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -shared -Wl,-soname,libnvidia-ml.so.1 -o $@ $< $(LDFLAGS)
 
 $(BUILD)/tests/pcibench: $(BUILD)/tests/sysfs/pcibench.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)

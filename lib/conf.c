@@ -165,13 +165,14 @@ static int parse_policy(const char *v, vd_conf *c, char *why, size_t whylen)
 }
 
 enum { K_STATE_DIR, K_SNAPSHOT_DIR, K_KEEP, K_POLICY, K_T_UNPLUG, K_T_SAVE, K_T_SHUTDOWN,
-       K_T_RESTORE, K_SYSFS, K_DEVROOT, K_URI, K_DOMAIN, K_CORES, K_DEVICE };
+       K_T_RESTORE, K_SYSFS, K_DEVROOT, K_PROCROOT, K_PERSIST, K_URI, K_DOMAIN, K_CORES, K_DEVICE };
 
 static const char *site_keys[] = {
     [K_STATE_DIR] = "state_dir", [K_SNAPSHOT_DIR] = "snapshot_dir", [K_KEEP] = "snapshots_keep",
     [K_POLICY] = "policy", [K_T_UNPLUG] = "timeout_unplug", [K_T_SAVE] = "timeout_save",
     [K_T_SHUTDOWN] = "timeout_shutdown", [K_T_RESTORE] = "timeout_restore",
-    [K_SYSFS] = "sysfs_root", [K_DEVROOT] = "dev_root",
+    [K_SYSFS] = "sysfs_root", [K_DEVROOT] = "dev_root", [K_PROCROOT] = "proc_root",
+    [K_PERSIST] = "nvidia_persistence",
 };
 static const char *node_keys[] = {
     [K_URI] = "uri", [K_DOMAIN] = "domain", [K_CORES] = "desktop_cores", [K_DEVICE] = "device",
@@ -195,10 +196,19 @@ static int site_value(vd_conf *c, int k, const char *v, char *why, size_t whylen
     case K_SNAPSHOT_DIR:
     case K_SYSFS:
     case K_DEVROOT:
+    case K_PROCROOT:
         if (parse_abs_path(k == K_STATE_DIR ? c->state_dir : k == K_SNAPSHOT_DIR ? c->snapshot_dir
-                           : k == K_SYSFS ? c->sysfs_root : c->dev_root, PATH_MAX, v) == 0)
+                           : k == K_SYSFS ? c->sysfs_root : k == K_DEVROOT ? c->dev_root
+                           : c->proc_root, PATH_MAX, v) == 0)
             return 0;
         snprintf(why, whylen, "must be an absolute path");
+        return -1;
+    case K_PERSIST:
+        if (!strcmp(v, "refuse") || !strcmp(v, "manage")) {
+            c->nvidia_persistence = !strcmp(v, "manage") ? VD_PERSIST_MANAGE : VD_PERSIST_REFUSE;
+            return 0;
+        }
+        snprintf(why, whylen, "must be refuse or manage");
         return -1;
     case K_KEEP:
         if (parse_int(v, 1, 100, &c->snapshots_keep) == 0)
@@ -281,13 +291,14 @@ static int handler(void *user, const char *section, const char *name, const char
     if (!is_node && strcmp(section, "vdesk") != 0)
         return fail(p, "unknown section [%s] (sections: [vdesk], [node NAME])", section);
     int k = is_node ? key_index(node_keys, K_URI, K_DEVICE, name)
-                    : key_index(site_keys, K_STATE_DIR, K_DEVROOT, name);
+                    : key_index(site_keys, K_STATE_DIR, K_PERSIST, name);
     if (k < 0)
         return is_node ? fail(p, "unknown key '%s' in [%s] (keys: uri, domain, desktop_cores, "
                                  "device)", name, section)
                        : fail(p, "unknown key '%s' in [vdesk] (keys: state_dir, snapshot_dir, "
                                  "snapshots_keep, policy, timeout_unplug, timeout_save, "
-                                 "timeout_shutdown, timeout_restore, sysfs_root, dev_root)", name);
+                                 "timeout_shutdown, timeout_restore, sysfs_root, dev_root, proc_root, "
+                                 "nvidia_persistence)", name);
     if (k != K_DEVICE && (p->seen & (1u << k)))
         return fail(p, "key '%s' given twice in [%s]", name, section);
     p->seen |= 1u << k;
@@ -339,6 +350,8 @@ void vd_conf_defaults(vd_conf *c)
     c->timeout_restore = 600;
     snprintf(c->sysfs_root, sizeof(c->sysfs_root), "/sys");
     snprintf(c->dev_root, sizeof(c->dev_root), "/dev");
+    snprintf(c->proc_root, sizeof(c->proc_root), "/proc");
+    c->nvidia_persistence = VD_PERSIST_REFUSE;
 }
 
 static int parse_file(const char *path, const char *node, vd_conf *conf, struct parse *p,

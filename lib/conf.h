@@ -18,6 +18,8 @@
  *   timeout_restore = 600
  *   sysfs_root = /sys               ; where PCI devices are (tests: the emulator)
  *   dev_root = /dev
+ *   proc_root = /proc               ; where the NVIDIA driver lists its GPUs
+ *   nvidia_persistence = refuse     ; or manage (nvidia.h)
  *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
@@ -33,6 +35,7 @@
 
 #include "err.h"
 #include "mode.h"
+#include "nvidia.h"
 
 #define VD_CONF_DEFAULT "/etc/vdesk/vdesk.conf"
 #define VD_MAX_DEVICES 16
@@ -58,6 +61,8 @@ typedef struct vd_conf {
     int timeout_unplug, timeout_save, timeout_shutdown, timeout_restore;
     char sysfs_root[PATH_MAX];
     char dev_root[PATH_MAX];
+    char proc_root[PATH_MAX];
+    vd_persistence nvidia_persistence;
     /* [node NAME] of this node */
     char uri[256];
     char domain[128];

@@ -392,8 +392,9 @@ static int file_exists(const char *path)
 }
 
 /* Brings the VM itself back: from the save file, by booting, or by
- * resuming, whichever its state calls for. */
-static int bring_back_vm(op *o, vd_err *err)
+ * resuming, whichever its state calls for. A cold boot needs its devices on
+ * vfio-pci first; *devices says that this is what failed. */
+static int bring_back_vm(op *o, int *devices, vd_err *err)
 {
     vd_dom_state s;
     if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
@@ -402,33 +403,43 @@ static int bring_back_vm(op *o, vd_err *err)
         return vd_err_set(err, "VM %s is not defined on %s any more", o->conf->domain, vd_hv_uri(o->hv));
     if (s == VD_DOM_SHUTOFF && file_exists(o->j.save_file))
         return STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->j.save_file, err));
+    if (s == VD_DOM_SHUTOFF && devices_to(o, 1, err) < 0)
+        return *devices = -1;
     if (s == VD_DOM_SHUTOFF)
-        return devices_to(o, 1, err) < 0 ? -1
-               : STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err));
+        return STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err));
     if (s == VD_DOM_PAUSED)
         return STEP(o, "resume", err, vd_hv_dom_resume(o->hv, o->conf->domain, err));
     return 0;
 }
 
+/* Plugs back one device the eviction took out, its group on vfio-pci first. */
+static int replug_one(op *o, const vd_saved_dev *sd, vd_err *err)
+{
+    int present = 0;
+    if (vd_hv_dev_present(o->hv, o->conf->domain, sd->alias, &present, err) < 0)
+        return -1;
+    if (present)
+        return 0;
+    char step[80];
+    const vd_device *dev = conf_device(o->conf, sd->alias);
+    snprintf(step, sizeof(step), "vfio %s", sd->alias);
+    if (dev && dev->pci[0] && STEP(o, step, err, group_to_vfio(o, dev, err)) < 0)
+        return -1;
+    snprintf(step, sizeof(step), "replug %s", sd->alias);
+    return STEP(o, step, err, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err));
+}
+
+/* Every device that can come back does, even when one cannot; the first
+ * failure is the one reported. */
 static int replug(op *o, vd_err *err)
 {
+    int rc = 0;
     for (int i = 0; i < o->j.ndevs; i++) {
-        vd_saved_dev *sd = &o->j.devs[i];
-        int present = 0;
-        if (vd_hv_dev_present(o->hv, o->conf->domain, sd->alias, &present, err) < 0)
-            return -1;
-        if (present)
-            continue;
-        char step[80];
-        const vd_device *dev = conf_device(o->conf, sd->alias);
-        snprintf(step, sizeof(step), "vfio %s", sd->alias);
-        if (dev && dev->pci[0] && STEP(o, step, err, group_to_vfio(o, dev, err)) < 0)
-            return -1;
-        snprintf(step, sizeof(step), "replug %s", sd->alias);
-        if (STEP(o, step, err, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err)) < 0)
-            return -1;
+        vd_err one;
+        if (replug_one(o, &o->j.devs[i], &one) < 0 && rc == 0)
+            rc = vd_err_set(err, "%s", one.msg);
     }
-    return 0;
+    return rc;
 }
 
 /* Restore failed: boot the snapshot taken at eviction instead. The save
@@ -460,6 +471,20 @@ static int fall_back_to_snapshot(op *o, vd_err *err)
     return wait_running(o, err);
 }
 
+/* The VM runs again: its save file is history, and restoring from it
+ * later would go back in time. */
+static int save_file_drop(op *o, vd_err *err)
+{
+    if (file_exists(o->j.save_file) && unlink(o->j.save_file) < 0)
+        return vd_err_set(err, "%s: cannot remove after restore: %s", o->j.save_file, strerror(errno));
+    o->j.save_file[0] = '\0';
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
+/* Only a VM that cannot come back is worth its snapshot. A device that
+ * cannot (a process holds the GPU, say) leaves the desktop as it is,
+ * running without it or, for a cold boot, off, and the journal RESTORING,
+ * so that 'vdeskctl recover' finishes the job once the cause is gone. */
 static int converge(op *o, vd_err *err)
 {
     o->j.phase = VD_RESTORING;
@@ -469,11 +494,10 @@ static int converge(op *o, vd_err *err)
         return vd_journal_save(o->conf->state_dir, &o->j, err);
     }
     vd_err why;
-    int rc = bring_back_vm(o, &why);
-    if (rc == 0)
-        rc = replug(o, &why);
-    if (rc == 0 && o->j.pinned)
-        rc = STEP(o, "unpin", &why, vd_hv_dom_pin(o->hv, o->conf->domain, NULL, &why));
+    int devices = 0, rc = bring_back_vm(o, &devices, &why);
+    if (rc < 0 && devices)
+        return vd_err_set(err, "%s stays off until its devices can go to it: %s", o->conf->domain,
+                          why.msg);
     if (rc == 0)
         rc = wait_running(o, &why);
     if (rc < 0) {
@@ -486,8 +510,14 @@ static int converge(op *o, vd_err *err)
         }
         outcome(o, "restore failed (%s); booted the snapshot %s instead", first, o->j.snapshot);
     }
-    if (file_exists(o->j.save_file) && unlink(o->j.save_file) < 0)
-        return vd_err_set(err, "%s: cannot remove after restore: %s", o->j.save_file, strerror(errno));
+    if (save_file_drop(o, err) < 0)
+        return -1;
+    rc = replug(o, &why);
+    if (rc == 0 && o->j.pinned)
+        rc = STEP(o, "unpin", &why, vd_hv_dom_pin(o->hv, o->conf->domain, NULL, &why));
+    if (rc < 0)
+        return vd_err_set(err, "%s runs again, but not all of it is back: %s", o->conf->domain,
+                          why.msg);
     vd_journal_clear(&o->j);
     return vd_journal_save(o->conf->state_dir, &o->j, err);
 }
@@ -502,8 +532,9 @@ static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name
     o->conf = conf;
     o->rep = rep;
     o->t0 = mono_ms();
-    o->pci = (vd_pci){ .sys = conf->sysfs_root, .dev = conf->dev_root,
-                       .timeout_ms = conf->timeout_unplug * 1000 };
+    o->pci = (vd_pci){ .sys = conf->sysfs_root, .dev = conf->dev_root, .proc = conf->proc_root,
+                       .timeout_ms = conf->timeout_unplug * 1000,
+                       .persistence = conf->nvidia_persistence };
     rep->job = job;
     snprintf(rep->op, sizeof(rep->op), "%s", name);
     long long t = mono_ms();

@@ -5,14 +5,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "child.h"
 
 #define VFIO "vfio-pci"
 #define CLASS_BRIDGE 0x0604
@@ -22,48 +22,35 @@ static void sleep_ms(int ms)
     nanosleep(&(struct timespec){ .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L }, NULL);
 }
 
-/* Writes `value` to `path` in a child process and waits up to timeout_ms.
- * Returns 0, or -1 with the cause in err (errno's text, or "hung"). */
+typedef struct write_arg {
+    const char *path, *value;
+} write_arg;
+
+/* Runs in the child: one write, whose errno is the answer. */
+static int write_child(void *arg, vd_err *err)
+{
+    const write_arg *a = arg;
+    int fd = open(a->path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vd_err_set(err, "%s", strerror(errno));
+    if (write(fd, a->value, strlen(a->value)) < 0) {
+        int e = errno;
+        close(fd);
+        return vd_err_set(err, "%s", strerror(e));
+    }
+    return close(fd) < 0 ? vd_err_set(err, "%s", strerror(errno)) : 0;
+}
+
+/* Writes `value` to `path` in a child process and waits up to timeout_ms. */
 static int timed_write(const char *path, const char *value, int timeout_ms, vd_err *err)
 {
-    int pipefd[2];
-    if (pipe(pipefd) < 0)
-        return vd_err_set(err, "pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pipefd[0]);
-        close(pipefd[1]);
-        return vd_err_set(err, "fork: %s", strerror(errno));
+    write_arg a = { .path = path, .value = value };
+    if (vd_child_run(write_child, &a, timeout_ms, err) < 0) {
+        if (!strncmp(err->msg, "hung", 4))
+            vd_err_prefix(err, "the driver does not let go (see dmesg)");
+        return -1;
     }
-    if (pid == 0) {
-        close(pipefd[0]);
-        int e = 0, fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, value, strlen(value)) < 0)
-            e = errno;
-        if (fd >= 0 && close(fd) < 0 && !e)
-            e = errno;
-        if (write(pipefd[1], &e, sizeof(e)) != sizeof(e))
-            _exit(2);
-        _exit(0);
-    }
-    close(pipefd[1]);
-    /* The child reports through the pipe: wake the moment it is done. */
-    struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-    int e = -1, status, ready;
-    do
-        ready = poll(&pfd, 1, timeout_ms);
-    while (ready < 0 && errno == EINTR);
-    if (ready <= 0) {
-        /* Stuck in the kernel: the child may never die; leave it. */
-        kill(pid, SIGKILL);
-        close(pipefd[0]);
-        return vd_err_set(err, "hung for %d ms (the driver does not let go; see dmesg)", timeout_ms);
-    }
-    if (read(pipefd[0], &e, sizeof(e)) != sizeof(e))
-        e = EIO;
-    close(pipefd[0]);
-    waitpid(pid, &status, 0);
-    return e ? vd_err_set(err, "%s", strerror(e)) : 0;
+    return 0;
 }
 
 static int read_line(const char *path, char *buf, size_t size)
@@ -226,50 +213,117 @@ int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err)
     return 0;
 }
 
-int vd_pci_holders(const vd_pci *p, const char *const *devnodes, int n, char *out, size_t size,
-                   vd_err *err)
+/* Whether process `pid` has one of `devnodes` open. */
+static int holds(const vd_pci *p, const char *pid, const char *const *devnodes, int n)
+{
+    char fddir[PATH_MAX], link[PATH_MAX * 2], target[PATH_MAX], node[PATH_MAX];
+    snprintf(fddir, sizeof(fddir), "/proc/%s/fd", pid);
+    DIR *fds = opendir(fddir);
+    if (!fds)
+        return 0;   /* gone, or not ours to see */
+    struct dirent *f;
+    int found = 0;
+    while (!found && (f = readdir(fds))) {
+        snprintf(link, sizeof(link), "%s/%s", fddir, f->d_name);
+        ssize_t len = readlink(link, target, sizeof(target) - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        for (int i = 0; i < n && !found; i++) {
+            snprintf(node, sizeof(node), "%s/%s", p->dev, devnodes[i]);
+            found = !strcmp(target, node);
+        }
+    }
+    closedir(fds);
+    return found;
+}
+
+int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
+                        vd_err *err)
 {
     DIR *proc = opendir("/proc");
     if (!proc)
         return vd_err_set(err, "/proc: %s", strerror(errno));
+    memset(h, 0, sizeof(*h));
     size_t used = 0;
-    out[0] = '\0';
     struct dirent *e;
     while ((e = readdir(proc))) {
-        char fddir[PATH_MAX], link[PATH_MAX * 2], target[PATH_MAX];
-        if (!atoi(e->d_name))
-            continue;
-        snprintf(fddir, sizeof(fddir), "/proc/%s/fd", e->d_name);
-        DIR *fds = opendir(fddir);
-        if (!fds)
-            continue;   /* gone, or not ours to see */
-        struct dirent *f;
-        int holds = 0;
-        while (!holds && (f = readdir(fds))) {
-            snprintf(link, sizeof(link), "%s/%s", fddir, f->d_name);
-            ssize_t len = readlink(link, target, sizeof(target) - 1);
-            if (len <= 0)
-                continue;
-            target[len] = '\0';
-            for (int i = 0; i < n && !holds; i++) {
-                char node[PATH_MAX];
-                snprintf(node, sizeof(node), "%s/%s", p->dev, devnodes[i]);
-                holds = !strcmp(target, node);
-            }
-        }
-        closedir(fds);
-        if (!holds)
+        if (!atoi(e->d_name) || !holds(p, e->d_name, devnodes, n))
             continue;
         char comm[64] = "?", path[PATH_MAX];
         snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
         read_line(path, comm, sizeof(comm));
-        int w = snprintf(out + used, size - used, "%s%s (%s)", used ? ", " : "", e->d_name, comm);
-        if (w < 0 || (size_t)w >= size - used)
-            break;
-        used += (size_t)w;
+        h->count++;
+        h->persistenced += !strcmp(comm, VD_NVIDIA_PERSISTENCED_COMM);
+        int w = snprintf(h->list + used, sizeof(h->list) - used, "%s%s (%s)", used ? ", " : "",
+                         e->d_name, comm);
+        if (w > 0 && (size_t)w < sizeof(h->list) - used)
+            used += (size_t)w;
     }
     closedir(proc);
     return 0;
+}
+
+static const char *proc_root(const vd_pci *p)
+{
+    return p->proc ? p->proc : "/proc";
+}
+
+void vd_pci_node(const vd_pci *p, int group, const char *bdf, const char *driver, char *out,
+                 size_t size)
+{
+    int minor;
+    out[0] = '\0';
+    if (!strcmp(driver, VFIO))
+        snprintf(out, size, "vfio/%d", group);
+    else if (!strcmp(driver, "nvidia") && vd_nvidia_minor(proc_root(p), bdf, &minor, NULL) == 0)
+        snprintf(out, size, "nvidia%d", minor);
+}
+
+/* Who holds `node`, asked again for up to a second: a holder that was just
+ * told to let go (nvidia-persistenced) closes the node on its own time. */
+static int holders_settle(const vd_pci *p, const char *node, vd_pci_holders *h, vd_err *err)
+{
+    const char *nodes[] = { node };
+    for (int i = 0; i < 20; i++, sleep_ms(50))
+        if (vd_pci_holders_find(p, nodes, 1, h, err) < 0 || h->count == 0)
+            return h->count == 0 ? 0 : -1;
+    return 0;
+}
+
+static const char *holder_hint(const vd_pci *p, const char *node, const vd_pci_holders *h)
+{
+    if (!strncmp(node, "vfio/", 5))
+        return "a VM still uses the group: unplug the device from it (or stop it) first";
+    if (h->persistenced && p->persistence == VD_PERSIST_REFUSE)
+        return "nvidia-persistenced keeps the GPU open: set nvidia_persistence = manage in "
+               "vdesk.conf, or run the daemon without persistence for this GPU";
+    return "stop them first (an X server, nvidia-smi, DCGM, a job's leftover process?)";
+}
+
+/* Both nvidia and vfio-pci wait in unbind until their device node is
+ * closed: a holder would hang the step, so it is named instead. */
+static int let_go(const vd_pci *p, int group, const vd_pci_fn *f, const char *driver, vd_err *err)
+{
+    char node[32];
+    vd_pci_holders h;
+    vd_pci_node(p, group, f->bdf, driver, node, sizeof(node));
+    if (!node[0])
+        return 0;
+    const char *nodes[] = { node };
+    if (vd_pci_holders_find(p, nodes, 1, &h, err) < 0)
+        return vd_err_prefix(err, "device %s: looking for holders of %s/%s", f->bdf, p->dev, node);
+    if (h.count && h.count == h.persistenced && p->persistence == VD_PERSIST_MANAGE &&
+        !strcmp(driver, "nvidia")) {
+        if (vd_nvidia_persistence_set(f->bdf, 0, p->timeout_ms, err) < 0 ||
+            holders_settle(p, node, &h, err) < 0)
+            return vd_err_prefix(err, "device %s", f->bdf);
+    }
+    if (h.count == 0)
+        return 0;
+    return vd_err_set(err, "device %s: %s/%s is held open by %s, and %s would wait in unbind until "
+                      "they let go; %s", f->bdf, p->dev, node, h.list, driver,
+                      holder_hint(p, node, &h));
 }
 
 /* One sysfs write of a rebind step, with the error naming device and step. */
@@ -284,12 +338,16 @@ static int step(const vd_pci *p, const char *bdf, const char *what, const char *
     return 0;
 }
 
-/* Moves one function to `driver` ("" clears the override: the host's own).
- * `expect` is the driver it must end on; "" means any but vfio-pci. */
-static int move_fn(const vd_pci *p, const vd_pci_fn *f, const char *driver, const char *expect,
-                   vd_err *err)
+/* Moves one function of `group` to `driver` ("" clears the override: the
+ * host's own). `expect` is the driver it must end on; "" means any but
+ * vfio-pci. */
+static int move_fn(const vd_pci *p, int group, const vd_pci_fn *f, const char *driver,
+                   const char *expect, vd_err *err)
 {
     char file[128], what[96], now[32];
+    vd_pci_driver(p, f->bdf, now, sizeof(now));
+    if (now[0] && let_go(p, group, f, now, err) < 0)
+        return -1;
     snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
     if (step(p, f->bdf, "set driver_override", file, *driver ? driver : "\n", err) < 0)
         return -1;
@@ -333,7 +391,7 @@ int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_er
     for (; moved < before->n && rc == 0; moved++) {
         const vd_pci_fn *f = &before->fns[moved];
         if (!is_bridge(f) && strcmp(f->driver, VFIO) != 0)
-            rc = move_fn(p, f, VFIO, VFIO, err);
+            rc = move_fn(p, before->id, f, VFIO, VFIO, err);
     }
     if (rc == 0 && !vfio_node_appears(p, before->id))
         rc = vd_err_set(err, "IOMMU group %d: all on vfio-pci but %s/vfio/%d did not appear",
@@ -347,6 +405,20 @@ int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_er
     if (vd_pci_to_host(p, &partial, &undo) < 0)
         vd_err_prefix(err, "and putting group %d back failed too (%s)", before->id, undo.msg);
     return -1;
+}
+
+/* With VD_PERSIST_MANAGE a GPU back on nvidia gets persistence again (jobs
+ * start faster with it). Failing that is worth a log line, not a failure:
+ * the GPU works without it. */
+static void persistence_back_on(const vd_pci *p, const char *bdf)
+{
+    char now[32];
+    vd_err err;
+    vd_pci_driver(p, bdf, now, sizeof(now));
+    if (p->persistence != VD_PERSIST_MANAGE || strcmp(now, "nvidia") != 0)
+        return;
+    if (vd_nvidia_persistence_set(bdf, 1, p->timeout_ms, &err) < 0)
+        syslog(LOG_WARNING, "vdesk: %s", err.msg);
 }
 
 int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err)
@@ -369,10 +441,12 @@ int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err)
              * override may be left to clear. */
             r = step(p, f->bdf, "clear driver_override", file, "\n", &one);
         else
-            r = move_fn(p, f, "", host, &one);
+            r = move_fn(p, before->id, f, "", host, &one);
         /* Keep going: every member that can go back should. */
         if (r < 0 && rc == 0)
             rc = vd_err_set(err, "%s", one.msg);
+        if (r == 0)
+            persistence_back_on(p, f->bdf);
     }
     return rc;
 }

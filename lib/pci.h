@@ -11,6 +11,14 @@
  * vfio-pci, drivers_probe, check that each member is on the driver it had.
  * A failure part way puts the members already moved back where they were.
  *
+ * Before a function leaves its driver, the processes holding its device
+ * node (/dev/nvidiaN on nvidia, /dev/vfio/GROUP on vfio-pci) are looked
+ * up: both drivers wait in unbind until the node is closed, so a holder
+ * would hang the step. Held means refused, naming the holders; except that
+ * with VD_PERSIST_MANAGE, nvidia-persistenced is asked (through NVML) to
+ * let go of the GPU, and persistence goes back on when the GPU returns to
+ * nvidia.
+ *
  * Every write runs in a child process with a timeout: an unbind stuck in a
  * driver cannot be killed, so it must not be the caller that hangs. Every
  * error names the device, the step and the cause.
@@ -24,13 +32,16 @@
 #include <stddef.h>
 
 #include "err.h"
+#include "nvidia.h"
 
 #define VD_PCI_GROUP_MAX 16
 
 typedef struct vd_pci {
     const char *sys;   /* "/sys" */
     const char *dev;   /* "/dev" */
-    int timeout_ms;    /* per sysfs write */
+    const char *proc;  /* "/proc": where the NVIDIA driver lists its GPUs; NULL: "/proc" */
+    int timeout_ms;    /* per sysfs write, and per NVML call */
+    vd_persistence persistence;
 } vd_pci;
 
 typedef struct vd_pci_fn {
@@ -66,10 +77,23 @@ int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err);
 /* The IOMMU group of `bdf`, with each member's current driver. */
 int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err *err);
 
-/* Processes holding any of `devnodes` (names under p->dev, "nvidia0"), as
- * "PID (COMM)" items in `out`; "" if none. */
-int vd_pci_holders(const vd_pci *p, const char *const *devnodes, int n, char *out, size_t size,
-                   vd_err *err);
+/* Who holds some device nodes open, found by scanning /proc/PID/fd. */
+typedef struct vd_pci_holders {
+    char list[512];      /* "PID (COMM), ..."; "" if none */
+    int count;
+    int persistenced;    /* how many of them are nvidia-persistenced */
+} vd_pci_holders;
+
+/* Processes holding any of `devnodes` (names under p->dev: "nvidia0",
+ * "vfio/12"). */
+int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
+                        vd_err *err);
+
+/* The device node through which processes use function `bdf` of IOMMU
+ * group `group` on `driver` ("nvidia0" on nvidia, "vfio/GROUP" on
+ * vfio-pci) into out; "" when vdesk knows none for that driver. */
+void vd_pci_node(const vd_pci *p, int group, const char *bdf, const char *driver, char *out,
+                 size_t size);
 
 /* Moves the group of `bdf` to vfio-pci; `before` receives the group as it
  * was (to give to vd_pci_to_host). */

@@ -392,7 +392,8 @@ policy = save,shutdown
 timeout_unplug = 10
 timeout_shutdown = 20
 EOF
-        [ -n "$hw" ] && printf 'sysfs_root = %s/hw/sys\ndev_root = %s/hw/dev\n' "$dir" "$dir"
+        [ -n "$hw" ] && printf 'sysfs_root = %s/hw/sys\ndev_root = %s/hw/dev\nproc_root = %s/hw/proc\n' \
+            "$dir" "$dir" "$dir"
         for n in $BED_NODES; do
             printf '\n[node %s]\nuri = qemu:///system?socket=%s\ndomain = desk-%s\n' \
                 "$n" "$dir/libvirt/run/libvirt-sock" "$n"

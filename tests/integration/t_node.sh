@@ -233,6 +233,35 @@ crash_and_recover() {
     t_poll 20 sh -c "sinfo -h -N -n n1 -o %T | grep -qx idle"
 }
 
+# A process holding the GPU when the job ends (an nvidia-smi left running,
+# say) would hang the unbind. The epilog names it instead; the desktop runs
+# again with what can come back (the HCA); 'vdeskctl recover' plugs the GPU
+# back once the process is gone. Nothing is lost on the way.
+test_gpu_held_after_the_job_is_named_and_recovered() {
+    local boot n id holder out
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    id=$(start_job n1 save 3)
+    cp /bin/sleep "$T_BED/nvidia-smi"
+    "$T_BED/nvidia-smi" 600 3<"$VDESK_BED/hw/dev/nvidia0" &
+    holder=$!
+    t_poll 60 job_done "$id"
+    t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
+    assert_match "$(node_reason n1)" "^vdesk: cannot bring desktop desk-n1 back on n1: desk-n1 runs again, but not all of it is back: .*device 0000:01:00.0: .*/nvidia0 is held open by $holder \(nvidia-smi\)"
+    assert_eq "$(vm_state n1)" running "the desktop, without its GPU"
+    assert_eq "$("$BEDCTL" present desk-n1 ua-gpu0)$("$BEDCTL" present desk-n1 ua-ib0)" 01 "GPU out, HCA back"
+    assert_eq "$(hw_drivers)" "nvidia snd_hda_intel xhci_hcd nvidia-gpu vfio-pci" "drivers"
+    [ ! -e "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "the save file outlived the restore"
+    out=$(vdeskctl --node n1 status)
+    assert_match "$out" "desktop: restoring"
+    assert_match "$out" "gpu +ua-gpu0 .*unplugged, host: nvidia .*vdesk holds its XML"
+    kill "$holder"
+    wait "$holder" 2>/dev/null || true   # killed: 143
+    vdeskctl --node n1 recover >/dev/null
+    assert_continued n1 "$boot" "$n"
+    assert_eq "$(hw_drivers)" "$HW_VFIO" "drivers after recover"
+    scontrol update nodename=n1 state=resume
+}
+
 test_crash_at_every_journalled_step_is_recovered() {
     local step
     for step in begin snapshot snapshot+ "unplug ua-gpu0" "unplug ua-gpu0+" "unplug ua-ib0+" save save+; do

@@ -13,14 +13,19 @@
  *   sys/bus/pci/drivers/NAME/{bind,unbind,new_id,remove_id,BDF@}
  *   sys/bus/pci/drivers_probe
  *   sys/kernel/iommu_groups/N/devices/BDF@
+ *   sys/class/infiniband/mlx5_K/{device@,node_guid,ports/1/{state,lid,
+ *       link_layer}} (one per function on mlx5_core, numbered in address order)
  *   dev/vfio/vfio, dev/vfio/N (while a member of group N is on vfio-pci),
  *   dev/nvidiaN (while that GPU is on nvidia)
+ *   proc/driver/nvidia/gpus/BDF/information (while on nvidia: "Device Minor")
  * with the kernel's rules: driver_override decides a probe alone; otherwise
  * a driver's static and dynamic (new_id) ids must match; unbind needs the
  * device bound to that driver; bind needs it unbound; new_id probes the
  * unbound devices it matches; sriov_numvfs needs 0 before a new count, and
  * the VFs it creates get their own IOMMU groups and are probed if
- * sriov_drivers_autoprobe is 1.
+ * sriov_drivers_autoprobe is 1. As with the real drivers, an unbind from
+ * nvidia waits while /dev/nvidiaN is open, and one from vfio-pci while
+ * /dev/vfio/N is: the holder must let go first.
  *
  * Faults, written to MOUNTPOINT/.control, one command a write:
  *   slow-unbind BDF MS | hang-unbind BDF | busy BDF (unbind: EBUSY) |
@@ -33,6 +38,7 @@
 #include <ini.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +48,8 @@
 #define MAX_DRV 16
 #define MAX_DEV 64
 #define MAX_IDS 16
+#define MAX_GROUP 256
+#define FH_GROUP 1000   /* file handles: 1 + device index, or FH_GROUP + group */
 
 typedef struct drv {
     char name[32];
@@ -63,13 +71,16 @@ typedef struct dev {
     unsigned vf_id;
     int pf;                  /* index of the PF for a VF, -1 */
     int present;
+    int opens;               /* of /dev/nvidiaN */
     int slow_ms, hang, busy, fail_bind;
 } dev;
 
 typedef struct machine {
     pthread_mutex_t lock;
     pthread_cond_t released;
+    pthread_cond_t closed;   /* a device node was closed */
     unsigned release_gen;
+    int group_opens[MAX_GROUP];
     drv drv[MAX_DRV];
     int ndrv;
     dev dev[MAX_DEV];
@@ -137,6 +148,20 @@ static void probe(machine *m, dev *d)
             return;
 }
 
+static int on_driver(const machine *m, const dev *d, const char *name)
+{
+    return d->drv >= 0 && !strcmp(m->drv[d->drv].name, name);
+}
+
+static int held_open(const machine *m, const dev *d)
+{
+    if (on_driver(m, d, "nvidia"))
+        return d->opens > 0;
+    if (on_driver(m, d, "vfio-pci"))
+        return d->group >= 0 && d->group < MAX_GROUP && m->group_opens[d->group] > 0;
+    return 0;
+}
+
 /* Unbind; a hung unbind waits (without the lock) for `release`. */
 static int unbind(machine *m, dev *d)
 {
@@ -151,6 +176,9 @@ static int unbind(machine *m, dev *d)
     unsigned gen = m->release_gen;
     while (d->hang && gen == m->release_gen)
         pthread_cond_wait(&m->released, &m->lock);
+    /* The drivers' remove() waits for their users to close the device. */
+    while (held_open(m, d))
+        pthread_cond_wait(&m->closed, &m->lock);
     d->drv = -1;
     return 0;
 }
@@ -370,13 +398,66 @@ static void dev_attr(machine *m, dev *d, const char *a, node *n)
     }
 }
 
+/* The RDMA device number of d: functions on mlx5_core, in address order. */
+static int ib_index(const machine *m, const dev *d)
+{
+    int k = 0;
+    if (!d->present || !on_driver(m, d, "mlx5_core"))
+        return -1;
+    for (int i = 0; i < m->ndev; i++)
+        k += m->dev[i].present && on_driver(m, &m->dev[i], "mlx5_core") &&
+             strcmp(m->dev[i].bdf, d->bdf) < 0;
+    return k;
+}
+
+static dev *ib_find(machine *m, const char *name, size_t len)
+{
+    if (len < 6 || strncmp(name, "mlx5_", 5) != 0)
+        return NULL;
+    for (int i = 0; i < m->ndev; i++)
+        if (ib_index(m, &m->dev[i]) == atoi(name + 5))
+            return &m->dev[i];
+    return NULL;
+}
+
+/* sys/class/infiniband/NAME/...: one port, up, its LID from the number. */
+static void ib_attr(machine *m, dev *d, const char *a, node *n)
+{
+    int k = ib_index(m, d);
+    if (!*a || !strcmp(a, "ports") || !strcmp(a, "ports/1"))
+        n->kind = K_DIR;
+    else if (!strcmp(a, "device"))
+        link_to(n, "../../../bus/pci/devices/%s", d->bdf);
+    else if (!strcmp(a, "node_guid"))
+        file(n, 0, "0c42:a103:00%02x:%04x\n", k, (unsigned)(d - m->dev));
+    else if (!strcmp(a, "ports/1/state"))
+        file(n, 0, "%s\n", d->pf >= 0 ? "1: DOWN" : "4: ACTIVE");
+    else if (!strcmp(a, "ports/1/lid"))
+        file(n, 0, "0x%x\n", d->pf >= 0 ? 0 : k + 1);
+    else if (!strcmp(a, "ports/1/link_layer"))
+        file(n, 0, "InfiniBand\n");
+}
+
+/* proc/driver/nvidia/gpus/BDF/information, as the NVIDIA driver writes it. */
+static void nvidia_info(const dev *d, node *n)
+{
+    file(n, 0, "Model: \t\t Emulated GPU %04x\nBus Type: \t PCIe\nBus Location: \t %s\n"
+               "Device Minor: \t %d\nGPU Excluded:\t No\n", d->id & 0xffff, d->bdf,
+         atoi(d->devnode + strcspn(d->devnode, "0123456789")));
+}
+
+#define IB "/sys/class/infiniband/"
+#define NVPROC "/proc/driver/nvidia/gpus/"
+
 static void lookup(machine *m, const char *p, node *n)
 {
     const char *r;
     memset(n, 0, sizeof(*n));
     static const char *dirs[] = { "/", "/sys", "/sys/bus", "/sys/bus/pci", "/sys/bus/pci/devices",
                                   "/sys/bus/pci/drivers", "/sys/kernel", "/sys/kernel/iommu_groups",
-                                  "/dev", "/dev/vfio" };
+                                  "/dev", "/dev/vfio", "/sys/class", "/sys/class/infiniband",
+                                  "/proc", "/proc/driver", "/proc/driver/nvidia",
+                                  "/proc/driver/nvidia/gpus" };
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
         if (!strcmp(p, dirs[i])) {
             n->kind = K_DIR;
@@ -406,6 +487,23 @@ static void lookup(machine *m, const char *p, node *n)
         int i = dev_find(m, r, strcspn(r, "/"));
         if (i >= 0)
             dev_attr(m, &m->dev[i], r[12] == '/' ? r + 13 : "", n);
+        return;
+    }
+    if (prefix(p, IB, &r)) {
+        size_t len = strcspn(r, "/");
+        dev *d = ib_find(m, r, len);
+        if (d)
+            ib_attr(m, d, r[len] == '/' ? r + len + 1 : "", n);
+        return;
+    }
+    if (prefix(p, NVPROC, &r)) {
+        int i = dev_find(m, r, strcspn(r, "/"));
+        if (i < 0 || !on_driver(m, &m->dev[i], "nvidia") || !m->dev[i].devnode[0])
+            return;
+        if (!r[12])
+            n->kind = K_DIR;
+        else if (!strcmp(r + 12, "/information"))
+            nvidia_info(&m->dev[i], n);
         return;
     }
     if (prefix(p, DRVS, &r)) {
@@ -505,9 +603,40 @@ static int op_readdir(const char *p, void *buf, fuse_fill_dir_t f, off_t off,
     if (rc == 0 && !strcmp(p, "/")) {
         fill(buf, f, "sys");
         fill(buf, f, "dev");
+        fill(buf, f, "proc");
     } else if (rc == 0 && !strcmp(p, "/sys")) {
         fill(buf, f, "bus");
+        fill(buf, f, "class");
         fill(buf, f, "kernel");
+    } else if (rc == 0 && !strcmp(p, "/sys/class")) {
+        fill(buf, f, "infiniband");
+    } else if (rc == 0 && !strcmp(p, "/sys/class/infiniband")) {
+        for (int i = 0; i < m->ndev; i++)
+            if (ib_index(m, &m->dev[i]) >= 0) {
+                snprintf(name, sizeof(name), "mlx5_%d", ib_index(m, &m->dev[i]));
+                fill(buf, f, name);
+            }
+    } else if (rc == 0 && prefix(p, IB, &r)) {
+        static const char *top[] = { "device", "node_guid", "ports" },
+                          *port[] = { "state", "lid", "link_layer" };
+        int leaf = strchr(r, '/') != NULL;
+        if (!strcmp(strchr(r, '/') ? strchr(r, '/') : "", "/ports"))
+            fill(buf, f, "1");
+        else
+            for (size_t a = 0; a < 3; a++)
+                fill(buf, f, leaf ? port[a] : top[a]);
+    } else if (rc == 0 && !strcmp(p, "/proc")) {
+        fill(buf, f, "driver");
+    } else if (rc == 0 && !strcmp(p, "/proc/driver")) {
+        fill(buf, f, "nvidia");
+    } else if (rc == 0 && !strcmp(p, "/proc/driver/nvidia")) {
+        fill(buf, f, "gpus");
+    } else if (rc == 0 && !strcmp(p, "/proc/driver/nvidia/gpus")) {
+        for (int i = 0; i < m->ndev; i++)
+            if (m->dev[i].present && on_driver(m, &m->dev[i], "nvidia") && m->dev[i].devnode[0])
+                fill(buf, f, m->dev[i].bdf);
+    } else if (rc == 0 && prefix(p, NVPROC, &r)) {
+        fill(buf, f, "information");
     } else if (rc == 0 && !strcmp(p, "/sys/bus")) {
         fill(buf, f, "pci");
     } else if (rc == 0 && !strcmp(p, "/sys/bus/pci")) {
@@ -588,12 +717,49 @@ static int op_readdir(const char *p, void *buf, fuse_fill_dir_t f, off_t off,
     return rc;
 }
 
+/* Counts the opens of device nodes: the drivers' unbind waits on them. */
+static void node_open(machine *m, const char *p, struct fuse_file_info *fi)
+{
+    const char *r;
+    fi->fh = 0;
+    if (prefix(p, "/dev/vfio/", &r) && strcmp(r, "vfio") != 0 && atoi(r) < MAX_GROUP) {
+        m->group_opens[atoi(r)]++;
+        fi->fh = FH_GROUP + (uint64_t)atoi(r);
+    } else if (prefix(p, "/dev/", &r)) {
+        for (int i = 0; i < m->ndev; i++)
+            if (m->dev[i].present && m->dev[i].devnode[0] && !strcmp(m->dev[i].devnode, r)) {
+                m->dev[i].opens++;
+                fi->fh = 1 + (uint64_t)i;
+            }
+    }
+}
+
 static int op_open(const char *p, struct fuse_file_info *fi)
 {
     struct stat st;
     int rc = op_getattr(p, &st, NULL);
     fi->direct_io = 1;   /* content changes under the reader, as in sysfs */
+    if (rc == 0) {
+        machine *m = M();
+        pthread_mutex_lock(&m->lock);
+        node_open(m, p, fi);
+        pthread_mutex_unlock(&m->lock);
+    }
     return rc;
+}
+
+static int op_release(const char *p, struct fuse_file_info *fi)
+{
+    (void)p;
+    machine *m = M();
+    pthread_mutex_lock(&m->lock);
+    if (fi->fh >= FH_GROUP)
+        m->group_opens[fi->fh - FH_GROUP]--;
+    else if (fi->fh)
+        m->dev[fi->fh - 1].opens--;
+    pthread_cond_broadcast(&m->closed);
+    pthread_mutex_unlock(&m->lock);
+    return 0;
 }
 
 static int op_read(const char *p, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
@@ -759,6 +925,7 @@ static const struct fuse_operations ops = {
     .readlink = op_readlink,
     .readdir = op_readdir,
     .open = op_open,
+    .release = op_release,
     .read = op_read,
     .write = op_write,
     .truncate = op_truncate,
@@ -775,6 +942,7 @@ int main(int argc, char **argv)
         return 1;
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->released, NULL);
+    pthread_cond_init(&m->closed, NULL);
     int line = ini_parse(argv[1], on_ini, m);
     if (line != 0) {
         fprintf(stderr, "vdesk-sysfs-emu: %s:%d: not understood\n", argv[1], line);

@@ -28,6 +28,7 @@ static const char *good =
     "state_dir = /var/lib/vdesk/%n\n"
     "policy = shutdown,save\n"
     "timeout_unplug = 7\n"
+    "nvidia_persistence = manage\n"
     "\n"
     "[node n1]\n"
     "uri = qemu:///system\n"
@@ -56,6 +57,8 @@ static void good_file_for_a_node(void **state)
     assert_int_equal(c.policy[1], VD_MODE_SAVE);
     assert_int_equal(c.timeout_unplug, 7);
     assert_int_equal(c.timeout_save, 600);   /* default */
+    assert_int_equal(c.nvidia_persistence, VD_PERSIST_MANAGE);
+    assert_string_equal(c.proc_root, "/proc");   /* default */
     assert_string_equal(c.domain, "desk-n1");
     assert_string_equal(c.desktop_cores, "0-1,8");
     assert_int_equal(c.ndevices, 2);
@@ -86,6 +89,8 @@ static void bad_files_name_line_and_cause(void **state)
         { "[nod n1]\nuri = qemu:///system\n", ":2: unknown section [nod n1]" },
         { "[vdesk]\nstate_dir = var/lib\n", ":2: bad value 'state_dir = var/lib': must be an absolute path" },
         { "[vdesk]\nsnapshots_keep = 0\n", "from 1 to 100" },
+        { "[vdesk]\nnvidia_persistence = off\n", ":2: bad value 'nvidia_persistence = off': must be refuse or manage" },
+        { "[vdesk]\nproc_root = proc\n", "must be an absolute path" },
         { "[vdesk]\ntimeout_save = 1h\n", ":2: bad value 'timeout_save = 1h': must be whole seconds" },
         { "[vdesk]\npolicy = save,auto\n", "(not auto or shrink)" },
         { "[vdesk]\npolicy = save,,shutdown\n", "has an empty item" },

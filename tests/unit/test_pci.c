@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ typedef struct emu {
     char mnt[64];
     char sys[96];
     char dev[96];
+    char proc[96];
     pid_t pid;
     vd_pci pci;
 } emu;
@@ -58,7 +60,8 @@ static int emu_start(void **state, const char *machine)
     }
     snprintf(e->sys, sizeof(e->sys), "%s/sys", e->mnt);
     snprintf(e->dev, sizeof(e->dev), "%s/dev", e->mnt);
-    e->pci = (vd_pci){ .sys = e->sys, .dev = e->dev, .timeout_ms = 2000 };
+    snprintf(e->proc, sizeof(e->proc), "%s/proc", e->mnt);
+    e->pci = (vd_pci){ .sys = e->sys, .dev = e->dev, .proc = e->proc, .timeout_ms = 2000 };
     for (int i = 0; i < 200 && !mounted(e); i++)
         nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
     if (!mounted(e)) {
@@ -231,22 +234,214 @@ static void failing_vfio_probe_is_reported_and_undone(void **state)
     assert_drivers(e, "0000:01:00.0", ws_host);
 }
 
+/* A process named `name` that holds `rel` (under the mount) open until
+ * killed, as an X server or a VM would. */
+static pid_t holder_start(const emu *e, const char *name, const char *rel)
+{
+    int ready[2];
+    char path[160];
+    snprintf(path, sizeof(path), "%s/%s", e->mnt, rel);
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_NAME, name);
+        int fd = open(path, O_RDWR);
+        char ok = fd >= 0 ? '1' : '0';
+        if (write(ready[1], &ok, 1) != 1 || fd < 0)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char ok = '0';
+    close(ready[1]);
+    assert_int_equal(read(ready[0], &ok, 1), 1);
+    close(ready[0]);
+    assert_int_equal(ok, '1');
+    return pid;
+}
+
+static void holder_stop(pid_t pid)
+{
+    int st;
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+}
+
+static long ms_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
 static void holders_of_a_gpu_are_named(void **state)
 {
     emu *e = *state;
-    char node[160], out[256];
+    vd_pci_holders h;
     vd_err err;
     const char *nodes[] = { "nvidia0" };
-    assert_int_equal(vd_pci_holders(&e->pci, nodes, 1, out, sizeof(out), &err), 0);
-    assert_string_equal(out, "");
-    snprintf(node, sizeof(node), "%s/nvidia0", e->dev);
-    int fd = open(node, O_RDONLY);
-    assert_true(fd >= 0);
-    assert_int_equal(vd_pci_holders(&e->pci, nodes, 1, out, sizeof(out), &err), 0);
-    char me[32];
-    snprintf(me, sizeof(me), "%d (", (int)getpid());
-    assert_non_null(strstr(out, me));
-    close(fd);
+    assert_int_equal(vd_pci_holders_find(&e->pci, nodes, 1, &h, &err), 0);
+    assert_int_equal(h.count, 0);
+    assert_string_equal(h.list, "");
+    pid_t pid = holder_start(e, "holder-test", "dev/nvidia0");
+    assert_int_equal(vd_pci_holders_find(&e->pci, nodes, 1, &h, &err), 0);
+    char me[48];
+    snprintf(me, sizeof(me), "%d (holder-test)", (int)pid);
+    assert_string_equal(h.list, me);
+    assert_int_equal(h.count, 1);
+    assert_int_equal(h.persistenced, 0);
+    holder_stop(pid);
+}
+
+static void gpu_held_open_is_refused_naming_the_holder(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    pid_t pid = holder_start(e, "Xorg", "dev/nvidia0");
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_true(ms_since(&t0) < 1000);   /* refused up front, not hung in unbind */
+    char want[256];
+    snprintf(want, sizeof(want), "device 0000:01:00.0: %s/nvidia0 is held open by %d (Xorg)", e->dev, (int)pid);
+    assert_non_null(strstr(err.msg, want));
+    assert_non_null(strstr(err.msg, "stop them first"));
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    holder_stop(pid);
+    if (vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err))
+        fail_msg("%s", err.msg);
+}
+
+static void server_holder_blocks_only_its_own_gpu(void **state)
+{
+    emu *e = *state;
+    vd_pci_group g;
+    vd_err err = { "" };
+    /* 0000:4b:00.0 is /dev/nvidia1 (Device Minor 1): a holder of nvidia0
+     * is not its business. */
+    pid_t pid = holder_start(e, "cuda-app", "dev/nvidia0");
+    if (vd_pci_to_vfio(&e->pci, "0000:4b:00.0", &g, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:31:00.0", &g, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:31:00.0:"));
+    assert_non_null(strstr(err.msg, "/nvidia0 is held open by"));
+    holder_stop(pid);
+}
+
+static void vfio_group_held_by_a_vm_is_refused(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    if (vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err))
+        fail_msg("%s", err.msg);
+    pid_t pid = holder_start(e, "qemu-system-x86", "dev/vfio/12");
+    assert_int_equal(vd_pci_to_host(&e->pci, &before, &err), -1);
+    assert_non_null(strstr(err.msg, "/vfio/12 is held open by"));
+    assert_non_null(strstr(err.msg, "(qemu-system-x86)"));
+    assert_non_null(strstr(err.msg, "a VM still uses the group"));
+    holder_stop(pid);
+    if (vd_pci_to_host(&e->pci, &before, &err))
+        fail_msg("%s", err.msg);
+    assert_drivers(e, "0000:01:00.0", ws_host);
+}
+
+/* The stand-in nvidia-persistenced (tests/sysfs/nvpd-emu.c), its log on
+ * a pipe, and NVML (the stand-in library) pointed at its socket. */
+typedef struct nvpd {
+    pid_t pid;
+    FILE *log;
+    char socket[128];
+} nvpd;
+
+static void nvpd_start(const emu *e, nvpd *d)
+{
+    int out[2];
+    char prog[PATH_MAX], line[64] = "";
+    snprintf(prog, sizeof(prog), "%s/tests/nvidia-persistenced", env_or("VDESK_BUILD", "build"));
+    snprintf(d->socket, sizeof(d->socket), "%s.nvpd", e->mnt);
+    assert_int_equal(pipe(out), 0);
+    d->pid = fork();
+    assert_true(d->pid >= 0);
+    if (d->pid == 0) {
+        dup2(out[1], 1);
+        execl(prog, prog, d->socket, e->dev, e->proc, (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    d->log = fdopen(out[0], "r");
+    assert_non_null(d->log);
+    assert_non_null(fgets(line, sizeof(line), d->log));
+    assert_string_equal(line, "ready 1\n");
+    assert_int_equal(setenv("VDESK_NVPD_SOCKET", d->socket, 1), 0);
+}
+
+static void nvpd_expect(nvpd *d, const char *line)
+{
+    char got[64] = "";
+    assert_non_null(fgets(got, sizeof(got), d->log));
+    assert_string_equal(got, line);
+}
+
+static void nvpd_stop(nvpd *d)
+{
+    holder_stop(d->pid);
+    fclose(d->log);
+    unlink(d->socket);
+}
+
+static void persistenced_is_refused_by_default(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    nvpd d;
+    nvpd_start(e, &d);
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_non_null(strstr(err.msg, "(nvidia-persiste)"));
+    assert_non_null(strstr(err.msg, "set nvidia_persistence = manage in vdesk.conf"));
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    nvpd_stop(&d);
+}
+
+static void persistence_is_managed_through_nvml(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_pci_holders h;
+    vd_err err = { "" };
+    const char *nodes[] = { "nvidia0" };
+    nvpd d;
+    nvpd_start(e, &d);
+    e->pci.persistence = VD_PERSIST_MANAGE;
+    if (vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err))
+        fail_msg("%s", err.msg);
+    nvpd_expect(&d, "0000:01:00.0 0 -> 0\n");   /* told to let go, through NVML */
+    assert_true(exists(e, "dev/vfio/12"));
+    if (vd_pci_to_host(&e->pci, &before, &err))
+        fail_msg("%s", err.msg);
+    nvpd_expect(&d, "0000:01:00.0 1 -> 0\n");   /* and to take it again */
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    assert_int_equal(vd_pci_holders_find(&e->pci, nodes, 1, &h, &err), 0);
+    assert_int_equal(h.persistenced, 1);
+    nvpd_stop(&d);
+}
+
+static void persistence_without_nvml_daemon_fails_cleanly(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    nvpd d;
+    nvpd_start(e, &d);
+    e->pci.persistence = VD_PERSIST_MANAGE;
+    assert_int_equal(setenv("VDESK_NVPD_SOCKET", "/nonexistent/socket", 1), 0);
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:01:00.0: GPU 0000:01:00.0: turning persistence mode off: NVML: Unknown Error"));
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    nvpd_stop(&d);
 }
 
 static void bad_addresses_are_refused(void **state)
@@ -270,6 +465,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(slow_unbind_within_timeout_succeeds, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(failing_vfio_probe_is_reported_and_undone, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(holders_of_a_gpu_are_named, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(gpu_held_open_is_refused_naming_the_holder, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(server_holder_blocks_only_its_own_gpu, srv_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(vfio_group_held_by_a_vm_is_refused, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(persistenced_is_refused_by_default, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(persistence_is_managed_through_nvml, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(persistence_without_nvml_daemon_fails_cleanly, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(bad_addresses_are_refused, ws_setup, emu_stop),
     };
     return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
