@@ -47,11 +47,11 @@ PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
 .PHONY: all deps check unit integration demo bench install clean testbed-up testbed-down guest
 all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h cli/*.h)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h cli/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iprolog $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/asan/%.o: %.c $(wildcard lib/*.h)
+$(BUILD)/asan/%.o: %.c $(wildcard lib/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 

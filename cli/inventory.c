@@ -2,11 +2,13 @@
 #include "inventory.h"
 
 #include <json-c/json.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ib.h"
+#include "nvidia.h"
 #include "pci.h"
 #include "topo.h"
 
@@ -75,7 +77,7 @@ static json_object *device_json(const vd_pci_info *all, int n, const vd_pci_info
     return o;
 }
 
-static void print_human(const vd_pci_info *all, int n, const vd_topo *t)
+static void print_human(const vd_pci_info *all, int n, const vd_topo *t, const char *proc)
 {
     char cores[128];
     int cn, pn;
@@ -90,6 +92,9 @@ static void print_human(const vd_pci_info *all, int n, const vd_topo *t)
                k == K_GPU ? "GPU" : "HCA", d->bdf, d->vendor, d->device,
                d->driver[0] ? d->driver : "(none)", d->group, d->numa,
                cores_of(t, d->cpulist, cores, sizeof(cores)));
+        int minor;
+        if (k == K_GPU && vd_nvidia_minor(proc, d->bdf, &minor, NULL) == 0)
+            printf("      device node /dev/nvidia%d\n", minor);
         for (int j = 0; j < n; j++)
             if (j != i && all[j].group == d->group && d->group >= 0)
                 printf("      group member %s %04x:%04x  driver %s\n", all[j].bdf, all[j].vendor,
@@ -103,26 +108,71 @@ static void print_human(const vd_pci_info *all, int n, const vd_topo *t)
     }
 }
 
-/* RDMA devices through verbs; none, or no verbs at all, is a normal answer. */
+static const char *guid_str(uint64_t guid, char *buf, size_t size)
+{
+    snprintf(buf, size, "%016llx", (unsigned long long)guid);
+    return buf;
+}
+
+/* RDMA devices; none, or no verbs at all, is a normal answer. */
 static void print_ib(const char *sys)
 {
     vd_ib_dev *v = NULL;
     int n = 0, unavailable = 0;
     vd_err err;
+    char guid[24];
     if (vd_ib_list(sys, &v, &n, &unavailable, &err) < 0) {
         printf("RDMA: %s\n", err.msg);
         return;
     }
-    if (unavailable || n == 0)
+    if (n == 0)
         printf("RDMA: %s\n", unavailable ? "verbs unavailable (no rdma-core provider)" : "no devices");
     for (int i = 0; i < n; i++) {
-        printf("RDMA %s  PCI %s  node GUID %016llx  firmware %s\n", v[i].name,
-               v[i].pci[0] ? v[i].pci : "?", (unsigned long long)v[i].node_guid, v[i].fw[0] ? v[i].fw : "?");
-        for (int p = 0; p < v[i].nports; p++)
-            printf("      port %d  %s  %s  LID %u\n", v[i].ports[p].num, v[i].ports[p].state,
-                   v[i].ports[p].link_layer, v[i].ports[p].lid);
+        const vd_ib_dev *d = &v[i];
+        printf("RDMA %s  PCI %s  node GUID %s  firmware %s", d->name, d->pci[0] ? d->pci : "?",
+               guid_str(d->node_guid, guid, sizeof(guid)), d->fw[0] ? d->fw : "?");
+        if (d->pf_pci[0])
+            printf("  VF of %s (%s)", d->pf[0] ? d->pf : "?", d->pf_pci);
+        if (d->totalvfs)
+            printf("  SR-IOV %d of %d VFs", d->numvfs, d->totalvfs);
+        printf("\n");
+        if (!d->verbs)
+            printf("      (from sysfs: libibverbs cannot open it; is rdma-core's ibverbs-providers "
+                   "installed?)\n");
+        for (int p = 0; p < d->nports; p++)
+            printf("      port %d  %s  %s  LID %u\n", d->ports[p].num, d->ports[p].state,
+                   d->ports[p].link_layer, d->ports[p].lid);
     }
     free(v);
+}
+
+static json_object *ib_dev_json(const vd_ib_dev *d)
+{
+    char guid[24];
+    json_object *o = json_object_new_object(), *ports = json_object_new_array();
+    json_object_object_add(o, "name", json_object_new_string(d->name));
+    json_object_object_add(o, "verbs", json_object_new_boolean(d->verbs));
+    json_object_object_add(o, "pci", json_object_new_string(d->pci));
+    json_object_object_add(o, "node_guid", json_object_new_string(guid_str(d->node_guid, guid, sizeof(guid))));
+    json_object_object_add(o, "firmware", json_object_new_string(d->fw));
+    if (d->pf_pci[0]) {
+        json_object_object_add(o, "pf", json_object_new_string(d->pf));
+        json_object_object_add(o, "pf_pci", json_object_new_string(d->pf_pci));
+    }
+    if (d->totalvfs) {
+        json_object_object_add(o, "sriov_numvfs", json_object_new_int(d->numvfs));
+        json_object_object_add(o, "sriov_totalvfs", json_object_new_int(d->totalvfs));
+    }
+    for (int p = 0; p < d->nports; p++) {
+        json_object *po = json_object_new_object();
+        json_object_object_add(po, "port", json_object_new_int(d->ports[p].num));
+        json_object_object_add(po, "state", json_object_new_string(d->ports[p].state));
+        json_object_object_add(po, "link_layer", json_object_new_string(d->ports[p].link_layer));
+        json_object_object_add(po, "lid", json_object_new_int((int)d->ports[p].lid));
+        json_object_array_add(ports, po);
+    }
+    json_object_object_add(o, "ports", ports);
+    return o;
 }
 
 static json_object *ib_json(const char *sys)
@@ -134,37 +184,35 @@ static json_object *ib_json(const char *sys)
     if (vd_ib_list(sys, &v, &n, &unavailable, &err) < 0)
         json_object_object_add(o, "error", json_object_new_string(err.msg));
     json_object_object_add(o, "verbs_available", json_object_new_boolean(!unavailable));
-    for (int i = 0; i < n; i++) {
-        char guid[24];
-        json_object *d = json_object_new_object(), *ports = json_object_new_array();
-        snprintf(guid, sizeof(guid), "%016llx", (unsigned long long)v[i].node_guid);
-        json_object_object_add(d, "name", json_object_new_string(v[i].name));
-        json_object_object_add(d, "pci", json_object_new_string(v[i].pci));
-        json_object_object_add(d, "node_guid", json_object_new_string(guid));
-        json_object_object_add(d, "firmware", json_object_new_string(v[i].fw));
-        for (int p = 0; p < v[i].nports; p++) {
-            json_object *po = json_object_new_object();
-            json_object_object_add(po, "port", json_object_new_int(v[i].ports[p].num));
-            json_object_object_add(po, "state", json_object_new_string(v[i].ports[p].state));
-            json_object_object_add(po, "link_layer", json_object_new_string(v[i].ports[p].link_layer));
-            json_object_object_add(po, "lid", json_object_new_int((int)v[i].ports[p].lid));
-            json_object_array_add(ports, po);
-        }
-        json_object_object_add(d, "ports", ports);
-        json_object_array_add(devs, d);
-    }
+    for (int i = 0; i < n; i++)
+        json_object_array_add(devs, ib_dev_json(&v[i]));
     json_object_object_add(o, "devices", devs);
     free(v);
     return o;
 }
 
-/* gres.conf lines (GPU N is the Nth GPU in PCI order, as the NVIDIA driver
- * numbers them by default) and the desktop's cores for slurm.conf and
- * vdesk.conf. */
-static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncores)
+/* One gres.conf line per GPU, in PCI address order: that order is the gres
+ * index vdesk expects in SLURM_JOB_GPUS (vd_pci_gpu_index). File= is the
+ * GPU's own device node while the NVIDIA driver has it; a GPU on vfio-pci
+ * has none, and the driver's own numbering (PCI order) is assumed. */
+static void print_gres(const vd_pci_info *d, int index, const vd_topo *t, const char *proc)
+{
+    char cores[128];
+    int minor;
+    cores_of(t, d->cpulist, cores, sizeof(cores));
+    if (vd_nvidia_minor(proc, d->bdf, &minor, NULL) == 0)
+        printf("Name=gpu File=/dev/nvidia%d Cores=%s   # %s\n", minor, cores, d->bdf);
+    else
+        printf("Name=gpu File=/dev/nvidia%d Cores=%s   # %s: on %s now, so its minor is assumed "
+               "from PCI order; check it while the host has it\n", index, cores, d->bdf,
+               d->driver[0] ? d->driver : "no driver");
+}
+
+/* gres.conf lines and the desktop's cores for slurm.conf and vdesk.conf. */
+static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncores, const char *proc)
 {
     const char **local = calloc((size_t)n + 1, sizeof(*local));
-    char cores[128], dos[512], dslurm[512], job[512];
+    char dos[512], dslurm[512], job[512];
     int nlocal = 0, gpu = 0;
     vd_err err;
     if (!local)
@@ -178,8 +226,7 @@ static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncor
         if (d->cpulist[0])
             local[nlocal++] = d->cpulist;
         if (k == K_GPU)
-            printf("Name=gpu File=/dev/nvidia%d Cores=%s   # %s\n", gpu++,
-                   cores_of(t, d->cpulist, cores, sizeof(cores)), d->bdf);
+            print_gres(d, gpu++, t, proc);
     }
     int rc = vd_topo_split(t, local, nlocal, ncores, dos, dslurm, job, sizeof(dos), &err);
     free(local);
@@ -210,7 +257,7 @@ int cmd_inventory(const inv_opts *o)
         locality(t, &all[i]);
     int rc = 0;
     if (o->slurm) {
-        rc = print_slurm(all, n, t, o->desktop_cores);
+        rc = print_slurm(all, n, t, o->desktop_cores, o->proc);
     } else if (o->json) {
         json_object *root = json_object_new_object();
         json_object_object_add(root, "rdma", ib_json(o->sys));
@@ -225,7 +272,7 @@ int cmd_inventory(const inv_opts *o)
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
         json_object_put(root);
     } else {
-        print_human(all, n, t);
+        print_human(all, n, t, o->proc);
         print_ib(o->sys);
     }
     vd_topo_close(t);

@@ -6,6 +6,7 @@
 
 typedef struct inv_opts {
     const char *sys, *dev;  /* sysfs and /dev roots */
+    const char *proc;       /* where the NVIDIA driver lists its GPUs ("/proc") */
     const char *topology;   /* NULL: this machine (vd_topo_open) */
     int json, slurm;
     int desktop_cores;      /* cores to suggest for the desktop (--slurm) */

@@ -29,7 +29,8 @@ static int usage(FILE *f)
           "  evict MODE          make the desktop leave by hand (suspend, save, shutdown, shrink, auto)\n"
           "  restore [--force]   bring it back; --force also releases jobs that still hold the node\n"
           "  recover             finish or roll back an operation a crash interrupted\n"
-          "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC] [--sysfs DIR --dev DIR]\n"
+          "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
+          "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
           "                      lines and the desktop's cores (works without a vdesk.conf)\n"
           "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
@@ -164,12 +165,13 @@ int main(int argc, char **argv)
         { "json", no_argument, NULL, 'j' }, { "slurm", no_argument, NULL, 's' },
         { "topology", required_argument, NULL, 't' }, { "sysfs", required_argument, NULL, 'S' },
         { "dev", required_argument, NULL, 'D' }, { "desktop-cores", required_argument, NULL, 'k' },
+        { "proc", required_argument, NULL, 'P' },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
     int force = 0, o;
-    inv_opts inv = { .sys = NULL, .dev = NULL, .desktop_cores = 2 };
+    inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
         switch (o) {
@@ -182,6 +184,7 @@ int main(int argc, char **argv)
         case 't': inv.topology = optarg; break;
         case 'S': inv.sys = optarg; break;
         case 'D': inv.dev = optarg; break;
+        case 'P': inv.proc = optarg; break;
         case 'k': inv.desktop_cores = atoi(optarg); break;
         default: return usage(stderr);
         }
@@ -198,6 +201,7 @@ int main(int argc, char **argv)
             vd_conf_defaults(&conf);
         inv.sys = inv.sys ? inv.sys : conf.sysfs_root;
         inv.dev = inv.dev ? inv.dev : conf.dev_root;
+        inv.proc = inv.proc ? inv.proc : conf.proc_root;
         return cmd_inventory(&inv);
     }
     if (!strcmp(cmd, "check-config")) {

@@ -179,18 +179,31 @@ static int save_path(const op *o, char *buf, size_t size, vd_err *err)
 
 /* --- eviction steps ------------------------------------------------------ */
 
-/* Whether device `i` of vdesk.conf is one of the job's GPUs. GPU number N
- * (SLURM_JOB_GPUS "0,2") is the Nth gpu device of vdesk.conf, the order of
- * gres.conf; a job without SLURM_JOB_GPUS takes every GPU. */
-static int is_job_gpu(const vd_conf *c, int i, const char *gpus)
+/* The gres index of GPU device `i`: its place among the node's GPUs in PCI
+ * address order, the order `vdeskctl inventory --slurm` writes gres.conf
+ * in; a GPU without a host PCI address counts in vdesk.conf's order. -1:
+ * its place cannot be known. */
+static int gres_index(const op *o, int i)
 {
-    if (c->devices[i].role != VD_ROLE_GPU)
-        return 0;
-    if (!gpus || !*gpus)
-        return 1;
+    const vd_device *d = &o->conf->devices[i];
+    if (d->pci[0])
+        return vd_pci_gpu_index(&o->pci, d->pci, NULL);
     int idx = 0;
     for (int k = 0; k < i; k++)
-        idx += c->devices[k].role == VD_ROLE_GPU;
+        idx += o->conf->devices[k].role == VD_ROLE_GPU;
+    return idx;
+}
+
+/* Whether device `i` of vdesk.conf is one of the job's GPUs (SLURM_JOB_GPUS
+ * "0,2", gres indices). A job without SLURM_JOB_GPUS takes every GPU, and
+ * so does one whose GPUs cannot be told apart: when unsure, free it. */
+static int is_job_gpu(const op *o, int i, const char *gpus)
+{
+    if (o->conf->devices[i].role != VD_ROLE_GPU)
+        return 0;
+    int idx = gres_index(o, i);
+    if (!gpus || !*gpus || idx < 0)
+        return 1;
     char buf[256];
     snprintf(buf, sizeof(buf), "%s", gpus);
     char *save = NULL;
@@ -226,7 +239,7 @@ static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
 {
     for (int i = 0; i < o->conf->ndevices; i++) {
         const vd_device *dev = &o->conf->devices[i];
-        if (gpus_only && !is_job_gpu(o->conf, i, req->gpus))
+        if (gpus_only && !is_job_gpu(o, i, req->gpus))
             continue;
         int present = 0;
         if (vd_hv_dev_present(o->hv, o->conf->domain, dev->alias, &present, err) < 0)
@@ -243,7 +256,7 @@ static int holds_job_gpu(const op *o, const vd_request *req)
     if (!req->gpus || !*req->gpus)
         return 0;   /* a job without GPUs takes none from the desktop */
     for (int i = 0; i < o->conf->ndevices; i++)
-        if (is_job_gpu(o->conf, i, req->gpus))
+        if (is_job_gpu(o, i, req->gpus))
             return 1;
     return 0;
 }

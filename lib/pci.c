@@ -238,6 +238,29 @@ static int holds(const vd_pci *p, const char *pid, const char *const *devnodes, 
     return found;
 }
 
+int vd_pci_is_gpu(const vd_pci_info *d)
+{
+    return (d->klass >> 16) == 0x03 && !d->physfn[0];
+}
+
+int vd_pci_gpu_index(const vd_pci *p, const char *bdf, vd_err *err)
+{
+    vd_pci_info *all = NULL;
+    int n = 0, idx = 0, found = -1;
+    if (vd_pci_scan(p, &all, &n, err) < 0)
+        return -1;
+    for (int i = 0; i < n && found < 0; i++) {
+        if (!vd_pci_is_gpu(&all[i]))
+            continue;
+        if (!strcmp(all[i].bdf, bdf))
+            found = idx;
+        idx++;
+    }
+    free(all);
+    return found >= 0 ? found : vd_err_set(err, "%s is not a GPU of this node (%s/bus/pci/devices)",
+                                           bdf, p->sys);
+}
+
 int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
                         vd_err *err)
 {

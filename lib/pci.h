@@ -74,6 +74,15 @@ typedef struct vd_pci_info {
 /* Every PCI function under p->sys, in address order (malloc'd array). */
 int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err);
 
+/* Whether `d` is a GPU (display class, not a VF). */
+int vd_pci_is_gpu(const vd_pci_info *d);
+
+/* The place of GPU `bdf` among the node's GPUs in address order, from 0:
+ * the index gres.conf gives it when it lists them in that order (as
+ * `vdeskctl inventory --slurm` does). Returns -1 (with err) when `bdf` is
+ * not a GPU of the node. */
+int vd_pci_gpu_index(const vd_pci *p, const char *bdf, vd_err *err);
+
 /* The IOMMU group of `bdf`, with each member's current driver. */
 int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err *err);
 

@@ -15,7 +15,7 @@ mount_machine() {
     TOPO="synthetic:$(cat "$T_ROOT/tests/sysfs/$1.topo")"
 }
 unmount_machine() { fusermount3 -u "$MNT" && rmdir "$MNT"; }
-inventory() { "$VDESKCTL" --conf /nonexistent inventory --sysfs "$MNT/sys" --dev "$MNT/dev" --topology "$TOPO" "$@"; }
+inventory() { "$VDESKCTL" --conf /nonexistent inventory --sysfs "$MNT/sys" --dev "$MNT/dev" --proc "$MNT/proc" --topology "$TOPO" "$@"; }
 
 test_workstation_lists_the_gpu_group_and_the_hca_vfs() {
     local out
@@ -30,7 +30,24 @@ test_workstation_lists_the_gpu_group_and_the_hca_vfs() {
     assert_match "$out" "HCA 0000:02:00.0 15b3:101b  driver mlx5_core"
     assert_match "$out" "SR-IOV: 2 of 4 VFs"
     assert_match "$out" "VF 0000:02:00.2  driver mlx5_core +IOMMU group [0-9]+"
-    # No HCA here: verbs answer with nothing, and say so.
+    assert_match "$out" "device node /dev/nvidia0"
+    # The kernel's RDMA devices, which verbs cannot open here: from sysfs,
+    # with the PF/VF relation and the advice.
+    assert_match "$out" "^RDMA mlx5_0  PCI 0000:02:00.0  node GUID 0c42a10300000004  firmware \?  SR-IOV 2 of 4 VFs$"
+    assert_match "$out" "^RDMA mlx5_2  PCI 0000:02:00.2 .*  VF of mlx5_0 \(0000:02:00.0\)$"
+    assert_match "$out" "from sysfs: libibverbs cannot open it; is rdma-core's ibverbs-providers installed"
+    assert_match "$out" "port 1  ACTIVE  InfiniBand  LID 1"
+}
+
+test_no_rdma_is_said_plainly() {
+    local out
+    out=$("$VDESKCTL" --conf /nonexistent inventory --sysfs /nonexistent --dev /nonexistent \
+        --topology "synthetic:core:2 pu:1" 2>&1) && t_fail "a missing sysfs was accepted"
+    assert_match "$out" "/nonexistent/bus/pci/devices"
+    mount_machine workstation
+    echo 0000:02:00.0 >"$MNT/sys/bus/pci/drivers/mlx5_core/unbind"
+    out=$(inventory)
+    unmount_machine
     assert_match "$out" "^RDMA: (no devices|verbs unavailable \(no rdma-core provider\))$"
 }
 
@@ -43,7 +60,7 @@ test_server_json_has_every_device_with_locality() {
     assert_match "$(tr -d ' \n' <<<"$out")" '"gpus":\[\{"bdf":"0000:31:00.0","id":"10de:20b0","driver":"nvidia","iommu_group":31,"numa_node":0,"local_cpulist":"0-15,32-47","cores":"0-15"'
     assert_match "$(tr -d ' \n' <<<"$out")" '"bdf":"0000:e3:00.0","id":"10de:20b0","driver":"nvidia","iommu_group":62,"numa_node":1,"local_cpulist":"16-31,48-63","cores":"16-31"'
     assert_match "$(tr -d ' \n' <<<"$out")" '"hcas":\[\{"bdf":"0000:17:00.0".*"sriov_totalvfs":8,"vfs":\[\]'
-    assert_match "$(tr -d ' \n' <<<"$out")" '"rdma":\{"verbs_available":(true|false),"devices":\[\]\}'
+    assert_match "$(tr -d ' \n' <<<"$out")" '"rdma":\{"verbs_available":(true|false),"devices":\[\{"name":"mlx5_0","verbs":false,"pci":"0000:17:00.0",.*"sriov_numvfs":0,"sriov_totalvfs":8,"ports":\[\{"port":1,"state":"ACTIVE","link_layer":"InfiniBand","lid":1\}\]\},\{"name":"mlx5_1",.*"pci":"0000:b1:00.0"'
 }
 
 test_server_slurm_lines() {
@@ -52,10 +69,23 @@ test_server_slurm_lines() {
     out=$(inventory --slurm --desktop-cores 2)
     unmount_machine
     assert_match "$out" "Name=gpu File=/dev/nvidia0 Cores=0-15   # 0000:31:00.0"
-    assert_match "$out" "Name=gpu File=/dev/nvidia3 Cores=16-31   # 0000:e3:00.0"
+    assert_match "$out" "Name=gpu File=/dev/nvidia3 Cores=16-31   # 0000:e3:00.0$"
     # Devices on both sockets: the last two cores; OS and Slurm numbers differ.
     assert_match "$out" "CpuSpecList=60-63"
     assert_match "$out" "desktop_cores = 30-31,62-63"
+}
+
+# A GPU the desktop holds (vfio-pci) has no /dev/nvidiaN: its line says so.
+test_server_gpu_on_vfio_gets_a_caveat() {
+    local out f
+    mount_machine server
+    f=$MNT/sys/bus/pci/devices/0000:4b:00.0
+    echo vfio-pci >"$f/driver_override" && echo 0000:4b:00.0 >"$MNT/sys/bus/pci/drivers/nvidia/unbind" &&
+        echo 0000:4b:00.0 >"$MNT/sys/bus/pci/drivers_probe"
+    out=$(inventory --slurm)
+    unmount_machine
+    assert_match "$out" "Name=gpu File=/dev/nvidia0 Cores=0-15   # 0000:31:00.0$"
+    assert_match "$out" "Name=gpu File=/dev/nvidia1 Cores=0-15   # 0000:4b:00.0: on vfio-pci now, so its minor is assumed from PCI order"
 }
 
 test_workstation_desktop_takes_the_highest_whole_cores() {

@@ -20,88 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "emu.h"
 #include "pci.h"
-
-typedef struct emu {
-    char mnt[64];
-    char sys[96];
-    char dev[96];
-    char proc[96];
-    pid_t pid;
-    vd_pci pci;
-} emu;
-
-static const char *env_or(const char *name, const char *dflt)
-{
-    const char *v = getenv(name);
-    return v && *v ? v : dflt;
-}
-
-static int mounted(const emu *e)
-{
-    char p[160];
-    snprintf(p, sizeof(p), "%s/bus/pci/devices", e->sys);
-    return access(p, F_OK) == 0;
-}
-
-static int emu_start(void **state, const char *machine)
-{
-    emu *e = calloc(1, sizeof(*e));
-    char prog[PATH_MAX], ini[PATH_MAX];
-    snprintf(e->mnt, sizeof(e->mnt), "/tmp/vdesk-emu-XXXXXX");
-    if (!e || !mkdtemp(e->mnt))
-        return -1;
-    snprintf(prog, sizeof(prog), "%s/tests/vdesk-sysfs-emu", env_or("VDESK_BUILD", "build"));
-    snprintf(ini, sizeof(ini), "%s/tests/sysfs/%s.ini", env_or("VDESK_SRC", "."), machine);
-    e->pid = fork();
-    if (e->pid == 0) {
-        execl(prog, prog, ini, e->mnt, "-f", "-o", "max_threads=16", (char *)NULL);
-        _exit(127);
-    }
-    snprintf(e->sys, sizeof(e->sys), "%s/sys", e->mnt);
-    snprintf(e->dev, sizeof(e->dev), "%s/dev", e->mnt);
-    snprintf(e->proc, sizeof(e->proc), "%s/proc", e->mnt);
-    e->pci = (vd_pci){ .sys = e->sys, .dev = e->dev, .proc = e->proc, .timeout_ms = 2000 };
-    for (int i = 0; i < 200 && !mounted(e); i++)
-        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000000 }, NULL);
-    if (!mounted(e)) {
-        print_error("the sysfs emulator %s did not mount %s\n", prog, ini);
-        return -1;
-    }
-    *state = e;
-    return 0;
-}
-
-static int ws_setup(void **state) { return emu_start(state, "workstation"); }
-static int srv_setup(void **state) { return emu_start(state, "server"); }
-
-static int emu_stop(void **state)
-{
-    emu *e = *state;
-    pid_t u = fork();
-    if (u == 0) {
-        execlp("fusermount3", "fusermount3", "-u", e->mnt, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(u, &st, 0);
-    kill(e->pid, SIGTERM);
-    waitpid(e->pid, &st, 0);
-    rmdir(e->mnt);
-    free(e);
-    return 0;
-}
-
-/* Writes a fault command to the emulator. */
-static void control(const emu *e, const char *cmd)
-{
-    char p[128];
-    snprintf(p, sizeof(p), "%s/.control", e->mnt);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    assert_true(fputs(cmd, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-}
 
 static void assert_drivers(const emu *e, const char *bdf, const char *expected)
 {
@@ -444,6 +364,22 @@ static void persistence_without_nvml_daemon_fails_cleanly(void **state)
     nvpd_stop(&d);
 }
 
+/* gres indices: the GPUs in address order, whichever driver has them. */
+static void server_gpu_indices_follow_pci_order(void **state)
+{
+    emu *e = *state;
+    vd_pci_group g;
+    vd_err err = { "" };
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:31:00.0", &err), 0);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:ca:00.0", &err), 2);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:e3:00.0", &err), 3);
+    if (vd_pci_to_vfio(&e->pci, "0000:4b:00.0", &g, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:4b:00.0", &err), 1);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:17:00.0", &err), -1);
+    assert_non_null(strstr(err.msg, "0000:17:00.0 is not a GPU of this node"));
+}
+
 static void bad_addresses_are_refused(void **state)
 {
     emu *e = *state;
@@ -471,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(persistenced_is_refused_by_default, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(persistence_is_managed_through_nvml, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(persistence_without_nvml_daemon_fails_cleanly, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(server_gpu_indices_follow_pci_order, srv_setup, emu_stop),
         cmocka_unit_test_setup_teardown(bad_addresses_are_refused, ws_setup, emu_stop),
     };
     return cmocka_run_group_tests_name("pci", tests, NULL, NULL);
