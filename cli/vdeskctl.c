@@ -20,6 +20,7 @@
 #include "inventory.h"
 #include "journal.h"
 #include "pci.h"
+#include "slurmapi.h"
 
 static int usage(FILE *f)
 {
@@ -83,6 +84,58 @@ static int print_devices(const vd_conf *c, vd_hv *hv, const vd_journal *j)
     return wrong;
 }
 
+/* The node's GPUs in PCI order, as gres indices count them. */
+static int node_gpu_count(const vd_pci *p)
+{
+    vd_pci_info *all = NULL;
+    int n = 0, gpus = 0;
+    if (vd_pci_scan(p, &all, &n, NULL) < 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        gpus += vd_pci_is_gpu(&all[i]);
+    free(all);
+    return gpus;
+}
+
+/* Slurm's view against the devices': a GPU a job was allocated must not be
+ * on vfio-pci (the desktop's), and the gres indices must be the GPUs in PCI
+ * order for vdesk to know which GPU a job got. Returns the problems found. */
+static int print_slurm_gpus(const vd_conf *c)
+{
+    vd_slurm_gpus g;
+    vd_err err;
+    vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .proc = c->proc_root, .timeout_ms = 1000 };
+    if (vd_slurm_node_gpus(c->node, &g, &err) < 0) {
+        printf("slurm: %s\n", err.msg);
+        return 0;   /* not a contradiction: nothing to compare with */
+    }
+    int wrong = 0, gpus = node_gpu_count(&p);
+    printf("slurm: %s offers %d GPU(s) as gres, jobs hold", c->node, g.configured);
+    for (int i = 0; i < 64; i++)
+        if (g.used >> i & 1)
+            printf(" %d", i);
+    printf("%s\n", g.used ? "" : " none");
+    if (gpus > 0 && g.configured > 0 && gpus != g.configured) {
+        printf("  (!) the node has %d GPU(s) but Slurm offers %d: gres indices cannot be matched to "
+               "GPUs in PCI order; see 'vdeskctl inventory --slurm'\n", gpus, g.configured);
+        wrong++;
+    }
+    for (int i = 0; i < c->ndevices; i++) {
+        const vd_device *d = &c->devices[i];
+        char drv[64];
+        int idx = d->role == VD_ROLE_GPU && d->pci[0] ? vd_pci_gpu_index(&p, d->pci, NULL) : -1;
+        if (idx < 0)
+            continue;
+        vd_pci_driver(&p, d->pci, drv, sizeof(drv));
+        int clash = (g.used >> idx & 1) && !strcmp(drv, "vfio-pci");
+        printf("  gres gpu index %d = %s (%s): %s, host: %s%s\n", idx, d->alias, d->pci,
+               g.used >> idx & 1 ? "allocated to a job" : "free", drv[0] ? drv : "no driver",
+               clash ? " (!) a job has it while the desktop holds it" : "");
+        wrong += clash;
+    }
+    return wrong;
+}
+
 static void print_records(const char *state_dir, int last)
 {
     char path[PATH_MAX + 16], line[4096], ring[5][4096];
@@ -133,6 +186,7 @@ static int cmd_status(const vd_conf *c)
         printf("  snapshot: %s\n", j.snapshot);
     printf("devices:\n");
     int wrong = print_devices(c, s == VD_DOM_RUNNING || s == VD_DOM_PAUSED ? hv : NULL, &j);
+    wrong += print_slurm_gpus(c);
     print_records(c->state_dir, 5);
     vd_journal_clear(&j);
     vd_hv_close(hv);

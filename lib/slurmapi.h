@@ -17,4 +17,18 @@ int vd_slurm_job_comment(unsigned job, const char *text, vd_err *err);
  * to run). Jobs already running on it go on. */
 int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err);
 
+/* A node's GPUs as Slurm offers them: how many (its Gres=gpu...), and
+ * which gres indices jobs hold now. */
+typedef struct vd_slurm_gpus {
+    int configured;
+    unsigned long long used;   /* bit i: gres index i is allocated */
+} vd_slurm_gpus;
+
+/* Parses slurmctld's node strings, `gres` ("gpu:a100:4(S:0-1),mps:400")
+ * and `gres_used` ("gpu:a100:2(IDX:0,2-3),mps:0"); NULL is none. */
+void vd_slurm_gpus_parse(const char *gres, const char *gres_used, vd_slurm_gpus *g);
+
+/* Asks slurmctld for `node`'s GPUs. */
+int vd_slurm_node_gpus(const char *node, vd_slurm_gpus *g, vd_err *err);
+
 #endif

@@ -13,6 +13,8 @@
 #   VDESK_BED_PROLOG / VDESK_BED_EPILOG   programs for slurm.conf Prolog=/Epilog=
 #   VDESK_BED_PLUGSTACK                   lines for plugstack.conf
 #   VDESK_BED_SLURM_EXTRA                 extra slurm.conf lines
+#   VDESK_BED_GPU_NODES                   nodes that offer one GPU as gres
+#                                         (File= a stand-in file, no driver)
 #
 # After bed_up, DIR/env holds the exports clients need (SLURM_CONF,
 # LIBVIRT_DEFAULT_URI, ...); bed_up also exports them into the caller.
@@ -135,13 +137,21 @@ EOF
         [ -n "${VDESK_BED_PROLOG:-}" ] && echo "Prolog=$VDESK_BED_PROLOG"
         [ -n "${VDESK_BED_EPILOG:-}" ] && echo "Epilog=$VDESK_BED_EPILOG"
         [ -n "${VDESK_BED_SLURM_EXTRA:-}" ] && printf '%s\n' "$VDESK_BED_SLURM_EXTRA"
+        [ -n "${VDESK_BED_GPU_NODES:-}" ] && echo "GresTypes=gpu"
         for n in $BED_NODES; do
-            echo "NodeName=$n NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((port + i)) CPUs=2 RealMemory=1000 State=UNKNOWN"
+            local gres=
+            case " ${VDESK_BED_GPU_NODES:-} " in *" $n "*) gres=" Gres=gpu:1" ;; esac
+            echo "NodeName=$n NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((port + i)) CPUs=2 RealMemory=1000$gres State=UNKNOWN"
             i=$((i + 1))
         done
         echo "PartitionName=desk Nodes=${BED_NODES// /,} Default=YES MaxTime=INFINITE State=UP"
     } >"$s/slurm.conf"
     printf '%s\n' "${VDESK_BED_PLUGSTACK:-# no SPANK plugins}" >"$s/plugstack.conf"
+    : >"$s/gres.conf"
+    for n in ${VDESK_BED_GPU_NODES:-}; do
+        mkdir -p "$s/dev-$n" && mknod "$s/dev-$n/nvidia0" c 195 0
+        echo "NodeName=$n Name=gpu File=$s/dev-$n/nvidia0" >>"$s/gres.conf"
+    done
 }
 
 bed__all_idle() {
@@ -447,6 +457,17 @@ bed_hw_vfio() {
     for f in "$s/bus/pci/devices/$1/iommu_group/devices"/*; do
         f=$(basename "$f")
         echo vfio-pci >"$s/bus/pci/devices/$f/driver_override"
+        drv=$(readlink "$s/bus/pci/devices/$f/driver") && echo "$f" >"$s/bus/pci/drivers/${drv##*/}/unbind"
+        echo "$f" >"$s/bus/pci/drivers_probe"
+    done
+}
+
+# bed_hw_host BDF: gives the IOMMU group of BDF back to its host drivers.
+bed_hw_host() {
+    local s=$VDESK_BED/hw/sys f drv
+    for f in "$s/bus/pci/devices/$1/iommu_group/devices"/*; do
+        f=$(basename "$f")
+        echo >"$s/bus/pci/devices/$f/driver_override"
         drv=$(readlink "$s/bus/pci/devices/$f/driver") && echo "$f" >"$s/bus/pci/drivers/${drv##*/}/unbind"
         echo "$f" >"$s/bus/pci/drivers_probe"
     done

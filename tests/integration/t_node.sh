@@ -14,7 +14,7 @@ t_setup() {
     VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
     VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
     VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
-        bed_up "$T_BED" || return 1
+    VDESK_BED_GPU_NODES=n1 bed_up "$T_BED" || return 1
     VDCONF=$VDESK_BED/vdesk/vdesk.conf
     cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
     # n1's desktop holds the emulated workstation's GPU group and HCA.
@@ -87,20 +87,30 @@ test_suspend_pauses_and_resumes_without_reboot() {
     assert_continued n1 "$boot" "$n"
 }
 
-# A paused VM keeps its GPUs: for a job given GPUs, suspend is not enough
-# (the bed has no gres, so slurmd's SLURM_JOB_GPUS is given by hand).
+# A paused VM keeps its GPUs: for a job given GPUs (n1 offers its GPU as
+# gres), suspend is not enough. vdeskctl status compares Slurm's view (the
+# gres index a job holds) with the GPU's driver, and flags a clash.
 test_suspend_falls_back_when_the_job_has_gpus() {
-    local out boot n
+    local boot n id st rc=0
     read -r boot n <<<"$(bed_hb desk-n1)"
-    out=$(SLURM_JOB_ID=998 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=suspend SLURM_JOB_GPUS=0 \
-          VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-prolog" 2>&1)
-    assert_match "$out" "asked=suspend used=save"
-    assert_match "$out" "outcome=\"desktop desk-n1 save after suspend failed: suspend keeps the desktop's GPUs, and the job was given GPUs 0\""
+    id=$(sbatch --parsable -w n1 --gres=gpu:1 --vdesk=suspend -o /dev/null --wrap 'sleep 5')
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=vdesk evict'"
+    assert_match "$(admin_comment "$id")" "asked=suspend used=save"
+    assert_match "$(admin_comment "$id")" "outcome=\"desktop desk-n1 save after suspend failed: suspend keeps the desktop's GPUs, and the job was given GPUs 0\""
     assert_eq "$(vm_state n1)" shutoff
     assert_eq "$(hw_drivers)" "$HW_HOST" "the job's GPU on its host driver"
-    SLURM_JOB_ID=998 SLURMD_NODENAME=n1 VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-epilog" >/dev/null 2>&1
-    t_poll 30 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]"
+    st=$(vdeskctl --node n1 status)
+    assert_match "$st" "slurm: n1 offers 1 GPU\(s\) as gres, jobs hold 0"
+    assert_match "$st" "gres gpu index 0 = ua-gpu0 \(0000:01:00.0\): allocated to a job, host: nvidia$"
+    # Something rebinds the job's GPU to vfio-pci: both views say so.
+    bed_hw_vfio 0000:01:00.0
+    st=$(vdeskctl --node n1 status) || rc=$?
+    assert_eq "$rc" 1 "status exit code"
+    assert_match "$st" "gres gpu index 0 = ua-gpu0 .*host: vfio-pci \(!\) a job has it while the desktop holds it"
+    bed_hw_host 0000:01:00.0
+    after_job "$id" n1
     assert_continued n1 "$boot" "$n"
+    assert_match "$(vdeskctl --node n1 status)" "gres gpu index 0 = ua-gpu0 \(0000:01:00.0\): free, host: vfio-pci$"
 }
 
 test_save_unplugs_saves_and_restores_the_same_session() {
