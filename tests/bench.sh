@@ -109,7 +109,7 @@ bench_save_throughput() {
 bench_pci() {
     local out
     bed_hw workstation || return 1
-    out=$("$build/tests/pcibench" "$bed/hw/sys" "$bed/hw/dev" 0000:01:00.0 "${VDESK_BENCH_PCI_RUNS:-30}") || return 1
+    out=$("$build/tests/pcibench" "$bed/hw/sys" "$bed/hw/dev" "$bed/hw/proc" 0000:01:00.0 "${VDESK_BENCH_PCI_RUNS:-30}") || return 1
     read -r n a b <<<"$out"
     printf 'pci: rebind of a %d-function IOMMU group to vfio-pci and back on the emulator, median of %d: vdesk %.1f ms, bare writes %.1f ms, ratio %.2f\n' \
         "$n" "${VDESK_BENCH_PCI_RUNS:-30}" "$a" "$b" "$(echo "scale=4; $a / $b" | bc)"

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pcibench SYS DEV BDF RUNS - the time of one whole-group rebind (to vfio-pci
- * and back) through lib/pci, versus the same sysfs writes made directly in
- * this process with no child, timeout or check: vdesk's own overhead. Prints
- * the medians in ms.
+ * pcibench SYS DEV PROC BDF RUNS - the time of one whole-group rebind (to
+ * vfio-pci and back) through lib/pci, holder checks included, versus the
+ * same sysfs writes made directly in this process with no child, timeout or
+ * check: vdesk's own overhead. Prints the medians in ms.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -53,18 +53,19 @@ static int cmp(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5)
-        return fprintf(stderr, "usage: pcibench SYS DEV BDF RUNS\n"), 2;
-    vd_pci p = { .sys = argv[1], .dev = argv[2], .timeout_ms = 5000 };
-    int runs = atoi(argv[4]);
+    if (argc != 6)
+        return fprintf(stderr, "usage: pcibench SYS DEV PROC BDF RUNS\n"), 2;
+    vd_pci p = { .sys = argv[1], .dev = argv[2], .proc = argv[3], .timeout_ms = 5000 };
+    const char *bdf = argv[4];
+    int runs = atoi(argv[5]);
     double *a = calloc((size_t)runs, sizeof(double)), *b = calloc((size_t)runs, sizeof(double));
     vd_pci_group before;
     vd_err err;
-    if (!a || !b || vd_pci_group_read(&p, argv[3], &before, &err) < 0)
+    if (!a || !b || vd_pci_group_read(&p, bdf, &before, &err) < 0)
         return fprintf(stderr, "pcibench: %s\n", err.msg), 1;
     for (int i = 0; i < runs; i++) {
         double t0 = now_ms();
-        if (vd_pci_to_vfio(&p, argv[3], &before, &err) < 0 || vd_pci_to_host(&p, &before, &err) < 0)
+        if (vd_pci_to_vfio(&p, bdf, &before, &err) < 0 || vd_pci_to_host(&p, &before, &err) < 0)
             return fprintf(stderr, "pcibench: %s\n", err.msg), 1;
         double t1 = now_ms();
         for (int k = 0; k < before.n; k++)
