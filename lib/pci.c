@@ -361,15 +361,39 @@ static int step(const vd_pci *p, const char *bdf, const char *what, const char *
     return 0;
 }
 
+/* One /proc scan for the whole group: whether anyone holds a member's
+ * device node. Only then is each member looked at on its own, to name the
+ * holders or to ask nvidia-persistenced to let go. */
+static int group_held(const vd_pci *p, const vd_pci_group *g, int *held, vd_err *err)
+{
+    char names[VD_PCI_GROUP_MAX][32], drv[64];
+    const char *nodes[VD_PCI_GROUP_MAX];
+    int n = 0;
+    vd_pci_holders h;
+    for (int i = 0; i < g->n; i++) {
+        vd_pci_driver(p, g->fns[i].bdf, drv, sizeof(drv));
+        vd_pci_node(p, g->id, g->fns[i].bdf, drv, names[n], sizeof(names[n]));
+        if (names[n][0]) {
+            nodes[n] = names[n];
+            n++;
+        }
+    }
+    *held = 0;
+    if (n && vd_pci_holders_find(p, nodes, n, &h, err) < 0)
+        return vd_err_prefix(err, "IOMMU group %d: looking for processes holding it", g->id);
+    *held = n && h.count > 0;
+    return 0;
+}
+
 /* Moves one function of `group` to `driver` ("" clears the override: the
  * host's own). `expect` is the driver it must end on; "" means any but
- * vfio-pci. */
-static int move_fn(const vd_pci *p, int group, const vd_pci_fn *f, const char *driver,
+ * vfio-pci. `held`: someone holds a node of the group (group_held). */
+static int move_fn(const vd_pci *p, int group, int held, const vd_pci_fn *f, const char *driver,
                    const char *expect, vd_err *err)
 {
     char file[128], what[96], now[32];
     vd_pci_driver(p, f->bdf, now, sizeof(now));
-    if (now[0] && let_go(p, group, f, now, err) < 0)
+    if (held && now[0] && let_go(p, group, f, now, err) < 0)
         return -1;
     snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
     if (step(p, f->bdf, "set driver_override", file, *driver ? driver : "\n", err) < 0)
@@ -408,13 +432,14 @@ static int vfio_node_appears(const vd_pci *p, int group)
 
 int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_err *err)
 {
-    if (vd_pci_group_read(p, bdf, before, err) < 0)
+    int held;
+    if (vd_pci_group_read(p, bdf, before, err) < 0 || group_held(p, before, &held, err) < 0)
         return -1;
     int moved = 0, rc = 0;
     for (; moved < before->n && rc == 0; moved++) {
         const vd_pci_fn *f = &before->fns[moved];
         if (!is_bridge(f) && strcmp(f->driver, VFIO) != 0)
-            rc = move_fn(p, before->id, f, VFIO, VFIO, err);
+            rc = move_fn(p, before->id, held, f, VFIO, VFIO, err);
     }
     if (rc == 0 && !vfio_node_appears(p, before->id))
         rc = vd_err_set(err, "IOMMU group %d: all on vfio-pci but %s/vfio/%d did not appear",
@@ -446,7 +471,9 @@ static void persistence_back_on(const vd_pci *p, const char *bdf)
 
 int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err)
 {
-    int rc = 0;
+    int rc = 0, held;
+    if (group_held(p, before, &held, err) < 0)
+        return -1;
     for (int i = 0; i < before->n; i++) {
         const vd_pci_fn *f = &before->fns[i];
         if (is_bridge(f))
@@ -464,7 +491,7 @@ int vd_pci_to_host(const vd_pci *p, const vd_pci_group *before, vd_err *err)
              * override may be left to clear. */
             r = step(p, f->bdf, "clear driver_override", file, "\n", &one);
         else
-            r = move_fn(p, before->id, f, "", host, &one);
+            r = move_fn(p, before->id, held, f, "", host, &one);
         /* Keep going: every member that can go back should. */
         if (r < 0 && rc == 0)
             rc = vd_err_set(err, "%s", one.msg);

@@ -272,6 +272,29 @@ test_gpu_held_after_the_job_is_named_and_recovered() {
     scontrol update nodename=n1 state=resume
 }
 
+# The same for a desktop that was shut down: a cold boot needs its devices,
+# so it stays off (disk untouched, no snapshot revert) until recover.
+test_gpu_held_keeps_a_shut_down_desktop_off_until_recover() {
+    local id holder
+    id=$(start_job n1 shutdown 2)
+    cp /bin/sleep "$T_BED/nvidia-smi"
+    "$T_BED/nvidia-smi" 600 3<"$VDESK_BED/hw/dev/nvidia0" &
+    holder=$!
+    t_poll 60 job_done "$id"
+    t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
+    assert_match "$(node_reason n1)" "desk-n1 stays off until its devices can go to it: .*held open by $holder \(nvidia-smi\)"
+    assert_eq "$(vm_state n1)" shutoff
+    assert_no_match "$(records n1 | tail -n 1)" "revert to snapshot"
+    kill "$holder"
+    wait "$holder" 2>/dev/null || true   # killed: 143
+    vdeskctl --node n1 recover >/dev/null
+    t_poll 30 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]"
+    assert_eq "$(hw_drivers)" "$HW_VFIO" "drivers after recover"
+    bed_wait_hb desk-n1 60
+    assert_eq "$("$BEDCTL" present desk-n1 ua-gpu0)$("$BEDCTL" present desk-n1 ua-ib0)" 11 "devices after the cold boot"
+    scontrol update nodename=n1 state=resume
+}
+
 test_crash_at_every_journalled_step_is_recovered() {
     local step
     for step in begin snapshot snapshot+ "unplug ua-gpu0" "unplug ua-gpu0+" "unplug ua-ib0+" save save+; do
