@@ -488,6 +488,8 @@ static int fall_back_to_snapshot(op *o, vd_err *err)
  * later would go back in time. */
 static int save_file_drop(op *o, vd_err *err)
 {
+    if (!o->j.save_file[0])
+        return 0;   /* suspend, shrink, a snapshot boot: nothing to journal */
     if (file_exists(o->j.save_file) && unlink(o->j.save_file) < 0)
         return vd_err_set(err, "%s: cannot remove after restore: %s", o->j.save_file, strerror(errno));
     o->j.save_file[0] = '\0';
