@@ -275,7 +275,8 @@ test_gpu_held_after_the_job_is_named_and_recovered() {
 # The same for a desktop that was shut down: a cold boot needs its devices,
 # so it stays off (disk untouched, no snapshot revert) until recover.
 test_gpu_held_keeps_a_shut_down_desktop_off_until_recover() {
-    local id holder
+    local id holder boot
+    read -r boot _ <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 shutdown 2)
     cp /bin/sleep "$T_BED/nvidia-smi"
     "$T_BED/nvidia-smi" 600 3<"$VDESK_BED/hw/dev/nvidia0" &
@@ -290,7 +291,8 @@ test_gpu_held_keeps_a_shut_down_desktop_off_until_recover() {
     vdeskctl --node n1 recover >/dev/null
     t_poll 30 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]"
     assert_eq "$(hw_drivers)" "$HW_VFIO" "drivers after recover"
-    bed_wait_hb desk-n1 60
+    # The console keeps the last boot's lines until the new boot prints.
+    t_poll 60 hb_at_least n1 $((boot + 1)) 2 || t_fail "desk-n1 did not boot again: $(bed_hb desk-n1)"
     assert_eq "$("$BEDCTL" present desk-n1 ua-gpu0)$("$BEDCTL" present desk-n1 ua-ib0)" 11 "devices after the cold boot"
     scontrol update nodename=n1 state=resume
 }
