@@ -84,19 +84,6 @@ static int print_devices(const vd_conf *c, vd_hv *hv, const vd_journal *j)
     return wrong;
 }
 
-/* The node's GPUs in PCI order, as gres indices count them. */
-static int node_gpu_count(const vd_pci *p)
-{
-    vd_pci_info *all = NULL;
-    int n = 0, gpus = 0;
-    if (vd_pci_scan(p, &all, &n, NULL) < 0)
-        return -1;
-    for (int i = 0; i < n; i++)
-        gpus += vd_pci_is_gpu(&all[i]);
-    free(all);
-    return gpus;
-}
-
 /* Slurm's view against the devices': a GPU a job was allocated must not be
  * on vfio-pci (the desktop's), and the gres indices must be the GPUs in PCI
  * order for vdesk to know which GPU a job got. Returns the problems found. */
@@ -109,21 +96,24 @@ static int print_slurm_gpus(const vd_conf *c)
         printf("slurm: %s\n", err.msg);
         return 0;   /* not a contradiction: nothing to compare with */
     }
-    int wrong = 0, gpus = node_gpu_count(&p);
+    vd_pci_gpu_list gpus;
+    if (vd_pci_gpus(&p, &gpus, NULL) < 0)
+        gpus.n = 0;   /* no sysfs to compare with: only Slurm's side is shown */
+    int wrong = 0;
     printf("slurm: %s offers %d GPU(s) as gres, jobs hold", c->node, g.configured);
     for (int i = 0; i < 64; i++)
         if (g.used >> i & 1)
             printf(" %d", i);
     printf("%s\n", g.used ? "" : " none");
-    if (gpus > 0 && g.configured > 0 && gpus != g.configured) {
+    if (gpus.n > 0 && g.configured > 0 && gpus.n != g.configured) {
         printf("  (!) the node has %d GPU(s) but Slurm offers %d: gres indices cannot be matched to "
-               "GPUs in PCI order; see 'vdeskctl inventory --slurm'\n", gpus, g.configured);
+               "GPUs in PCI order; see 'vdeskctl inventory --slurm'\n", gpus.n, g.configured);
         wrong++;
     }
     for (int i = 0; i < c->ndevices; i++) {
         const vd_device *d = &c->devices[i];
         char drv[64];
-        int idx = d->role == VD_ROLE_GPU && d->pci[0] ? vd_pci_gpu_index(&p, d->pci, NULL) : -1;
+        int idx = d->role == VD_ROLE_GPU && d->pci[0] ? vd_pci_gpu_list_index(&gpus, d->pci) : -1;
         if (idx < 0)
             continue;
         vd_pci_driver(&p, d->pci, drv, sizeof(drv));

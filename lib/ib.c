@@ -9,53 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-/* The last component of a sysfs link that names a PCI function. */
-static void link_bdf(const char *link, char *out, size_t size)
-{
-    char target[PATH_MAX];
-    ssize_t n = readlink(link, target, sizeof(target) - 1);
-    out[0] = '\0';
-    if (n <= 0)
-        return;
-    target[n] = '\0';
-    const char *base = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
-    if (strlen(base) == 12)
-        snprintf(out, size, "%.12s", base);
-}
+#include "pci.h"
+#include "sysfs.h"
 
-static int read_attr(const char *path, char *buf, size_t size)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    int ok = fgets(buf, (int)size, f) != NULL;
-    fclose(f);
-    buf[ok ? strcspn(buf, "\n") : 0] = '\0';
-    return ok ? 0 : -1;
-}
-
-static int pci_int(const char *sys, const char *bdf, const char *attr)
-{
-    char path[PATH_MAX], buf[32];
-    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/%s", sys, bdf, attr);
-    return read_attr(path, buf, sizeof(buf)) == 0 ? atoi(buf) : 0;
-}
-
-/* class/infiniband/NAME/device is the PCI function; its physfn, the PF of
- * a VF; its sriov_* files, a PF's VFs. */
+/* class/infiniband/NAME/device is the PCI function; sysfs's view of it
+ * says whether it is a VF (physfn) and how many VFs a PF has. */
 static void pci_and_sriov(const char *sys, vd_ib_dev *d)
 {
-    char link[PATH_MAX];
+    char link[PATH_MAX], name[32];
     snprintf(link, sizeof(link), "%s/class/infiniband/%s/device", sys, d->name);
-    link_bdf(link, d->pci, sizeof(d->pci));
-    if (!d->pci[0])
+    if (vd_sysfs_link_name(link, name, sizeof(name)) < 0 || strlen(name) != 12)
         return;
-    snprintf(link, sizeof(link), "%s/bus/pci/devices/%s/physfn", sys, d->pci);
-    link_bdf(link, d->pf_pci, sizeof(d->pf_pci));
-    d->totalvfs = pci_int(sys, d->pci, "sriov_totalvfs");
-    d->numvfs = pci_int(sys, d->pci, "sriov_numvfs");
+    vd_pci p = { .sys = sys };
+    vd_pci_info info;
+    vd_pci_info_read(&p, name, &info);
+    memcpy(d->pci, info.bdf, sizeof(d->pci));
+    memcpy(d->pf_pci, info.physfn, sizeof(d->pf_pci));
+    d->totalvfs = info.totalvfs;
+    d->numvfs = info.numvfs;
 }
 
 static void verbs_query(struct ibv_device *dev, vd_ib_dev *d)
@@ -89,7 +61,7 @@ static void sysfs_query(const char *sys, vd_ib_dev *d)
 {
     char path[PATH_MAX], buf[64], hex[20] = "";
     snprintf(path, sizeof(path), "%s/class/infiniband/%s/node_guid", sys, d->name);
-    if (read_attr(path, buf, sizeof(buf)) == 0) {
+    if (vd_sysfs_line(path, buf, sizeof(buf)) == 0) {
         size_t h = 0;
         for (const char *c = buf; *c && h < sizeof(hex) - 1; c++)
             if (*c != ':')
@@ -100,15 +72,15 @@ static void sysfs_query(const char *sys, vd_ib_dev *d)
     for (int p = 1; p <= VD_IB_MAX_PORTS; p++) {
         vd_ib_port port = { .num = p };
         snprintf(path, sizeof(path), "%s/class/infiniband/%s/ports/%d/state", sys, d->name, p);
-        if (read_attr(path, buf, sizeof(buf)) < 0)
+        if (vd_sysfs_line(path, buf, sizeof(buf)) < 0)
             break;
         const char *name = strchr(buf, ':') ? strchr(buf, ':') + 1 : buf;
         snprintf(port.state, sizeof(port.state), "%.15s", name + strspn(name, " "));
         snprintf(path, sizeof(path), "%s/class/infiniband/%s/ports/%d/link_layer", sys, d->name, p);
-        if (read_attr(path, buf, sizeof(buf)) == 0)
+        if (vd_sysfs_line(path, buf, sizeof(buf)) == 0)
             snprintf(port.link_layer, sizeof(port.link_layer), "%.15s", buf);
         snprintf(path, sizeof(path), "%s/class/infiniband/%s/ports/%d/lid", sys, d->name, p);
-        if (read_attr(path, buf, sizeof(buf)) == 0)
+        if (vd_sysfs_line(path, buf, sizeof(buf)) == 0)
             port.lid = (unsigned)strtoul(buf, NULL, 16);
         d->ports[d->nports++] = port;
     }

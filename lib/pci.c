@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "sysfs.h"
 
 #define VFIO "vfio-pci"
 #define CLASS_BRIDGE 0x0604
@@ -53,31 +54,15 @@ static int timed_write(const char *path, const char *value, int timeout_ms, vd_e
     return 0;
 }
 
-static int read_line(const char *path, char *buf, size_t size)
-{
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    int ok = fgets(buf, (int)size, f) != NULL;
-    fclose(f);
-    if (!ok)
-        return -1;
-    buf[strcspn(buf, "\n")] = '\0';
-    return 0;
-}
-
 /* The name of the driver bound to `bdf`, or "" (none). */
 void vd_pci_driver(const vd_pci *p, const char *bdf, char *out, size_t size)
 {
-    char link[PATH_MAX], target[PATH_MAX];
+    char link[PATH_MAX], name[PATH_MAX];
     snprintf(link, sizeof(link), "%s/bus/pci/devices/%s/driver", p->sys, bdf);
-    ssize_t n = readlink(link, target, sizeof(target) - 1);
     out[0] = '\0';
-    if (n <= 0)
+    if (vd_sysfs_link_name(link, name, sizeof(name)) < 0)
         return;
-    target[n] = '\0';
-    const char *base = strrchr(target, '/');
-    if (snprintf(out, size, "%s", base ? base + 1 : target) >= (int)size)
+    if (snprintf(out, size, "%s", name) >= (int)size)
         snprintf(out, size, "?");   /* longer than any module name: not ours to guess */
 }
 
@@ -90,17 +75,15 @@ static int bdf_ok(const char *s)
 
 int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err *err)
 {
-    char path[PATH_MAX], target[PATH_MAX];
+    char path[PATH_MAX], group[32];
     if (!bdf_ok(bdf))
         return vd_err_set(err, "'%s' is not a PCI address (0000:65:00.0)", bdf);
     snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", p->sys, bdf);
-    ssize_t n = readlink(path, target, sizeof(target) - 1);
-    if (n <= 0)
+    if (vd_sysfs_link_name(path, group, sizeof(group)) < 0)
         return vd_err_set(err, "device %s: no IOMMU group (%s: %s); is the IOMMU on "
                           "(intel_iommu=on / amd_iommu=on)?", bdf, path, strerror(errno));
-    target[n] = '\0';
     memset(g, 0, sizeof(*g));
-    g->id = atoi(strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
+    g->id = atoi(group);
     snprintf(path, sizeof(path), "%s/kernel/iommu_groups/%d/devices", p->sys, g->id);
     DIR *d = opendir(path);
     if (!d)
@@ -119,7 +102,7 @@ int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err 
         memcpy(f->bdf, e->d_name, sizeof(f->bdf));   /* bdf_ok: exactly 12 characters */
         vd_pci_driver(p, f->bdf, f->driver, sizeof(f->driver));
         snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/class", p->sys, f->bdf);
-        if (read_line(path, cls, sizeof(cls)) == 0)
+        if (vd_sysfs_line(path, cls, sizeof(cls)) == 0)
             f->klass = (unsigned)strtoul(cls, NULL, 16);
     }
     closedir(d);
@@ -130,7 +113,7 @@ static unsigned read_hex(const char *sys, const char *bdf, const char *attr)
 {
     char path[PATH_MAX], buf[32] = "0";
     snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/%s", sys, bdf, attr);
-    read_line(path, buf, sizeof(buf));
+    vd_sysfs_line(path, buf, sizeof(buf));
     return (unsigned)strtoul(buf, NULL, 16);
 }
 
@@ -138,12 +121,12 @@ static int read_int(const char *sys, const char *bdf, const char *attr, int dflt
 {
     char path[PATH_MAX], buf[32];
     snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/%s", sys, bdf, attr);
-    return read_line(path, buf, sizeof(buf)) == 0 ? atoi(buf) : dflt;
+    return vd_sysfs_line(path, buf, sizeof(buf)) == 0 ? atoi(buf) : dflt;
 }
 
-static void info_read(const vd_pci *p, const char *bdf, vd_pci_info *d)
+void vd_pci_info_read(const vd_pci *p, const char *bdf, vd_pci_info *d)
 {
-    char path[PATH_MAX], target[PATH_MAX];
+    char path[PATH_MAX], name[32];
     memset(d, 0, sizeof(*d));
     memcpy(d->bdf, bdf, sizeof(d->bdf));
     d->vendor = read_hex(p->sys, bdf, "vendor");
@@ -154,22 +137,12 @@ static void info_read(const vd_pci *p, const char *bdf, vd_pci_info *d)
     d->totalvfs = read_int(p->sys, bdf, "sriov_totalvfs", 0);
     d->numvfs = read_int(p->sys, bdf, "sriov_numvfs", 0);
     snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/local_cpulist", p->sys, bdf);
-    read_line(path, d->cpulist, sizeof(d->cpulist));
-    d->group = -1;
+    vd_sysfs_line(path, d->cpulist, sizeof(d->cpulist));
     snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", p->sys, bdf);
-    ssize_t n = readlink(path, target, sizeof(target) - 1);
-    if (n > 0) {
-        target[n] = '\0';
-        d->group = atoi(strrchr(target, '/') ? strrchr(target, '/') + 1 : target);
-    }
+    d->group = vd_sysfs_link_name(path, name, sizeof(name)) == 0 ? atoi(name) : -1;
     snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/physfn", p->sys, bdf);
-    n = readlink(path, target, sizeof(target) - 1);
-    if (n > 0) {
-        target[n] = '\0';
-        const char *pf = strrchr(target, '/') ? strrchr(target, '/') + 1 : target;
-        if (bdf_ok(pf))
-            memcpy(d->physfn, pf, sizeof(d->physfn));
-    }
+    if (vd_sysfs_link_name(path, name, sizeof(name)) == 0 && bdf_ok(name))
+        memcpy(d->physfn, name, sizeof(d->physfn));
 }
 
 static int by_bdf(const void *a, const void *b)
@@ -199,7 +172,7 @@ int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err)
             }
             v = grown;
         }
-        info_read(p, e->d_name, &v[count++]);
+        vd_pci_info_read(p, e->d_name, &v[count++]);
     }
     closedir(d);
     if (rc < 0) {
@@ -243,22 +216,55 @@ int vd_pci_is_gpu(const vd_pci_info *d)
     return (d->klass >> 16) == 0x03 && !d->physfn[0];
 }
 
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Only class and physfn per function: the prolog asks this for every GPU. */
+int vd_pci_gpus(const vd_pci *p, vd_pci_gpu_list *l, vd_err *err)
+{
+    char path[PATH_MAX], cls[32], pf[32];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices", p->sys);
+    DIR *d = opendir(path);
+    if (!d)
+        return vd_err_set(err, "%s: %s", path, strerror(errno));
+    struct dirent *e;
+    l->n = 0;
+    while ((e = readdir(d)) && l->n < VD_PCI_GPUS_MAX) {
+        if (!bdf_ok(e->d_name))
+            continue;
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/class", p->sys, e->d_name);
+        vd_pci_info f = { .klass = 0 };
+        if (vd_sysfs_line(path, cls, sizeof(cls)) == 0)
+            f.klass = (unsigned)strtoul(cls, NULL, 16);
+        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/physfn", p->sys, e->d_name);
+        if (vd_sysfs_link_name(path, pf, sizeof(pf)) == 0)
+            snprintf(f.physfn, sizeof(f.physfn), "%.12s", pf);
+        if (vd_pci_is_gpu(&f))
+            memcpy(l->bdf[l->n++], e->d_name, sizeof(l->bdf[0]));
+    }
+    closedir(d);
+    qsort(l->bdf, (size_t)l->n, sizeof(l->bdf[0]), by_name);
+    return 0;
+}
+
+int vd_pci_gpu_list_index(const vd_pci_gpu_list *l, const char *bdf)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->bdf[i], bdf))
+            return i;
+    return -1;
+}
+
 int vd_pci_gpu_index(const vd_pci *p, const char *bdf, vd_err *err)
 {
-    vd_pci_info *all = NULL;
-    int n = 0, idx = 0, found = -1;
-    if (vd_pci_scan(p, &all, &n, err) < 0)
+    vd_pci_gpu_list l;
+    if (vd_pci_gpus(p, &l, err) < 0)
         return -1;
-    for (int i = 0; i < n && found < 0; i++) {
-        if (!vd_pci_is_gpu(&all[i]))
-            continue;
-        if (!strcmp(all[i].bdf, bdf))
-            found = idx;
-        idx++;
-    }
-    free(all);
-    return found >= 0 ? found : vd_err_set(err, "%s is not a GPU of this node (%s/bus/pci/devices)",
-                                           bdf, p->sys);
+    int idx = vd_pci_gpu_list_index(&l, bdf);
+    return idx >= 0 ? idx : vd_err_set(err, "%s is not a GPU of this node (%s/bus/pci/devices)",
+                                       bdf, p->sys);
 }
 
 int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
@@ -275,7 +281,8 @@ int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_
             continue;
         char comm[64] = "?", path[PATH_MAX];
         snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
-        read_line(path, comm, sizeof(comm));
+        if (vd_sysfs_line(path, comm, sizeof(comm)) < 0)
+            snprintf(comm, sizeof(comm), "?");
         h->count++;
         h->persistenced += !strcmp(comm, VD_NVIDIA_PERSISTENCED_COMM);
         int w = snprintf(h->list + used, sizeof(h->list) - used, "%s%s (%s)", used ? ", " : "",
@@ -292,8 +299,11 @@ static const char *proc_root(const vd_pci *p)
     return p->proc ? p->proc : "/proc";
 }
 
-void vd_pci_node(const vd_pci *p, int group, const char *bdf, const char *driver, char *out,
-                 size_t size)
+/* The device node through which processes use function `bdf` of IOMMU
+ * group `group` on `driver` ("nvidia0" on nvidia, "vfio/GROUP" on
+ * vfio-pci) into out; "" when vdesk knows none for that driver. */
+static void node_of(const vd_pci *p, int group, const char *bdf, const char *driver, char *out,
+                    size_t size)
 {
     int minor;
     out[0] = '\0';
@@ -330,7 +340,7 @@ static int let_go(const vd_pci *p, int group, const vd_pci_fn *f, const char *dr
 {
     char node[32];
     vd_pci_holders h;
-    vd_pci_node(p, group, f->bdf, driver, node, sizeof(node));
+    node_of(p, group, f->bdf, driver, node, sizeof(node));
     if (!node[0])
         return 0;
     const char *nodes[] = { node };
@@ -372,7 +382,7 @@ static int group_held(const vd_pci *p, const vd_pci_group *g, int *held, vd_err 
     vd_pci_holders h;
     for (int i = 0; i < g->n; i++) {
         vd_pci_driver(p, g->fns[i].bdf, drv, sizeof(drv));
-        vd_pci_node(p, g->id, g->fns[i].bdf, drv, names[n], sizeof(names[n]));
+        node_of(p, g->id, g->fns[i].bdf, drv, names[n], sizeof(names[n]));
         if (names[n][0]) {
             nodes[n] = names[n];
             n++;

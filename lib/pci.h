@@ -71,11 +71,27 @@ typedef struct vd_pci_info {
     int totalvfs, numvfs;
 } vd_pci_info;
 
+/* One PCI function `bdf` as sysfs shows it (missing attributes: 0, -1 or ""). */
+void vd_pci_info_read(const vd_pci *p, const char *bdf, vd_pci_info *d);
+
 /* Every PCI function under p->sys, in address order (malloc'd array). */
 int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err);
 
 /* Whether `d` is a GPU (display class, not a VF). */
 int vd_pci_is_gpu(const vd_pci_info *d);
+
+/* The node's GPUs (vd_pci_is_gpu), in address order: the order of their
+ * gres indices. */
+#define VD_PCI_GPUS_MAX 64
+typedef struct vd_pci_gpu_list {
+    char bdf[VD_PCI_GPUS_MAX][13];
+    int n;
+} vd_pci_gpu_list;
+
+int vd_pci_gpus(const vd_pci *p, vd_pci_gpu_list *l, vd_err *err);
+
+/* The place of `bdf` in the list, or -1. */
+int vd_pci_gpu_list_index(const vd_pci_gpu_list *l, const char *bdf);
 
 /* The place of GPU `bdf` among the node's GPUs in address order, from 0:
  * the index gres.conf gives it when it lists them in that order (as
@@ -97,12 +113,6 @@ typedef struct vd_pci_holders {
  * "vfio/12"). */
 int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
                         vd_err *err);
-
-/* The device node through which processes use function `bdf` of IOMMU
- * group `group` on `driver` ("nvidia0" on nvidia, "vfio/GROUP" on
- * vfio-pci) into out; "" when vdesk knows none for that driver. */
-void vd_pci_node(const vd_pci *p, int group, const char *bdf, const char *driver, char *out,
-                 size_t size);
 
 /* Moves the group of `bdf` to vfio-pci; `before` receives the group as it
  * was (to give to vd_pci_to_host). */

@@ -452,22 +452,18 @@ bed_hw() {
 
 # bed_hw_vfio BDF: puts the IOMMU group of BDF on vfio-pci, as starting the
 # desktop VM would have.
-bed_hw_vfio() {
-    local s=$VDESK_BED/hw/sys f drv
-    for f in "$s/bus/pci/devices/$1/iommu_group/devices"/*; do
-        f=$(basename "$f")
-        echo vfio-pci >"$s/bus/pci/devices/$f/driver_override"
-        drv=$(readlink "$s/bus/pci/devices/$f/driver") && echo "$f" >"$s/bus/pci/drivers/${drv##*/}/unbind"
-        echo "$f" >"$s/bus/pci/drivers_probe"
-    done
-}
+bed_hw_vfio() { bed__hw_group "$1" vfio-pci; }
 
 # bed_hw_host BDF: gives the IOMMU group of BDF back to its host drivers.
-bed_hw_host() {
+bed_hw_host() { bed__hw_group "$1" ""; }
+
+# bed__hw_group BDF OVERRIDE: every member of BDF's group to the driver
+# OVERRIDE names ("": the host's own), by sysfs writes alone.
+bed__hw_group() {
     local s=$VDESK_BED/hw/sys f drv
     for f in "$s/bus/pci/devices/$1/iommu_group/devices"/*; do
         f=$(basename "$f")
-        echo >"$s/bus/pci/devices/$f/driver_override"
+        echo "$2" >"$s/bus/pci/devices/$f/driver_override"
         drv=$(readlink "$s/bus/pci/devices/$f/driver") && echo "$f" >"$s/bus/pci/drivers/${drv##*/}/unbind"
         echo "$f" >"$s/bus/pci/drivers_probe"
     done

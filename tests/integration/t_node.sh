@@ -243,6 +243,17 @@ crash_and_recover() {
     t_poll 20 sh -c "sinfo -h -N -n n1 -o %T | grep -qx idle"
 }
 
+# gpu_hold: an "nvidia-smi" holding n1's /dev/nvidia0 open, in the
+# background ($! is its PID); gpu_release PID ends it.
+gpu_hold() {
+    cp /bin/sleep "$T_BED/nvidia-smi"
+    "$T_BED/nvidia-smi" 600 3<"$VDESK_BED/hw/dev/nvidia0" &
+}
+gpu_release() {
+    kill "$1"
+    wait "$1" 2>/dev/null || true   # killed: 143
+}
+
 # A process holding the GPU when the job ends (an nvidia-smi left running,
 # say) would hang the unbind. The epilog names it instead; the desktop runs
 # again with what can come back (the HCA); 'vdeskctl recover' plugs the GPU
@@ -251,8 +262,7 @@ test_gpu_held_after_the_job_is_named_and_recovered() {
     local boot n id holder out
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 save 3)
-    cp /bin/sleep "$T_BED/nvidia-smi"
-    "$T_BED/nvidia-smi" 600 3<"$VDESK_BED/hw/dev/nvidia0" &
+    gpu_hold
     holder=$!
     t_poll 60 job_done "$id"
     t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
@@ -264,8 +274,7 @@ test_gpu_held_after_the_job_is_named_and_recovered() {
     out=$(vdeskctl --node n1 status)
     assert_match "$out" "desktop: restoring"
     assert_match "$out" "gpu +ua-gpu0 .*unplugged, host: nvidia .*vdesk holds its XML"
-    kill "$holder"
-    wait "$holder" 2>/dev/null || true   # killed: 143
+    gpu_release "$holder"
     vdeskctl --node n1 recover >/dev/null
     assert_continued n1 "$boot" "$n"
     assert_eq "$(hw_drivers)" "$HW_VFIO" "drivers after recover"
@@ -278,16 +287,14 @@ test_gpu_held_keeps_a_shut_down_desktop_off_until_recover() {
     local id holder boot
     read -r boot _ <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 shutdown 2)
-    cp /bin/sleep "$T_BED/nvidia-smi"
-    "$T_BED/nvidia-smi" 600 3<"$VDESK_BED/hw/dev/nvidia0" &
+    gpu_hold
     holder=$!
     t_poll 60 job_done "$id"
     t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
     assert_match "$(node_reason n1)" "desk-n1 stays off until its devices can go to it: .*held open by $holder \(nvidia-smi\)"
     assert_eq "$(vm_state n1)" shutoff
     assert_no_match "$(records n1 | tail -n 1)" "revert to snapshot"
-    kill "$holder"
-    wait "$holder" 2>/dev/null || true   # killed: 143
+    gpu_release "$holder"
     vdeskctl --node n1 recover >/dev/null
     t_poll 30 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]"
     assert_eq "$(hw_drivers)" "$HW_VFIO" "drivers after recover"
