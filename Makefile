@@ -7,6 +7,8 @@
 #   make install    PREFIX=/usr/local DESTDIR= (the plugin goes where Slurm
 #                   looks on this distribution: $(SLURM_PLUGINDIR))
 #   make testbed-up / testbed-down   a test bed to poke at by hand (docs/HACKING.md)
+#   make fuzz       libFuzzer targets (clang), FUZZ_SECONDS each (docs/HACKING.md)
+#   make soak       SIGKILL at random moments, recover at once: SOAK_CYCLES cycles
 
 PREFIX         ?= /usr/local
 DESTDIR        ?=
@@ -24,6 +26,8 @@ DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip util-linux procps iproute2 valgrind bc fuse3
+# Only `make fuzz` needs clang: make check replays the corpus with gcc.
+DEPS_FUZZ  := clang libclang-rt-14-dev
 
 PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
@@ -44,14 +48,28 @@ PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: only the dependency-free parts of lib/.
 PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
 
-.PHONY: all deps check unit integration demo bench install clean testbed-up testbed-down guest
-all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN)
+# Fuzz targets (tests/fuzz/fuzz_NAME.c) and the lib/ sources each one needs.
+FUZZ_ALL         := conf mode journal gres sysfs
+FUZZ_TARGETS     ?= $(FUZZ_ALL)
+FUZZ_SECONDS     ?= 60
+FUZZ_LIB_conf    := conf mode err
+FUZZ_LIB_mode    := mode err
+FUZZ_LIB_journal := journal err
+FUZZ_LIB_gres    := slurmapi err
+FUZZ_LIB_sysfs   := sysfs pci nvidia child err
+FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)
+CLANG       ?= clang
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib $(FUZZ_SAN)
+
+.PHONY: all deps fuzz-deps check unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
+all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h cli/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iprolog $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/asan/%.o: %.c $(wildcard lib/*.h tests/unit/*.h)
+$(BUILD)/asan/%.o: %.c $(wildcard lib/*.h tests/unit/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -102,18 +120,43 @@ $(BUILD)/tests/asan/test_%: $(BUILD)/asan/tests/unit/test_%.o $(BUILD)/libvdesk-
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
+# The corpus replay for make check: each fuzz target with replay.c's main,
+# built by gcc like the ASan unit tests (tests/fuzz/replay.c).
+$(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/asan/tests/fuzz/fuzz_%.o $(BUILD)/asan/tests/fuzz/fuzz.o \
+        $(BUILD)/asan/tests/fuzz/replay.o $(BUILD)/libvdesk-asan.a
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Shared by all five: kept, not rebuilt for each.
+.SECONDARY: $(FUZZ_ALL:%=$(BUILD)/asan/tests/fuzz/fuzz_%.o) $(BUILD)/asan/tests/fuzz/fuzz.o \
+            $(BUILD)/asan/tests/fuzz/replay.o
+
+# libFuzzer builds: everything compiled by clang with coverage, into $(BUILD)/fuzz.
+$(BUILD)/fuzz/obj/%.o: %.c $(wildcard lib/*.h tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
+
+define FUZZ_TARGET
+$(BUILD)/fuzz/fuzz_$(1): $(BUILD)/fuzz/obj/tests/fuzz/fuzz_$(1).o $(BUILD)/fuzz/obj/tests/fuzz/fuzz.o \
+        $(FUZZ_LIB_$(1):%=$(BUILD)/fuzz/obj/lib/%.o)
+	$$(CLANG) $$(FUZZ_SAN) -fsanitize=fuzzer $$(LDFLAGS) -o $$@ $$^ $$(PKG_LIBS)
+endef
+$(foreach t,$(FUZZ_ALL),$(eval $(call FUZZ_TARGET,$(t))))
+
 # The test guest's kernel and initramfs, cached between runs.
 guest:
 	tests/guest/mkguest.sh $(BUILD)/cache/guest
 
 # Installs only what is missing; needs root only when something is.
-deps:
-	@missing=$$(for p in $(DEPS_BUILD) $(DEPS_RUN); do \
+deps: DEPS_WANT = $(DEPS_BUILD) $(DEPS_RUN)
+fuzz-deps: DEPS_WANT = $(DEPS_FUZZ)
+deps fuzz-deps:
+	@missing=$$(for p in $(DEPS_WANT); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
-	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	if [ -z "$$missing" ]; then echo "$@: all Debian packages present"; exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-	    echo "deps: missing Debian packages:" $$missing "- run 'make deps' as root" >&2; exit 1; fi; \
-	echo "deps: installing" $$missing; \
+	    echo "$@: missing Debian packages:" $$missing "- run 'make $@' as root" >&2; exit 1; fi; \
+	echo "$@: installing" $$missing; \
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
@@ -134,6 +177,20 @@ demo: deps
 bench: deps
 	$(MAKE) all guest
 	tests/bench.sh $(BUILD)
+
+# Each target FUZZ_SECONDS in turn, on a corpus in $(BUILD)/fuzz/corpus
+# seeded from tests/fuzz/corpus (tests/fuzz/run.sh); FUZZ_TARGETS="conf gres"
+# for some of them, FUZZ_FLAGS for more libFuzzer flags.
+fuzz: fuzz-deps
+	$(MAKE) $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	FUZZ_FLAGS="$(FUZZ_FLAGS)" tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The kill soak's long run; make check runs 6 cycles of it (t_soak.sh).
+SOAK_CYCLES ?= 60
+soak: deps
+	$(MAKE) all guest
+	SOAK_CYCLES=$(SOAK_CYCLES) T_BUILD=$(abspath $(BUILD)) VDESK_BUILD=$(abspath $(BUILD)) \
+	    VDESK_SRC=$(CURDIR) bash tests/integration/t_soak.sh
 
 testbed-up: all guest
 	tests/bed/bed up $(BUILD)/bed
@@ -161,4 +218,5 @@ install: $(PLUGIN) $(PROGS)
 	install -m 0644 etc/slurm/vdesk-slurm.conf $(DESTDIR)$(DOCDIR)/examples/slurm/
 
 clean:
-	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/prolog $(BUILD)/cli $(BUILD)/*.a
+	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/prolog $(BUILD)/cli $(BUILD)/*.a \
+	    $(BUILD)/fuzz/obj $(BUILD)/fuzz/fuzz_*

@@ -14,9 +14,11 @@
 
 enum kind { K_OTHER, K_GPU, K_HCA };
 
-static enum kind kind_of(const vd_pci_info *d)
+/* GPUs as Slurm counts them (vd_pci_is_gpu): a BMC's VGA is none, and
+ * listing it would shift every gres index after it. */
+static enum kind kind_of(const vd_pci *p, const vd_pci_info *d)
 {
-    if ((d->klass >> 16) == 0x03)
+    if (vd_pci_is_gpu(p, d))
         return K_GPU;
     /* InfiniBand controllers; ConnectX in Ethernet mode is a network one. */
     if ((d->klass >> 8) == 0x0207 || (d->vendor == 0x15b3 && (d->klass >> 16) == 0x02))
@@ -77,7 +79,8 @@ static json_object *device_json(const vd_pci_info *all, int n, const vd_pci_info
     return o;
 }
 
-static void print_human(const vd_pci_info *all, int n, const vd_topo *t, const char *proc)
+static void print_human(const vd_pci *p, const vd_pci_info *all, int n, const vd_topo *t,
+                        const char *proc)
 {
     char cores[128];
     int cn, pn;
@@ -85,7 +88,7 @@ static void print_human(const vd_pci_info *all, int n, const vd_topo *t, const c
     printf("node: %d cores, %d CPUs\n", cn, pn);
     for (int i = 0; i < n; i++) {
         const vd_pci_info *d = &all[i];
-        enum kind k = kind_of(d);
+        enum kind k = kind_of(p, d);
         if (k == K_OTHER || d->physfn[0])
             continue;
         printf("%-3s %s %04x:%04x  driver %-12s  IOMMU group %-3d  NUMA %-2d  cores %s\n",
@@ -209,7 +212,8 @@ static void print_gres(const vd_pci_info *d, int index, const vd_topo *t, const 
 }
 
 /* gres.conf lines and the desktop's cores for slurm.conf and vdesk.conf. */
-static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncores, const char *proc)
+static int print_slurm(const vd_pci *p, const vd_pci_info *all, int n, const vd_topo *t, int ncores,
+                       const char *proc)
 {
     const char **local = calloc((size_t)n + 1, sizeof(*local));
     char dos[512], dslurm[512], job[512];
@@ -220,7 +224,7 @@ static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncor
     printf("# gres.conf\n");
     for (int i = 0; i < n; i++) {
         const vd_pci_info *d = &all[i];
-        enum kind k = kind_of(d);
+        enum kind k = kind_of(p, d);
         if (k == K_OTHER || d->physfn[0])
             continue;
         if (d->cpulist[0])
@@ -243,7 +247,7 @@ static int print_slurm(const vd_pci_info *all, int n, const vd_topo *t, int ncor
 
 int cmd_inventory(const inv_opts *o)
 {
-    vd_pci p = { .sys = o->sys, .dev = o->dev, .timeout_ms = 1000 };
+    vd_pci p = { .sys = o->sys, .dev = o->dev, .timeout_ms = 1000, .gpu_vendors = o->gpu_vendors };
     vd_pci_info *all = NULL;
     vd_topo *t = NULL;
     vd_err err;
@@ -257,13 +261,13 @@ int cmd_inventory(const inv_opts *o)
         locality(t, &all[i]);
     int rc = 0;
     if (o->slurm) {
-        rc = print_slurm(all, n, t, o->desktop_cores, o->proc);
+        rc = print_slurm(&p, all, n, t, o->desktop_cores, o->proc);
     } else if (o->json) {
         json_object *root = json_object_new_object();
         json_object_object_add(root, "rdma", ib_json(o->sys));
         json_object *gpus = json_object_new_array(), *hcas = json_object_new_array();
         for (int i = 0; i < n; i++) {
-            enum kind k = kind_of(&all[i]);
+            enum kind k = kind_of(&p, &all[i]);
             if (k != K_OTHER && !all[i].physfn[0])
                 json_object_array_add(k == K_GPU ? gpus : hcas, device_json(all, n, &all[i], t));
         }
@@ -272,7 +276,7 @@ int cmd_inventory(const inv_opts *o)
         printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
         json_object_put(root);
     } else {
-        print_human(all, n, t, o->proc);
+        print_human(&p, all, n, t, o->proc);
         print_ib(o->sys);
     }
     vd_topo_close(t);

@@ -10,6 +10,7 @@ typedef struct inv_opts {
     const char *topology;   /* NULL: this machine (vd_topo_open) */
     int json, slurm;
     int desktop_cores;      /* cores to suggest for the desktop (--slurm) */
+    const char *gpu_vendors; /* vdesk.conf's gpu_vendors, NULL: NVIDIA only */
 } inv_opts;
 
 int cmd_inventory(const inv_opts *o);

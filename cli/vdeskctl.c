@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "engine.h"
@@ -57,7 +58,8 @@ static int print_device(const vd_conf *c, vd_hv *hv, const vd_journal *j, const 
         held |= !strcmp(j->devs[k].alias, d->alias);
     char host[96] = "";
     if (d->pci[0]) {
-        vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .timeout_ms = 1000 };
+        vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .timeout_ms = 1000,
+                     .gpu_vendors = c->gpu_vendors };
         char drv[64];
         vd_pci_driver(&p, d->pci, drv, sizeof(drv));
         int on_vfio = strcmp(drv, "vfio-pci") == 0;
@@ -91,7 +93,8 @@ static int print_slurm_gpus(const vd_conf *c)
 {
     vd_slurm_gpus g;
     vd_err err;
-    vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .proc = c->proc_root, .timeout_ms = 1000 };
+    vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .proc = c->proc_root, .timeout_ms = 1000,
+                 .gpu_vendors = c->gpu_vendors };
     if (vd_slurm_node_gpus(c->node, &g, &err) < 0) {
         printf("slurm: %s\n", err.msg);
         return 0;   /* not a contradiction: nothing to compare with */
@@ -198,7 +201,14 @@ static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd
         printf("the node needs an admin: %s\n", rep->drain);
     if (rc < 0)
         fprintf(stderr, "vdeskctl: %s\n", err->msg);
-    return rc < 0 ? 1 : 0;
+    /* Something of the desktop is gone: like the epilog, leave the node
+     * to an admin, whoever ran this (a script, say). */
+    if (rep->lost[0]) {
+        fprintf(stderr, "vdeskctl: lost: %s\n", rep->lost);
+        if (vd_slurm_node_drain(c->node, rep->drain, &rerr) < 0)
+            fprintf(stderr, "vdeskctl: %s\n", rerr.msg);
+    }
+    return rc < 0 || rep->lost[0] ? 1 : 0;
 }
 
 int main(int argc, char **argv)
@@ -236,6 +246,13 @@ int main(int argc, char **argv)
     if (optind >= argc)
         return usage(stderr);
     const char *cmd = argv[optind];
+    /* The acting commands stop and start the desktop and rebind its devices:
+     * without root they fail late, half way, with misleading messages. */
+    if ((!strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover")) && geteuid() != 0) {
+        fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
+                "devices); status, check-config and inventory need no root\n", cmd);
+        return 1;
+    }
     openlog("vdeskctl", LOG_PID, LOG_DAEMON);
     vd_conf conf;
     vd_err err;
@@ -246,6 +263,7 @@ int main(int argc, char **argv)
         inv.sys = inv.sys ? inv.sys : conf.sysfs_root;
         inv.dev = inv.dev ? inv.dev : conf.dev_root;
         inv.proc = inv.proc ? inv.proc : conf.proc_root;
+        inv.gpu_vendors = conf.gpu_vendors;
         return cmd_inventory(&inv);
     }
     if (!strcmp(cmd, "check-config")) {

@@ -1,12 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 #include "child.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+/* How long a child is waited for before it is left behind: one stuck in
+ * the kernel cannot die until the driver lets go, and the caller must not
+ * wait for that. A killed child that is not stuck dies at once; one that
+ * answered, or closed its answer pipe, is exiting, which may take longer
+ * (closing a GPU's device). */
+#define KILLED_MS 250
+#define EXITING_MS 1000
+#define NAP_MS 10   /* between two looks, where there is no pidfd to wait on */
 
 /* The child's answer: its result, then its message. */
 typedef struct answer {
@@ -14,11 +27,154 @@ typedef struct answer {
     vd_err err;
 } answer;
 
+/* Without close_range (kernels before 5.9, or a seccomp filter that hides
+ * it): every descriptor /proc lists. */
+static int close_listed(int keep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int fd = atoi(e->d_name);
+        if (fd > 2 && fd != keep && fd != dirfd(d))
+            close(fd);   /* even when it fails, the descriptor is gone */
+    }
+    return closedir(d);
+}
+
+/* Closes every descriptor but stdin, stdout, stderr and `keep`: a child
+ * stuck in the kernel keeps what it has open, and the caller's descriptors
+ * may include the node's lock, which every later prolog, epilog and
+ * vdeskctl would then wait for. */
+static int close_inherited(int keep)
+{
+    int rc = 0;
+    if (keep > 3)
+        rc = close_range(3, (unsigned)keep - 1, 0);
+    if (rc == 0)
+        rc = close_range(keep < 3 ? 3 : (unsigned)keep + 1, ~0U, 0);
+    return rc == 0 ? 0 : close_listed(keep);
+}
+
 static void child(vd_child_fn fn, void *arg, int fd)
 {
     answer a = { .rc = 0, .err = { "" } };
-    a.rc = fn(arg, &a.err);
+    if (close_inherited(fd) < 0)
+        a.rc = vd_err_set(&a.err, "the child process cannot close the descriptors it inherited "
+                          "(close_range and /proc/self/fd: %s); is /proc mounted?", strerror(errno));
+    else
+        a.rc = fn(arg, &a.err);
     _exit(write(fd, &a, sizeof(a)) == sizeof(a) ? 0 : 2);
+}
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+/* What is left of timeout_ms at `deadline`; negative: no limit, as poll. */
+static int left_ms(int timeout_ms, long deadline)
+{
+    long left = deadline - now_ms();
+    return timeout_ms < 0 ? -1 : left > 0 ? (int)left : 0;
+}
+
+/* Waits up to timeout_ms for the child's answer. Returns 1 (answered), 0
+ * (the child ended without answering) or -1 (no answer in time). */
+static int await_answer(int fd, answer *a, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    long deadline = now_ms() + timeout_ms;
+    int ready;
+    do   /* a signal does not restart the wait from the beginning */
+        ready = poll(&pfd, 1, left_ms(timeout_ms, deadline));
+    while (ready < 0 && errno == EINTR);
+    if (ready <= 0)
+        return -1;
+    ssize_t got;
+    do
+        got = read(fd, a, sizeof(*a));
+    while (got < 0 && errno == EINTR);
+    /* One write of less than PIPE_BUF bytes: all of it, or none. */
+    return got == (ssize_t)sizeof(*a);
+}
+
+/* waitpid without waiting: 1 (reaped, status in *status), 0 (running) or
+ * -1 (errno says why). */
+static int reaped(pid_t pid, int *status)
+{
+    pid_t r;
+    do
+        r = waitpid(pid, status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    return r == pid ? 1 : r;
+}
+
+/* Waits up to ms, or until the child of `pidfd` ends: a pidfd wakes the
+ * moment it does. Without one (kernels before 5.3), a short nap. */
+static void nap(int pidfd, int ms)
+{
+    struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+    if (pidfd < 0 || poll(&pfd, 1, ms) < 0)
+        nanosleep(&(struct timespec){ .tv_nsec = (ms < NAP_MS ? ms : NAP_MS) * 1000000L }, NULL);
+}
+
+/* Waits up to ms for child `pid` to end. Returns 1 (reaped, status in
+ * *status), 0 (still running) or -1 (waitpid failed, errno says why). */
+static int reap(pid_t pid, int ms, int *status)
+{
+    long deadline = now_ms() + ms;
+    int pidfd = pidfd_open(pid, 0), r;
+    while ((r = reaped(pid, status)) == 0 && left_ms(ms, deadline) > 0)
+        nap(pidfd, left_ms(ms, deadline));
+    int e = errno;
+    if (pidfd >= 0)
+        close(pidfd);
+    errno = e;
+    return r;
+}
+
+static int hung(pid_t pid, int timeout_ms, vd_err *err)
+{
+    int status;
+    kill(pid, SIGKILL);
+    if (reap(pid, KILLED_MS, &status) != 0)
+        return vd_err_set(err, "hung for %d ms (the child process was killed)", timeout_ms);
+    return vd_err_set(err, "hung for %d ms; its process %d is stuck in the kernel and cannot be "
+                      "killed: it is left behind, and ends when the kernel lets it go",
+                      timeout_ms, (int)pid);
+}
+
+/* The end of a child that gave no answer, as waitpid tells it. */
+static int died(pid_t pid, vd_err *err)
+{
+    int status = 0, r = reap(pid, EXITING_MS, &status);
+    if (r < 0)
+        return vd_err_set(err, "the child process %d ended without answering (its exit status is "
+                          "unknown: waitpid: %s)", (int)pid, strerror(errno));
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        return vd_err_set(err, "the child process %d closed its answer pipe without answering and "
+                          "does not end: killed, and left behind", (int)pid);
+    }
+    if (WIFEXITED(status))
+        return vd_err_set(err, "the child process %d ended without answering (exit status %d)",
+                          (int)pid, WEXITSTATUS(status));
+    return vd_err_set(err, "the child process %d ended without answering (killed by signal %d, %s)",
+                      (int)pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+}
+
+/* A child that answered is about to exit; one that does not within
+ * EXITING_MS (stuck closing a device) is killed and left behind: its
+ * answer stands. */
+static void reap_answered(pid_t pid)
+{
+    int status;
+    if (reap(pid, EXITING_MS, &status) == 0 && kill(pid, SIGKILL) == 0)
+        reap(pid, KILLED_MS, &status);
 }
 
 int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err)
@@ -37,23 +193,14 @@ int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err)
         child(fn, arg, pipefd[1]);
     }
     close(pipefd[1]);
-    /* The child reports through the pipe: wake the moment it is done. */
-    struct pollfd pfd = { .fd = pipefd[0], .events = POLLIN };
-    int ready, status;
-    do
-        ready = poll(&pfd, 1, timeout_ms);
-    while (ready < 0 && errno == EINTR);
-    if (ready <= 0) {
-        kill(pid, SIGKILL);
-        close(pipefd[0]);
-        return vd_err_set(err, "hung for %d ms", timeout_ms);
-    }
     answer a;
-    ssize_t got = read(pipefd[0], &a, sizeof(a));
+    int got = await_answer(pipefd[0], &a, timeout_ms);
     close(pipefd[0]);
-    waitpid(pid, &status, 0);
-    if (got != (ssize_t)sizeof(a))
-        return vd_err_set(err, "the child process died (status %d)", status);
+    if (got < 0)
+        return hung(pid, timeout_ms, err);
+    if (got == 0)
+        return died(pid, err);
+    reap_answered(pid);
     if (a.rc < 0)
         return vd_err_set(err, "%s", a.err.msg);
     return 0;

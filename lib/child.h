@@ -14,9 +14,13 @@
 typedef int (*vd_child_fn)(void *arg, vd_err *err);
 
 /* Runs fn(arg) in a child and waits up to timeout_ms for it. Returns fn's
- * result with its message in err; a child that does not answer in time is
- * sent SIGKILL and left behind (one stuck in the kernel cannot die), and
- * err says "hung for N ms". */
+ * result with its message in err. The child keeps only stdin, stdout and
+ * stderr of the caller's descriptors: one stuck in the kernel keeps what it
+ * has open, and the caller's may include a lock. A child that does not
+ * answer in time is sent SIGKILL and reaped, or, when it is stuck in the
+ * kernel and cannot die, left behind; err then begins "hung for N ms" and
+ * names the process left behind. One that ends without answering is
+ * reaped, and err says how it ended. */
 int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err);
 
 #endif

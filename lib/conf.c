@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "conf.h"
+#include "pci.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
-#include <hwloc.h>
 #include <ini.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,38 +38,77 @@ const char *vd_role_name(vd_role role)
     return role <= VD_ROLE_OTHER ? names[role] : "invalid";
 }
 
-/* Parser state: what the handler needs besides the result. */
+/* A libvirt domain name also names the save file STATE_DIR/DOMAIN.save, so
+ * it must not be able to leave STATE_DIR. */
+#define DOMAIN_MAX 64
+#define DOMAIN_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+#define DIGITS "0123456789"
+#define MAX_KEYS 32   /* bits of struct parse's `seen` */
+#define SECTION_MAX 128
+
+_Static_assert(DOMAIN_MAX < sizeof(((vd_conf *)0)->domain), "domain field too small");
+
+enum section_kind { SEC_NONE, SEC_SITE, SEC_NODE, SEC_UNKNOWN };
+
+struct section_seen {
+    char name[SECTION_MAX];
+    int line;
+};
+
+/* Parser state. The reader (read_line) sees every line before inih does:
+ * it counts lines, reads section headers and strips comments, because
+ * inih calls the handler only for keys and reports only a line number. */
 struct parse {
     vd_conf *conf;
     const char *want_node;
+    FILE *file;
+    char *buf;                 /* getline's */
+    size_t bufsize;
+    int line;                  /* the line inih is working on */
+    char section[SECTION_MAX]; /* the current section, uncut (inih cuts at 49) */
+    enum section_kind kind;
+    int section_line;
+    int wanted;                /* the current section is want_node's */
+    unsigned seen;             /* bit per key of the current section */
+    int key_line[MAX_KEYS];
+    struct section_seen *sections;
+    size_t nsections, capsections;
     int node_found;
-    char nodes[512];     /* node sections seen, for messages */
-    char section[128];   /* current section, to reset per-section keys */
-    unsigned seen;       /* bit per key in the current section */
-    vd_conf scratch;     /* values of another node's section, checked and dropped */
+    int grace_line;            /* where min_shutdown_grace is, 0: not given */
+    vd_conf scratch;           /* values of another node's section, checked and dropped */
+    int msg_line;
     char msg[sizeof(((vd_err *)0)->msg)];
 };
 
-static int fail(struct parse *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail_at(struct parse *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-/* Keeps the first message; returns 0, inih's "error on this line". */
-static int fail(struct parse *p, const char *fmt, ...)
+/* Keeps the first message, the one the reader stops at; returns 0, inih's
+ * "error on this line". */
+static int fail_at(struct parse *p, int line, const char *fmt, ...)
 {
     if (!p->msg[0]) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
         va_end(ap);
+        p->msg_line = line;
     }
     return 0;
 }
 
-static int parse_int(const char *v, int lo, int hi, int *out)
+#define fail(p, ...) fail_at((p), (p)->line, __VA_ARGS__)
+
+/* Digits only: strtol alone takes blanks and a sign, and a leading zero
+ * reads as octal to some people (and to strtol with base 0). */
+static int parse_uint(const char *v, int lo, int hi, int *out)
 {
+    if (!*v || strspn(v, DIGITS) != strlen(v) || (v[0] == '0' && v[1]))
+        return -1;
     char *end;
     errno = 0;
     long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi)
+    if (errno || *end || n < lo || n > hi)
         return -1;
     *out = (int)n;
     return 0;
@@ -75,34 +116,86 @@ static int parse_int(const char *v, int lo, int hi, int *out)
 
 static int copy_str(char *dst, size_t size, const char *v)
 {
-    if (strlen(v) >= size)
+    size_t len = strlen(v);
+    if (len >= size)
         return -1;
-    memcpy(dst, v, strlen(v) + 1);
+    memcpy(dst, v, len + 1);
     return 0;
 }
 
-static int parse_abs_path(char *dst, size_t size, const char *v)
+/* One CPU number of a cpulist, s[0..len). */
+static int cpu_number(const char *s, size_t len, long *out, char *why, size_t whylen)
 {
-    return v[0] == '/' ? copy_str(dst, size, v) : -1;
+    if (len == 0) {
+        snprintf(why, whylen, "an item or a range end is empty");
+        return -1;
+    }
+    if (strspn(s, DIGITS) < len || (s[0] == '0' && len > 1)) {
+        snprintf(why, whylen, "'%.*s' is not a decimal CPU number (digits only: no sign, "
+                 "no leading zero, no 0x)", (int)len, s);
+        return -1;
+    }
+    long n = 0;
+    for (size_t i = 0; i < len && n < VD_MAX_CPUS; i++)   /* stops before it can overflow */
+        n = n * 10 + (s[i] - '0');
+    if (n >= VD_MAX_CPUS) {
+        snprintf(why, whylen, "CPU %.*s is not below VD_MAX_CPUS (%d)", (int)len, s, VD_MAX_CPUS);
+        return -1;
+    }
+    *out = n;
+    return 0;
 }
 
-static int parse_cpulist(const char *v, char *dst, size_t size)
+/* Checked here, not by hwloc: hwloc allocates a bitmap up to the highest
+ * CPU named (half a gigabyte for 4294967294) and takes signs and 0x. */
+static int parse_cpulist(const char *v, char *why, size_t whylen)
 {
-    hwloc_bitmap_t b = hwloc_bitmap_alloc();
-    int rc = -1;
-    if (b && hwloc_bitmap_list_sscanf(b, v) == 0 && !hwloc_bitmap_iszero(b) &&
-        hwloc_bitmap_weight(b) > 0)   /* weight -1: infinite */
-        rc = copy_str(dst, size, v);
-    hwloc_bitmap_free(b);
-    return rc;
+    for (const char *s = v;; ) {
+        size_t len = strcspn(s, ",");
+        const char *dash = memchr(s, '-', len);
+        long lo, hi;
+        if (cpu_number(s, dash ? (size_t)(dash - s) : len, &lo, why, whylen) < 0)
+            return -1;
+        hi = lo;
+        if (dash && cpu_number(dash + 1, len - (size_t)(dash + 1 - s), &hi, why, whylen) < 0)
+            return -1;
+        if (lo > hi) {
+            snprintf(why, whylen, "range %ld-%ld goes down", lo, hi);
+            return -1;
+        }
+        if (!s[len])
+            return 0;
+        s += len + 1;
+    }
 }
 
+/* The kernel's spelling, DDDD:BB:DD.F in lower case: the address names a
+ * directory under /sys/bus/pci/devices, and is compared as a string. */
 static int valid_pci(const char *s)
 {
-    unsigned d, b, s2, f;
-    char tail;
-    return strlen(s) == 12 && sscanf(s, "%4x:%2x:%2x.%1x%c", &d, &b, &s2, &f, &tail) == 4 &&
-           s2 < 32 && f < 8;
+    static const char form[] = "xxxx:xx:dx.f";   /* d: device's high digit, 0 or 1 */
+    if (strlen(s) != sizeof(form) - 1)
+        return 0;
+    for (size_t i = 0; form[i]; i++) {
+        int ok = form[i] == 'x' ? isdigit((unsigned char)s[i]) || (s[i] >= 'a' && s[i] <= 'f')
+               : form[i] == 'd' ? s[i] == '0' || s[i] == '1'
+               : form[i] == 'f' ? s[i] >= '0' && s[i] <= '7'
+               : s[i] == form[i];
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+static int parse_role(const char *role, vd_role *out)
+{
+    static const char *names[] = { [VD_ROLE_GPU] = "gpu", [VD_ROLE_IB] = "ib", [VD_ROLE_OTHER] = "other" };
+    for (int r = VD_ROLE_GPU; r <= VD_ROLE_OTHER; r++)
+        if (!strcmp(role, names[r])) {
+            *out = (vd_role)r;
+            return 0;
+        }
+    return -1;
 }
 
 static int parse_device(const char *v, vd_device *dev, char *why, size_t whylen)
@@ -113,13 +206,7 @@ static int parse_device(const char *v, vd_device *dev, char *why, size_t whylen)
         snprintf(why, whylen, "expected ROLE ALIAS [PCI]");
         return -1;
     }
-    if (!strcmp(role, "gpu"))
-        dev->role = VD_ROLE_GPU;
-    else if (!strcmp(role, "ib"))
-        dev->role = VD_ROLE_IB;
-    else if (!strcmp(role, "other"))
-        dev->role = VD_ROLE_OTHER;
-    else {
+    if (parse_role(role, &dev->role) < 0) {
         snprintf(why, whylen, "role '%s' is not one of gpu, ib, other", role);
         return -1;
     }
@@ -129,7 +216,9 @@ static int parse_device(const char *v, vd_device *dev, char *why, size_t whylen)
         return -1;
     }
     if (n == 3 && !valid_pci(pci)) {
-        snprintf(why, whylen, "PCI address '%s' must look like 0000:65:00.0", pci);
+        snprintf(why, whylen, "PCI address '%s' must be in the kernel's canonical form DDDD:BB:DD.F "
+                 "(lower-case hex: 4-digit domain, 2-digit bus, device 00-1f, function 0-7), "
+                 "e.g. 0000:65:00.0 as in /sys/bus/pci/devices", pci);
         return -1;
     }
     memcpy(dev->alias, alias, sizeof(dev->alias));
@@ -137,7 +226,9 @@ static int parse_device(const char *v, vd_device *dev, char *why, size_t whylen)
     return 0;
 }
 
-static int parse_policy(const char *v, vd_conf *c, char *why, size_t whylen)
+/* Setters of the keys that are neither paths nor numbers. */
+
+static int set_policy(vd_conf *c, const char *v, char *why, size_t whylen)
 {
     vd_mode_set set;
     vd_err err;
@@ -159,161 +250,394 @@ static int parse_policy(const char *v, vd_conf *c, char *why, size_t whylen)
             snprintf(why, whylen, "at most %d modes", VD_MAX_POLICY);
             return -1;
         }
-        vd_mode_parse(t, &c->policy[c->npolicy++], &err);
+        if (vd_mode_parse(t, &c->policy[c->npolicy++], &err) < 0) {
+            snprintf(why, whylen, "%s", err.msg);
+            return -1;
+        }
     }
     return 0;
 }
 
-enum { K_STATE_DIR, K_SNAPSHOT_DIR, K_KEEP, K_POLICY, K_T_UNPLUG, K_T_SAVE, K_T_SHUTDOWN,
-       K_T_RESTORE, K_SYSFS, K_DEVROOT, K_PROCROOT, K_PERSIST, K_URI, K_DOMAIN, K_CORES, K_DEVICE };
-
-static const char *site_keys[] = {
-    [K_STATE_DIR] = "state_dir", [K_SNAPSHOT_DIR] = "snapshot_dir", [K_KEEP] = "snapshots_keep",
-    [K_POLICY] = "policy", [K_T_UNPLUG] = "timeout_unplug", [K_T_SAVE] = "timeout_save",
-    [K_T_SHUTDOWN] = "timeout_shutdown", [K_T_RESTORE] = "timeout_restore",
-    [K_SYSFS] = "sysfs_root", [K_DEVROOT] = "dev_root", [K_PROCROOT] = "proc_root",
-    [K_PERSIST] = "nvidia_persistence",
-};
-static const char *node_keys[] = {
-    [K_URI] = "uri", [K_DOMAIN] = "domain", [K_CORES] = "desktop_cores", [K_DEVICE] = "device",
-};
-
-static int key_index(const char **keys, int lo, int hi, const char *name)
+static int set_allow(vd_conf *c, const char *v, char *why, size_t whylen)
 {
-    for (int i = lo; i <= hi; i++)
-        if (keys[i] && !strcmp(keys[i], name))
-            return i;
+    vd_err err;
+    if (vd_mode_set_parse(v, &c->allow, &err) == 0)
+        return 0;
+    snprintf(why, whylen, "%s", err.msg);
     return -1;
 }
 
-/* Applies one site key; `why` explains a bad value. */
-static int site_value(vd_conf *c, int k, const char *v, char *why, size_t whylen)
+/* value: the first of two words, 0 or 1. */
+static int set_choice(int *field, const char *v, const char *w0, const char *w1, char *why,
+                      size_t whylen)
 {
-    int *timeouts[] = { [K_T_UNPLUG] = &c->timeout_unplug, [K_T_SAVE] = &c->timeout_save,
-                        [K_T_SHUTDOWN] = &c->timeout_shutdown, [K_T_RESTORE] = &c->timeout_restore };
-    switch (k) {
-    case K_STATE_DIR:
-    case K_SNAPSHOT_DIR:
-    case K_SYSFS:
-    case K_DEVROOT:
-    case K_PROCROOT:
-        if (parse_abs_path(k == K_STATE_DIR ? c->state_dir : k == K_SNAPSHOT_DIR ? c->snapshot_dir
-                           : k == K_SYSFS ? c->sysfs_root : k == K_DEVROOT ? c->dev_root
-                           : c->proc_root, PATH_MAX, v) == 0)
-            return 0;
-        snprintf(why, whylen, "must be an absolute path");
-        return -1;
-    case K_PERSIST:
-        if (!strcmp(v, "refuse") || !strcmp(v, "manage")) {
-            c->nvidia_persistence = !strcmp(v, "manage") ? VD_PERSIST_MANAGE : VD_PERSIST_REFUSE;
-            return 0;
-        }
-        snprintf(why, whylen, "must be refuse or manage");
-        return -1;
-    case K_KEEP:
-        if (parse_int(v, 1, 100, &c->snapshots_keep) == 0)
-            return 0;
-        snprintf(why, whylen, "must be a whole number from 1 to 100");
-        return -1;
-    case K_POLICY:
-        return parse_policy(v, c, why, whylen);
-    default:
-        if (parse_int(v, 1, 86400, timeouts[k]) == 0)
-            return 0;
-        snprintf(why, whylen, "must be whole seconds from 1 to 86400");
-        return -1;
-    }
-}
-
-static int node_value(vd_conf *c, int k, const char *v, char *why, size_t whylen)
-{
-    switch (k) {
-    case K_URI:
-        if (copy_str(c->uri, sizeof(c->uri), v) == 0 && strstr(v, "://"))
-            return 0;
-        snprintf(why, whylen, "must be a libvirt URI such as qemu:///system");
-        return -1;
-    case K_DOMAIN:
-        if (*v && copy_str(c->domain, sizeof(c->domain), v) == 0)
-            return 0;
-        snprintf(why, whylen, "must be the desktop VM's libvirt domain name");
-        return -1;
-    case K_CORES:
-        if (parse_cpulist(v, c->desktop_cores, sizeof(c->desktop_cores)) == 0)
-            return 0;
-        snprintf(why, whylen, "must be a CPU list such as 0-1,8-9");
-        return -1;
-    default:
-        if (c->ndevices == VD_MAX_DEVICES) {
-            snprintf(why, whylen, "at most %d devices", VD_MAX_DEVICES);
-            return -1;
-        }
-        if (parse_device(v, &c->devices[c->ndevices], why, whylen) < 0)
-            return -1;
-        for (int i = 0; i < c->ndevices; i++)
-            if (!strcmp(c->devices[i].alias, c->devices[c->ndevices].alias)) {
-                snprintf(why, whylen, "alias %s is listed twice", c->devices[i].alias);
-                return -1;
-            }
-        c->ndevices++;
+    if (!strcmp(v, w0) || !strcmp(v, w1)) {
+        *field = !strcmp(v, w1);
         return 0;
     }
+    snprintf(why, whylen, "must be %s or %s", w0, w1);
+    return -1;
 }
 
-static void node_section_start(struct parse *p, const char *node)
+static int set_persistence(vd_conf *c, const char *v, char *why, size_t whylen)
 {
-    size_t len = strlen(p->nodes);
-    snprintf(p->nodes + len, sizeof(p->nodes) - len, "%s%s", len ? ", " : "", node);
-    if (p->want_node && !strcmp(node, p->want_node))
-        p->node_found = 1;
+    int manage;
+    if (set_choice(&manage, v, "refuse", "manage", why, whylen) < 0)
+        return -1;
+    c->nvidia_persistence = manage ? VD_PERSIST_MANAGE : VD_PERSIST_REFUSE;
+    return 0;
 }
 
-static int node_incomplete(const struct parse *p)
+/* Which display devices count as gres GPUs: a server's BMC VGA does not
+ * (it would shift every gres index). */
+static int set_gpu_vendors(vd_conf *c, const char *v, char *why, size_t whylen)
 {
-    unsigned need = (1u << K_URI) | (1u << K_DOMAIN);
-    return !strncmp(p->section, "node ", 5) && (p->seen & need) != need;
+    vd_err err;
+    if (vd_pci_gpu_vendors_check(v, &err) == 0 && copy_str(c->gpu_vendors, sizeof(c->gpu_vendors), v) == 0)
+        return 0;
+    snprintf(why, whylen, "%s", err.msg);
+    return -1;
+}
+
+static int set_on_destroy(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    return set_choice(&c->destroy_drains, v, "record", "drain", why, whylen);
+}
+
+static int set_uri(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    if (strstr(v, "://") && copy_str(c->uri, sizeof(c->uri), v) == 0)
+        return 0;
+    snprintf(why, whylen, "must be a libvirt URI such as qemu:///system");
+    return -1;
+}
+
+static int set_domain(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+    if (n >= 1 && n <= DOMAIN_MAX && v[0] != '.' && strspn(v, DOMAIN_CHARS) == n) {
+        memcpy(c->domain, v, n + 1);
+        return 0;
+    }
+    snprintf(why, whylen, "must be the desktop VM's libvirt domain name: letters, digits, '-', '_', "
+             "'.', not starting with '.', at most %d characters (it also names the save file "
+             "STATE_DIR/DOMAIN.save)", DOMAIN_MAX);
+    return -1;
+}
+
+static int set_cores(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    char detail[160];
+    if (parse_cpulist(v, detail, sizeof(detail)) == 0) {
+        if (copy_str(c->desktop_cores, sizeof(c->desktop_cores), v) == 0)
+            return 0;
+        snprintf(detail, sizeof(detail), "longer than %zu characters", sizeof(c->desktop_cores) - 1);
+    }
+    snprintf(why, whylen, "must be a CPU list such as 0-1,8-9: %s; allowed: decimal CPU numbers "
+             "below %d and ranges LO-HI with LO <= HI, separated by commas", detail, VD_MAX_CPUS);
+    return -1;
+}
+
+static int set_device(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    if (c->ndevices == VD_MAX_DEVICES) {
+        snprintf(why, whylen, "at most %d devices", VD_MAX_DEVICES);
+        return -1;
+    }
+    if (parse_device(v, &c->devices[c->ndevices], why, whylen) < 0)
+        return -1;
+    for (int i = 0; i < c->ndevices; i++)
+        if (!strcmp(c->devices[i].alias, c->devices[c->ndevices].alias)) {
+            snprintf(why, whylen, "alias %s is listed twice", c->devices[i].alias);
+            return -1;
+        }
+    c->ndevices++;
+    return 0;
+}
+
+typedef int (*setter)(vd_conf *c, const char *v, char *why, size_t whylen);
+
+enum key_type { T_PATH, T_SECONDS, T_NUMBER, T_SET };
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t off;      /* T_PATH (char[PATH_MAX]), T_SECONDS, T_NUMBER (int) */
+    int lo, hi;      /* T_SECONDS, T_NUMBER */
+    setter set;      /* T_SET */
+    int repeat;      /* may be given more than once */
+};
+
+#define PATH_KEY(n, f) { n, T_PATH, offsetof(vd_conf, f), 0, 0, NULL, 0 }
+#define INT_KEY(n, t, f, lo, hi) { n, t, offsetof(vd_conf, f), lo, hi, NULL, 0 }
+#define SET_KEY(n, fn, rep) { n, T_SET, 0, 0, 0, fn, rep }
+
+enum { S_GRACE = 14 };
+
+static const struct key site_keys[] = {
+    PATH_KEY("state_dir", state_dir),
+    PATH_KEY("snapshot_dir", snapshot_dir),
+    INT_KEY("snapshots_keep", T_NUMBER, snapshots_keep, 1, 100),
+    SET_KEY("policy", set_policy, 0),
+    INT_KEY("timeout_unplug", T_SECONDS, timeout_unplug, 1, 86400),
+    INT_KEY("timeout_save", T_SECONDS, timeout_save, 1, 86400),
+    INT_KEY("timeout_shutdown", T_SECONDS, timeout_shutdown, 1, 86400),
+    INT_KEY("timeout_restore", T_SECONDS, timeout_restore, 1, 86400),
+    PATH_KEY("sysfs_root", sysfs_root),
+    PATH_KEY("dev_root", dev_root),
+    PATH_KEY("proc_root", proc_root),
+    SET_KEY("nvidia_persistence", set_persistence, 0),
+    SET_KEY("allow", set_allow, 0),
+    INT_KEY("max_timeout", T_SECONDS, max_timeout, 1, 86400),
+    [S_GRACE] = INT_KEY("min_shutdown_grace", T_SECONDS, min_shutdown_grace, 0, 86400),
+    SET_KEY("on_destroy", set_on_destroy, 0),
+    SET_KEY("gpu_vendors", set_gpu_vendors, 0),
+};
+
+enum { N_URI, N_DOMAIN };
+
+static const struct key node_keys[] = {
+    [N_URI] = SET_KEY("uri", set_uri, 0),
+    [N_DOMAIN] = SET_KEY("domain", set_domain, 0),
+    SET_KEY("desktop_cores", set_cores, 0),
+    SET_KEY("device", set_device, 1),
+};
+
+#define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
+_Static_assert(NKEYS(site_keys) <= MAX_KEYS && NKEYS(node_keys) <= MAX_KEYS, "too many keys");
+
+/* Applies one value; `why` says what is allowed when it is bad. */
+static int apply(vd_conf *c, const struct key *k, const char *v, char *why, size_t whylen)
+{
+    void *field = (char *)c + k->off;
+    switch (k->type) {
+    case T_PATH:
+        if (v[0] == '/' && copy_str(field, PATH_MAX, v) == 0)
+            return 0;
+        snprintf(why, whylen, "must be an absolute path (starting with '/', shorter than %d)", PATH_MAX);
+        return -1;
+    case T_SECONDS:
+    case T_NUMBER:
+        if (parse_uint(v, k->lo, k->hi, field) == 0)
+            return 0;
+        snprintf(why, whylen, "must be %s from %d to %d (decimal digits only)",
+                 k->type == T_SECONDS ? "whole seconds" : "a whole number", k->lo, k->hi);
+        return -1;
+    default:
+        return k->set(c, v, why, whylen);
+    }
+}
+
+static int unknown_key(struct parse *p, const struct key *keys, size_t n, const char *name)
+{
+    char list[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof(list); i++) {
+        int w = snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", keys[i].name);
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return fail(p, "unknown key '%s' in [%s] (keys: %s)", name, p->section, list);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
     struct parse *p = user;
-    char why[sizeof(((vd_err *)0)->msg)] = "";
-    int is_node = !strncmp(section, "node ", 5) && section[5];
-    if (strcmp(section, p->section) != 0) {
-        if (node_incomplete(p))
-            return fail(p, "[%s] needs both uri = and domain = (before [%s])", p->section, section);
-        snprintf(p->section, sizeof(p->section), "%s", section);
-        p->seen = 0;
-        memset(&p->scratch, 0, sizeof(p->scratch));
-        if (is_node)
-            node_section_start(p, section + 5);
-    }
-    if (!is_node && strcmp(section, "vdesk") != 0)
-        return fail(p, "unknown section [%s] (sections: [vdesk], [node NAME])", section);
-    int k = is_node ? key_index(node_keys, K_URI, K_DEVICE, name)
-                    : key_index(site_keys, K_STATE_DIR, K_PERSIST, name);
-    if (k < 0)
-        return is_node ? fail(p, "unknown key '%s' in [%s] (keys: uri, domain, desktop_cores, "
-                                 "device)", name, section)
-                       : fail(p, "unknown key '%s' in [vdesk] (keys: state_dir, snapshot_dir, "
-                                 "snapshots_keep, policy, timeout_unplug, timeout_save, "
-                                 "timeout_shutdown, timeout_restore, sysfs_root, dev_root, proc_root, "
-                                 "nvidia_persistence)", name);
-    if (k != K_DEVICE && (p->seen & (1u << k)))
-        return fail(p, "key '%s' given twice in [%s]", name, section);
+    (void)section;   /* the reader's copy is uncut */
+    if (p->kind == SEC_NONE)
+        return fail(p, "key '%s' comes before any section; put it under [vdesk] or [node NAME]", name);
+    if (p->kind == SEC_UNKNOWN)
+        return fail(p, "unknown section [%s] (sections: [vdesk], [node NAME])", p->section);
+    int node = p->kind == SEC_NODE;
+    const struct key *keys = node ? node_keys : site_keys;
+    size_t n = node ? NKEYS(node_keys) : NKEYS(site_keys);
+    size_t k = 0;
+    while (k < n && strcmp(keys[k].name, name) != 0)
+        k++;
+    if (k == n)
+        return unknown_key(p, keys, n, name);
+    if (!keys[k].repeat && (p->seen & (1u << k)))
+        return fail(p, "key '%s' given twice in [%s] (first at line %d); keep one", name,
+                    p->section, p->key_line[k]);
     p->seen |= 1u << k;
+    p->key_line[k] = p->line;
+    if (!node && k == S_GRACE)
+        p->grace_line = p->line;
 
-    vd_conf *c = p->conf;
-    if (is_node && !(p->want_node && !strcmp(section + 5, p->want_node)))
-        c = &p->scratch;
-    int rc = is_node ? node_value(c, k, value, why, sizeof(why))
-                     : site_value(c, k, value, why, sizeof(why));
-    if (rc < 0) {
-        char kv[300];
-        snprintf(kv, sizeof(kv), "%s = %s", name, value);
-        return fail(p, "bad value '%s': %s", kv, why);
-    }
+    char why[sizeof(p->msg) - 320];
+    if (apply(node && !p->wanted ? &p->scratch : p->conf, &keys[k], value, why, sizeof(why)) < 0)
+        return fail(p, "bad value '%s = %.200s': %s", name, value, why);
     return 1;
+}
+
+/* The end of a section, at the next header or at the end of the file. */
+static void section_end(struct parse *p)
+{
+    unsigned need = (1u << N_URI) | (1u << N_DOMAIN);
+    if (p->kind == SEC_UNKNOWN)   /* an empty one: a key would have failed */
+        fail_at(p, p->section_line, "unknown section [%s] (sections: [vdesk], [node NAME])", p->section);
+    if (p->kind != SEC_NODE || (p->seen & need) == need)
+        return;
+    const char *missing = !(p->seen & need) ? "uri, domain" : (p->seen & (1u << N_URI)) ? "domain" : "uri";
+    fail_at(p, p->section_line, "[%s] needs both uri = and domain = (missing: %s); add %s to this "
+            "section", p->section, missing, !strcmp(missing, "uri, domain") ? "them" : "it");
+}
+
+/* A repeated section would merge into the first, or a repeated node's
+ * values override the first's without a word. */
+static void remember_section(struct parse *p)
+{
+    for (size_t i = 0; i < p->nsections; i++)
+        if (!strcmp(p->sections[i].name, p->section)) {
+            fail(p, "section [%s] is repeated (first at line %d); give each section once, with "
+                 "all of its keys", p->section, p->sections[i].line);
+            return;
+        }
+    if (p->nsections == p->capsections) {
+        size_t cap = p->capsections ? 2 * p->capsections : 16;
+        struct section_seen *s = realloc(p->sections, cap * sizeof(*s));
+        if (!s) {
+            fail(p, "out of memory");
+            return;
+        }
+        p->sections = s;
+        p->capsections = cap;
+    }
+    struct section_seen *s = &p->sections[p->nsections++];
+    snprintf(s->name, sizeof(s->name), "%s", p->section);
+    s->line = p->line;
+}
+
+/* Starts section `name` (len chars) at the current line. */
+static void section_begin(struct parse *p, const char *name, size_t len)
+{
+    if (len >= SECTION_MAX) {
+        fail(p, "section name '%.*s' is longer than %d characters", (int)len, name, SECTION_MAX - 1);
+        return;
+    }
+    snprintf(p->section, sizeof(p->section), "%.*s", (int)len, name);
+    p->section_line = p->line;
+    p->seen = 0;
+    int node = !strncmp(p->section, "node ", 5) && p->section[5];
+    p->kind = node ? SEC_NODE : !strcmp(p->section, "vdesk") ? SEC_SITE : SEC_UNKNOWN;
+    p->wanted = node && p->want_node && !strcmp(p->section + 5, p->want_node);
+    p->node_found |= p->wanted;
+    if (node && strlen(p->section + 5) >= sizeof(p->conf->node)) {
+        fail(p, "node name '%s' is longer than %zu characters", p->section + 5, sizeof(p->conf->node) - 1);
+        return;
+    }
+    if (node)
+        memset(&p->scratch, 0, sizeof(p->scratch));
+    remember_section(p);
+}
+
+/* "[NAME]", after the comment is gone. inih would keep the previous
+ * section after a header without ']' and file the next keys under it. */
+static void section_header(struct parse *p, const char *text)
+{
+    const char *close = strchr(text, ']');
+    if (!close) {
+        fail(p, "syntax error: bad section header '%s' (missing ']'); write [vdesk] or [node NAME]", text);
+        return;
+    }
+    if (close[1]) {
+        fail(p, "syntax error: text after ']' in '%s'; start a comment with ' #' or ' ;'", text);
+        return;
+    }
+    section_end(p);
+    if (!p->msg[0])
+        section_begin(p, text + 1, (size_t)(close - text - 1));
+}
+
+/* Blanks around, and a comment: a whole line starting with '#' or ';', or
+ * one after a value, after a blank. inih knows only ';' there; '#' is
+ * stripped here so both work the same. */
+static char *clean_line(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '#' || *s == ';')
+        *s = '\0';
+    for (size_t i = 1; s[0] && s[i]; i++)
+        if ((s[i] == '#' || s[i] == ';') && isspace((unsigned char)s[i - 1])) {
+            s[i] = '\0';
+            break;
+        }
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* The cleaned line must be what inih understands the same way: blank, a
+ * section header, or KEY = VALUE (inih also takes KEY: VALUE). The leading
+ * blanks are gone, so inih never joins a line to the previous value. */
+static void check_line(struct parse *p, const char *text)
+{
+    if (!*text)
+        return;
+    if (*text == '[')
+        section_header(p, text);
+    else if (!strpbrk(text, "=:"))
+        fail(p, "syntax error: '%s' is not KEY = VALUE, [vdesk] or [node NAME]", text);
+}
+
+/* inih's ini_reader: one line per call, whole, however long. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    if (p->msg[0])
+        return NULL;   /* stop at the first error: later ones may be its echoes */
+    ssize_t n = getline(&p->buf, &p->bufsize, p->file);
+    if (n < 0)
+        return NULL;   /* the end, or an error the caller finds with ferror */
+    p->line++;
+    if (memchr(p->buf, '\0', (size_t)n)) {
+        fail(p, "a NUL byte in the line: vdesk.conf must be a text file");
+        return NULL;
+    }
+    char *text = p->buf;
+    if (p->line == 1 && !strncmp(text, "\xEF\xBB\xBF", 3))
+        text += 3;   /* a UTF-8 byte order mark, as inih skips it */
+    text = clean_line(text);
+    if (strlen(text) + 2 > (size_t)num) {
+        fail(p, "line longer than %d characters without its comment; shorten it", num - 2);
+        return NULL;
+    }
+    check_line(p, text);
+    if (p->msg[0])
+        return NULL;
+    snprintf(str, (size_t)num, "%s\n", text);
+    return str;
+}
+
+static void check_grace(struct parse *p)
+{
+    vd_conf *c = p->conf;
+    if (c->min_shutdown_grace <= c->timeout_shutdown)
+        return;
+    if (!p->grace_line) {   /* the default must not make a short timeout_shutdown an error */
+        c->min_shutdown_grace = c->timeout_shutdown;
+        return;
+    }
+    fail_at(p, p->grace_line, "min_shutdown_grace = %d is above timeout_shutdown = %d: the guest "
+            "cannot be promised more than the whole shutdown step; lower min_shutdown_grace or "
+            "raise timeout_shutdown", c->min_shutdown_grace, c->timeout_shutdown);
+}
+
+static void list_nodes(const struct parse *p, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < p->nsections; i++) {
+        if (strncmp(p->sections[i].name, "node ", 5) != 0)
+            continue;
+        int w = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", p->sections[i].name + 5);
+        if (w < 0 || (size_t)w >= size - used) {
+            buf[used] = '\0';   /* whole names only */
+            return;
+        }
+        used += (size_t)w;
+    }
 }
 
 /* "%n" becomes the node name, as in Slurm's SlurmdSpoolDir, so one file
@@ -352,31 +676,61 @@ void vd_conf_defaults(vd_conf *c)
     snprintf(c->dev_root, sizeof(c->dev_root), "/dev");
     snprintf(c->proc_root, sizeof(c->proc_root), "/proc");
     c->nvidia_persistence = VD_PERSIST_REFUSE;
+    c->allow = VD_MODE_SET_ALL;
+    c->max_timeout = 3600;
+    c->min_shutdown_grace = 30;
+    c->destroy_drains = 0;
+}
+
+/* Reads the whole file; the first error found, with its line, is in
+ * p->msg. Returns -1 only when the file cannot be read at all. */
+static int read_file(const char *path, struct parse *p, vd_err *err)
+{
+    p->file = fopen(path, "r");
+    if (!p->file)
+        return vd_err_set(err, "%s: cannot open: %s (set VDESK_CONF or create it; see vdesk.conf(5))",
+                          path, strerror(errno));
+    int line = ini_parse_stream(read_line, p, handler, p);
+    int read_errno = ferror(p->file) ? errno : 0;
+    free(p->buf);
+    p->buf = NULL;
+    if (fclose(p->file) != 0 && !read_errno)
+        read_errno = errno;
+    p->file = NULL;
+    if (read_errno)
+        return vd_err_set(err, "%s:%d: cannot read: %s (check the file's permissions and type)", path,
+                          p->line + 1, strerror(read_errno));
+    if (line < 0)
+        return vd_err_set(err, "%s: out of memory while parsing", path);
+    if (!p->msg[0])
+        section_end(p);   /* the last section's */
+    if (!p->msg[0] && line > 0)   /* what inih refused and the reader did not foresee */
+        fail_at(p, line, "syntax error (expected [section] or key = value)");
+    if (!p->msg[0])
+        check_grace(p);
+    return 0;
 }
 
 static int parse_file(const char *path, const char *node, vd_conf *conf, struct parse *p,
                       vd_err *err)
 {
-    int line = ini_parse(path, handler, p);
-    if (line == -1)
-        return vd_err_set(err, "%s: cannot open: %s (set VDESK_CONF or create it; see vdesk.conf(5))",
-                          path, strerror(errno));
-    if (line == -2)
-        return vd_err_set(err, "%s: out of memory while parsing", path);
-    if (line > 0)
-        return vd_err_set(err, "%s:%d: %s", path, line,
-                          p->msg[0] ? p->msg : "syntax error (expected [section] or key = value)");
+    if (read_file(path, p, err) < 0)
+        return -1;
+    if (p->msg[0])
+        return vd_err_set(err, "%s:%d: %s", path, p->msg_line, p->msg);
     if (!conf->snapshot_dir[0])
         snprintf(conf->snapshot_dir, sizeof(conf->snapshot_dir), "%.*s/snapshots",
                  (int)sizeof(conf->snapshot_dir) - 16, conf->state_dir);
     if (node && (expand_node(conf->state_dir, sizeof(conf->state_dir), node) < 0 ||
                  expand_node(conf->snapshot_dir, sizeof(conf->snapshot_dir), node) < 0))
-        return vd_err_set(err, "%s: state_dir or snapshot_dir too long with %%n expanded", path);
-    if (node_incomplete(p))
-        return vd_err_set(err, "%s: [%s] needs both uri = and domain =", path, p->section);
-    if (node && !p->node_found)
+        return vd_err_set(err, "%s: state_dir or snapshot_dir too long with %%n expanded (shorten "
+                          "them to fit PATH_MAX)", path);
+    if (node && !p->node_found) {
+        char nodes[512];
+        list_nodes(p, nodes, sizeof(nodes));
         return vd_err_set(err, "%s: no [node %s] section (nodes in the file: %s)", path, node,
-                          p->nodes[0] ? p->nodes : "none");
+                          nodes[0] ? nodes : "none");
+    }
     return 0;
 }
 
@@ -392,6 +746,7 @@ int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
     p->conf = conf;
     p->want_node = node;
     int rc = parse_file(path, node, conf, p, err);
+    free(p->sections);
     free(p);
     return rc;
 }

@@ -2,10 +2,14 @@
 /*
  * conf.h - vdesk.conf, the node side's one configuration file.
  *
- * INI (parsed by libinih), strict: an unknown section or key, a repeated
- * key, or a bad value is an error that names the file, the line, the key
- * and what is allowed. Every [node NAME] section is checked, not only the
- * calling node's, so `vdeskctl check-config` finds a mistake for any node.
+ * INI (parsed by libinih, each line read and checked by vdesk first),
+ * strict: an unknown section or key, a repeated section or key, a node
+ * section without uri or domain, a line that is neither a section header
+ * nor KEY = VALUE, or a bad value is an error that names the file, the line,
+ * the key and what is allowed. Every [node NAME] section is checked, not
+ * only the calling node's, so `vdeskctl check-config` finds a mistake for
+ * any node. A comment is a line starting with '#' or ';', or the rest of a
+ * line from a blank followed by '#' or ';'. Numbers are plain decimal.
  *
  *   [vdesk]                         ; site-wide, all optional
  *   state_dir = /var/lib/vdesk      ; journal, lock, records (%n: node name)
@@ -21,11 +25,24 @@
  *   proc_root = /proc               ; where the NVIDIA driver lists its GPUs
  *   nvidia_persistence = refuse     ; or manage (nvidia.h)
  *
+ *   ; What the node accepts from a job's SPANK environment: a patched client
+ *   ; can set any value there, so the node re-checks it. The first two
+ *   ; mirror the plugin's allow= and max_timeout= in plugstack.conf.
+ *   allow = suspend,save,migrate,shutdown,shrink,auto   ; modes a job may ask for
+ *   max_timeout = 3600              ; highest --vdesk-timeout, 1..86400
+ *   min_shutdown_grace = 30         ; least clean-shutdown time, whatever the job
+ *   gpu_vendors = 0x10de            ; vendors whose display devices are gres GPUs
+ *                                   ; asks; 0..timeout_shutdown (default: 30,
+ *                                   ; or timeout_shutdown if that is lower)
+ *   on_destroy = record             ; guest ignored the power button and was
+ *                                   ; powered off: record it, or drain the node
+ *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
- *   domain = desk-n1
- *   desktop_cores = 0-1             ; where the desktop may run during a job
- *   device = gpu ua-gpu0 0000:65:00.0   ; ROLE ALIAS [PCI], repeatable
+ *   domain = desk-n1                ; letters, digits, - _ . (not first), <= 64
+ *   desktop_cores = 0-1             ; decimal cpulist, CPUs < VD_MAX_CPUS
+ *   device = gpu ua-gpu0 0000:65:00.0   ; ROLE ALIAS [PCI], repeatable;
+ *                                   ; PCI as in sysfs: DDDD:BB:DD.F, lower case
  */
 #ifndef VDESK_CONF_H
 #define VDESK_CONF_H
@@ -40,6 +57,9 @@
 #define VD_CONF_DEFAULT "/etc/vdesk/vdesk.conf"
 #define VD_MAX_DEVICES 16
 #define VD_MAX_POLICY 4
+/* desktop_cores names CPUs below this: a bigger number is a typo, and
+ * hwloc would allocate a bitmap up to it on every load. */
+#define VD_MAX_CPUS 4096
 
 typedef enum vd_role { VD_ROLE_GPU, VD_ROLE_IB, VD_ROLE_OTHER } vd_role;
 
@@ -63,6 +83,12 @@ typedef struct vd_conf {
     char dev_root[PATH_MAX];
     char proc_root[PATH_MAX];
     vd_persistence nvidia_persistence;
+    /* [vdesk] what a job may ask for, re-checked on the node */
+    vd_mode_set allow;          /* modes a job may ask for */
+    int max_timeout;            /* highest --vdesk-timeout, seconds */
+    int min_shutdown_grace;     /* least clean-shutdown time, <= timeout_shutdown */
+    int destroy_drains;         /* guest powered off after ignoring ACPI: 0 record, 1 drain */
+    char gpu_vendors[128];      /* PCI vendor ids of gres GPUs, "" = NVIDIA (pci.h) */
     /* [node NAME] of this node */
     char uri[256];
     char domain[128];

@@ -40,6 +40,11 @@ typedef struct op {
     long long t0;
     long long t_step; /* when the current step began */
     vd_pci pci;       /* where and how to rebind host PCI devices */
+    char lost[512];   /* what this operation could not keep: record, drain, exit 1 */
+    char interrupted[64]; /* the journal's step when converge() began */
+    char recovered[160];  /* what recover_interrupted() finished, for the record */
+    long long deadline;   /* mono_ms() by which the operation ends; 0: none (engine.h) */
+    long long budget_ms;  /* deadline - t0 */
 } op;
 
 /* --- small helpers ------------------------------------------------------- */
@@ -82,6 +87,22 @@ static void drain(op *o, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Something of the student's did not survive (a session, a device): the
+ * record says so, the node is drained with it, and vdeskctl exits 1. */
+static void lost(op *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void lost(op *o, const char *fmt, ...)
+{
+    size_t len = strlen(o->lost);
+    if (len + 3 >= sizeof(o->lost))
+        return;
+    if (len)
+        len += (size_t)snprintf(o->lost + len, sizeof(o->lost) - len, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->lost + len, sizeof(o->lost) - len, fmt, ap);
+    va_end(ap);
+}
+
 /* Test hook (docs/design.md): VDESK_TEST_CRASH=STEP kills the process right
  * after STEP is journalled, STEP+ right after it is done. */
 static void crash_point(const char *step, int done)
@@ -97,7 +118,7 @@ static void crash_point(const char *step, int done)
 /* Journals `step` as the next thing this operation does. */
 static int announce(op *o, const char *step, vd_err *err)
 {
-    snprintf(o->j.step, sizeof(o->j.step), "%s", step);
+    snprintf(o->j.step, sizeof(o->j.step), "%.*s", (int)sizeof(o->j.step) - 1, step);
     if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
         return -1;
     crash_point(step, 0);
@@ -122,6 +143,14 @@ static int step_end(op *o, const char *name, int rc)
 
 #define STEP(o, name, err, action) \
     (step_begin(o, name, err) < 0 ? -1 : step_end(o, name, (action)))
+
+static int in_list(const char *path, char **list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(path, list[i]))
+            return 1;
+    return 0;
+}
 
 static const vd_device *conf_device(const vd_conf *c, const char *alias)
 {
@@ -164,10 +193,32 @@ static int devices_to(op *o, int vfio, vd_err *err)
     return 0;
 }
 
-static int timeout_ms(int configured_s, const vd_request *req)
+/* A job may shorten a step's timeout, never lengthen it, and never below
+ * `floor_s` (the site's minimum). */
+static int timeout_ms(int configured_s, int floor_s, const vd_request *req)
 {
-    int s = req && req->timeout_s && req->timeout_s < configured_s ? req->timeout_s : configured_s;
-    return s * 1000;
+    long long s = configured_s;
+    if (req && req->timeout_s > 0 && req->timeout_s < s)
+        s = req->timeout_s < floor_s ? floor_s : req->timeout_s;
+    return s * 1000 > INT_MAX ? INT_MAX : (int)(s * 1000);
+}
+
+/* `want_ms`, or less when the operation's budget has less left (never less
+ * than a second: a step given no time at all would fail for nothing). */
+static int left_ms(const op *o, int want_ms)
+{
+    if (!o->deadline)
+        return want_ms;
+    long long left = o->deadline - mono_ms();
+    if (left < 1000)
+        left = 1000;
+    return left < want_ms ? (int)left : want_ms;
+}
+
+/* A step's timeout: the job's and the site's (timeout_ms), within budget. */
+static int step_ms(const op *o, int configured_s, int floor_s, const vd_request *req)
+{
+    return left_ms(o, timeout_ms(configured_s, floor_s, req));
 }
 
 static int save_path(const op *o, char *buf, size_t size, vd_err *err)
@@ -213,13 +264,32 @@ static int is_job_gpu(const op *o, int i, const char *gpus)
     return 0;
 }
 
+/* The journal's entry for `alias`, made if there is none: a device that a
+ * failed mode left plugged and the next mode unplugs has one entry. */
+static vd_saved_dev *saved_dev(op *o, const char *alias, vd_err *err)
+{
+    for (int i = 0; i < o->j.ndevs; i++)
+        if (!strcmp(o->j.devs[i].alias, alias))
+            return &o->j.devs[i];
+    if (o->j.ndevs == VD_MAX_DEVICES) {
+        vd_err_set(err, "device %s: the journal already holds %d devices", alias, VD_MAX_DEVICES);
+        return NULL;
+    }
+    vd_saved_dev *sd = &o->j.devs[o->j.ndevs++];
+    snprintf(sd->alias, sizeof(sd->alias), "%s", alias);
+    sd->xml = NULL;
+    return sd;
+}
+
 static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
 {
+    vd_saved_dev *sd = saved_dev(o, dev->alias, err);
+    if (!sd)
+        return -1;
     char *xml = NULL;
     if (vd_hv_dev_xml(o->hv, o->conf->domain, dev->alias, &xml, err) < 0)
         return -1;
-    vd_saved_dev *sd = &o->j.devs[o->j.ndevs++];
-    snprintf(sd->alias, sizeof(sd->alias), "%s", dev->alias);
+    free(sd->xml);
     sd->xml = xml;   /* journalled with the step: enough to plug it back */
     char step[64];
     snprintf(step, sizeof(step), "unplug %s", dev->alias);
@@ -244,20 +314,26 @@ static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
         int present = 0;
         if (vd_hv_dev_present(o->hv, o->conf->domain, dev->alias, &present, err) < 0)
             return -1;
-        if (present && unplug_one(o, dev, timeout_ms(o->conf->timeout_unplug, req), err) < 0)
+        if (present && unplug_one(o, dev, step_ms(o, o->conf->timeout_unplug, 1, req), err) < 0)
             return -1;
     }
     return 0;
 }
 
-/* Whether the desktop holds a GPU the job was given. */
+/* Whether the desktop holds a GPU the job was given: one in its live XML
+ * (an earlier shrink may have given some away already). When libvirt
+ * cannot tell, it is held. */
 static int holds_job_gpu(const op *o, const vd_request *req)
 {
     if (!req->gpus || !*req->gpus)
         return 0;   /* a job without GPUs takes none from the desktop */
-    for (int i = 0; i < o->conf->ndevices; i++)
-        if (is_job_gpu(o, i, req->gpus))
+    for (int i = 0; i < o->conf->ndevices; i++) {
+        int present = 1;
+        if (is_job_gpu(o, i, req->gpus) &&
+            (!o->hv || vd_hv_dev_present(o->hv, o->conf->domain, o->conf->devices[i].alias,
+                                         &present, NULL) < 0 || present))
             return 1;
+    }
     return 0;
 }
 
@@ -277,7 +353,8 @@ static int mode_save(op *o, const vd_request *req, vd_err *err)
         return -1;
     if (save_path(o, o->j.save_file, sizeof(o->j.save_file), err) < 0)
         return -1;
-    return STEP(o, "save", err, vd_hv_dom_save(o->hv, o->conf->domain, o->j.save_file, err));
+    return STEP(o, "save", err, vd_hv_dom_save(o->hv, o->conf->domain, o->j.save_file,
+             step_ms(o, o->conf->timeout_save, 1, req), err));
 }
 
 static int mode_shutdown(op *o, const vd_request *req, vd_err *err)
@@ -286,9 +363,15 @@ static int mode_shutdown(op *o, const vd_request *req, vd_err *err)
     /* The guest may ignore the power button: then cut the power. Its disk
      * keeps what it had written; the snapshot keeps the state before. */
     if (STEP(o, "shutdown", &why, vd_hv_dom_shutdown(o->hv, o->conf->domain,
-             timeout_ms(o->conf->timeout_shutdown, req), &why)) < 0 &&
-        STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
-        return -1;
+             step_ms(o, o->conf->timeout_shutdown, o->conf->min_shutdown_grace, req), &why)) < 0) {
+        if (STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
+            return -1;
+        snprintf(o->j.used, sizeof(o->j.used), "destroy");
+        if (o->conf->destroy_drains)
+            drain(o, "vdesk: desktop %s powered off (destroy) on %s: %s; 'scontrol update "
+                  "nodename=%s state=resume' when seen", o->conf->domain, o->conf->node, why.msg,
+                  o->conf->node);
+    }
     return devices_to(o, 0, err);
 }
 
@@ -339,7 +422,9 @@ static void snapshot(op *o)
     vd_err why;
     char tag[32];
     snprintf(tag, sizeof(tag), "%lld", vd_now_ms());
-    if (vd_mkdirs(o->conf->snapshot_dir, &why) == 0 &&
+    /* The snapshot directory holds the disk's layers: like the state
+     * directory, nobody but root may plant or swap a file in it. */
+    if (vd_snapshot_dir_check(o->conf->snapshot_dir, &why) == 0 &&
         STEP(o, "snapshot", &why, vd_hv_disk_snapshot(o->hv, o->conf->domain, o->conf->snapshot_dir,
              tag, o->j.snapshot, sizeof(o->j.snapshot), &why)) == 0)
         return;
@@ -349,20 +434,42 @@ static void snapshot(op *o)
           o->conf->domain, why.msg, o->conf->snapshot_dir, o->conf->node);
 }
 
+/* Whether `path` is a file directly inside `dir`: a layer vdesk made. */
+static int made_by_vdesk(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(path, dir, n) && path[n] == '/' && !strchr(path + n + 1, '/') &&
+           strcmp(path + n + 1, "..") && strcmp(path + n + 1, ".");
+}
+
 /* Merges the frozen layers older than the newest `snapshots_keep` into the
- * bottom of `chain` (active layer first, then frozen ones, newest first) and
- * removes the overlay files vdesk made for them. */
+ * oldest layer vdesk made (chain: active layer first, base last). The base
+ * below it is the site's (a golden image other desktops may share) and is
+ * never written. A layer file is removed only once the live chain, read
+ * again after the merge, no longer has it: a merge that ended without
+ * doing its work must not cost the disk a layer it still reads. */
 static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
 {
-    int keep = o->conf->snapshots_keep;
-    if (vd_hv_disk_commit(o->hv, o->conf->domain, chain[keep], o->conf->timeout_save * 1000, err) < 0)
+    int keep = o->conf->snapshots_keep < 1 ? 1 : o->conf->snapshots_keep;
+    const char *into = chain[n - 2];
+    if (n - 2 <= keep || !made_by_vdesk(into, o->conf->snapshot_dir))
+        return 0;
+    if (vd_hv_disk_commit(o->hv, o->conf->domain, chain[keep], into, o->conf->timeout_save * 1000, err) < 0)
         return -1;
-    size_t dirlen = strlen(o->conf->snapshot_dir);
-    for (int i = keep; i < n - 1; i++)
-        if (!strncmp(chain[i], o->conf->snapshot_dir, dirlen) && chain[i][dirlen] == '/' &&
-            unlink(chain[i]) < 0)
-            return vd_err_set(err, "%s: merged, but cannot remove: %s", chain[i], strerror(errno));
-    return 0;
+    char **now = NULL;
+    int m = 0;
+    if (vd_hv_disk_chain(o->hv, o->conf->domain, &now, &m, err) < 0)
+        return vd_err_prefix(err, "after merging into %s; no layer removed", into);
+    int rc = 0;
+    for (int i = keep; i < n - 2 && rc == 0; i++) {
+        if (in_list(chain[i], now, m))
+            rc = vd_err_set(err, "%s is still in the disk chain of %s after the merge: kept",
+                            chain[i], o->conf->domain);
+        else if (made_by_vdesk(chain[i], o->conf->snapshot_dir) && unlink(chain[i]) < 0)
+            rc = vd_err_set(err, "%s: merged, but cannot remove: %s", chain[i], strerror(errno));
+    }
+    vd_hv_names_free(now, m);
+    return rc;
 }
 
 /* Keeps the disk's chain short while the VM runs. Never fatal: a failure is
@@ -377,26 +484,12 @@ static void prune(op *o)
         phase_add(o, "prune snapshots", t, 0);
         return;
     }
-    if (n - 1 > o->conf->snapshots_keep)
+    if (n - 2 > o->conf->snapshots_keep)
         STEP(o, "prune snapshots", &why, merge_old_layers(o, chain, n, &why));
     vd_hv_names_free(chain, n);
 }
 
 /* --- restore: one convergent function ------------------------------------ */
-
-static int wait_running(op *o, vd_err *err)
-{
-    vd_dom_state s = VD_DOM_OTHER;
-    for (int i = 0; i < 50; i++) {
-        if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
-            return -1;
-        if (s == VD_DOM_RUNNING)
-            return 0;
-        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
-    }
-    return vd_err_set(err, "VM %s is %s, not running, after being brought back", o->conf->domain,
-                      vd_dom_state_name(s));
-}
 
 static int file_exists(const char *path)
 {
@@ -404,35 +497,161 @@ static int file_exists(const char *path)
     return path[0] && stat(path, &st) == 0;
 }
 
-/* Brings the VM itself back: from the save file, by booting, or by
- * resuming, whichever its state calls for. A cold boot needs its devices on
- * vfio-pci first; *devices says that this is what failed. */
-static int bring_back_vm(op *o, int *devices, vd_err *err)
+/* Why the VM could not be brought back, which decides what may follow. */
+typedef enum back_fail {
+    BACK_FAILED,   /* it truly cannot come back: the snapshot may be booted */
+    BACK_BUSY,     /* libvirt is busy with it, or unreachable: touch nothing */
+    BACK_DEVICES,  /* a cold boot needs devices that cannot go to it */
+} back_fail;
+
+/* The longest vdesk itself lets libvirt work on the VM in one step. */
+static int settle_budget_ms(const vd_conf *c)
 {
-    vd_dom_state s;
-    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
-        return -1;
-    if (s == VD_DOM_MISSING)
-        return vd_err_set(err, "VM %s is not defined on %s any more", o->conf->domain, vd_hv_uri(o->hv));
-    if (s == VD_DOM_SHUTOFF && file_exists(o->j.save_file))
-        return STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->j.save_file, err));
-    if (s == VD_DOM_SHUTOFF && devices_to(o, 1, err) < 0)
-        return *devices = -1;
-    if (s == VD_DOM_SHUTOFF)
-        return STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err));
-    if (s == VD_DOM_PAUSED)
-        return STEP(o, "resume", err, vd_hv_dom_resume(o->hv, o->conf->domain, err));
-    return 0;
+    long long s = c->timeout_save;
+    if (c->timeout_restore > s)
+        s = c->timeout_restore;
+    if (c->timeout_shutdown > s)
+        s = c->timeout_shutdown;
+    return s * 1000 > INT_MAX ? INT_MAX : (int)(s * 1000);
 }
 
-/* Plugs back one device the eviction took out, its group on vfio-pci first. */
-static int replug_one(op *o, const vd_saved_dev *sd, vd_err *err)
+/* The VM's state once libvirt is done with it. A vdesk killed in the middle
+ * of a save, a restore or a destroy leaves libvirt finishing the job; what
+ * vdesk does next must follow from the end state, not from the passing one
+ * (acting on a VM that was still saving threw good save files away). */
+static int settle(op *o, vd_dom_info *st, vd_err *err)
+{
+    int budget = left_ms(o, settle_budget_ms(o->conf));
+    long long deadline = mono_ms() + budget;
+    for (;;) {
+        if (vd_hv_dom_info(o->hv, o->conf->domain, st, err) < 0)
+            return -1;
+        if (!st->busy)
+            return 0;
+        if (mono_ms() >= deadline)
+            return vd_err_set(err, "VM %s is still %s after %d s: libvirt has not finished with it; "
+                              "see 'virsh domjobinfo %s', then run 'vdeskctl recover'", o->conf->domain,
+                              st->what, budget / 1000, o->conf->domain);
+        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
+    }
+}
+
+/* Whether the VM runs from the save file now: vdesk journals that right
+ * after the restore; if it was killed before, a restore that was under way
+ * and a VM that is no longer off say the same. */
+static int note_save_used(op *o, const vd_dom_info *st, vd_err *err)
+{
+    if (o->j.save_used || !o->j.save_file[0] || strcmp(o->interrupted, "restore") ||
+        st->state == VD_DOM_SHUTOFF || st->state == VD_DOM_MISSING)
+        return 0;
+    o->j.save_used = 1;
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
+/* Whether the mode used kept the desktop's memory for it to come back to. */
+static int memory_kept(const op *o)
+{
+    return !strcmp(o->j.used, "suspend") || !strcmp(o->j.used, "shrink") ||
+           !strcmp(o->j.used, "save");
+}
+
+/* A shut-off VM comes back from its save file if it has one it has not
+ * run from yet, else by booting, its devices on vfio-pci first. */
+static int start_off(op *o, back_fail *why_not, vd_err *err)
+{
+    if (!o->j.save_used && file_exists(o->j.save_file)) {
+        if (STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
+                 step_ms(o, o->conf->timeout_restore, 1, NULL), err)) < 0)
+            return -1;
+        o->j.save_used = 1;
+        return vd_journal_save(o->conf->state_dir, &o->j, err);
+    }
+    if (memory_kept(o) && !o->j.save_used)
+        lost(o, "the session of %s was gone before vdesk came back for it (the VM was found shut off "
+             "and no save file was left): booted from its disk", o->conf->domain);
+    if (devices_to(o, 1, err) < 0) {
+        *why_not = BACK_DEVICES;
+        return -1;
+    }
+    return STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, step_ms(o, o->conf->timeout_restore, 1, NULL), err));
+}
+
+/* One action towards running, chosen by the state the VM is in. */
+static int act(op *o, const vd_dom_info *st, back_fail *why_not, vd_err *err)
+{
+    const char *dom = o->conf->domain;
+    switch (st->state) {
+    case VD_DOM_RUNNING:
+        return 0;
+    case VD_DOM_PAUSED:
+        return STEP(o, "resume", err, vd_hv_dom_resume(o->hv, dom, err));
+    case VD_DOM_PMSUSPENDED:
+        return STEP(o, "wake up", err, vd_hv_dom_wakeup(o->hv, dom, err));
+    case VD_DOM_CRASHED:
+        lost(o, "the guest of %s had crashed: restarted from its disk", dom);
+        return STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, dom, err));
+    case VD_DOM_SHUTOFF:
+        return start_off(o, why_not, err);
+    default:
+        return vd_err_set(err, "VM %s is %s: vdesk does not know how to bring it back", dom, st->what);
+    }
+}
+
+#define BRING_BACK_ACTIONS 6
+
+/* Brings the VM itself back to running: from the save file, by booting, by
+ * resuming, whichever its state calls for, reading the state again after
+ * every action. An action that fails is tried once more after the state is
+ * read anew (a transient libvirt error must not cost the session); the
+ * same action failing twice in the same state means the VM cannot come
+ * back this way. */
+static int bring_back_vm(op *o, back_fail *why_not, vd_err *err)
+{
+    vd_err last = { "" };
+    vd_dom_state failed_in = VD_DOM_MISSING;
+    int failures = 0;   /* in a row, in state failed_in */
+    *why_not = BACK_BUSY;
+    for (int i = 0; i <= BRING_BACK_ACTIONS; i++) {
+        vd_dom_info st;
+        if (settle(o, &st, err) < 0 || note_save_used(o, &st, err) < 0)
+            return -1;
+        if (st.state == VD_DOM_RUNNING)
+            return 0;
+        if (st.state == VD_DOM_MISSING)
+            return vd_err_set(err, "VM %s is not defined on %s any more; define it again, then run "
+                              "'vdeskctl recover'", o->conf->domain, vd_hv_uri(o->hv));
+        if (i == BRING_BACK_ACTIONS || (failures == 2 && failed_in == st.state))
+            break;
+        back_fail f = BACK_FAILED;
+        if (act(o, &st, &f, &last) == 0) {
+            failures = 0;
+            continue;
+        }
+        if (f == BACK_DEVICES) {
+            *why_not = BACK_DEVICES;
+            return vd_err_set(err, "%s", last.msg);
+        }
+        failures = failed_in == st.state ? failures + 1 : 1;
+        failed_in = st.state;
+        nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000000 }, NULL);
+    }
+    *why_not = BACK_FAILED;
+    return vd_err_set(err, "%s", last.msg[0] ? last.msg : "the VM does not stay running");
+}
+
+/* Plugs back one device the eviction took out, its group on vfio-pci first.
+ * A journal rebuilt from what is true has no XML: the VM's definition has
+ * it (an unplug is live only). */
+static int replug_one(op *o, vd_saved_dev *sd, vd_err *err)
 {
     int present = 0;
     if (vd_hv_dev_present(o->hv, o->conf->domain, sd->alias, &present, err) < 0)
         return -1;
     if (present)
         return 0;
+    if ((!sd->xml || !sd->xml[0]) &&
+        vd_hv_dev_xml_inactive(o->hv, o->conf->domain, sd->alias, &sd->xml, err) < 0)
+        return -1;
     char step[80];
     const vd_device *dev = conf_device(o->conf, sd->alias);
     snprintf(step, sizeof(step), "vfio %s", sd->alias);
@@ -442,10 +661,34 @@ static int replug_one(op *o, const vd_saved_dev *sd, vd_err *err)
     return STEP(o, step, err, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err));
 }
 
+/* A detach asked by a vdesk that was killed may still be under way: the
+ * device is in the live XML now and gone a moment later. Let it finish
+ * before deciding that the device is there. */
+static int pending_unplug_settle(op *o, vd_err *err)
+{
+    const char *alias = o->interrupted + 7;
+    int present = 0, tmo = o->conf->timeout_unplug * 1000;
+    if (strncmp(o->interrupted, "unplug ", 7) != 0 ||
+        vd_hv_dev_present(o->hv, o->conf->domain, alias, &present, err) < 0 || !present)
+        return present ? -1 : 0;
+    /* Finish the unplug that was asked, then the device comes back with
+     * the others: a removal that libvirt was still waiting for ends either
+     * way. A detach refused at once means one is pending: wait for it. A
+     * guest that would not let go keeps the device, which is then present. */
+    long long t = mono_ms();
+    vd_err why;
+    if (vd_hv_dev_detach(o->hv, o->conf->domain, alias, tmo, NULL, &why) == 0 || mono_ms() - t > tmo / 2)
+        return vd_hv_alive(o->hv) ? 0 : vd_err_set(err, "%s", why.msg);
+    return vd_hv_dev_wait_gone(o->hv, o->conf->domain, alias, tmo, &present, err);
+}
+
 /* Every device that can come back does, even when one cannot; the first
- * failure is the one reported. */
+ * failure is the one reported. A device's saved XML stays in the journal
+ * until the device is back in the live XML. */
 static int replug(op *o, vd_err *err)
 {
+    if (pending_unplug_settle(o, err) < 0)
+        return -1;
     int rc = 0;
     for (int i = 0; i < o->j.ndevs; i++) {
         vd_err one;
@@ -455,79 +698,155 @@ static int replug(op *o, vd_err *err)
     return rc;
 }
 
+/* The snapshot must be a layer of the VM's own disk: a journal naming any
+ * other file is not followed. */
+static int snapshot_check(op *o, vd_err *err)
+{
+    char **chain = NULL;
+    int n = 0;
+    if (vd_hv_disk_chain(o->hv, o->conf->domain, &chain, &n, err) < 0)
+        return -1;
+    int ok = in_list(o->j.snapshot, chain, n);
+    vd_hv_names_free(chain, n);
+    return ok ? 0 : vd_err_set(err, "snapshot %s is not a layer of the disk of %s: not reverting to it",
+                               o->j.snapshot, o->conf->domain);
+}
+
+/* Moves the save file aside under a new name and forgets it. */
+static int save_file_aside(op *o, const char *why, vd_err *err)
+{
+    char kept[sizeof(o->j.save_file)];
+    if (snprintf(kept, sizeof(kept), "%s.%s-%lld", o->j.save_file, why, vd_now_ms()) >= (int)sizeof(kept))
+        return vd_err_set(err, "%s: path too long to move aside", o->j.save_file);
+    if (rename(o->j.save_file, kept) < 0)
+        return vd_err_set(err, "%s: cannot move aside: %s", o->j.save_file, strerror(errno));
+    snprintf(o->j.save_file, sizeof(o->j.save_file), "%s", kept);
+    return 0;
+}
+
 /* Restore failed: boot the snapshot taken at eviction instead. The save
  * file and the disk layer written since are kept for an admin. */
 static int fall_back_to_snapshot(op *o, vd_err *err)
 {
     if (!o->j.snapshot[0])
         return vd_err_set(err, "no snapshot to fall back to");
-    vd_dom_state s;
-    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+    vd_dom_info st;
+    if (snapshot_check(o, err) < 0 || settle(o, &st, err) < 0)
         return -1;
-    if (s != VD_DOM_SHUTOFF && STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
+    if (st.state != VD_DOM_SHUTOFF && STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
         return -1;
-    if (file_exists(o->j.save_file)) {
-        char kept[PATH_MAX + 32];
-        snprintf(kept, sizeof(kept), "%s.failed-%lld", o->j.save_file, vd_now_ms());
-        if (rename(o->j.save_file, kept) < 0)
-            return vd_err_set(err, "%s: cannot move aside: %s", o->j.save_file, strerror(errno));
-        o->j.save_file[0] = '\0';
-    }
+    if (file_exists(o->j.save_file) && !o->j.save_used && save_file_aside(o, "failed", err) < 0)
+        return -1;
+    o->j.save_file[0] = '\0';
     char tag[32];
     snprintf(tag, sizeof(tag), "revert-%lld", vd_now_ms());
     if (STEP(o, "revert to snapshot", err, vd_hv_disk_revert(o->hv, o->conf->domain, o->j.snapshot,
              o->conf->snapshot_dir, tag, err)) < 0)
         return -1;
     if (devices_to(o, 1, err) < 0 ||
-        STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, err)) < 0)
+        STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, step_ms(o, o->conf->timeout_restore, 1, NULL), err)) < 0 ||
+        settle(o, &st, err) < 0)
         return -1;
-    return wait_running(o, err);
+    return st.state == VD_DOM_RUNNING ? 0 : vd_err_set(err, "VM %s is %s after booting the snapshot",
+                                                       o->conf->domain, st.what);
 }
 
-/* The VM runs again: its save file is history, and restoring from it
- * later would go back in time. */
-static int save_file_drop(op *o, vd_err *err)
+/* The VM runs. Its save file is history if the VM was restored from it.
+ * Otherwise the VM was started some other way (libvirt's autostart after a
+ * reboot, an admin) or the save never finished: the file is not the
+ * session that runs, must never be restored (the disk has moved on) and is
+ * never deleted either: it is kept aside for an admin. */
+static int save_file_settle(op *o, vd_err *err)
 {
     if (!o->j.save_file[0])
         return 0;   /* suspend, shrink, a snapshot boot: nothing to journal */
-    if (file_exists(o->j.save_file) && unlink(o->j.save_file) < 0)
+    if (file_exists(o->j.save_file) && o->j.save_used && unlink(o->j.save_file) < 0)
         return vd_err_set(err, "%s: cannot remove after restore: %s", o->j.save_file, strerror(errno));
+    if (file_exists(o->j.save_file) && !o->j.save_used) {
+        /* Killed while saving, and libvirt gave up on the save: the VM that
+         * runs is the session; the file is a failed save. */
+        int unfinished = !strcmp(o->interrupted, "save");
+        if (save_file_aside(o, unfinished ? "failed" : "unused", err) < 0)
+            return -1;
+        if (!unfinished)
+            lost(o, "%s was started outside vdesk while its session was saved: that session was not "
+                 "restored and is kept in %s", o->conf->domain, o->j.save_file);
+    }
     o->j.save_file[0] = '\0';
+    o->j.save_used = 0;
     return vd_journal_save(o->conf->state_dir, &o->j, err);
 }
 
-/* Only a VM that cannot come back is worth its snapshot. A device that
- * cannot (a process holds the GPU, say) leaves the desktop as it is,
- * running without it or, for a cold boot, off, and the journal RESTORING,
- * so that 'vdeskctl recover' finishes the job once the cause is gone. */
+/* A guest that a vdesk killed since had asked to shut down goes down a
+ * moment later: taking it for running would leave the desktop off for
+ * good. Let it go down (within the shutdown timeout), then it boots. */
+static int pending_shutdown_settle(op *o, vd_err *err)
+{
+    if (strcmp(o->interrupted, "shutdown") != 0)
+        return 0;
+    long long deadline = mono_ms() + left_ms(o, o->conf->timeout_shutdown * 1000);
+    vd_dom_state s;
+    do {
+        if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+            return -1;
+        if (s != VD_DOM_RUNNING)
+            return 0;
+        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
+    } while (mono_ms() < deadline);
+    return 0;   /* it ignores the button: it runs on, as it was */
+}
+
+/* The desktop was off when the job came and stays off; its devices go back
+ * to the side where the desktop finds them when it starts. */
+static int converge_off(op *o, vd_err *err)
+{
+    vd_dom_state s = VD_DOM_MISSING;
+    if (o->hv && vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+        return -1;
+    if (s == VD_DOM_SHUTOFF && devices_to(o, 1, err) < 0)
+        return -1;
+    vd_journal_clear(&o->j);
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
+/* Only a VM that cannot come back is worth its snapshot, and only once
+ * libvirt is done with it. A device that cannot come back (a process holds
+ * the GPU, say) leaves the desktop as it is, running without it or, for a
+ * cold boot, off, and the journal RESTORING, so that 'vdeskctl recover'
+ * finishes the job once the cause is gone. */
 static int converge(op *o, vd_err *err)
 {
+    snprintf(o->interrupted, sizeof(o->interrupted), "%s", o->j.step);
     o->j.phase = VD_RESTORING;
-    if (!strcmp(o->j.used, "none") || (!o->j.used[0] && !o->j.ndevs)) {
-        /* The VM was not running when the job came, or nothing was done. */
+    if (!strcmp(o->j.used, "none"))
+        return converge_off(o, err);
+    if (!o->j.used[0] && !o->j.ndevs) {
+        /* Nothing was done yet. */
         vd_journal_clear(&o->j);
         return vd_journal_save(o->conf->state_dir, &o->j, err);
     }
     vd_err why;
-    int devices = 0, rc = bring_back_vm(o, &devices, &why);
-    if (rc < 0 && devices)
-        return vd_err_set(err, "%s stays off until its devices can go to it: %s", o->conf->domain,
-                          why.msg);
-    if (rc == 0)
-        rc = wait_running(o, &why);
-    if (rc < 0) {
+    back_fail f;
+    if (pending_shutdown_settle(o, err) < 0)
+        return -1;
+    if (bring_back_vm(o, &f, &why) < 0) {
+        if (f == BACK_DEVICES)
+            return vd_err_set(err, "%s stays off until its devices can go to it: %s", o->conf->domain,
+                              why.msg);
+        if (f == BACK_BUSY)
+            return vd_err_set(err, "%s", why.msg);
         char first[sizeof(why.msg)];
         snprintf(first, sizeof(first), "%s", why.msg);
-        if (fall_back_to_snapshot(o, &why) < 0) {
-            vd_err_set(err, "cannot bring %s back: %s; snapshot fallback failed too: %s",
-                       o->conf->domain, first, why.msg);
-            return -1;   /* the journal stays RESTORING, with everything in it */
-        }
+        if (fall_back_to_snapshot(o, &why) < 0)
+            return vd_err_set(err, "cannot bring %s back: %s; snapshot fallback failed too: %s",
+                              o->conf->domain, first, why.msg);
         outcome(o, "restore failed (%s); booted the snapshot %s instead", first, o->j.snapshot);
+        lost(o, "the session of %s could not be brought back: booted the snapshot instead",
+             o->conf->domain);
     }
-    if (save_file_drop(o, err) < 0)
+    if (save_file_settle(o, err) < 0)
         return -1;
-    rc = replug(o, &why);
+    int rc = replug(o, &why);
     if (rc == 0 && o->j.pinned)
         rc = STEP(o, "unpin", &why, vd_hv_dom_pin(o->hv, o->conf->domain, NULL, &why));
     if (rc < 0)
@@ -539,24 +858,83 @@ static int converge(op *o, vd_err *err)
 
 /* --- operations ---------------------------------------------------------- */
 
+/* What the journal names is acted on (a file restored, renamed, removed; a
+ * device plugged in): it may only name vdesk's own save file and the
+ * devices of vdesk.conf. The snapshot is checked against the disk's chain
+ * before any revert (snapshot_check). */
+static int journal_check(const op *o, vd_err *err)
+{
+    char want[PATH_MAX];
+    if (o->j.save_file[0] && (save_path(o, want, sizeof(want), err) < 0 || strcmp(o->j.save_file, want)))
+        return vd_err_set(err, "%s/journal.json: save_file '%s' is not vdesk's save file %s",
+                          o->conf->state_dir, o->j.save_file, want);
+    for (int i = 0; i < o->j.ndevs; i++)
+        if (!conf_device(o->conf, o->j.devs[i].alias))
+            return vd_err_set(err, "%s/journal.json: device '%s' is not one of [node %s] in %s",
+                              o->conf->state_dir, o->j.devs[i].alias, o->conf->node, o->conf->path);
+    return 0;
+}
+
+/* The journal cannot be understood: keep it for an admin, and start from
+ * what is true. Taking the desktop for present would leave a saved desktop
+ * off for good; instead converge() finds it from the VM's state, vdesk's
+ * save file, and the devices of vdesk.conf (their XML from the VM's
+ * definition). */
+static int journal_rebuild(op *o, const vd_err *why, vd_err *err)
+{
+    char kept[PATH_MAX];
+    vd_journal_clear(&o->j);
+    if (vd_journal_set_aside(o->conf->state_dir, kept, sizeof(kept), err) < 0)
+        return vd_err_prefix(err, "%s", why->msg);
+    o->j.phase = VD_RESTORING;
+    snprintf(o->j.used, sizeof(o->j.used), "unknown");
+    snprintf(o->j.step, sizeof(o->j.step), "rebuilt");
+    if (save_path(o, o->j.save_file, sizeof(o->j.save_file), err) < 0)
+        return -1;
+    if (!file_exists(o->j.save_file))
+        o->j.save_file[0] = '\0';
+    for (int i = 0; i < o->conf->ndevices; i++)
+        if (!saved_dev(o, o->conf->devices[i].alias, err))
+            return -1;
+    drain(o, "vdesk: journal unreadable on %s (%s), kept as %s; desktop %s brought back from what is "
+          "true: check it, then 'scontrol update nodename=%s state=resume'", o->conf->node, why->msg,
+          kept, o->conf->domain, o->conf->node);
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
+/* The operation's deadline from its budget (engine.h, "Budgets"). */
+static void budget_set(op *o, int budget_s)
+{
+    if (budget_s <= 0)
+        return;
+    long long ms = (long long)budget_s * 1000, margin = ms / 10 < 5000 ? 5000 : ms / 10;
+    o->budget_ms = ms - margin < 3000 ? 3000 : ms - margin;
+    o->deadline = o->t0 + o->budget_ms;
+}
+
 static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name, unsigned job,
-                    int *lock, vd_err *err)
+                    int budget_s, int *lock, vd_err *err)
 {
     memset(o, 0, sizeof(*o));
     memset(rep, 0, sizeof(*rep));
     o->conf = conf;
     o->rep = rep;
     o->t0 = mono_ms();
+    budget_set(o, budget_s);
     o->pci = (vd_pci){ .sys = conf->sysfs_root, .dev = conf->dev_root, .proc = conf->proc_root,
                        .timeout_ms = conf->timeout_unplug * 1000,
-                       .persistence = conf->nvidia_persistence };
+                       .persistence = conf->nvidia_persistence, .gpu_vendors = conf->gpu_vendors };
     rep->job = job;
     snprintf(rep->op, sizeof(rep->op), "%s", name);
     long long t = mono_ms();
-    if (vd_lock_take(conf->state_dir, LOCK_WAIT_S, lock, err) < 0)
+    int wait_s = o->deadline && o->budget_ms / 3000 < LOCK_WAIT_S ? (int)(o->budget_ms / 3000) : LOCK_WAIT_S;
+    if (vd_lock_take(conf->state_dir, wait_s, lock, err) < 0)
         return -1;
     phase_add(o, "lock", t, 1);
-    if (vd_journal_load(conf->state_dir, &o->j, err) < 0) {
+    vd_err why;
+    if ((vd_journal_load(conf->state_dir, &o->j, &why) < 0 || journal_check(o, &why) < 0) &&
+        journal_rebuild(o, &why, err) < 0) {
+        vd_journal_clear(&o->j);
         vd_lock_release(*lock);
         return -1;
     }
@@ -576,6 +954,22 @@ static int hv_connect(op *o, vd_err *err)
 
 static void op_end(op *o, int lock)
 {
+    /* The operation after a recovery (a prolog's eviction) has its own
+     * outcome: the record keeps both. */
+    size_t n = strlen(o->recovered);
+    if (n && strncmp(o->rep->outcome, o->recovered, n) != 0) {
+        char own[sizeof(o->rep->outcome)];
+        snprintf(own, sizeof(own), "%s", o->rep->outcome);
+        snprintf(o->rep->outcome, sizeof(o->rep->outcome), "%s; %.300s", o->recovered, own);
+    }
+    if (o->lost[0]) {
+        snprintf(o->rep->lost, sizeof(o->rep->lost), "%s", o->lost);
+        size_t len = strlen(o->rep->outcome);
+        snprintf(o->rep->outcome + len, sizeof(o->rep->outcome) - len, "%sLOST: %s", len ? "; " : "",
+                 o->lost);
+        drain(o, "vdesk: desktop %s lost data on %s: %s; see 'vdeskctl status', then 'scontrol update "
+              "nodename=%s state=resume'", o->conf->domain, o->conf->node, o->lost, o->conf->node);
+    }
     o->rep->total_ms = (long)(mono_ms() - o->t0);
     vd_hv_close(o->hv);
     vd_journal_clear(&o->j);
@@ -592,8 +986,48 @@ static int recover_interrupted(op *o, vd_err *err)
     snprintf(was, sizeof(was), "%s at step '%s'", vd_phase_name(o->j.phase), o->j.step);
     if (hv_connect(o, err) < 0 || converge(o, err) < 0)
         return vd_err_prefix(err, "recovering an operation interrupted while %s", was);
-    outcome(o, "recovered an operation interrupted while %s", was);
+    snprintf(o->recovered, sizeof(o->recovered), "recovered an operation interrupted while %s", was);
+    outcome(o, "%s", o->recovered);
     return 0;
+}
+
+/* A recovery point matters when the VM stops or leaves the node; a paused
+ * guest's disk does not change, and a shrunk one keeps running. */
+static int stops_vm(vd_mode m)
+{
+    return m == VD_MODE_SAVE || m == VD_MODE_SHUTDOWN || m == VD_MODE_MIGRATE;
+}
+
+/* Tries the modes of `chain` in order until one frees the node; the disk
+ * snapshot is taken before the first mode that stops the VM, wherever it
+ * is in the chain. `tried` collects why each failed. */
+static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, char *tried,
+                     size_t size)
+{
+    int snapped = 0;
+    for (int i = 0; i < n; i++) {
+        vd_err why;
+        if (o->deadline && o->deadline - mono_ms() < o->budget_ms / 3) {
+            size_t len = strlen(tried);
+            snprintf(tried + len, size - len, "%sno time left for %s (the rest of the budget, "
+                     "PrologEpilogTimeout, is for putting the desktop back)", len ? "; " : "",
+                     vd_mode_name(chain[i]));
+            return -1;
+        }
+        if (stops_vm(chain[i]) && !snapped++) {
+            snapshot(o);
+            prune(o);
+        }
+        if (apply(o, chain[i], req, &why) == 0) {
+            outcome(o, "desktop %s %s%s%s", o->conf->domain, o->j.used, tried[0] ? " after " : "", tried);
+            return 0;
+        }
+        size_t len = strlen(tried);
+        if (snprintf(tried + len, size - len, "%s%s failed: %s", len ? "; " : "",
+                     vd_mode_name(chain[i]), why.msg) >= (int)(size - len))
+            memcpy(tried + size - 4, "...", 4);
+    }
+    return -1;
 }
 
 static int evict_present(op *o, const vd_request *req, vd_err *err)
@@ -611,7 +1045,10 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
         o->j.phase = VD_EVICTED;
         snprintf(o->j.used, sizeof(o->j.used), "none");
         outcome(o, "desktop VM %s was %s: nothing to evict", o->conf->domain, vd_dom_state_name(s));
-        return vd_journal_save(o->conf->state_dir, &o->j, err);
+        if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
+            return -1;
+        /* Nothing runs the devices: the job gets them, not vfio-pci. */
+        return devices_to(o, 0, err);
     }
 
     o->j.phase = VD_EVICTING;
@@ -619,27 +1056,11 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
         return -1;
     vd_mode chain[VD_MODE_COUNT];
     int n = chain_build(o->conf, req->mode, chain);
-    /* A recovery point matters when the VM stops or leaves the node; a
-     * paused guest's disk does not change, and a shrunk one keeps running. */
-    int stays = chain[0] == VD_MODE_SHRINK || (chain[0] == VD_MODE_SUSPEND && !holds_job_gpu(o, req));
-    if (!stays) {
-        snapshot(o);
-        prune(o);
-    }
     char tried[512] = "";
-    for (int i = 0; i < n; i++) {
-        vd_err why;
-        if (apply(o, chain[i], req, &why) == 0) {
-            o->j.phase = VD_EVICTED;
-            snprintf(o->j.step, sizeof(o->j.step), "done");
-            outcome(o, "desktop %s %s%s%s", o->conf->domain, vd_mode_name(chain[i]),
-                    tried[0] ? " after " : "", tried);
-            return vd_journal_save(o->conf->state_dir, &o->j, err);
-        }
-        size_t len = strlen(tried);
-        if (snprintf(tried + len, sizeof(tried) - len, "%s%s failed: %s", len ? "; " : "",
-                     vd_mode_name(chain[i]), why.msg) >= (int)(sizeof(tried) - len))
-            memcpy(tried + sizeof(tried) - 4, "...", 4);
+    if (run_chain(o, req, chain, n, tried, sizeof(tried)) == 0) {
+        o->j.phase = VD_EVICTED;
+        snprintf(o->j.step, sizeof(o->j.step), "done");
+        return vd_journal_save(o->conf->state_dir, &o->j, err);
     }
     /* Nothing freed the node: put the desktop back as it was. */
     vd_err back;
@@ -650,19 +1071,85 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
     return vd_err_set(err, "cannot evict desktop %s: %s", o->conf->domain, tried);
 }
 
+/* How far a mode takes the desktop from the job: a mode ranks at least as
+ * high as another when it frees all the other frees. */
+static int mode_rank(vd_mode m)
+{
+    switch (m) {
+    case VD_MODE_SHRINK: return 1;
+    case VD_MODE_SUSPEND: return 2;
+    case VD_MODE_SAVE:
+    case VD_MODE_SHUTDOWN:
+    case VD_MODE_MIGRATE: return 3;
+    default: return 0;
+    }
+}
+
+/* The desktop is away already, but maybe not far enough for this job: it
+ * asks for a mode that frees more, or it was given GPUs the desktop still
+ * holds (a paused VM keeps all of its devices; a shrunk one keeps the
+ * GPUs of the jobs before). Then the desktop goes further, by a mode at
+ * least as strong as both the mode used and the one asked. */
+static int evict_again(op *o, const vd_request *req, vd_err *err)
+{
+    vd_mode used;
+    if (vd_mode_parse(o->j.used, &used, NULL) < 0 ||
+        (used != VD_MODE_SUSPEND && used != VD_MODE_SHRINK))
+        return 0;   /* saved, shut down, off: nothing of it is left here */
+    if (hv_connect(o, err) < 0)
+        return -1;
+    if (mode_rank(req->mode) <= mode_rank(used) && !holds_job_gpu(o, req))
+        return 0;
+    /* A paused guest cannot let go of a device: it runs for the unplug. */
+    if (used == VD_MODE_SUSPEND && STEP(o, "resume", err, vd_hv_dom_resume(o->hv, o->conf->domain, err)) < 0)
+        return -1;
+    vd_mode all[VD_MODE_COUNT], chain[VD_MODE_COUNT] = { VD_MODE_AUTO };
+    /* A shrunk desktop first gives up more GPUs, if the job lets it. */
+    vd_mode first = used == VD_MODE_SHRINK && mode_rank(req->mode) <= 1 ? VD_MODE_SHRINK : req->mode;
+    int n = 0, na = chain_build(o->conf, first, all);
+    int floor = mode_rank(used) > mode_rank(req->mode) ? mode_rank(used) : mode_rank(req->mode);
+    for (int i = 0; i < na; i++)
+        if (mode_rank(all[i]) >= floor && !(used == VD_MODE_SUSPEND && mode_rank(all[i]) <= 2))
+            chain[n++] = all[i];
+    char tried[512] = "";
+    if (run_chain(o, req, chain, n, tried, sizeof(tried)) == 0) {
+        outcome(o, "desktop %s %s (was %s) for job %u", o->conf->domain, o->j.used, vd_mode_name(used),
+                req->job);
+        snprintf(o->j.step, sizeof(o->j.step), "done");
+        return vd_journal_save(o->conf->state_dir, &o->j, err);
+    }
+    /* As it was for the jobs already there (the modes tried wrote their
+     * names; the devices they took out stay in the journal for restore). */
+    vd_err_set(err, "desktop %s is away (%s) but cannot go further for job %u: %s", o->conf->domain,
+               vd_mode_name(used), req->job, n ? tried : "no mode of the policy frees more");
+    snprintf(o->j.used, sizeof(o->j.used), "%s", vd_mode_name(used));
+    vd_err why;
+    if (used == VD_MODE_SUSPEND &&
+        STEP(o, "suspend", &why, vd_hv_dom_suspend(o->hv, o->conf->domain, &why)) < 0)
+        drain(o, "vdesk: desktop %s runs again on %s while jobs hold the node: %s; 'vdeskctl evict "
+              "suspend', then 'scontrol update nodename=%s state=resume'", o->conf->domain,
+              o->conf->node, why.msg, o->conf->node);
+    if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
+        vd_err_prefix(err, "%s; and", why.msg);
+    return -1;
+}
+
 int vd_evict(const vd_conf *conf, const vd_request *req, vd_report *rep, vd_err *err)
 {
     op o;
     int lock;
-    if (op_begin(&o, conf, rep, "evict", req->job, &lock, err) < 0)
+    if (op_begin(&o, conf, rep, "evict", req->job, req->budget_s, &lock, err) < 0)
         return -1;
     snprintf(rep->asked, sizeof(rep->asked), "%s", vd_mode_name(req->mode));
     int rc = recover_interrupted(&o, err);
     if (rc == 0 && o.j.phase == VD_EVICTED) {
-        rc = vd_journal_add_job(&o.j, req->job, err);
+        rc = evict_again(&o, req, err);
+        if (rc == 0)
+            rc = vd_journal_add_job(&o.j, req->job, err);
         if (rc == 0)
             rc = vd_journal_save(conf->state_dir, &o.j, err);
-        outcome(&o, "desktop already away (%s) for %d job(s)", o.j.used, o.j.njobs);
+        if (rc == 0 && !rep->outcome[0])
+            outcome(&o, "desktop already away (%s) for %d job(s)", o.j.used, o.j.njobs);
     } else if (rc == 0) {
         rc = vd_journal_add_job(&o.j, req->job, err);
         if (rc == 0)
@@ -714,11 +1201,11 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
 }
 
 static int restore_op(const vd_conf *conf, unsigned job, int force, const char *name,
-                      vd_report *rep, vd_err *err)
+                      int budget_s, vd_report *rep, vd_err *err)
 {
     op o;
     int lock;
-    if (op_begin(&o, conf, rep, name, job, &lock, err) < 0)
+    if (op_begin(&o, conf, rep, name, job, budget_s, &lock, err) < 0)
         return -1;
     int rc = restore_locked(&o, job, force, err);
     if (rc < 0) {
@@ -733,12 +1220,17 @@ static int restore_op(const vd_conf *conf, unsigned job, int force, const char *
 
 int vd_restore(const vd_conf *conf, unsigned job, vd_report *rep, vd_err *err)
 {
-    return restore_op(conf, job, 0, "restore", rep, err);
+    return restore_op(conf, job, 0, "restore", 0, rep, err);
+}
+
+int vd_restore_within(const vd_conf *conf, unsigned job, int budget_s, vd_report *rep, vd_err *err)
+{
+    return restore_op(conf, job, 0, "restore", budget_s, rep, err);
 }
 
 int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err)
 {
-    return restore_op(conf, 0, force, "recover", rep, err);
+    return restore_op(conf, 0, force, "recover", 0, rep, err);
 }
 
 /* --- the record ---------------------------------------------------------- */
@@ -767,6 +1259,7 @@ char *vd_report_json(const vd_report *rep)
     json_object_object_add(o, "devices", json_object_new_string(rep->devices));
     json_object_object_add(o, "outcome", json_object_new_string(rep->outcome));
     json_object_object_add(o, "drain", json_object_new_string(rep->drain));
+    json_object_object_add(o, "lost", json_object_new_string(rep->lost));
     json_object_object_add(o, "total_ms", json_object_new_int64(rep->total_ms));
     for (int i = 0; i < rep->nphases; i++) {
         json_object *p = json_object_new_object();

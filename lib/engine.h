@@ -31,6 +31,8 @@ typedef struct vd_report {
     char outcome[512];    /* one line: what happened */
     char devices[256];    /* aliases moved, comma-separated */
     char drain[512];      /* non-empty: drain the node with this reason */
+    char lost[512];       /* non-empty: what of the desktop did not survive (a
+                             session, a device); vdeskctl exits 1 */
     vd_phase_time phases[VD_MAX_PHASES];
     int nphases;
     long total_ms;
@@ -42,7 +44,16 @@ typedef struct vd_request {
     vd_mode mode;        /* VD_MODE_AUTO: the policy chain of vdesk.conf */
     int timeout_s;       /* 0: the configured step timeouts */
     const char *gpus;    /* SLURM_JOB_GPUS ("0,2"), NULL: every GPU (shrink) */
+    int budget_s;        /* the whole operation's time, 0: unbounded (see below) */
 } vd_request;
+
+/* Budgets. Slurm kills a prolog or epilog that runs past its
+ * PrologEpilogTimeout, wherever it is: with the VM half saved, say. Given
+ * that time as budget_s, the engine keeps a margin (a tenth, at least 5 s)
+ * and fits into the rest the wait for the node's lock (a third at most),
+ * every step's timeout, and the modes of the chain: it tries no further
+ * mode once only a third is left, which is kept for putting the desktop
+ * back. So vdesk, not Slurm's kill, decides what happens at the deadline. */
 
 /* Prolog: makes the desktop leave for job req->job, or records that it is
  * already away. Returns 0 when the job can have the node (rep->drain may
@@ -55,6 +66,9 @@ int vd_evict(const vd_conf *conf, const vd_request *req, vd_report *rep, vd_err 
  * the desktop could not be brought back even from its snapshot; everything
  * is kept for an admin and rep->drain says what to do. */
 int vd_restore(const vd_conf *conf, unsigned job, vd_report *rep, vd_err *err);
+
+/* The same within budget_s seconds (0: unbounded), for the epilog. */
+int vd_restore_within(const vd_conf *conf, unsigned job, int budget_s, vd_report *rep, vd_err *err);
 
 /* vdeskctl restore --force / recover: finishes or rolls back an interrupted
  * operation, and with `force` also releases jobs that still hold the node. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "hv.h"
 
+#include <errno.h>
 #include <hwloc.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
@@ -12,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define KEEPALIVE_S 5
+#define KEEPALIVE_COUNT 5
 
 struct vd_hv {
     virConnectPtr conn;
@@ -62,6 +66,11 @@ int vd_hv_open(const char *uri, vd_hv **out, vd_err *err)
         virConnectClose(conn);
         return vd_err_set(err, "libvirt: out of memory after connecting to %s", uri ? uri : "default");
     }
+    /* A hung (not dead) daemon must not hang a prolog: with keepalive, a
+     * call waiting on a daemon that stopped answering fails after about
+     * KEEPALIVE_S * (KEEPALIVE_COUNT + 1) s. Local drivers have no keepalive. */
+    if (virConnectSetKeepAlive(conn, KEEPALIVE_S, KEEPALIVE_COUNT) < 0)
+        virResetLastError();
     hv->conn = conn;
     hv->uri = real;
     *out = hv;
@@ -103,20 +112,120 @@ int vd_hv_dom_create(vd_hv *hv, const char *xml, vd_err *err)
     if (!d)
         return vd_err_set(err, "libvirt %s: cannot define domain: %s", hv->uri, lv_msg());
     int rc = 0;
-    if (virDomainCreate(d) < 0)
-        rc = vd_err_set(err, "VM %s: cannot start: %s", virDomainGetName(d), lv_msg());
+    /* libvirt's last error belongs to the thread and is reset by the next
+     * libvirt call: read it before asking for anything else (the name). */
+    if (virDomainCreate(d) < 0) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "%s", lv_msg());
+        rc = vd_err_set(err, "VM %s: cannot start: %s", virDomainGetName(d), msg);
+    }
     virDomainFree(d);
     return rc;
 }
 
-int vd_hv_dom_start(vd_hv *hv, const char *name, vd_err *err)
+/* --- deadlines (hv.h) --- */
+
+typedef enum guard_act { GUARD_ABORT_JOB, GUARD_DESTROY } guard_act;
+
+typedef struct guard {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct timespec deadline;   /* CLOCK_MONOTONIC */
+    const char *uri, *dom;
+    guard_act act;
+    int on, done, fired;
+} guard;
+
+static void guard_fire(const guard *g)
+{
+    virConnectPtr c = virConnectOpen(g->uri);
+    if (!c)
+        return;
+    virDomainPtr d = virDomainLookupByName(c, g->dom);
+    if (d) {
+        if (g->act == GUARD_ABORT_JOB)
+            virDomainAbortJob(d);
+        else
+            virDomainDestroy(d);
+        virDomainFree(d);
+    }
+    virConnectClose(c);
+}
+
+static void *guard_main(void *arg)
+{
+    guard *g = arg;
+    int rc = 0;
+    pthread_mutex_lock(&g->mu);
+    while (!g->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &g->deadline);
+    g->fired = !g->done;
+    pthread_mutex_unlock(&g->mu);
+    if (g->fired)
+        guard_fire(g);
+    return NULL;
+}
+
+/* Arms a watchdog for one call; timeout_ms <= 0 arms none. */
+static int guard_start(guard *g, const vd_hv *hv, const char *dom, int timeout_ms, guard_act act,
+                       vd_err *err)
+{
+    memset(g, 0, sizeof(*g));
+    if (timeout_ms <= 0)
+        return 0;
+    pthread_condattr_t ca;
+    clock_gettime(CLOCK_MONOTONIC, &g->deadline);
+    g->deadline.tv_sec += timeout_ms / 1000;
+    g->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (g->deadline.tv_nsec >= 1000000000L) {
+        g->deadline.tv_sec++;
+        g->deadline.tv_nsec -= 1000000000L;
+    }
+    g->uri = hv->uri;
+    g->dom = dom;
+    g->act = act;
+    if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
+        pthread_cond_init(&g->cv, &ca) || pthread_mutex_init(&g->mu, NULL) ||
+        pthread_create(&g->thread, NULL, guard_main, g)) {
+        pthread_condattr_destroy(&ca);
+        return vd_err_set(err, "VM %s: cannot start a watchdog thread for the call", dom);
+    }
+    pthread_condattr_destroy(&ca);
+    g->on = 1;
+    return 0;
+}
+
+/* Disarms the watchdog; returns whether it fired. */
+static int guard_stop(guard *g)
+{
+    if (!g->on)
+        return 0;
+    pthread_mutex_lock(&g->mu);
+    g->done = 1;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->thread, NULL);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    return g->fired;
+}
+
+int vd_hv_dom_start(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
 {
     virDomainPtr d = dom_get(hv, name, err);
+    guard g;
     if (!d)
         return -1;
+    if (guard_start(&g, hv, name, timeout_ms, GUARD_DESTROY, err) < 0) {
+        virDomainFree(d);
+        return -1;
+    }
     int rc = 0;
     if (virDomainCreate(d) < 0)
         rc = vd_err_set(err, "VM %s: cannot start: %s", name, lv_msg());
+    if (guard_stop(&g))
+        rc = vd_err_set(err, "VM %s: not started within %d s: stopped again", name, timeout_ms / 1000);
     virDomainFree(d);
     return rc;
 }
@@ -128,6 +237,8 @@ const char *vd_dom_state_name(vd_dom_state state)
     case VD_DOM_RUNNING: return "running";
     case VD_DOM_PAUSED: return "paused";
     case VD_DOM_SHUTOFF: return "shutoff";
+    case VD_DOM_PMSUSPENDED: return "pmsuspended";
+    case VD_DOM_CRASHED: return "crashed";
     case VD_DOM_OTHER: return "other";
     }
     return "invalid";
@@ -137,8 +248,12 @@ static vd_dom_state state_from_libvirt(int s)
 {
     switch (s) {
     case VIR_DOMAIN_RUNNING: return VD_DOM_RUNNING;
+    case VIR_DOMAIN_BLOCKED: return VD_DOM_RUNNING;   /* running, waiting on a resource */
     case VIR_DOMAIN_PAUSED: return VD_DOM_PAUSED;
+    case VIR_DOMAIN_SHUTDOWN: return VD_DOM_RUNNING;  /* still running; busy (dom_busy) */
     case VIR_DOMAIN_SHUTOFF: return VD_DOM_SHUTOFF;
+    case VIR_DOMAIN_PMSUSPENDED: return VD_DOM_PMSUSPENDED;
+    case VIR_DOMAIN_CRASHED: return VD_DOM_CRASHED;
     default: return VD_DOM_OTHER;
     }
 }
@@ -161,6 +276,85 @@ int vd_hv_dom_state(vd_hv *hv, const char *name, vd_dom_state *state, vd_err *er
         *state = state_from_libvirt(s);
     virDomainFree(d);
     return rc;
+}
+
+/* Why libvirt is busy with a domain in state s/reason, or NULL. */
+static const char *passing_state(int s, int reason)
+{
+    if (s == VIR_DOMAIN_SHUTDOWN)
+        return "shutting down";
+    if (s == VIR_DOMAIN_NOSTATE)
+        return "in no state yet";
+    if (s != VIR_DOMAIN_PAUSED)
+        return NULL;
+    switch (reason) {
+    case VIR_DOMAIN_PAUSED_MIGRATION: return "paused (migrating)";
+    case VIR_DOMAIN_PAUSED_SAVE: return "paused (saving)";
+    case VIR_DOMAIN_PAUSED_DUMP: return "paused (dumping)";
+    case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return "paused (shutting down)";
+    case VIR_DOMAIN_PAUSED_SNAPSHOT: return "paused (snapshot)";
+    case VIR_DOMAIN_PAUSED_STARTING_UP: return "paused (starting up)";
+    case VIR_DOMAIN_PAUSED_POSTCOPY: return "paused (post-copy migration)";
+    default: return NULL;
+    }
+}
+
+/* Whether a libvirt job runs on d. Drivers without job information (the
+ * test driver) have none to wait for. */
+static int job_active(virDomainPtr d)
+{
+    virDomainJobInfo info;
+    if (virDomainGetJobInfo(d, &info) < 0) {
+        virResetLastError();
+        return 0;
+    }
+    return info.type != VIR_DOMAIN_JOB_NONE;
+}
+
+int vd_hv_dom_info(vd_hv *hv, const char *name, vd_dom_info *info, vd_err *err)
+{
+    memset(info, 0, sizeof(*info));
+    virDomainPtr d = virDomainLookupByName(hv->conn, name);
+    if (!d) {
+        virErrorPtr e = virGetLastError();
+        if (e && e->code == VIR_ERR_NO_DOMAIN) {
+            info->state = VD_DOM_MISSING;
+            snprintf(info->what, sizeof(info->what), "missing");
+            return 0;
+        }
+        return vd_err_set(err, "VM %s: cannot look up on %s: %s", name, hv->uri, lv_msg());
+    }
+    int s, reason, rc = 0;
+    if (virDomainGetState(d, &s, &reason, 0) < 0) {
+        rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
+    } else {
+        const char *passing = passing_state(s, reason);
+        info->state = state_from_libvirt(s);
+        info->reason = reason;
+        info->restored = s == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_RESTORED;
+        info->busy = passing != NULL || (s != VIR_DOMAIN_SHUTOFF && job_active(d));
+        snprintf(info->what, sizeof(info->what), "%s%s", passing ? passing : vd_dom_state_name(info->state),
+                 !passing && info->busy ? " (libvirt job running)" : "");
+    }
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dom_abort_job(vd_hv *hv, const char *name, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, name, err);
+    if (!d)
+        return -1;
+    int rc = 0;
+    if (job_active(d) && virDomainAbortJob(d) < 0)
+        rc = vd_err_set(err, "VM %s: cannot abort the libvirt job on it: %s", name, lv_msg());
+    virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_alive(vd_hv *hv)
+{
+    return virConnectIsAlive(hv->conn) == 1;
 }
 
 int vd_hv_dom_shutdown(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
@@ -379,6 +573,9 @@ static int wait_removed(vd_hv *hv, const char *dom, const char *alias, struct re
     while (!r->removed && rc == 0) {
         if (virEventRunDefaultImpl() < 0)
             rc = vd_err_set(err, "libvirt: event loop failed: %s", lv_msg());
+        else if (!vd_hv_alive(hv))
+            rc = vd_err_set(err, "VM %s: the connection to %s closed while waiting for device %s "
+                            "to be released (the libvirt daemon stopped?)", dom, hv->uri, alias);
         else if (now_ms() >= deadline)
             break;
     }
@@ -418,6 +615,44 @@ int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias, int timeout_
     virDomainFree(d);
     if (rc == 0 && by_event)
         *by_event = r.removed;
+    return rc;
+}
+
+int vd_hv_dev_wait_gone(vd_hv *hv, const char *dom, const char *alias, int timeout_ms,
+                        int *present, vd_err *err)
+{
+    if (vd_hv_dev_present(hv, dom, alias, present, err) < 0 || !*present)
+        return *present ? -1 : 0;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    struct removal r = { .alias = alias, .removed = 0 };
+    int cb = virConnectDomainEventRegisterAny(hv->conn, d, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                              VIR_DOMAIN_EVENT_CALLBACK(on_device_removed), &r, NULL);
+    virDomainFree(d);
+    if (cb < 0)
+        return vd_err_set(err, "VM %s: cannot watch for device removal: %s", dom, lv_msg());
+    vd_err why;
+    int rc = wait_removed(hv, dom, alias, &r, timeout_ms, &why);
+    virConnectDomainEventDeregisterAny(hv->conn, cb);
+    if (rc < 0 && !vd_hv_alive(hv))
+        return vd_err_set(err, "%s", why.msg);
+    /* Still there after the wait: no removal was pending, or the guest keeps it. */
+    *present = rc < 0;
+    return 0;
+}
+
+int vd_hv_dev_xml_inactive(vd_hv *hv, const char *dom, const char *alias, char **xml, vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    char *dom_xml_text = NULL;
+    if (vd_hv_dom_xml(hv, dom, 1, &dom_xml_text, err) < 0)
+        return -1;
+    int rc = xml_find_device(dom_xml_text, alias, xml, err);
+    free(dom_xml_text);
+    if (rc == 0 && !*xml)
+        rc = vd_err_set(err, "VM %s: no device with alias %s in its definition", dom, alias);
     return rc;
 }
 
@@ -463,22 +698,48 @@ int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err)
     DOM_CALL(hv, dom, err, "resume it", virDomainResume(d));
 }
 
+int vd_hv_dom_wakeup(vd_hv *hv, const char *dom, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "wake it up", virDomainPMWakeup(d, 0));
+}
+
 int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err)
 {
     DOM_CALL(hv, dom, err, "stop it", virDomainDestroy(d));
 }
 
-int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, vd_err *err)
+int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err)
 {
-    DOM_CALL(hv, dom, err, "save its memory to the save file",
-             virDomainSaveFlags(d, path, NULL, VIR_DOMAIN_SAVE_RUNNING));
+    virDomainPtr d = dom_get(hv, dom, err);
+    guard g;
+    if (!d)
+        return -1;
+    if (guard_start(&g, hv, dom, timeout_ms, GUARD_ABORT_JOB, err) < 0) {
+        virDomainFree(d);
+        return -1;
+    }
+    int rc = 0;
+    if (virDomainSaveFlags(d, path, NULL, 0) < 0)
+        rc = vd_err_set(err, "VM %s: cannot save its memory to the save file: %s", dom, lv_msg());
+    if (guard_stop(&g))
+        rc = vd_err_set(err, "VM %s: saving took over %d s (timeout_save): aborted, the VM runs on",
+                        dom, timeout_ms / 1000);
+    virDomainFree(d);
+    return rc;
 }
 
-int vd_hv_dom_restore(vd_hv *hv, const char *path, vd_err *err)
+int vd_hv_dom_restore(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err)
 {
-    if (virDomainRestoreFlags(hv->conn, path, NULL, VIR_DOMAIN_SAVE_RUNNING) < 0)
-        return vd_err_set(err, "libvirt %s: cannot restore the VM from %s: %s", hv->uri, path, lv_msg());
-    return 0;
+    guard g;
+    if (guard_start(&g, hv, dom, timeout_ms, GUARD_DESTROY, err) < 0)
+        return -1;
+    int rc = 0;
+    if (virDomainRestoreFlags(hv->conn, path, NULL, 0) < 0)
+        rc = vd_err_set(err, "libvirt %s: cannot restore the VM from %s: %s", hv->uri, path, lv_msg());
+    if (guard_stop(&g))
+        rc = vd_err_set(err, "VM %s: restoring took over %d s (timeout_restore): stopped; %s is kept",
+                        dom, timeout_ms / 1000, path);
+    return rc;
 }
 
 /* The XPath value `expr` (a string) in `xml`, or "" (caller frees). */
@@ -697,7 +958,8 @@ int vd_hv_disk_chain(vd_hv *hv, const char *dom, char ***paths, int *n, vd_err *
     return rc;
 }
 
-int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, int timeout_ms, vd_err *err)
+int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, const char *base,
+                      int timeout_ms, vd_err *err)
 {
     char *xml = dom_xml(hv, dom, 0, err);
     char *target = NULL;
@@ -708,7 +970,7 @@ int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, int timeout_m
     virDomainPtr d = rc == 0 ? dom_get(hv, dom, err) : NULL;
     if (rc == 0 && !d)
         rc = -1;
-    if (rc == 0 && virDomainBlockCommit(d, target, NULL, top, 0, 0) < 0)
+    if (rc == 0 && virDomainBlockCommit(d, target, base, top, 0, 0) < 0)
         rc = vd_err_set(err, "VM %s: cannot merge the disk layers from %s down: %s", dom, top, lv_msg());
     long long deadline = now_ms() + timeout_ms;
     for (;;) {

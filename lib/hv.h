@@ -24,8 +24,23 @@ typedef enum vd_dom_state {
     VD_DOM_RUNNING,
     VD_DOM_PAUSED,
     VD_DOM_SHUTOFF,     /* defined, not running (possibly with a managed save) */
-    VD_DOM_OTHER,       /* shutting down, crashed, pmsuspended, ... */
+    VD_DOM_PMSUSPENDED, /* the guest suspended itself to RAM */
+    VD_DOM_CRASHED,     /* the guest crashed (QEMU still there or not) */
+    VD_DOM_OTHER,       /* no state, or one libvirt added after this code */
 } vd_dom_state;
+
+/* The state, and whether libvirt is still busy with the domain: a job
+ * runs on it (save, restore, migration, dump, snapshot), or it is passing
+ * between states (starting up, shutting down). A busy domain must not be
+ * acted on: a kill at the wrong moment left a save running in libvirtd,
+ * and acting on the half-saved VM would throw the finished save away. */
+typedef struct vd_dom_info {
+    vd_dom_state state;
+    int reason;         /* libvirt's state reason, for messages */
+    int busy;
+    int restored;       /* running since a restore from a state file */
+    char what[64];      /* "running (restored)", "paused (saving)", ... */
+} vd_dom_info;
 
 /* Connects to `uri` (NULL: libvirt's default). The first call in a process
  * registers libvirt's default event loop implementation. */
@@ -39,12 +54,27 @@ const char *vd_hv_uri(const vd_hv *hv);
 int vd_hv_dom_create(vd_hv *hv, const char *xml, vd_err *err);
 
 /* Starts a defined, shut-off domain; libvirt restores it from its managed
- * save image when there is one. */
-int vd_hv_dom_start(vd_hv *hv, const char *dom, vd_err *err);
+ * save image when there is one. timeout_ms > 0 bounds the call (see
+ * "Deadlines" below); 0: libvirt's own time. */
+int vd_hv_dom_start(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err);
 
 /* Domain state; a missing domain is VD_DOM_MISSING, not an error. */
 int vd_hv_dom_state(vd_hv *hv, const char *dom, vd_dom_state *state, vd_err *err);
 const char *vd_dom_state_name(vd_dom_state state);
+
+/* State, reason and busy-ness of `dom` (see vd_dom_info); a missing domain
+ * is VD_DOM_MISSING, not an error. */
+int vd_hv_dom_info(vd_hv *hv, const char *dom, vd_dom_info *info, vd_err *err);
+
+/* Asks libvirt to abort the job running on `dom` (a save: the VM then runs
+ * on). Not an error when no job runs. */
+int vd_hv_dom_abort_job(vd_hv *hv, const char *dom, vd_err *err);
+
+/* Wakes a guest that suspended itself to RAM. */
+int vd_hv_dom_wakeup(vd_hv *hv, const char *dom, vd_err *err);
+
+/* Whether the connection still reaches the daemon. */
+int vd_hv_alive(vd_hv *hv);
 
 /* Asks the guest to shut down cleanly (libvirt's default method: the ACPI
  * power button on QEMU without a guest agent) and waits up to
@@ -84,6 +114,17 @@ int vd_hv_dev_xml(vd_hv *hv, const char *dom, const char *alias,
 int vd_hv_dev_detach(vd_hv *hv, const char *dom, const char *alias,
                      int timeout_ms, int *by_event, vd_err *err);
 
+/* Waits up to timeout_ms for a removal that may be pending (a detach asked
+ * by a process that was killed before it saw the end) to complete, without
+ * asking for one. *present says whether the device is still there. */
+int vd_hv_dev_wait_gone(vd_hv *hv, const char *dom, const char *alias, int timeout_ms,
+                        int *present, vd_err *err);
+
+/* The device element with user alias `alias` from the persistent (inactive)
+ * definition: a hot-unplug is live only, so the definition still has it. */
+int vd_hv_dev_xml_inactive(vd_hv *hv, const char *dom, const char *alias,
+                           char **xml, vd_err *err);
+
 /* Hot-plugs the device described by `xml` (whose user alias is `alias`)
  * into the running guest, live only, and checks that the alias is in the
  * live XML afterwards. */
@@ -92,6 +133,15 @@ int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias,
 
 /* --- what the engine does to a desktop VM ------------------------------ */
 
+/* Deadlines. Save, restore and start are single libvirt calls without a
+ * timeout of their own. With timeout_ms > 0 a watchdog thread acts at the
+ * deadline from a connection of its own: it aborts the save job (the VM
+ * then runs on, and the save file is not to be used), or destroys the
+ * domain that is being restored or started (nothing is lost: the save file
+ * and the disk stay). The call then fails saying so, even if libvirt
+ * finished at the same moment, so that a caller never takes a VM the
+ * watchdog stopped for a running one. */
+
 /* Pauses / resumes the vCPUs; RAM, QEMU and devices stay. */
 int vd_hv_dom_suspend(vd_hv *hv, const char *dom, vd_err *err);
 int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err);
@@ -99,10 +149,12 @@ int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err);
 /* Saves the running guest's RAM and device state to `path` (vdesk's own
  * file, not libvirt's managed save, so that vdesk decides when it may be
  * deleted) and stops it. The domain stays defined, shut off. */
-int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, vd_err *err);
+int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err);
 
-/* Brings a guest saved by vd_hv_dom_save back, running. The file is left. */
-int vd_hv_dom_restore(vd_hv *hv, const char *path, vd_err *err);
+/* Brings a guest saved by vd_hv_dom_save back, in the state it was saved
+ * in (running, or paused if it was paused); the caller resumes a paused
+ * one. The file is left. */
+int vd_hv_dom_restore(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err);
 
 /* Stops the guest at once (power cut); the disk keeps what was written. */
 int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err);
@@ -126,10 +178,14 @@ int vd_hv_disk_revert(vd_hv *hv, const char *dom, const char *frozen, const char
  * malloc'd; free with vd_hv_names_free). */
 int vd_hv_disk_chain(vd_hv *hv, const char *dom, char ***paths, int *n, vd_err *err);
 
-/* Merges the layers from `top` down into the bottom of the first disk's
- * chain (a block commit; `top` must not be the active layer) and waits up to
- * timeout_ms for the block job to end. Running domains only. */
-int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, int timeout_ms, vd_err *err);
+/* Merges the layers from `top` down into `base` (a layer below it in the
+ * first disk's chain; NULL: the bottom of the chain) by a block commit;
+ * `top` must not be the active layer. Waits up to timeout_ms for the block
+ * job to end, and aborts it then. The end of the job is not proof that the
+ * layers left the chain: callers read the chain again (vd_hv_disk_chain)
+ * before removing any file. Running domains only. */
+int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, const char *base,
+                      int timeout_ms, vd_err *err);
 
 /* Pins every vCPU and the emulator threads to `cpulist` ("0-1"); NULL
  * unpins (all host CPUs). Live only. */

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include "journal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +29,14 @@ long long vd_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int mkdirs_mode(const char *dir, mode_t mode, vd_err *err);
+
 int vd_mkdirs(const char *dir, vd_err *err)
+{
+    return mkdirs_mode(dir, 0700, err);
+}
+
+static int mkdirs_mode(const char *dir, mode_t mode, vd_err *err)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
@@ -36,7 +46,7 @@ int vd_mkdirs(const char *dir, vd_err *err)
             continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        if (mkdir(path, mode) < 0 && errno != EEXIST)
             return vd_err_set(err, "%s: cannot create directory: %s", path, strerror(errno));
         *p = c;
         if (!c)
@@ -44,130 +54,74 @@ int vd_mkdirs(const char *dir, vd_err *err)
     }
 }
 
+/* The directory must be vdesk's alone: whoever else can write to it can
+ * forge the journal that root acts on, or plant links in it. */
+/* What a directory is to vdesk, for its checks and messages. */
+typedef struct dir_kind {
+    const char *what;   /* "state directory" */
+    const char *key;    /* its key in vdesk.conf */
+    mode_t mode;        /* for new directories, and in the fix */
+    const char *forged; /* what others could do if they could write there */
+} dir_kind;
+
+static const dir_kind STATE_DIR = { "state directory", "state_dir", 0700, "forge the journal vdesk acts on" };
+/* QEMU, which runs as its own user under libvirt's DAC driver, opens the
+ * disk layers here by path: it must be able to traverse the directory. */
+static const dir_kind SNAPSHOT_DIR = { "snapshot directory", "snapshot_dir", 0711,
+                                       "swap the disk layers of the desktop" };
+
+static int check_owner(const char *dir, const struct stat *st, const dir_kind *k, vd_err *err)
+{
+    uid_t me = geteuid();
+    if (st->st_uid == me && !(st->st_mode & (S_IWGRP | S_IWOTH)))
+        return 0;
+    char owner[32];
+    if (me == 0)
+        snprintf(owner, sizeof(owner), "root:root");
+    else
+        snprintf(owner, sizeof(owner), "%u", (unsigned)me);
+    return vd_err_set(err, "%s %s: owned by uid %u with mode %04o, but it must be "
+                      "owned by uid %u and writable by it alone, or others could %s: "
+                      "chown %s %s && chmod %04o %s", k->what, dir,
+                      (unsigned)st->st_uid, (unsigned)(st->st_mode & 07777), (unsigned)me,
+                      k->forged, owner, dir, (unsigned)k->mode, dir);
+}
+
+static int dir_check(const char *dir, const dir_kind *k, vd_err *err)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (mkdirs_mode(dir, k->mode, err) < 0)
+        return -1;
+    /* lstat("link/") would follow the link: look at the name itself. */
+    snprintf(path, sizeof(path), "%s", dir);
+    for (size_t n = strlen(path); n > 1 && path[n - 1] == '/'; n--)
+        path[n - 1] = '\0';
+    if (lstat(path, &st) < 0)
+        return vd_err_set(err, "%s %s: %s", k->what, dir, strerror(errno));
+    if (S_ISLNK(st.st_mode))
+        return vd_err_set(err, "%s %s: is a symbolic link; vdesk keeps its files "
+                          "only in a real directory: set %s in vdesk.conf to the "
+                          "directory itself", k->what, dir, k->key);
+    if (!S_ISDIR(st.st_mode))
+        return vd_err_set(err, "%s %s: not a directory: move it away or set "
+                          "%s in vdesk.conf to another path", k->what, dir, k->key);
+    return check_owner(dir, &st, k, err);
+}
+
+int vd_state_dir_check(const char *dir, vd_err *err)
+{
+    return dir_check(dir, &STATE_DIR, err);
+}
+
+int vd_snapshot_dir_check(const char *dir, vd_err *err)
+{
+    return dir_check(dir, &SNAPSHOT_DIR, err);
+}
+
 static void path_in(char *out, size_t size, const char *dir, const char *name)
 {
     snprintf(out, size, "%s/%s", dir, name);
-}
-
-/* --- reading ------------------------------------------------------------ */
-
-static void get_str(json_object *o, const char *key, char *dst, size_t size)
-{
-    json_object *v;
-    if (json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string))
-        snprintf(dst, size, "%s", json_object_get_string(v));
-}
-
-static long long get_int(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
-}
-
-static int parse_phase(const char *s, vd_phase *out)
-{
-    for (int i = 0; i <= VD_RESTORING; i++)
-        if (!strcmp(s, phase_names[i])) {
-            *out = (vd_phase)i;
-            return 0;
-        }
-    return -1;
-}
-
-static int from_json(json_object *o, vd_journal *j, const char *path, vd_err *err)
-{
-    char phase[32] = "";
-    get_str(o, "phase", phase, sizeof(phase));
-    if (get_int(o, "version") != 1 || parse_phase(phase, &j->phase) < 0)
-        return vd_err_set(err, "%s: not a vdesk journal of version 1 (phase '%s'); "
-                          "move it aside and run 'vdeskctl recover'", path, phase);
-    get_str(o, "asked", j->asked, sizeof(j->asked));
-    get_str(o, "used", j->used, sizeof(j->used));
-    get_str(o, "step", j->step, sizeof(j->step));
-    get_str(o, "save_file", j->save_file, sizeof(j->save_file));
-    get_str(o, "snapshot", j->snapshot, sizeof(j->snapshot));
-    j->pinned = (int)get_int(o, "pinned");
-    j->since_ms = get_int(o, "since_ms");
-    json_object *arr;
-    if (json_object_object_get_ex(o, "jobs", &arr))
-        for (size_t i = 0; i < json_object_array_length(arr) && j->njobs < VD_MAX_JOBS; i++)
-            j->jobs[j->njobs++] = (unsigned)json_object_get_int64(json_object_array_get_idx(arr, i));
-    if (json_object_object_get_ex(o, "devices", &arr))
-        for (size_t i = 0; i < json_object_array_length(arr) && j->ndevs < VD_MAX_DEVICES; i++) {
-            json_object *d = json_object_array_get_idx(arr, i);
-            vd_saved_dev *sd = &j->devs[j->ndevs];
-            json_object *xml = NULL;
-            get_str(d, "alias", sd->alias, sizeof(sd->alias));
-            json_object_object_get_ex(d, "xml", &xml);
-            if (!(sd->xml = strdup(xml ? json_object_get_string(xml) : "")))
-                return vd_err_set(err, "out of memory reading %s", path);
-            j->ndevs++;
-        }
-    return 0;
-}
-
-int vd_journal_load(const char *state_dir, vd_journal *j, vd_err *err)
-{
-    char path[PATH_MAX];
-    path_in(path, sizeof(path), state_dir, "journal.json");
-    memset(j, 0, sizeof(*j));
-    if (access(path, F_OK) != 0) {
-        if (errno == ENOENT)
-            return 0;
-        return vd_err_set(err, "%s: %s", path, strerror(errno));
-    }
-    json_object *o = json_object_from_file(path);
-    if (!o)
-        return vd_err_set(err, "%s: unreadable or not JSON (%s); move it aside and run "
-                          "'vdeskctl recover'", path, json_util_get_last_err());
-    int rc = from_json(o, j, path, err);
-    json_object_put(o);
-    if (rc < 0)
-        vd_journal_clear(j);
-    return rc;
-}
-
-/* --- writing ------------------------------------------------------------ */
-
-static json_object *to_json(const vd_journal *j)
-{
-    json_object *o = json_object_new_object();
-    json_object *jobs = json_object_new_array();
-    json_object *devs = json_object_new_array();
-    json_object_object_add(o, "version", json_object_new_int(1));
-    json_object_object_add(o, "phase", json_object_new_string(vd_phase_name(j->phase)));
-    json_object_object_add(o, "asked", json_object_new_string(j->asked));
-    json_object_object_add(o, "used", json_object_new_string(j->used));
-    json_object_object_add(o, "step", json_object_new_string(j->step));
-    json_object_object_add(o, "save_file", json_object_new_string(j->save_file));
-    json_object_object_add(o, "snapshot", json_object_new_string(j->snapshot));
-    json_object_object_add(o, "pinned", json_object_new_int(j->pinned));
-    json_object_object_add(o, "since_ms", json_object_new_int64(j->since_ms));
-    for (int i = 0; i < j->njobs; i++)
-        json_object_array_add(jobs, json_object_new_int64(j->jobs[i]));
-    for (int i = 0; i < j->ndevs; i++) {
-        json_object *d = json_object_new_object();
-        json_object_object_add(d, "alias", json_object_new_string(j->devs[i].alias));
-        json_object_object_add(d, "xml", json_object_new_string(j->devs[i].xml ? j->devs[i].xml : ""));
-        json_object_array_add(devs, d);
-    }
-    json_object_object_add(o, "jobs", jobs);
-    json_object_object_add(o, "devices", devs);
-    return o;
-}
-
-static int write_all_sync(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return fsync(fd);
 }
 
 static int fsync_dir(const char *dir)
@@ -180,21 +134,497 @@ static int fsync_dir(const char *dir)
     return rc;
 }
 
+/* --- reading ------------------------------------------------------------ */
+
+/* A journal holds 16 devices' XML at most: a few tens of KiB. A bigger
+ * file is not one vdesk wrote. */
+#define JOURNAL_MAX_BYTES (1 << 20)
+
+/* What every refusal to read the journal ends with: the engine sets the
+ * file aside and rebuilds the state from the node; by hand, recover does. */
+#define LOAD_FIX "; move it aside and run 'vdeskctl recover'"
+
+/* Names the journal, what is wrong with it, and the fix. Returns -1. */
+static int refuse(vd_err *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int refuse(vd_err *err, const char *path, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return vd_err_set(err, "%s: %s" LOAD_FIX, path, what);
+}
+
+static const char *type_of(json_object *v)
+{
+    return json_type_to_name(json_object_get_type(v));
+}
+
+/* Copies a JSON string of fewer than `size` bytes: a cut value (a save
+ * file's path) would name something else. */
+static int copy_str(json_object *v, const char *what, char *dst, size_t size,
+                    const char *path, vd_err *err)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return refuse(err, path, "%s is not a string (it is %s)", what, type_of(v));
+    const char *s = json_object_get_string(v);
+    size_t n = (size_t)json_object_get_string_len(v);
+    if (strlen(s) != n)
+        return refuse(err, path, "%s holds a NUL character", what);
+    if (n >= size)
+        return refuse(err, path, "%s is %zu characters long, more than the %zu vdesk keeps",
+                      what, n, size - 1);
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+/* A missing key reads as "": journals of older versions lack some. */
+static int get_str(json_object *o, const char *key, char *dst, size_t size,
+                   const char *path, vd_err *err)
+{
+    json_object *v;
+    char what[64];
+    if (!json_object_object_get_ex(o, key, &v))
+        return 0;
+    snprintf(what, sizeof(what), "\"%s\"", key);
+    return copy_str(v, what, dst, size, path, err);
+}
+
+static int int_value(json_object *v, const char *what, long long min, long long max,
+                     long long *out, const char *path, vd_err *err)
+{
+    if (!json_object_is_type(v, json_type_int))
+        return refuse(err, path, "%s is not an integer (it is %s)", what, type_of(v));
+    long long x = json_object_get_int64(v);
+    /* json-c saturates what does not fit in an int64 to INT64_MAX. */
+    int saturated = x == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX;
+    if (saturated || x < min || x > max)
+        return refuse(err, path, "%s is %s, not within %lld-%lld", what,
+                      json_object_to_json_string(v), min, max);
+    *out = x;
+    return 0;
+}
+
+/* A missing key reads as 0, as "save_used" in journals written before it. */
+static int get_int(json_object *o, const char *key, long long min, long long max,
+                   long long *out, const char *path, vd_err *err)
+{
+    json_object *v;
+    char what[64];
+    *out = 0;
+    if (!json_object_object_get_ex(o, key, &v))
+        return 0;
+    snprintf(what, sizeof(what), "\"%s\"", key);
+    return int_value(v, what, min, max, out, path, err);
+}
+
+static int parse_phase(const char *s, vd_phase *out)
+{
+    for (int i = 0; i <= VD_RESTORING; i++)
+        if (!strcmp(s, phase_names[i])) {
+            *out = (vd_phase)i;
+            return 0;
+        }
+    return -1;
+}
+
+static int get_head(json_object *o, vd_journal *j, const char *path, vd_err *err)
+{
+    json_object *v;
+    char phase[16];
+    if (!json_object_object_get_ex(o, "version", &v))
+        return refuse(err, path, "\"version\" is missing: not a vdesk journal");
+    if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) != 1)
+        return refuse(err, path, "\"version\" is %s, but this vdesk reads version 1",
+                      json_object_to_json_string(v));
+    if (!json_object_object_get_ex(o, "phase", &v))
+        return refuse(err, path, "\"phase\" is missing");
+    if (copy_str(v, "\"phase\"", phase, sizeof(phase), path, err) < 0)
+        return -1;
+    if (parse_phase(phase, &j->phase) < 0)
+        return refuse(err, path, "\"phase\" is '%s', not present, evicting, evicted or restoring",
+                      phase);
+    return 0;
+}
+
+static int get_fields(json_object *o, vd_journal *j, const char *path, vd_err *err)
+{
+    long long pinned, save_used, since;
+    if (get_str(o, "asked", j->asked, sizeof(j->asked), path, err) < 0 ||
+        get_str(o, "used", j->used, sizeof(j->used), path, err) < 0 ||
+        get_str(o, "step", j->step, sizeof(j->step), path, err) < 0 ||
+        get_str(o, "save_file", j->save_file, sizeof(j->save_file), path, err) < 0 ||
+        get_str(o, "snapshot", j->snapshot, sizeof(j->snapshot), path, err) < 0 ||
+        get_int(o, "pinned", 0, 1, &pinned, path, err) < 0 ||
+        get_int(o, "save_used", 0, 1, &save_used, path, err) < 0 ||
+        get_int(o, "since_ms", 0, INT64_MAX, &since, path, err) < 0)
+        return -1;
+    j->pinned = (int)pinned;
+    j->save_used = (int)save_used;
+    j->since_ms = since;
+    return 0;
+}
+
+/* The array under `key` (none: 0 entries). More entries than vdesk holds
+ * is an error: dropping some would forget a job or a device. */
+static int get_array(json_object *o, const char *key, const char *noun, size_t max,
+                     json_object **arr, size_t *n, const char *path, vd_err *err)
+{
+    *n = 0;
+    if (!json_object_object_get_ex(o, key, arr))
+        return 0;
+    if (!json_object_is_type(*arr, json_type_array))
+        return refuse(err, path, "\"%s\" is not an array (it is %s)", key, type_of(*arr));
+    *n = json_object_array_length(*arr);
+    if (*n > max)
+        return refuse(err, path, "\"%s\" lists %zu %s, more than the %zu vdesk holds",
+                      key, *n, noun, max);
+    return 0;
+}
+
+static int get_jobs(json_object *o, vd_journal *j, const char *path, vd_err *err)
+{
+    json_object *arr;
+    size_t n;
+    if (get_array(o, "jobs", "jobs", VD_MAX_JOBS, &arr, &n, path, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char what[32];
+        long long job;
+        snprintf(what, sizeof(what), "jobs[%zu]", i);
+        if (int_value(json_object_array_get_idx(arr, i), what, 0, UINT32_MAX, &job, path, err) < 0)
+            return -1;
+        j->jobs[j->njobs++] = (unsigned)job;
+    }
+    return 0;
+}
+
+/* libvirt's user aliases: "ua-" and at least one of [A-Za-z0-9_-]. The
+ * engine puts them into XML and libvirt calls. */
+static int alias_ok(const char *alias)
+{
+    if (strncmp(alias, "ua-", 3) != 0 || !alias[3])
+        return 0;
+    for (const char *c = alias + 3; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+            return 0;
+    return 1;
+}
+
+static int get_device(json_object *d, size_t i, vd_saved_dev *sd, const char *path, vd_err *err)
+{
+    char what[48], xml[48];
+    json_object *v;
+    snprintf(what, sizeof(what), "devices[%zu].alias", i);
+    snprintf(xml, sizeof(xml), "devices[%zu].xml", i);
+    if (!json_object_is_type(d, json_type_object))
+        return refuse(err, path, "devices[%zu] is not an object (it is %s)", i, type_of(d));
+    if (!json_object_object_get_ex(d, "alias", &v))
+        return refuse(err, path, "%s is missing", what);
+    if (copy_str(v, what, sd->alias, sizeof(sd->alias), path, err) < 0)
+        return -1;
+    if (!alias_ok(sd->alias))
+        return refuse(err, path, "%s '%s' is not a libvirt user alias (ua-[A-Za-z0-9_-]+)",
+                      what, sd->alias);
+    if (!json_object_object_get_ex(d, "xml", &v))
+        return refuse(err, path, "%s is missing", xml);
+    if (!json_object_is_type(v, json_type_string))
+        return refuse(err, path, "%s is not a string (it is %s)", xml, type_of(v));
+    if (!(sd->xml = strdup(json_object_get_string(v))))
+        return vd_err_set(err, "%s: out of memory reading %s", path, xml);
+    return 0;
+}
+
+static int get_devices(json_object *o, vd_journal *j, const char *path, vd_err *err)
+{
+    json_object *arr;
+    size_t n;
+    if (get_array(o, "devices", "devices", VD_MAX_DEVICES, &arr, &n, path, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (get_device(json_object_array_get_idx(arr, i), i, &j->devs[i], path, err) < 0)
+            return -1;
+        j->ndevs++;
+    }
+    return 0;
+}
+
+static int from_json(json_object *o, vd_journal *j, const char *path, vd_err *err)
+{
+    if (!json_object_is_type(o, json_type_object))
+        return refuse(err, path, "not a JSON object (it is %s)", type_of(o));
+    if (get_head(o, j, path, err) < 0 || get_fields(o, j, path, err) < 0 ||
+        get_jobs(o, j, path, err) < 0 || get_devices(o, j, path, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Says why a file in the state directory did not open. Returns -1. */
+static int open_failed(const char *path, vd_err *err)
+{
+    if (errno == ELOOP)
+        return vd_err_set(err, "%s: is a symbolic link, which vdesk does not follow in its state "
+                          "directory: see where it points, then remove it", path);
+    return vd_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+}
+
+/* Opens a file in the state directory without following a symbolic link:
+ * one planted there would have root read or write where it points. */
+static int open_in_state(const char *path, int flags, vd_err *err)
+{
+    int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    return fd < 0 ? open_failed(path, err) : fd;
+}
+
+static int read_all(int fd, char *buf, size_t size, size_t *len)
+{
+    *len = 0;
+    while (*len < size) {
+        ssize_t n = read(fd, buf + *len, size - *len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        *len += (size_t)n;
+    }
+    return 0;
+}
+
+/* Only a regular file of a journal's size: not a device or FIFO that
+ * would block the reader, not a file that would fill its memory. */
+static int check_file(int fd, const char *path, off_t *size, vd_err *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return vd_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return refuse(err, path, "not a regular file");
+    if (st.st_size > JOURNAL_MAX_BYTES)
+        return refuse(err, path, "%lld bytes, more than a vdesk journal has (%d)",
+                      (long long)st.st_size, JOURNAL_MAX_BYTES);
+    *size = st.st_size;
+    return 0;
+}
+
+/* The journal's text, NUL-terminated, in *text (NULL: no journal). */
+static int read_text(const char *path, char **text, size_t *len, vd_err *err)
+{
+    off_t size = 0;
+    *text = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : open_failed(path, err);
+    if (check_file(fd, path, &size, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (!(*text = malloc((size_t)size + 1))) {
+        close(fd);
+        return vd_err_set(err, "%s: out of memory reading it", path);
+    }
+    int rc = read_all(fd, *text, (size_t)size, len);
+    int e = errno;
+    close(fd);
+    if (rc < 0) {
+        free(*text);
+        *text = NULL;
+        return vd_err_set(err, "%s: cannot read: %s", path, strerror(e));
+    }
+    (*text)[*len] = '\0';
+    return 0;
+}
+
+static int only_space(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isspace((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* One JSON value and nothing after it but white space. */
+static int parse_text(const char *path, const char *text, size_t len, json_object **o, vd_err *err)
+{
+    *o = NULL;
+    if (len == 0)
+        return refuse(err, path, "empty file");
+    if (memchr(text, '\0', len))
+        return refuse(err, path, "not JSON (it holds NUL bytes)");
+    json_tokener *tok = json_tokener_new();
+    if (!tok)
+        return vd_err_set(err, "%s: out of memory reading it", path);
+    /* The NUL counts, as in json_tokener_parse: it ends a number at the end. */
+    *o = json_tokener_parse_ex(tok, text, (int)len + 1);
+    enum json_tokener_error e = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
+    json_tokener_free(tok);
+    if (e != json_tokener_success)
+        return refuse(err, path, "not JSON (%s at byte %zu)", json_tokener_error_desc(e), end);
+    if (end < len && !only_space(text + end, len - end))
+        return refuse(err, path, "not JSON (more text after the object, at byte %zu)", end);
+    return 0;
+}
+
+int vd_journal_load(const char *state_dir, vd_journal *j, vd_err *err)
+{
+    char path[PATH_MAX], *text;
+    size_t len;
+    json_object *o = NULL;
+    path_in(path, sizeof(path), state_dir, "journal.json");
+    memset(j, 0, sizeof(*j));
+    if (read_text(path, &text, &len, err) < 0)
+        return -1;
+    if (!text)
+        return 0;   /* no journal: the desktop is present */
+    int rc = parse_text(path, text, len, &o, err);
+    free(text);
+    if (rc == 0)
+        rc = from_json(o, j, path, err);
+    json_object_put(o);
+    if (rc < 0)
+        vd_journal_clear(j);
+    return rc;
+}
+
+int vd_journal_set_aside(const char *state_dir, char *kept, size_t kept_size, vd_err *err)
+{
+    char path[PATH_MAX];
+    path_in(path, sizeof(path), state_dir, "journal.json");
+    long long now = vd_now_ms();
+    /* link() refuses to replace a file kept before (in the same ms). */
+    for (int n = 0; n < 100; n++) {
+        int len = n ? snprintf(kept, kept_size, "%s.bad-%lld-%d", path, now, n)
+                    : snprintf(kept, kept_size, "%s.bad-%lld", path, now);
+        if (len < 0 || (size_t)len >= kept_size)
+            return vd_err_set(err, "%s: cannot set it aside: the new name does not fit in %zu bytes",
+                              path, kept_size);
+        if (link(path, kept) == 0)
+            return unlink(path) < 0 || fsync_dir(state_dir) < 0
+                ? vd_err_set(err, "%s: kept as %s, but cannot remove it: %s", path, kept, strerror(errno))
+                : 0;
+        if (errno != EEXIST)
+            break;
+    }
+    return vd_err_set(err, "%s: cannot set it aside as %s: %s", path, kept, strerror(errno));
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+/* Adds val to o (an object, under key, or an array). On failure it frees
+ * val and clears *ok, so that to_json checks once, at the end. */
+static void put(json_object *o, const char *key, json_object *val, int *ok)
+{
+    int rc = -1;
+    if (o && val)
+        rc = key ? json_object_object_add(o, key, val) : json_object_array_add(o, val);
+    if (rc < 0) {
+        json_object_put(val);
+        *ok = 0;
+    }
+}
+
+static json_object *dev_json(const vd_saved_dev *d, int *ok)
+{
+    json_object *o = json_object_new_object();
+    put(o, "alias", json_object_new_string(d->alias), ok);
+    put(o, "xml", json_object_new_string(d->xml ? d->xml : ""), ok);
+    return o;
+}
+
+static json_object *to_json(const vd_journal *j)
+{
+    int ok = 1;
+    json_object *o = json_object_new_object();
+    json_object *jobs = json_object_new_array();
+    json_object *devs = json_object_new_array();
+    put(o, "version", json_object_new_int(1), &ok);
+    put(o, "phase", json_object_new_string(vd_phase_name(j->phase)), &ok);
+    put(o, "asked", json_object_new_string(j->asked), &ok);
+    put(o, "used", json_object_new_string(j->used), &ok);
+    put(o, "step", json_object_new_string(j->step), &ok);
+    put(o, "save_file", json_object_new_string(j->save_file), &ok);
+    put(o, "save_used", json_object_new_int(j->save_used), &ok);
+    put(o, "snapshot", json_object_new_string(j->snapshot), &ok);
+    put(o, "pinned", json_object_new_int(j->pinned), &ok);
+    put(o, "since_ms", json_object_new_int64(j->since_ms), &ok);
+    for (int i = 0; i < j->njobs; i++)
+        put(jobs, NULL, json_object_new_int64(j->jobs[i]), &ok);
+    for (int i = 0; i < j->ndevs; i++)
+        put(devs, NULL, dev_json(&j->devs[i], &ok), &ok);
+    put(o, "jobs", jobs, &ok);
+    put(o, "devices", devs, &ok);
+    if (!ok) {
+        json_object_put(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Writes text and its newline in one write and syncs once: a second write
+ * and fsync for the newline cost a disk flush each time. */
+static int write_line_sync(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    char *line = malloc(len + 1);
+    if (!line) {
+        errno = ENOMEM;
+        return -1;
+    }
+    memcpy(line, text, len);
+    line[len] = '\n';
+    int rc = write_all(fd, line, len + 1);
+    free(line);
+    return rc < 0 ? -1 : fsync(fd);
+}
+
+/* Writes tmp afresh: a stale one (a crash) is removed, and O_EXCL makes
+ * sure that what is written is a new file of vdesk's, not one planted. */
+static int write_tmp(const char *tmp, const char *text, const char *state_dir, vd_err *err)
+{
+    if (unlink(tmp) < 0 && errno != ENOENT)
+        return vd_err_set(err, "%s: cannot remove the stale one: %s", tmp, strerror(errno));
+    int fd = open_in_state(tmp, O_WRONLY | O_CREAT | O_EXCL, err);
+    if (fd < 0)
+        return -1;
+    int rc = 0;
+    if (write_line_sync(fd, text) < 0)
+        rc = vd_err_set(err, "%s: cannot write: %s (is %s full or read-only?)", tmp,
+                        strerror(errno), state_dir);
+    if (close(fd) < 0 && rc == 0)
+        rc = vd_err_set(err, "%s: close: %s", tmp, strerror(errno));
+    return rc;
+}
+
 int vd_journal_save(const char *state_dir, const vd_journal *j, vd_err *err)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
     path_in(path, sizeof(path), state_dir, "journal.json");
     path_in(tmp, sizeof(tmp), state_dir, ".journal.json.tmp");
-    if (vd_mkdirs(state_dir, err) < 0)
+    if (vd_state_dir_check(state_dir, err) < 0)
         return -1;
     json_object *o = to_json(j);
-    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rc = 0;
-    if (fd < 0 || write_all_sync(fd, text, strlen(text)) < 0 || write_all_sync(fd, "\n", 1) < 0)
-        rc = vd_err_set(err, "%s: cannot write: %s (is %s full or read-only?)", tmp, strerror(errno), state_dir);
-    if (fd >= 0 && close(fd) < 0 && rc == 0)
-        rc = vd_err_set(err, "%s: close: %s", tmp, strerror(errno));
+    const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY) : NULL;
+    int rc = text ? write_tmp(tmp, text, state_dir, err)
+                  : vd_err_set(err, "%s: out of memory writing it", path);
     json_object_put(o);
     if (rc == 0 && (rename(tmp, path) < 0 || fsync_dir(state_dir) < 0))
         rc = vd_err_set(err, "%s: cannot replace: %s", path, strerror(errno));
@@ -243,11 +673,11 @@ int vd_lock_take(const char *state_dir, int timeout_s, int *fd, vd_err *err)
 {
     char path[PATH_MAX];
     path_in(path, sizeof(path), state_dir, "lock");
-    if (vd_mkdirs(state_dir, err) < 0)
+    if (vd_state_dir_check(state_dir, err) < 0)
         return -1;
-    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int f = open_in_state(path, O_RDWR | O_CREAT, err);
     if (f < 0)
-        return vd_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
     for (int waited_ms = 0;; waited_ms += 100) {
         if (flock(f, LOCK_EX | LOCK_NB) == 0) {
             *fd = f;
@@ -272,11 +702,12 @@ int vd_record_append(const char *state_dir, const char *json_line, vd_err *err)
 {
     char path[PATH_MAX];
     path_in(path, sizeof(path), state_dir, "records.jsonl");
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0 || write_all_sync(fd, json_line, strlen(json_line)) < 0 || write_all_sync(fd, "\n", 1) < 0) {
+    int fd = open_in_state(path, O_WRONLY | O_CREAT | O_APPEND, err);
+    if (fd < 0)
+        return -1;
+    if (write_line_sync(fd, json_line) < 0) {
         int e = errno;
-        if (fd >= 0)
-            close(fd);
+        close(fd);
         return vd_err_set(err, "%s: cannot append: %s", path, strerror(e));
     }
     return close(fd) < 0 ? vd_err_set(err, "%s: close: %s", path, strerror(errno)) : 0;

@@ -10,6 +10,10 @@
  *
  * STATE_DIR/lock serialises prologs, epilogs and vdeskctl on the node.
  * STATE_DIR/records.jsonl keeps one line per finished operation.
+ *
+ * Root acts on what the journal says, so STATE_DIR must be root's alone
+ * (vd_state_dir_check), and no file in it is opened through a symbolic
+ * link: one planted there is refused, not followed.
  */
 #ifndef VDESK_JOURNAL_H
 #define VDESK_JOURNAL_H
@@ -39,6 +43,8 @@ typedef struct vd_journal {
     char used[16];             /* mode applied; "none" if the VM was not running */
     char step[64];             /* last step announced */
     char save_file[PATH_MAX];  /* vdesk's save file, while the VM is saved */
+    int save_used;             /* the VM was restored from save_file ("save_used";
+                                * journals without the key read as 0) */
     char snapshot[PATH_MAX];   /* disk layer frozen at eviction, "" if none */
     int pinned;                /* vCPUs pinned to the desktop cores (shrink) */
     unsigned jobs[VD_MAX_JOBS];
@@ -50,10 +56,23 @@ typedef struct vd_journal {
 
 const char *vd_phase_name(vd_phase phase);
 
-/* Reads the journal; a missing file is a node whose desktop is present. */
+/* Reads the journal; a missing file is a node whose desktop is present.
+ * Every value is checked: a journal that is not one vdesk wrote (empty,
+ * cut short, not JSON, a value of the wrong type or range, more jobs or
+ * devices than the struct holds, a symbolic link) fails the load with a
+ * message that names the file and what is wrong; *j is then empty. */
 int vd_journal_load(const char *state_dir, vd_journal *j, vd_err *err);
 
-/* Replaces the journal atomically and durably (see above). */
+/* Renames STATE_DIR/journal.json to journal.json.bad-EPOCH_MS (-N added
+ * if that exists) and fsyncs STATE_DIR; the new path goes into `kept`.
+ * The file is kept, never deleted, for whoever looks into why.
+ * The engine calls this, holding the lock, when vd_journal_load fails;
+ * the node then reads as present, and the engine rebuilds the state from
+ * what is true on the node (converge() looks at the VM, not the journal). */
+int vd_journal_set_aside(const char *state_dir, char *kept, size_t kept_size, vd_err *err);
+
+/* Replaces the journal atomically and durably (see above), after
+ * vd_state_dir_check. */
 int vd_journal_save(const char *state_dir, const vd_journal *j, vd_err *err);
 
 /* Frees the device XML the journal holds; the struct may then be reused. */
@@ -64,7 +83,8 @@ int vd_journal_has_job(const vd_journal *j, unsigned job);
 int vd_journal_add_job(vd_journal *j, unsigned job, vd_err *err);
 void vd_journal_drop_job(vd_journal *j, unsigned job);
 
-/* Takes STATE_DIR/lock (creating STATE_DIR), waiting up to timeout_s.
+/* Takes STATE_DIR/lock (creating STATE_DIR, then vd_state_dir_check),
+ * waiting up to timeout_s.
  * Returns the lock's fd in *fd; vd_lock_release closes it. */
 int vd_lock_take(const char *state_dir, int timeout_s, int *fd, vd_err *err);
 void vd_lock_release(int fd);
@@ -74,6 +94,17 @@ int vd_record_append(const char *state_dir, const char *json_line, vd_err *err);
 
 /* Makes `dir` and its parents (mode 0700 for new ones). */
 int vd_mkdirs(const char *dir, vd_err *err);
+
+/* Makes the state directory if missing, then refuses it unless it is a
+ * real directory (not a symbolic link), owned by the process's effective
+ * uid (root in production) and writable by no one else. The message names
+ * the directory, its owner and mode, and the fix. */
+int vd_state_dir_check(const char *dir, vd_err *err);
+
+/* The same for the snapshot directory, whose new directories are made
+ * 0711: QEMU, running as its own user under libvirt's DAC driver, opens
+ * the disk layers in it by path. */
+int vd_snapshot_dir_check(const char *dir, vd_err *err);
 
 long long vd_now_ms(void);
 

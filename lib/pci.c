@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "pci.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +20,9 @@
 
 #define VFIO "vfio-pci"
 #define CLASS_BRIDGE 0x0604
+#define CLASS_DISPLAY 0x03
+#define VENDOR_NVIDIA 0x10de
+#define VENDOR_SEPARATORS ", \t"
 
 static void sleep_ms(int ms)
 {
@@ -66,6 +72,15 @@ void vd_pci_driver(const vd_pci *p, const char *bdf, char *out, size_t size)
         snprintf(out, size, "?");   /* longer than any module name: not ours to guess */
 }
 
+/* The driver_override of `bdf` ("" when none: sysfs shows "(null)"). */
+static void override_of(const vd_pci *p, const char *bdf, char *out, size_t size)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver_override", p->sys, bdf);
+    if (vd_sysfs_line(path, out, size) < 0 || !strcmp(out, "(null)"))
+        out[0] = '\0';
+}
+
 static int bdf_ok(const char *s)
 {
     unsigned a, b, c, d;
@@ -101,6 +116,7 @@ int vd_pci_group_read(const vd_pci *p, const char *bdf, vd_pci_group *g, vd_err 
         char cls[32] = "0";
         memcpy(f->bdf, e->d_name, sizeof(f->bdf));   /* bdf_ok: exactly 12 characters */
         vd_pci_driver(p, f->bdf, f->driver, sizeof(f->driver));
+        override_of(p, f->bdf, f->override, sizeof(f->override));
         snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/class", p->sys, f->bdf);
         if (vd_sysfs_line(path, cls, sizeof(cls)) == 0)
             f->klass = (unsigned)strtoul(cls, NULL, 16);
@@ -186,10 +202,44 @@ int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err)
     return 0;
 }
 
-/* Whether process `pid` has one of `devnodes` open. */
-static int holds(const vd_pci *p, const char *pid, const char *const *devnodes, int n)
+/* What an open file is, whatever path it was opened by. */
+typedef struct file_id {
+    mode_t type;     /* S_IFCHR, S_IFREG, ... */
+    dev_t dev, rdev;
+    ino_t ino;
+} file_id;
+
+/* The identity of the file `path` leads to. AT_STATX_DONT_SYNC: what is
+ * compared never changes, and a process may hold a file of a network file
+ * system whose server is gone, which a synced stat would wait for. */
+static int file_id_of(const char *path, file_id *id)
 {
-    char fddir[PATH_MAX], link[PATH_MAX * 2], target[PATH_MAX], node[PATH_MAX];
+    struct statx st;
+    if (statx(AT_FDCWD, path, AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, &st) < 0)
+        return -1;
+    id->type = st.stx_mode & S_IFMT;
+    id->dev = makedev(st.stx_dev_major, st.stx_dev_minor);
+    id->rdev = makedev(st.stx_rdev_major, st.stx_rdev_minor);
+    id->ino = st.stx_ino;
+    return 0;
+}
+
+/* A device file is its device, through whichever node (a container makes
+ * its own /dev/nvidia0); any other file is itself, under whichever path (a
+ * bind mount, a hard link). */
+static int same_file(const file_id *a, const file_id *b)
+{
+    if (a->type != b->type)
+        return 0;
+    if (a->type == S_IFCHR || a->type == S_IFBLK)
+        return a->rdev == b->rdev;
+    return a->dev == b->dev && a->ino == b->ino;
+}
+
+/* Whether process `pid` has one of the files `nodes` open. */
+static int holds(const char *pid, const file_id *nodes, int n)
+{
+    char fddir[PATH_MAX], fd[PATH_MAX * 2];
     snprintf(fddir, sizeof(fddir), "/proc/%s/fd", pid);
     DIR *fds = opendir(fddir);
     if (!fds)
@@ -197,23 +247,69 @@ static int holds(const vd_pci *p, const char *pid, const char *const *devnodes, 
     struct dirent *f;
     int found = 0;
     while (!found && (f = readdir(fds))) {
-        snprintf(link, sizeof(link), "%s/%s", fddir, f->d_name);
-        ssize_t len = readlink(link, target, sizeof(target) - 1);
-        if (len <= 0)
-            continue;
-        target[len] = '\0';
-        for (int i = 0; i < n && !found; i++) {
-            snprintf(node, sizeof(node), "%s/%s", p->dev, devnodes[i]);
-            found = !strcmp(target, node);
-        }
+        file_id id;
+        snprintf(fd, sizeof(fd), "%s/%s", fddir, f->d_name);
+        if (f->d_name[0] == '.' || file_id_of(fd, &id) < 0)
+            continue;   /* closed since, or not ours to see */
+        for (int i = 0; i < n && !found; i++)
+            found = same_file(&nodes[i], &id);
     }
     closedir(fds);
     return found;
 }
 
-int vd_pci_is_gpu(const vd_pci_info *d)
+/* The next vendor id of a gpu_vendors list at *s, which moves past it.
+ * Returns 1 (the id in *id), 0 (the end) or -1 (a bad entry at *s). */
+static int next_vendor(const char **s, unsigned *id)
 {
-    return (d->klass >> 16) == 0x03 && !d->physfn[0];
+    char *end;
+    *s += strspn(*s, VENDOR_SEPARATORS);
+    if (!**s)
+        return 0;
+    if (!isxdigit((unsigned char)**s))
+        return -1;   /* strtoul would take a sign */
+    unsigned long v = strtoul(*s, &end, 16);
+    if (v > 0xffff || (*end && !strchr(VENDOR_SEPARATORS, *end)))
+        return -1;
+    *id = (unsigned)v;
+    *s = end;
+    return 1;
+}
+
+int vd_pci_gpu_vendors_check(const char *list, vd_err *err)
+{
+    const char *s = list ? list : "";
+    unsigned id;
+    int r;
+    while ((r = next_vendor(&s, &id)) > 0)
+        ;
+    if (r == 0)
+        return 0;
+    return vd_err_set(err, "gpu_vendors '%s': '%.*s' is not a PCI vendor id; write the hex ids of "
+                      "the vendors whose GPUs Slurm counts, such as 0x10de,0x1002", list,
+                      (int)strcspn(s, VENDOR_SEPARATORS), s);
+}
+
+/* Whether `vendor` makes gres GPUs: one of p->gpu_vendors, or NVIDIA when
+ * the site lists none. */
+static int gpu_vendor(const vd_pci *p, unsigned vendor)
+{
+    const char *s = p->gpu_vendors ? p->gpu_vendors : "";
+    unsigned id;
+    int any = 0;
+    if (vd_pci_gpu_vendors_check(s, NULL) < 0)
+        return 0;   /* none, rather than some: vd_pci_gpus names the bad entry */
+    while (next_vendor(&s, &id) > 0) {
+        if (id == vendor)
+            return 1;
+        any = 1;
+    }
+    return !any && vendor == VENDOR_NVIDIA;
+}
+
+int vd_pci_is_gpu(const vd_pci *p, const vd_pci_info *d)
+{
+    return (d->klass >> 16) == CLASS_DISPLAY && !d->physfn[0] && gpu_vendor(p, d->vendor);
 }
 
 static int by_name(const void *a, const void *b)
@@ -221,29 +317,35 @@ static int by_name(const void *a, const void *b)
     return strcmp((const char *)a, (const char *)b);
 }
 
-/* Only class and physfn per function: the prolog asks this for every GPU. */
+/* Whether function `bdf` is a gres GPU, reading only the class of any
+ * other than a display device: the prolog asks this for every GPU. */
+static int gpu_at(const vd_pci *p, const char *bdf)
+{
+    char path[PATH_MAX], pf[32];
+    vd_pci_info f = { .klass = read_hex(p->sys, bdf, "class") };
+    if ((f.klass >> 16) != CLASS_DISPLAY)
+        return 0;
+    f.vendor = read_hex(p->sys, bdf, "vendor");
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/physfn", p->sys, bdf);
+    if (vd_sysfs_link_name(path, pf, sizeof(pf)) == 0)
+        snprintf(f.physfn, sizeof(f.physfn), "%.12s", pf);
+    return vd_pci_is_gpu(p, &f);
+}
+
 int vd_pci_gpus(const vd_pci *p, vd_pci_gpu_list *l, vd_err *err)
 {
-    char path[PATH_MAX], cls[32], pf[32];
+    char path[PATH_MAX];
+    if (vd_pci_gpu_vendors_check(p->gpu_vendors, err) < 0)
+        return -1;
     snprintf(path, sizeof(path), "%s/bus/pci/devices", p->sys);
     DIR *d = opendir(path);
     if (!d)
         return vd_err_set(err, "%s: %s", path, strerror(errno));
     struct dirent *e;
     l->n = 0;
-    while ((e = readdir(d)) && l->n < VD_PCI_GPUS_MAX) {
-        if (!bdf_ok(e->d_name))
-            continue;
-        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/class", p->sys, e->d_name);
-        vd_pci_info f = { .klass = 0 };
-        if (vd_sysfs_line(path, cls, sizeof(cls)) == 0)
-            f.klass = (unsigned)strtoul(cls, NULL, 16);
-        snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/physfn", p->sys, e->d_name);
-        if (vd_sysfs_link_name(path, pf, sizeof(pf)) == 0)
-            snprintf(f.physfn, sizeof(f.physfn), "%.12s", pf);
-        if (vd_pci_is_gpu(&f))
+    while ((e = readdir(d)) && l->n < VD_PCI_GPUS_MAX)
+        if (bdf_ok(e->d_name) && gpu_at(p, e->d_name))
             memcpy(l->bdf[l->n++], e->d_name, sizeof(l->bdf[0]));
-    }
     closedir(d);
     qsort(l->bdf, (size_t)l->n, sizeof(l->bdf[0]), by_name);
     return 0;
@@ -267,17 +369,29 @@ int vd_pci_gpu_index(const vd_pci *p, const char *bdf, vd_err *err)
                                        bdf, p->sys);
 }
 
-int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
-                        vd_err *err)
+/* The files of those `devnodes` that exist, into ids; returns how many. A
+ * node that does not exist has no holder (the device has no node). */
+static int node_ids(const vd_pci *p, const char *const *devnodes, int n, file_id *ids)
+{
+    char path[PATH_MAX];
+    int known = 0;
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", p->dev, devnodes[i]);
+        known += file_id_of(path, &ids[known]) == 0;
+    }
+    return known;
+}
+
+/* One pass over /proc: every process holding one of `nodes`, into h. */
+static int scan_proc(const file_id *nodes, int n, vd_pci_holders *h, vd_err *err)
 {
     DIR *proc = opendir("/proc");
     if (!proc)
         return vd_err_set(err, "/proc: %s", strerror(errno));
-    memset(h, 0, sizeof(*h));
     size_t used = 0;
     struct dirent *e;
     while ((e = readdir(proc))) {
-        if (!atoi(e->d_name) || !holds(p, e->d_name, devnodes, n))
+        if (!atoi(e->d_name) || !holds(e->d_name, nodes, n))
             continue;
         char comm[64] = "?", path[PATH_MAX];
         snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
@@ -292,6 +406,21 @@ int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_
     }
     closedir(proc);
     return 0;
+}
+
+int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
+                        vd_err *err)
+{
+    memset(h, 0, sizeof(*h));
+    if (n <= 0)
+        return 0;
+    file_id *ids = calloc((size_t)n, sizeof(*ids));
+    if (!ids)
+        return vd_err_set(err, "out of memory looking for the holders of %s/%s", p->dev, devnodes[0]);
+    int known = node_ids(p, devnodes, n, ids);
+    int rc = known ? scan_proc(ids, known, h, err) : 0;
+    free(ids);
+    return rc;
 }
 
 static const char *proc_root(const vd_pci *p)
@@ -395,26 +524,38 @@ static int group_held(const vd_pci *p, const vd_pci_group *g, int *held, vd_err 
     return 0;
 }
 
+/* Unbinds `f` from the driver it is on, if any. */
+static int unbind_fn(const vd_pci *p, const vd_pci_fn *f, vd_err *err)
+{
+    char file[128], what[96], now[64];
+    vd_pci_driver(p, f->bdf, now, sizeof(now));
+    if (!now[0])
+        return 0;
+    snprintf(file, sizeof(file), "bus/pci/drivers/%s/unbind", now);
+    snprintf(what, sizeof(what), "unbind from %s", now);
+    return step(p, f->bdf, what, file, f->bdf, err);
+}
+
+static int set_override(const vd_pci *p, const vd_pci_fn *f, const char *driver, const char *what,
+                        vd_err *err)
+{
+    char file[128];
+    snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
+    return step(p, f->bdf, what, file, *driver ? driver : "\n", err);
+}
+
 /* Moves one function of `group` to `driver` ("" clears the override: the
  * host's own). `expect` is the driver it must end on; "" means any but
  * vfio-pci. `held`: someone holds a node of the group (group_held). */
 static int move_fn(const vd_pci *p, int group, int held, const vd_pci_fn *f, const char *driver,
                    const char *expect, vd_err *err)
 {
-    char file[128], what[96], now[32];
+    char now[64];
     vd_pci_driver(p, f->bdf, now, sizeof(now));
     if (held && now[0] && let_go(p, group, f, now, err) < 0)
         return -1;
-    snprintf(file, sizeof(file), "bus/pci/devices/%s/driver_override", f->bdf);
-    if (step(p, f->bdf, "set driver_override", file, *driver ? driver : "\n", err) < 0)
+    if (set_override(p, f, driver, "set driver_override", err) < 0 || unbind_fn(p, f, err) < 0)
         return -1;
-    vd_pci_driver(p, f->bdf, now, sizeof(now));
-    if (now[0]) {
-        snprintf(file, sizeof(file), "bus/pci/drivers/%s/unbind", now);
-        snprintf(what, sizeof(what), "unbind from %s", now);
-        if (step(p, f->bdf, what, file, f->bdf, err) < 0)
-            return -1;
-    }
     if (step(p, f->bdf, "drivers_probe", "bus/pci/drivers_probe", f->bdf, err) < 0)
         return -1;
     vd_pci_driver(p, f->bdf, now, sizeof(now));
@@ -440,6 +581,71 @@ static int vfio_node_appears(const vd_pci *p, int group)
     return 0;
 }
 
+static void persistence_back_on(const vd_pci *p, const char *bdf);
+
+/* Whether `f` is on the driver recorded for it, after binding it there. */
+static int bound_back(const vd_pci *p, const vd_pci_fn *f, vd_err *err)
+{
+    char now[64];
+    vd_pci_driver(p, f->bdf, now, sizeof(now));
+    if (!strcmp(now, f->driver))
+        return 0;
+    return vd_err_set(err, "device %s: on '%s' after binding it to %s (its probe failed? see dmesg)",
+                      f->bdf, now[0] ? now : "no driver", f->driver);
+}
+
+/* Binds `f` to its recorded driver by name, not by probing: the kernel's
+ * choice need not be the one it had. A driver that does not take it on
+ * its ids had it through an override since cleared: so again. */
+static int bind_back(const vd_pci *p, const vd_pci_fn *f, vd_err *err)
+{
+    char file[128], what[96];
+    snprintf(file, sizeof(file), "bus/pci/drivers/%s/bind", f->driver);
+    snprintf(what, sizeof(what), "bind to %s", f->driver);
+    if (step(p, f->bdf, what, file, f->bdf, err) == 0)
+        return bound_back(p, f, err);
+    if (!strcmp(f->override, f->driver) ||
+        set_override(p, f, f->driver, "set driver_override", err) < 0 ||
+        step(p, f->bdf, what, file, f->bdf, err) < 0 ||
+        set_override(p, f, f->override, "restore driver_override", err) < 0)
+        return -1;
+    return bound_back(p, f, err);
+}
+
+/* Puts `f` back exactly as the group read recorded it: its
+ * driver_override, then its driver, or none. */
+static int restore_fn(const vd_pci *p, int group, int held, const vd_pci_fn *f, vd_err *err)
+{
+    char now[64], override[64];
+    vd_pci_driver(p, f->bdf, now, sizeof(now));
+    override_of(p, f->bdf, override, sizeof(override));
+    int moved = strcmp(now, f->driver) != 0;
+    if (moved && held && now[0] && let_go(p, group, f, now, err) < 0)
+        return -1;
+    if (strcmp(override, f->override) != 0 &&
+        set_override(p, f, f->override, "restore driver_override", err) < 0)
+        return -1;
+    if (moved && (unbind_fn(p, f, err) < 0 || (f->driver[0] && bind_back(p, f, err) < 0)))
+        return -1;
+    persistence_back_on(p, f->bdf);
+    return 0;
+}
+
+/* Undoes a move to vfio-pci that failed at member `moved` - 1: each member
+ * it may have touched goes back as it was, whatever the others do. */
+static int undo_move(const vd_pci *p, const vd_pci_group *g, int moved, vd_err *err)
+{
+    int held, rc = 0;
+    if (group_held(p, g, &held, err) < 0)
+        return -1;
+    for (int i = 0; i < moved; i++) {
+        vd_err one;
+        if (!is_bridge(&g->fns[i]) && restore_fn(p, g->id, held, &g->fns[i], &one) < 0 && rc == 0)
+            rc = vd_err_set(err, "%s", one.msg);
+    }
+    return rc;
+}
+
 int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_err *err)
 {
     int held;
@@ -458,9 +664,7 @@ int vd_pci_to_vfio(const vd_pci *p, const char *bdf, vd_pci_group *before, vd_er
         return 0;
     /* Put back what was moved, the failing one included. */
     vd_err undo;
-    vd_pci_group partial = *before;
-    partial.n = moved;
-    if (vd_pci_to_host(p, &partial, &undo) < 0)
+    if (undo_move(p, before, moved, &undo) < 0)
         vd_err_prefix(err, "and putting group %d back failed too (%s)", before->id, undo.msg);
     return -1;
 }

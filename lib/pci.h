@@ -9,15 +9,21 @@
  * driver's unbind, BDF to drivers_probe, check the driver link; then check
  * that /dev/vfio/GROUP exists. Back: clear driver_override, unbind from
  * vfio-pci, drivers_probe, check that each member is on the driver it had.
- * A failure part way puts the members already moved back where they were.
+ * A failure part way puts each member it touched back exactly as it was:
+ * on the driver it had (by name: the kernel's pick need not be it; or on
+ * none), with the driver_override it had. A member already on vfio-pci is
+ * not touched.
  *
  * Before a function leaves its driver, the processes holding its device
  * node (/dev/nvidiaN on nvidia, /dev/vfio/GROUP on vfio-pci) are looked
  * up: both drivers wait in unbind until the node is closed, so a holder
- * would hang the step. Held means refused, naming the holders; except that
- * with VD_PERSIST_MANAGE, nvidia-persistenced is asked (through NVML) to
- * let go of the GPU, and persistence goes back on when the GPU returns to
- * nvidia.
+ * would hang the step. A holder is found by what it has open, not by the
+ * path it opened: the same device number (a container's own node for the
+ * device, or /dev bind-mounted elsewhere, counts), or for a node that is
+ * no device file (the tests' emulator), the same file. Held means refused,
+ * naming the holders; except that with VD_PERSIST_MANAGE,
+ * nvidia-persistenced is asked (through NVML) to let go of the GPU, and
+ * persistence goes back on when the GPU returns to nvidia.
  *
  * Every write runs in a child process with a timeout: an unbind stuck in a
  * driver cannot be killed, so it must not be the caller that hangs. Every
@@ -42,11 +48,19 @@ typedef struct vd_pci {
     const char *proc;  /* "/proc": where the NVIDIA driver lists its GPUs; NULL: "/proc" */
     int timeout_ms;    /* per sysfs write, and per NVML call */
     vd_persistence persistence;
+    /* The PCI vendors whose display devices are gres GPUs, as the site's
+     * Slurm counts them: hex ids separated by commas or blanks ("0x10de,
+     * 0x1002"), in place of the default. NULL or "": NVIDIA (0x10de) only,
+     * which is what Slurm's NVML autodetection finds; so a BMC's VGA
+     * (ASPEED 0x1a03, Matrox 0x102b) is none. The config key that sets it
+     * is vdesk.conf's; vd_pci_gpu_vendors_check validates a value. */
+    const char *gpu_vendors;
 } vd_pci;
 
 typedef struct vd_pci_fn {
     char bdf[13];
     char driver[64];   /* "" when no driver is bound */
+    char override[64]; /* its driver_override, "" when none */
     unsigned klass;
 } vd_pci_fn;
 
@@ -77,11 +91,16 @@ void vd_pci_info_read(const vd_pci *p, const char *bdf, vd_pci_info *d);
 /* Every PCI function under p->sys, in address order (malloc'd array). */
 int vd_pci_scan(const vd_pci *p, vd_pci_info **out, int *n, vd_err *err);
 
-/* Whether `d` is a GPU (display class, not a VF). */
-int vd_pci_is_gpu(const vd_pci_info *d);
+/* Whether `d` is a gres GPU: display class, of a vendor in p->gpu_vendors,
+ * not a VF. */
+int vd_pci_is_gpu(const vd_pci *p, const vd_pci_info *d);
+
+/* Whether `list` is a valid gpu_vendors value (see vd_pci); err names the
+ * bad entry. */
+int vd_pci_gpu_vendors_check(const char *list, vd_err *err);
 
 /* The node's GPUs (vd_pci_is_gpu), in address order: the order of their
- * gres indices. */
+ * gres indices. Fails when p->gpu_vendors is not valid. */
 #define VD_PCI_GPUS_MAX 64
 typedef struct vd_pci_gpu_list {
     char bdf[VD_PCI_GPUS_MAX][13];
@@ -110,7 +129,8 @@ typedef struct vd_pci_holders {
 } vd_pci_holders;
 
 /* Processes holding any of `devnodes` (names under p->dev: "nvidia0",
- * "vfio/12"). */
+ * "vfio/12"), by whatever path they opened it; a node that does not exist
+ * has no holder. */
 int vd_pci_holders_find(const vd_pci *p, const char *const *devnodes, int n, vd_pci_holders *h,
                         vd_err *err);
 

@@ -1,12 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 #include "slurmapi.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <slurm/slurm.h>
 #include <slurm/slurm_errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Slurm 23.11 made hostlist_t the struct (before, a pointer to it);
+ * slurm_hostlist_create returns a pointer in both. Errors: libslurm sets
+ * errno in every version; slurm_get_errno(), which returned it, is gone
+ * from 24.11. */
+#if SLURM_VERSION_NUMBER >= SLURM_VERSION_NUM(23, 11, 0)
+typedef hostlist_t *vd_hostlist;
+#else
+typedef hostlist_t vd_hostlist;
+#endif
 
 /* libslurm exits the process (after retrying for a minute) when it finds
  * no slurm.conf, so vdesk looks first: $SLURM_CONF, the packaged default,
@@ -25,18 +39,302 @@ static int init(vd_err *err)
                       env && *env ? "" : " or /run/slurm/conf/slurm.conf");
 }
 
-int vd_slurm_job_comment(unsigned job, const char *text, vd_err *err)
+/* --- the AdminComment's vdesk records (format: slurmapi.h) -------------- */
+
+#define SEP " | "
+#define SEP_LEN 3
+#define NODE_NAME_MAX 255
+
+typedef struct seg {
+    const char *s;
+    size_t full;     /* its length as read */
+    size_t len;      /* as it will be written: below full, it ends in "..." */
+    size_t prefix;   /* length of "vdesk[NODE] "; 0: the site's text */
+    size_t min;      /* the shortest it may become; full for the site's text */
+    int dropped;
+} seg;
+
+/* vdesk's format needs node names without these; Slurm's have none. */
+static int node_ok(const char *s, size_t len)
 {
-    if (init(err) < 0)
-        return vd_err_prefix(err, "job %u", job);
+    if (len == 0 || len > NODE_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (strchr("[]|", s[i]) || isspace((unsigned char)s[i]) || iscntrl((unsigned char)s[i]))
+            return 0;
+    return 1;
+}
+
+/* The length of "vdesk[NODE] " that starts s, or 0: not a vdesk record. */
+static size_t vdesk_prefix(const char *s, size_t len)
+{
+    if (len < 6 || memcmp(s, "vdesk[", 6) != 0)
+        return 0;
+    const char *close = memchr(s + 6, ']', len - 6);
+    if (!close || (size_t)(close - s) + 1 >= len || close[1] != ' ' ||
+        !node_ok(s + 6, (size_t)(close - s) - 6))
+        return 0;
+    return (size_t)(close - s) + 2;
+}
+
+static void add_seg(seg *v, size_t *n, const char *s, size_t len)
+{
+    size_t prefix = vdesk_prefix(s, len);
+    size_t min = prefix && prefix + 3 < len ? prefix + 3 : len;
+    v[(*n)++] = (seg){ .s = s, .full = len, .len = len, .prefix = prefix, .min = min };
+}
+
+static size_t count_segs(const char *s)
+{
+    size_t n = 1;
+    for (const char *p = s; (p = strstr(p, SEP)); p += SEP_LEN)
+        n++;
+    return n;
+}
+
+/* The separator that ends the segment at p: the last of overlapping
+ * matches, so that text ending in " |" (the site's) stays with its segment
+ * and the record after it still starts with "vdesk[" (found by fuzzing:
+ * "site |" made the next merge duplicate the node's record). */
+static const char *next_sep(const char *p)
+{
+    const char *q = strstr(p, SEP);
+    while (q && !strncmp(q + SEP_LEN - 1, SEP, SEP_LEN))
+        q += SEP_LEN - 1;
+    return q;
+}
+
+static void split(const char *old, seg *v, size_t *n)
+{
+    *n = 0;
+    for (const char *p = old; *old;) {
+        const char *q = next_sep(p);
+        add_seg(v, n, p, q ? (size_t)(q - p) : strlen(p));
+        if (!q)
+            return;
+        p = q + SEP_LEN;
+    }
+}
+
+/* Removes node's records: its new one replaces them. Returns the count. */
+static size_t drop_node(seg *v, size_t n, const char *node)
+{
+    size_t k = 0, len = strlen(node);
+    for (size_t i = 0; i < n; i++)
+        if (v[i].prefix != len + 8 || memcmp(v[i].s + 6, node, len) != 0)
+            v[k++] = v[i];
+    return k;
+}
+
+/* "vdesk[NODE] RECORD", with what would split it on the next read ('|',
+ * line breaks) made harmless. */
+static char *new_record(const char *node, const char *record)
+{
+    size_t size = strlen(node) + strlen(record) + 9;
+    char *s = malloc(size);
+    if (!s)
+        return NULL;
+    int n = snprintf(s, size, "vdesk[%s] ", node);
+    for (const char *c = record; *c; c++)
+        s[n++] = *c == '|' ? '/' : iscntrl((unsigned char)*c) ? ' ' : *c;
+    s[n] = '\0';
+    return s;
+}
+
+static size_t total_len(const seg *v, size_t n, int site_only)
+{
+    size_t t = 0, k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!v[i].dropped && !(site_only && v[i].prefix)) {
+            t += v[i].len;
+            k++;
+        }
+    return k ? t + SEP_LEN * (k - 1) : 0;
+}
+
+static void shorten(seg *g, size_t *over)
+{
+    size_t by = g->len - g->min < *over ? g->len - g->min : *over;
+    g->len -= by;
+    *over -= by;
+}
+
+/* Oldest vdesk records shortened first, then dropped, then the newest
+ * (the last) shortened; the site's text never. */
+static int fit(seg *v, size_t n, size_t cap)
+{
+    size_t t = total_len(v, n, 0);
+    size_t over = t > cap ? t - cap : 0;
+    for (size_t i = 0; i + 1 < n && over; i++)
+        if (v[i].prefix)
+            shorten(&v[i], &over);
+    for (size_t i = 0; i + 1 < n && over; i++)
+        if (v[i].prefix) {
+            v[i].dropped = 1;
+            over -= v[i].len + SEP_LEN < over ? v[i].len + SEP_LEN : over;
+        }
+    if (over)
+        shorten(&v[n - 1], &over);
+    return over ? -1 : 0;
+}
+
+static size_t put_seg(const seg *g, char *out)
+{
+    if (g->len == g->full) {
+        memcpy(out, g->s, g->len);
+        return g->len;
+    }
+    /* Cut between characters, not inside a UTF-8 one. */
+    size_t cut = g->len - 3;
+    while (cut > g->prefix && ((unsigned char)g->s[cut] & 0xc0) == 0x80)
+        cut--;
+    memcpy(out, g->s, cut);
+    memcpy(out + cut, "...", 3);
+    return cut + 3;
+}
+
+static void render(const seg *v, size_t n, char *out)
+{
+    size_t at = 0;
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].dropped)
+            continue;
+        if (!first) {
+            memcpy(out + at, SEP, SEP_LEN);
+            at += SEP_LEN;
+        }
+        first = 0;
+        at += put_seg(&v[i], out + at);
+    }
+    out[at] = '\0';
+}
+
+/* Merges into v, which has room for one more segment than old has. */
+static int merge(const char *old, const char *node, const char *rec, seg *v,
+                 char *out, size_t cap, vd_err *err)
+{
+    size_t n;
+    split(old, v, &n);
+    n = drop_node(v, n, node);
+    add_seg(v, &n, rec, strlen(rec));
+    if (v[n - 1].len > VD_ADMIN_RECORD_MAX)
+        v[n - 1].len = VD_ADMIN_RECORD_MAX;
+    if (fit(v, n, cap) < 0)
+        return vd_err_set(err, "node %s: no room for its vdesk record in the job's AdminComment: "
+                          "the site's text there takes %zu of the %zu characters vdesk lets it "
+                          "grow to; shorten that text", node, total_len(v, n, 1), cap);
+    render(v, n, out);
+    return 0;
+}
+
+int vd_admin_comment_merge(const char *old, const char *node, const char *record,
+                           char *out, size_t size, vd_err *err)
+{
+    if (!node_ok(node, strlen(node)))
+        return vd_err_set(err, "'%s' is not a node name vdesk can keep a record under in an "
+                          "AdminComment (empty, over %d characters, or with '[', ']', '|' or "
+                          "a space)", node, NODE_NAME_MAX);
+    if (size == 0)
+        return vd_err_set(err, "node %s: no room for its vdesk record (0 bytes given)", node);
+    old = old ? old : "";
+    size_t cap = size - 1 < VD_ADMIN_COMMENT_MAX ? size - 1 : VD_ADMIN_COMMENT_MAX;
+    char *rec = new_record(node, record ? record : "");
+    seg *v = malloc((count_segs(old) + 1) * sizeof(*v));
+    int rc = rec && v ? merge(old, node, rec, v, out, cap, err)
+                      : vd_err_set(err, "node %s: out of memory merging its vdesk record into "
+                                   "the AdminComment", node);
+    free(v);
+    free(rec);
+    return rc;
+}
+
+/* --- the job's AdminComment through slurmctld --------------------------- */
+
+/* A copy of the job's AdminComment in *comment (NULL: it has none). */
+static int comment_read(unsigned job, char **comment, vd_err *err)
+{
+    job_info_msg_t *resp = NULL;
+    int found = 0, rc = 0;
+    *comment = NULL;
+    if (slurm_load_job(&resp, job, SHOW_ALL) != SLURM_SUCCESS)
+        return vd_err_set(err, "job %u: cannot read its AdminComment: %s", job, slurm_strerror(errno));
+    for (uint32_t i = 0; resp && i < resp->record_count && !found; i++) {
+        const slurm_job_info_t *j = &resp->job_array[i];
+        found = j->job_id == job;
+        if (found && j->admin_comment && !(*comment = strdup(j->admin_comment)))
+            rc = vd_err_set(err, "job %u: out of memory reading its AdminComment", job);
+    }
+    slurm_free_job_info_msg(resp);
+    /* Without the job's record its comment is unknown: writing ours would
+     * wipe the site's text. */
+    if (!found)
+        return vd_err_set(err, "job %u: slurmctld sent no record of it; its AdminComment is "
+                          "left as it is", job);
+    return rc;
+}
+
+static int comment_write(unsigned job, const char *text, vd_err *err)
+{
     job_desc_msg_t desc;
     slurm_init_job_desc_msg(&desc);
     desc.job_id = job;
     desc.admin_comment = (char *)text;
     if (slurm_update_job(&desc) != SLURM_SUCCESS)
-        return vd_err_set(err, "job %u: cannot set its AdminComment: %s", job,
-                          slurm_strerror(slurm_get_errno()));
+        return vd_err_set(err, "job %u: cannot set its AdminComment: %s", job, slurm_strerror(errno));
     return 0;
+}
+
+static int comment_put(unsigned job, const char *node, const char *text, vd_err *err)
+{
+    char *old, merged[VD_ADMIN_COMMENT_MAX + 1];
+    if (comment_read(job, &old, err) < 0)
+        return -1;
+    int rc = vd_admin_comment_merge(old, node, text, merged, sizeof(merged), err);
+    free(old);
+    if (rc < 0)
+        return vd_err_prefix(err, "job %u", job);
+    return comment_write(job, merged, err);
+}
+
+/* Whether the comment holds a record of node's. */
+static int has_record(const char *comment, const char *node)
+{
+    char head[NODE_NAME_MAX + 16];
+    snprintf(head, sizeof(head), "vdesk[%s] ", node);
+    if (!strncmp(comment, head, strlen(head)))
+        return 1;
+    snprintf(head, sizeof(head), SEP "vdesk[%s] ", node);
+    return strstr(comment, head) != NULL;
+}
+
+/* Reads the comment back after a pause: another node's prolog that read
+ * before our write and wrote after it has dropped our record. */
+static int record_kept(unsigned job, const char *node, int attempt)
+{
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)attempt;
+    long ms = 50 + rand_r(&seed) % 150;
+    nanosleep(&(struct timespec){ .tv_nsec = ms * 1000000 }, NULL);
+    char *now = NULL;
+    if (comment_read(job, &now, NULL) < 0)
+        return 1;   /* the write went through; nothing better to go on */
+    int kept = now && has_record(now, node);
+    free(now);
+    return kept;
+}
+
+int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_err *err)
+{
+    if (init(err) < 0)
+        return vd_err_prefix(err, "job %u", job);
+    for (int attempt = 1; attempt <= 3; attempt++) {
+        if (comment_put(job, node, text, err) < 0)
+            return -1;
+        if (record_kept(job, node, attempt))
+            return 0;
+    }
+    return vd_err_set(err, "job %u: node %s's vdesk record keeps disappearing from the AdminComment "
+                      "(another tool rewriting it at the same time?)", job, node);
 }
 
 int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err)
@@ -51,9 +349,14 @@ int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err)
     msg.reason_uid = getuid();
     if (slurm_update_node(&msg) != SLURM_SUCCESS)
         return vd_err_set(err, "node %s: cannot drain it (reason '%s'): %s", node, reason,
-                          slurm_strerror(slurm_get_errno()));
+                          slurm_strerror(errno));
     return 0;
 }
+
+/* --- gres strings -------------------------------------------------------- */
+
+/* Longer gpu items than this are none Slurm writes for 64 GPUs. */
+#define ITEM_MAX 512
 
 /* Calls fn on each item of a gres list: commas inside parentheses
  * ("IDX:0,2") belong to the item. */
@@ -76,46 +379,95 @@ static void gres_items(const char *list, void (*fn)(const char *item, size_t len
     }
 }
 
-/* "gpu[:TYPE]:COUNT[(...)]": the count after the last colon before '('. */
-static int gpu_count(const char *item, size_t len)
+/* Copies a "gpu:..." item into buf; 0 for other items, -1 (bad) for one
+ * too long. */
+static int gpu_item(const char *item, size_t len, char *buf, vd_slurm_gpus *g)
 {
-    char buf[256];
-    if (len >= sizeof(buf) || strncmp(item, "gpu:", 4) != 0)
+    if (len < 4 || strncmp(item, "gpu:", 4) != 0)
         return 0;
+    if (len >= ITEM_MAX) {
+        g->bad = 1;
+        return -1;
+    }
     memcpy(buf, item, len);
     buf[len] = '\0';
-    buf[strcspn(buf, "(")] = '\0';
-    const char *count = strrchr(buf, ':') + 1;
-    return atoi(count);
+    return 1;
 }
 
+/* A count: decimal digits only, at most VD_SLURM_GPUS_MAX. */
+static int parse_count(const char *s, long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)*s))
+        return -1;
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return *end || errno || *out > VD_SLURM_GPUS_MAX ? -1 : 0;
+}
+
+/* "gpu[:TYPE]:COUNT[(...)]": the count after the last colon before '('. */
 static void add_configured(const char *item, size_t len, vd_slurm_gpus *g)
 {
-    g->configured += gpu_count(item, len);
+    char buf[ITEM_MAX];
+    long n;
+    if (gpu_item(item, len, buf, g) <= 0)
+        return;
+    buf[strcspn(buf, "(")] = '\0';
+    if (parse_count(strrchr(buf, ':') + 1, &n) < 0) {
+        g->bad = 1;
+        return;
+    }
+    if (g->configured + n > VD_SLURM_GPUS_MAX) {
+        g->bad = 1;
+        n = VD_SLURM_GPUS_MAX - g->configured;
+    }
+    g->configured += (int)n;
+}
+
+/* "A" or "A-B": decimal numbers that fit, A <= B. */
+static int parse_range(const char *t, long long *lo, long long *hi)
+{
+    char *end;
+    errno = 0;
+    *lo = *hi = strtoll(t, &end, 10);
+    if (end != t && *end == '-') {
+        t = end + 1;
+        *hi = strtoll(t, &end, 10);
+    }
+    return end == t || *end || errno || *lo > *hi ? -1 : 0;
+}
+
+/* Sets the bits of a range that are within 0-63: never more than 64, and
+ * no shift by a negative amount or by 64 or more. */
+static void add_range(const char *t, vd_slurm_gpus *g)
+{
+    long long lo, hi;
+    if (!strcmp(t, "N/A"))
+        return;   /* the item holds no GPU */
+    if (parse_range(t, &lo, &hi) < 0) {
+        g->bad = 1;
+        return;
+    }
+    if (lo < 0 || hi > 63)
+        g->bad = 1;
+    for (long long i = lo < 0 ? 0 : lo; i <= hi && i < 64; i++)
+        g->used |= 1ULL << i;
 }
 
 /* "gpu:a100:2(IDX:0,2-3)": the indices, as ranges. */
 static void add_used(const char *item, size_t len, vd_slurm_gpus *g)
 {
-    char buf[256];
-    if (len >= sizeof(buf) || strncmp(item, "gpu:", 4) != 0)
+    char buf[ITEM_MAX];
+    if (gpu_item(item, len, buf, g) <= 0)
         return;
-    memcpy(buf, item, len);
-    buf[len] = '\0';
     char *idx = strstr(buf, "(IDX:");
     if (!idx)
         return;
     idx += 5;
     idx[strcspn(idx, ")")] = '\0';
     char *save = NULL;
-    for (char *t = strtok_r(idx, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        char *end;
-        long lo = strtol(t, &end, 10), hi = *end == '-' ? strtol(end + 1, NULL, 10) : lo;
-        if (end == t)
-            continue;   /* "N/A" */
-        for (long i = lo; i <= hi && i < 64; i++)
-            g->used |= 1ULL << i;
-    }
+    for (char *t = strtok_r(idx, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        add_range(t, g);
 }
 
 void vd_slurm_gpus_parse(const char *gres, const char *gres_used, vd_slurm_gpus *g)
@@ -127,28 +479,40 @@ void vd_slurm_gpus_parse(const char *gres, const char *gres_used, vd_slurm_gpus 
         gres_items(gres_used, add_used, g);
 }
 
+/* Whether hl (a job's nodes) holds node, at which position. */
+static int node_at(const char *nodes, const char *node)
+{
+    vd_hostlist hl = slurm_hostlist_create(nodes);
+    int at = hl ? slurm_hostlist_find(hl, node) : -1;
+    if (hl)
+        slurm_hostlist_destroy(hl);
+    return at;
+}
+
 /* The gres indices the running jobs on `node` hold: each job's detail
  * for that node ("gpu:1(IDX:0)"), which slurmctld keeps even when the
  * node's own gres_used has no indices (Slurm 22.05 without typed GPUs). */
 static int jobs_gpus(const char *node, vd_slurm_gpus *g, vd_err *err)
 {
     job_info_msg_t *jobs = NULL;
+    int rc = 0;
     if (slurm_load_jobs(0, &jobs, SHOW_ALL | SHOW_DETAIL) != SLURM_SUCCESS)
-        return vd_err_set(err, "node %s: cannot list its jobs: %s", node,
-                          slurm_strerror(slurm_get_errno()));
-    for (uint32_t i = 0; i < jobs->record_count; i++) {
+        return vd_err_set(err, "node %s: cannot list its jobs: %s", node, slurm_strerror(errno));
+    for (uint32_t i = 0; i < jobs->record_count && rc == 0; i++) {
         const slurm_job_info_t *j = &jobs->job_array[i];
         if ((j->job_state & JOB_STATE_BASE) != JOB_RUNNING || !j->nodes || !j->gres_detail_cnt)
             continue;
-        hostlist_t hl = slurm_hostlist_create(j->nodes);
-        int at = hl ? slurm_hostlist_find(hl, node) : -1;
-        if (hl)
-            slurm_hostlist_destroy(hl);
-        if (at >= 0 && (uint32_t)at < j->gres_detail_cnt)
-            gres_items(j->gres_detail_str[at], add_used, g);
+        int at = node_at(j->nodes, node);
+        if (at < 0 || (uint32_t)at >= j->gres_detail_cnt)
+            continue;
+        gres_items(j->gres_detail_str[at], add_used, g);
+        if (g->bad)
+            rc = vd_err_set(err, "node %s: job %u's gres detail '%s' is malformed (an index "
+                            "outside 0-63?): its GPUs are unknown; see 'scontrol -d show job %u'",
+                            node, j->job_id, j->gres_detail_str[at], j->job_id);
     }
     slurm_free_job_info_msg(jobs);
-    return 0;
+    return rc;
 }
 
 int vd_slurm_node_gpus(const char *node, vd_slurm_gpus *g, vd_err *err)
@@ -157,13 +521,34 @@ int vd_slurm_node_gpus(const char *node, vd_slurm_gpus *g, vd_err *err)
     if (init(err) < 0)
         return vd_err_prefix(err, "node %s: cannot ask slurmctld", node);
     if (slurm_load_node_single(&resp, (char *)node, SHOW_ALL | SHOW_DETAIL) != SLURM_SUCCESS)
-        return vd_err_set(err, "node %s: cannot ask slurmctld: %s", node,
-                          slurm_strerror(slurm_get_errno()));
+        return vd_err_set(err, "node %s: cannot ask slurmctld: %s", node, slurm_strerror(errno));
     if (!resp || resp->record_count < 1) {
         slurm_free_node_info_msg(resp);
         return vd_err_set(err, "node %s: slurmctld does not know it", node);
     }
-    vd_slurm_gpus_parse(resp->node_array[0].gres, resp->node_array[0].gres_used, g);
+    const node_info_t *n = &resp->node_array[0];
+    vd_slurm_gpus_parse(n->gres, n->gres_used, g);
+    int rc = g->bad ? vd_err_set(err, "node %s: slurmctld's gres strings for it are malformed "
+                                 "(Gres '%s', GresUsed '%s': a count that is not a number or over "
+                                 "%d GPUs, or an index outside 0-63): its GPUs are unknown; check "
+                                 "its Gres= in slurm.conf and gres.conf", node,
+                                 n->gres ? n->gres : "", n->gres_used ? n->gres_used : "",
+                                 VD_SLURM_GPUS_MAX) : 0;
     slurm_free_node_info_msg(resp);
-    return jobs_gpus(node, g, err);
+    return rc < 0 ? -1 : jobs_gpus(node, g, err);
+}
+
+int vd_slurm_prolog_timeout(int *seconds, vd_err *err)
+{
+    slurm_conf_t *cf = NULL;
+    *seconds = 0;
+    if (init(err) < 0)
+        return vd_err_prefix(err, "cannot read PrologEpilogTimeout");
+    if (slurm_load_ctl_conf((time_t)0, &cf) != SLURM_SUCCESS || !cf)
+        return vd_err_set(err, "cannot read PrologEpilogTimeout from slurmctld: %s",
+                          slurm_strerror(errno));
+    if (cf->prolog_epilog_timeout != NO_VAL16)
+        *seconds = cf->prolog_epilog_timeout;
+    slurm_free_ctl_conf(cf);
+    return 0;
 }

@@ -8,27 +8,70 @@
 #ifndef VDESK_SLURMAPI_H
 #define VDESK_SLURMAPI_H
 
+#include <stddef.h>
+
 #include "err.h"
 
-/* Sets the job's AdminComment, which `scontrol show job` shows. */
-int vd_slurm_job_comment(unsigned job, const char *text, vd_err *err);
+/* A job's AdminComment holds one vdesk record per node, each its own
+ * segment, next to whatever the site keeps there:
+ *
+ *     SITE TEXT | vdesk[n1] RECORD | vdesk[n2] RECORD
+ *
+ * Segments are separated by " | "; a vdesk segment starts "vdesk[NODE] ".
+ * Any other segment is the site's and is written back as it was, in its
+ * place. A node's new record replaces its old one and goes last, so the
+ * vdesk segments run from oldest to newest. slurmctld sets no limit on an
+ * AdminComment (slurmdbd keeps it in a TEXT column, 64 KiB), so vdesk sets
+ * its own, for the comment to stay readable in `scontrol show job`. */
+#define VD_ADMIN_COMMENT_MAX 4096  /* characters in the whole comment */
+#define VD_ADMIN_RECORD_MAX 1024   /* characters in one "vdesk[NODE] RECORD" */
+
+/* Merges node's record into the AdminComment `old` (NULL: none), into
+ * `out` (at most size - 1 and VD_ADMIN_COMMENT_MAX characters). In the
+ * record, '|' becomes '/' and control characters spaces, so that it stays
+ * one segment. A record is cut at VD_ADMIN_RECORD_MAX ("..." at the end);
+ * when the whole is too long, the oldest vdesk records are shortened
+ * first, then dropped, then this node's is shortened; the site's text
+ * never is: if it leaves no room, the merge fails. */
+int vd_admin_comment_merge(const char *old, const char *node, const char *record,
+                           char *out, size_t size, vd_err *err);
+
+/* Puts `text` as node's record into the job's AdminComment, which
+ * `scontrol show job` shows (read, vd_admin_comment_merge, update).
+ * slurmctld has no conditional update: two nodes' prologs that write at
+ * once can lose one record; this reads the comment back and retries a few
+ * times, which makes that unlikely but not impossible. */
+int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_err *err);
 
 /* Drains `node` with `reason` (which starts with "vdesk: " and says what
  * to run). Jobs already running on it go on. */
 int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err);
 
+/* More GPUs than this on one node is a malformed string, not a node. */
+#define VD_SLURM_GPUS_MAX 1024
+
 /* A node's GPUs as Slurm offers them: how many (its Gres=gpu...), and
  * which gres indices jobs hold now. */
 typedef struct vd_slurm_gpus {
-    int configured;
+    int configured;            /* at most VD_SLURM_GPUS_MAX */
     unsigned long long used;   /* bit i: gres index i is allocated */
+    int bad;                   /* a string was malformed: a count that is not a
+                                * number or over VD_SLURM_GPUS_MAX (in all), an
+                                * index outside 0-63; the rest was read */
 } vd_slurm_gpus;
 
 /* Parses slurmctld's node strings, `gres` ("gpu:a100:4(S:0-1),mps:400")
- * and `gres_used` ("gpu:a100:2(IDX:0,2-3),mps:0"); NULL is none. */
+ * and `gres_used` ("gpu:a100:2(IDX:0,2-3),mps:0"); NULL is none. What is
+ * malformed sets `bad` and counts nothing (a sum over the limit is capped);
+ * only indices 0-63 are set. */
 void vd_slurm_gpus_parse(const char *gres, const char *gres_used, vd_slurm_gpus *g);
 
-/* Asks slurmctld for `node`'s GPUs. */
+/* Asks slurmctld for `node`'s GPUs. Malformed strings (`bad`) fail it:
+ * the GPUs are then unknown, and the message shows the strings. */
 int vd_slurm_node_gpus(const char *node, vd_slurm_gpus *g, vd_err *err);
+
+/* Slurm's PrologEpilogTimeout in seconds, asked of slurmctld; 0 when it
+ * is not set (Slurm then never kills a prolog or epilog). */
+int vd_slurm_prolog_timeout(int *seconds, vd_err *err);
 
 #endif

@@ -39,6 +39,7 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog)
 {
     char line[2048];
     vd_err err;
+    int rc = 0;
     vd_report_format(rep, line, sizeof(line));
     syslog(rep->drain[0] ? LOG_WARNING : LOG_INFO, "job %u: %s", rep->job, line);
     fprintf(stderr, "%s: job %u: %s\n", prog, rep->job, line);
@@ -47,15 +48,30 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog)
     if (!json || vd_record_append(conf->state_dir, json, &err) < 0)
         syslog(LOG_ERR, "%s", json ? err.msg : "out of memory");
     free(json);
+    /* The drain first: it is what an admin must see, and the AdminComment
+     * below reads the job back to merge with the other nodes' records. */
+    if (rep->drain[0]) {
+        syslog(LOG_ERR, "draining %s: %s", conf->node, rep->drain);
+        if (vd_slurm_node_drain(conf->node, rep->drain, &err) < 0) {
+            syslog(LOG_ERR, "%s", err.msg);
+            rc = -1;
+        }
+    }
     /* slurmctld refuses updates to a job once it completes, before the
-     * Epilog runs: only the eviction record can reach the job itself. */
-    if (rep->job && !strcmp(rep->op, "evict") && vd_slurm_job_comment(rep->job, line, &err) < 0)
+     * Epilog runs: only the eviction record can reach the job itself.
+     * One record per node in the AdminComment: "vdesk[NODE] evict: ...". */
+    const char *rec = !strncmp(line, "vdesk ", 6) ? line + 6 : line;
+    if (rep->job && !strcmp(rep->op, "evict") &&
+        vd_slurm_job_comment(rep->job, conf->node, rec, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
-    if (!rep->drain[0])
-        return 0;
-    syslog(LOG_ERR, "draining %s: %s", conf->node, rep->drain);
-    if (vd_slurm_node_drain(conf->node, rep->drain, &err) == 0)
-        return 0;
-    syslog(LOG_ERR, "%s", err.msg);
-    return -1;
+    return rc;
+}
+
+int node_budget(void)
+{
+    int s = 0;
+    vd_err err;
+    if (vd_slurm_prolog_timeout(&s, &err) < 0)
+        syslog(LOG_WARNING, "%s; each step keeps its own timeout", err.msg);
+    return s;
 }

@@ -23,4 +23,8 @@ int node_conf_load(vd_conf *conf, const char *prog);
  * needed but could not be set (the caller then fails, so Slurm drains). */
 int node_report(const vd_conf *conf, const vd_report *rep, const char *prog);
 
+/* Slurm's PrologEpilogTimeout (0: none, or slurmctld cannot say): the
+ * budget of this program's operation (engine.h, "Budgets"). */
+int node_budget(void);
+
 #endif

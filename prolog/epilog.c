@@ -21,7 +21,7 @@ int main(void)
         return 0;   /* drained with the config error */
     vd_report rep;
     vd_err err;
-    if (vd_restore(&conf, job_id(), &rep, &err) < 0)
+    if (vd_restore_within(&conf, job_id(), node_budget(), &rep, &err) < 0)
         fprintf(stderr, "vdesk-epilog: %s\n", err.msg);
     return node_report(&conf, &rep, "vdesk-epilog") < 0 ? 1 : 0;
 }

@@ -8,22 +8,48 @@
  * the node with a reason that says why and what to run (Slurm then requeues
  * a batch job).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <syslog.h>
 
 #include "common.h"
 
-static vd_mode request_mode(void)
+/* What the job asks for, checked again against the site's policy in
+ * vdesk.conf: the SPANK plugin checks it at submission, but a patched client
+ * or any libslurm program can set the job's SPANK environment to anything.
+ * A request the site forbids is not obeyed; the job gets the site's policy
+ * chain (auto) and the configured timeouts, and its record says why. */
+static void request_check(const vd_conf *conf, vd_request *req, char *refused, size_t size)
 {
-    const char *s = getenv("SPANK_VDESK_MODE");
-    vd_mode m = VD_MODE_AUTO;
+    const char *mode = getenv("SPANK_VDESK_MODE");
+    const char *tmo = getenv("SPANK_VDESK_TIMEOUT");
     vd_err err;
-    if (s && vd_mode_parse(s, &m, &err) < 0) {
-        syslog(LOG_WARNING, "SPANK_VDESK_MODE: %s; using auto", err.msg);
-        m = VD_MODE_AUTO;
+    char allowed[128];
+    req->mode = VD_MODE_AUTO;
+    req->timeout_s = 0;
+    refused[0] = '\0';
+    if (mode && *mode && vd_mode_parse(mode, &req->mode, &err) < 0) {
+        snprintf(refused, size, "refused mode '%.32s' (unknown)", mode);
+        req->mode = VD_MODE_AUTO;
+    } else if (!(conf->allow & VD_MODE_BIT(req->mode))) {
+        vd_mode_set_format(conf->allow, allowed, sizeof(allowed));
+        snprintf(refused, size, "refused mode %s (allow = %s in %.100s)", vd_mode_name(req->mode),
+                 allowed, conf->path);
+        req->mode = VD_MODE_AUTO;
     }
-    return m;
+    if (!tmo || !*tmo)
+        return;
+    char *end;
+    errno = 0;
+    long v = strtol(tmo, &end, 10);
+    size_t len = strlen(refused);
+    if (*tmo < '0' || *tmo > '9' || *end || errno || v < 1 || v > conf->max_timeout)
+        snprintf(refused + len, size - len, "%srefused timeout '%.24s' (1 to max_timeout = %d)",
+                 len ? "; " : "", tmo, conf->max_timeout);
+    else
+        req->timeout_s = (int)v;
 }
 
 int main(void)
@@ -32,18 +58,21 @@ int main(void)
     vd_conf conf;
     if (node_conf_load(&conf, "vdesk-prolog") < 0)
         return 1;
-    const char *t = getenv("SPANK_VDESK_TIMEOUT");
-    vd_request req = {
-        .job = job_id(),
-        .mode = request_mode(),
-        .timeout_s = t ? atoi(t) : 0,
-        .gpus = getenv("SLURM_JOB_GPUS"),
-    };
+    char refused[256];
+    vd_request req = { .job = job_id(), .gpus = getenv("SLURM_JOB_GPUS"), .budget_s = node_budget() };
+    request_check(&conf, &req, refused, sizeof(refused));
+    if (refused[0])
+        syslog(LOG_WARNING, "job %u: %s", req.job, refused);
     vd_report rep;
     vd_err err;
     int rc = vd_evict(&conf, &req, &rep, &err);
     if (rc < 0)
         fprintf(stderr, "vdesk-prolog: %s\n", err.msg);
+    if (refused[0]) {
+        char was[sizeof(rep.outcome)];
+        snprintf(was, sizeof(was), "%s", rep.outcome);
+        snprintf(rep.outcome, sizeof(rep.outcome), "%.250s; %.250s", refused, was);
+    }
     if (node_report(&conf, &rep, "vdesk-prolog") < 0)
         rc = -1;
     return rc == 0 ? 0 : 1;

@@ -1,7 +1,8 @@
 #!/bin/bash
 # tests/check.sh [--unit-only|--integration-only] BUILD
 # Runs every test and ends with one line "total: N passed, N failed".
-#   units:       each cmocka binary, then its ASan/UBSan build, then under valgrind
+#   units:       each cmocka binary, then its ASan/UBSan build, then under valgrind;
+#                then the fuzz targets' seed corpus (tests/fuzz/replay.c)
 #   integration: each tests/integration/t_*.sh on a fresh test bed
 set -u
 mode=all
@@ -49,6 +50,12 @@ if [ "$mode" != integration ]; then
         run "unit $(basename "$t") (valgrind)" valgrind -q --error-exitcode=9 --leak-check=full \
             --suppressions="$root/tests/valgrind.supp" \
             --errors-for-leak-kinds=definite "$t"
+    done
+    # The fuzz targets' seed corpus (tests/fuzz/corpus/TARGET), replayed by
+    # gcc ASan/UBSan builds, one child per input: "fuzz_TARGET: N passed, N failed".
+    for t in "$build"/tests/fuzz/fuzz_*; do
+        name=$(basename "$t")
+        run "fuzz replay $name" "$t" "$root/tests/fuzz/corpus/${name#fuzz_}"/*
     done
 fi
 if [ "$mode" != unit ]; then

@@ -5,7 +5,8 @@
 #
 #   bed_up DIR        start everything in DIR (must not exist, or be empty)
 #   bed_down DIR      stop everything started in DIR, by PID, and remove DIR
-#   bed_guest NAME    create and start a desktop guest (heartbeat, stand-in devices)
+#   bed_guest NAME [ARGS]  create and start a desktop guest (heartbeat, stand-in devices);
+#                   ARGS: extra kernel arguments (vdesk.ignore_power=1, acpiphp.disable=1)
 #
 # Knobs (environment, read by bed_up):
 #   VDESK_BED_PORT     first of 8 TCP ports on 127.0.0.1 (default: a free range)
@@ -14,6 +15,9 @@
 #   VDESK_BED_PLUGSTACK                   lines for plugstack.conf
 #   VDESK_BED_SLURM_EXTRA                 extra slurm.conf lines
 #   VDESK_BED_GPU_NODES                   nodes that offer one GPU as gres
+#   VDESK_BED_QEMU_USER                   run QEMU as this user with libvirt's DAC
+#                                         driver and dynamic ownership (Debian's
+#                                         defaults: libvirt-qemu); default root
 #                                         (File= a stand-in file, no driver)
 #
 # After bed_up, DIR/env holds the exports clients need (SLURM_CONF,
@@ -194,10 +198,15 @@ mdns_adv = 0
 host_uuid = "$(cat /proc/sys/kernel/random/uuid)"
 log_outputs = "2:file:$l/libvirtd.log"
 EOF
+    # Debian's defaults run QEMU as libvirt-qemu, with libvirt's DAC driver
+    # giving it each file it needs (VDESK_BED_QEMU_USER=libvirt-qemu); the
+    # default bed runs it as root, which hides permission problems.
+    local quser=${VDESK_BED_QEMU_USER:-root} dyn=0
+    [ "$quser" = root ] || { dyn=1; chmod 0711 "$BED"; }
     cat >"$l/etc/qemu.conf" <<EOF
-user = "root"
-group = "root"
-dynamic_ownership = 0
+user = "$quser"
+group = "$quser"
+dynamic_ownership = $dyn
 remember_owner = 0
 security_driver = "none"
 stdio_handler = "file"
@@ -339,12 +348,18 @@ bed_down() {
 # $VDESK_BED/guests/NAME/console.log and two hot-pluggable stand-in devices
 # (user aliases ua-gpu0 and ua-ib0; see tests/guest/devices/).
 bed_guest() {
-    local name=${1:?usage: bed_guest NAME} g
+    local name=${1:?usage: bed_guest NAME [KERNEL-ARGS]} args=${2:+ $2} g boot=$VDESK_CACHE/guest
     g=$VDESK_BED/guests/$name
     mkdir -p "$g"
+    # An unprivileged QEMU may not reach the build tree: its own copies.
+    if grep -q '^user = "root"' "$VDESK_BED/libvirt/etc/qemu.conf" 2>/dev/null; then :; else
+        boot=$VDESK_BED/guests/boot
+        mkdir -p "$boot" && cp -u "$VDESK_CACHE/guest/vmlinuz" "$VDESK_CACHE/guest/initrd.img" "$boot/"
+        chmod 0711 "$VDESK_BED/guests" "$g"
+    fi
     qemu-img create -q -f qcow2 "$g/disk.qcow2" 16M || return 1
-    sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$g|g" \
-        -e "s|@KERNEL@|$VDESK_CACHE/guest/vmlinuz|g" -e "s|@INITRD@|$VDESK_CACHE/guest/initrd.img|g" \
+    sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$g|g" -e "s|@CMDLINE@|$args|g" \
+        -e "s|@KERNEL@|$boot/vmlinuz|g" -e "s|@INITRD@|$boot/initrd.img|g" \
         "$BED_SRC/tests/guest/domain.xml.in" >"$g/domain.xml"
     "$BED_BUILD/tests/bedctl" create "$g/domain.xml"
 }
@@ -401,6 +416,7 @@ snapshots_keep = 2
 policy = save,shutdown
 timeout_unplug = 10
 timeout_shutdown = 20
+min_shutdown_grace = 2
 EOF
         [ -n "$hw" ] && printf 'sysfs_root = %s/hw/sys\ndev_root = %s/hw/dev\nproc_root = %s/hw/proc\n' \
             "$dir" "$dir" "$dir"
@@ -417,6 +433,9 @@ EOF
 #!/bin/sh
 export VDESK_CONF="$d/vdesk.conf"
 if [ -s "$d/crash" ]; then VDESK_TEST_CRASH=\$(cat "$d/crash"); export VDESK_TEST_CRASH; rm -f "$d/crash"; fi
+# skip-epilog: job ids whose epilog does nothing (a test that wants a
+# crashed prolog's journal left as it is).
+if [ "$p" = epilog ] && grep -qsx "\$SLURM_JOB_ID" "$d/skip-epilog"; then exit 0; fi
 exec "$BED_BUILD/prolog/vdesk-$p"
 EOF
         chmod +x "$d/$p"

@@ -30,6 +30,7 @@ static int usage(void)
           "  cycle NAME MODE FILE          bare libvirt evict+restore (suspend, save, shutdown,\n"
           "                                shrink) of a guest with ua-gpu0 and ua-ib0: the\n"
           "                                benchmark's baseline; FILE is the save file\n"
+          "  purge NAME                    destroy and undefine one domain\n"
           "  purge-all                     destroy and undefine every domain\n",
           stderr);
     return 2;
@@ -105,9 +106,9 @@ static int cycle(vd_hv *hv, const char *dom, const char *mode, const char *file,
     if (rc == 0 && !strcmp(mode, "suspend"))
         rc = vd_hv_dom_suspend(hv, dom, err) < 0 || vd_hv_dom_resume(hv, dom, err) < 0 ? -1 : 0;
     else if (rc == 0 && !strcmp(mode, "save"))
-        rc = vd_hv_dom_save(hv, dom, file, err) < 0 || vd_hv_dom_restore(hv, file, err) < 0 ? -1 : 0;
+        rc = vd_hv_dom_save(hv, dom, file, 0, err) < 0 || vd_hv_dom_restore(hv, dom, file, 0, err) < 0 ? -1 : 0;
     else if (rc == 0 && !strcmp(mode, "shutdown"))
-        rc = vd_hv_dom_shutdown(hv, dom, 20000, err) < 0 || vd_hv_dom_start(hv, dom, err) < 0 ? -1 : 0;
+        rc = vd_hv_dom_shutdown(hv, dom, 20000, err) < 0 || vd_hv_dom_start(hv, dom, 0, err) < 0 ? -1 : 0;
     else if (rc == 0 && !strcmp(mode, "shrink"))
         rc = vd_hv_dom_pin(hv, dom, "1", err) < 0 || vd_hv_dom_pin(hv, dom, NULL, err) < 0 ? -1 : 0;
     for (int i = 0; i < ndev && rc == 0; i++)
@@ -126,6 +127,8 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
         return 0;
     if (!strcmp(cmd, "purge-all") && argc == 1)
         return purge_all(hv, err);
+    if (!strcmp(cmd, "purge") && argc == 2)
+        return vd_hv_dom_purge(hv, argv[1], err);
     if (!strcmp(cmd, "create") && argc == 2)
         return file_cmd(hv, argv[1], NULL, NULL, err);
     if (!strcmp(cmd, "attach") && argc == 4)
@@ -165,7 +168,7 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
     if (!strcmp(cmd, "shutdown") && (argc == 2 || argc == 3))
         return vd_hv_dom_shutdown(hv, argv[1], argc == 3 ? atoi(argv[2]) : 20000, err);
     if (!strcmp(cmd, "start") && argc == 2)
-        return vd_hv_dom_start(hv, argv[1], err);
+        return vd_hv_dom_start(hv, argv[1], 0, err);
     if (!strcmp(cmd, "detach") && (argc == 3 || argc == 4)) {
         int ms = argc == 4 ? atoi(argv[3]) : 10000;
         long long t0 = now_ms();

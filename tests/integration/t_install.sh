@@ -32,4 +32,21 @@ test_prefix_moves_docs_not_the_plugin() {
     rm -rf "$d"
 }
 
+# Acting commands refuse a non-root user at once, with one line; the
+# read-only ones stay available.
+test_acting_commands_refuse_non_root() {
+    local conf=$T_ROOT/etc/vdesk.conf.example cmd out
+    as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$T_BUILD/cli/vdeskctl" --conf "$conf" --node ws01 "$@" 2>&1; }
+    for cmd in "evict save" restore "restore --force" recover; do
+        # shellcheck disable=SC2086
+        if out=$(as_nobody $cmd); then t_fail "'vdeskctl $cmd' as nobody succeeded"; fi
+        assert_eq "$out" "vdeskctl ${cmd%% *}: must run as root (it acts on the desktop VM and its devices); status, check-config and inventory need no root" "vdeskctl $cmd as nobody"
+    done
+    # check-config needs only a readable file (the checkout may be private to root).
+    cp "$conf" /tmp/vdesk-nobody.conf && chmod 644 /tmp/vdesk-nobody.conf
+    conf=/tmp/vdesk-nobody.conf
+    assert_match "$(as_nobody check-config)" "OK$"
+    rm -f /tmp/vdesk-nobody.conf
+}
+
 t_main

@@ -88,6 +88,29 @@ test_server_gpu_on_vfio_gets_a_caveat() {
     assert_match "$out" "Name=gpu File=/dev/nvidia1 Cores=0-15   # 0000:4b:00.0: on vfio-pci now, so its minor is assumed from PCI order"
 }
 
+# The BMC's VGA (ASPEED, 0000:02:00.0, before the GPUs) is no GPU to Slurm:
+# listing it would make the first GPU's gres index 1.
+test_server_bmc_vga_is_no_gpu() {
+    local human json slurm f
+    mount_machine server
+    f=$MNT/sys/bus/pci/devices/0000:31:00.0
+    echo vfio-pci >"$f/driver_override" && echo 0000:31:00.0 >"$MNT/sys/bus/pci/drivers/nvidia/unbind" &&
+        echo 0000:31:00.0 >"$MNT/sys/bus/pci/drivers_probe"
+    human=$(inventory)
+    json=$(inventory --json)
+    slurm=$(inventory --slurm)
+    unmount_machine
+    assert_match "$(cat "$T_ROOT/tests/sysfs/server.ini")" "^\[device 0000:02:00.0\]$" "the machine has the BMC"
+    assert_no_match "$human" "0000:02:00.0"
+    assert_match "$human" "^GPU 0000:31:00.0 10de:20b0  driver vfio-pci"
+    assert_eq "$(grep -c '^GPU ' <<<"$human")" 4 "GPUs listed"
+    assert_no_match "$json" "0000:02:00.0"
+    assert_no_match "$slurm" "0000:02:00.0"
+    assert_eq "$(grep -c '^Name=gpu' <<<"$slurm")" 4 "gres lines"
+    assert_match "$slurm" "^Name=gpu File=/dev/nvidia0 Cores=0-15   # 0000:31:00.0: on vfio-pci now, so its minor is assumed from PCI order"
+    assert_match "$slurm" "^Name=gpu File=/dev/nvidia1 Cores=0-15   # 0000:4b:00.0$"
+}
+
 test_workstation_desktop_takes_the_highest_whole_cores() {
     local out
     mount_machine workstation

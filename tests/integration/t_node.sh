@@ -5,39 +5,10 @@
 # broken config, missing guest, unusable snapshot directory and a stopped
 # libvirt daemon give a clear drain reason and lose nothing.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/node_bed.sh"
 
-BEDCTL=$T_BUILD/tests/bedctl
+t_setup() { node_bed_up; }
 
-t_setup() {
-    T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
-    bed_vdesk_files "$T_BED" hw
-    VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
-    VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
-    VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
-    VDESK_BED_GPU_NODES=n1 bed_up "$T_BED" || return 1
-    VDCONF=$VDESK_BED/vdesk/vdesk.conf
-    cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
-    # n1's desktop holds the emulated workstation's GPU group and HCA.
-    bed_hw workstation && bed_hw_vfio 0000:01:00.0 && bed_hw_vfio 0000:02:00.0 &&
-        bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
-}
-
-# hw_drivers: the drivers of the emulated GPU group and HCA, in one line.
-hw_drivers() {
-    local b out=
-    for b in 0000:01:00.0 0000:01:00.1 0000:01:00.2 0000:01:00.3 0000:02:00.0; do
-        out="$out $(bed_hw_driver "$b")"
-    done
-    echo "${out# }"
-}
-HW_HOST="nvidia snd_hda_intel xhci_hcd nvidia-gpu mlx5_core"
-HW_VFIO="vfio-pci vfio-pci vfio-pci vfio-pci vfio-pci"
-
-t_teardown() { bed_down "$T_BED"; }
-
-vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
-vm_state() { "$BEDCTL" state "desk-$1"; }
-records() { cat "$VDESK_BED/vdesk/state/$1/records.jsonl" 2>/dev/null; }
 admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
 node_reason() { sinfo -h -N -n "$1" -o '%E'; }
 node_state() { sinfo -h -N -n "$1" -o '%T'; }
@@ -54,7 +25,7 @@ hb_at_least() {
 start_job() {
     local id
     id=$(sbatch --parsable -w "$1" --vdesk="$2" -o /dev/null --wrap "sleep $3") || return 1
-    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=vdesk evict'" || return 1
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n[0-9]\] evict'" || return 1
     echo "$id"
 }
 
@@ -94,7 +65,7 @@ test_suspend_falls_back_when_the_job_has_gpus() {
     local boot n id st rc=0
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(sbatch --parsable -w n1 --gres=gpu:1 --vdesk=suspend -o /dev/null --wrap 'sleep 5')
-    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=vdesk evict'"
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n[0-9]\] evict'"
     assert_match "$(admin_comment "$id")" "asked=suspend used=save"
     assert_match "$(admin_comment "$id")" "outcome=\"desktop desk-n1 save after suspend failed: suspend keeps the desktop's GPUs, and the job was given GPUs 0\""
     assert_eq "$(vm_state n1)" shutoff
@@ -173,19 +144,27 @@ test_shrink_keeps_desktop_on_its_cores_without_gpu() {
     assert_no_match "$("$BEDCTL" xml desk-n1)" "cpuset=.1./>" "pinning undone"
 }
 
+# Old layers are merged into the oldest layer vdesk made, never into the
+# base image below it (the site's: it may be a golden image that other
+# desktops share). The chain is then the active layer, snapshots_keep
+# frozen ones, vdesk's oldest layer, and the base.
 test_snapshots_beyond_keep_are_merged_while_the_desktop_lives() {
-    local boot n i chain files
+    local boot n i chain files base sum
     read -r boot n <<<"$(bed_hb desk-n1)"
+    base=$VDESK_BED/guests/desk-n1/disk.qcow2
+    sum=$(md5sum <"$base")
     for i in 1 2 3 4; do
         vdeskctl --node n1 evict save >/dev/null
         vdeskctl --node n1 restore >/dev/null
         chain=$("$BEDCTL" xml desk-n1 | grep -c "<source file=")
-        [ "$chain" -le 3 ] || t_fail "disk chain of $chain layers after cycle $i (snapshots_keep = 2)"
+        [ "$chain" -le 4 ] || t_fail "disk chain of $chain layers after cycle $i (snapshots_keep = 2)"
     done
-    assert_eq "$chain" 3 "active layer + 2 snapshots"
+    assert_eq "$chain" 4 "active layer + 2 snapshots + vdesk's oldest layer + the base"
     assert_match "$(records n1 | grep '"op":"evict"' | tail -n 1)" '"name":"prune snapshots","ms":[0-9]+,"ok":true'
     files=$(ls "$VDESK_BED/vdesk/snapshots/n1" | wc -l)
-    assert_eq "$files" 2 "overlay files vdesk keeps (the bottom layer is the original disk)"
+    assert_eq "$files" 3 "overlay files vdesk keeps (the bottom layer is the original disk)"
+    assert_eq "$(md5sum <"$base")" "$sum" "the base image was never written"
+    "$BEDCTL" xml desk-n1 | grep -q "<source file='$base'/>" || t_fail "the base image left the chain"
     assert_continued n1 "$boot" "$n"
     read -r b _ <<<"$(bed_disk desk-n1)"
     assert_eq "$b" "$boot" "disk after merging"
@@ -221,18 +200,21 @@ test_second_epilog_is_a_noop() {
 
 # crash_and_recover STEP: the prolog of a save job dies (SIGKILL) at STEP;
 # Slurm drains the node and requeues the job; `vdeskctl recover` brings the
-# desktop back with its session (same boot) and disk.
+# desktop back with its session (same boot) and disk. The bed's epilog
+# stands aside meanwhile, so that the journal is exactly what the crash left.
 crash_and_recover() {
     local step=$1 boot n id out
     read -r boot n <<<"$(bed_hb desk-n1)"
     echo "$step" >"$VDESK_BED/vdesk/crash"
-    id=$(sbatch --parsable -w n1 --vdesk=save -o /dev/null --wrap true)
+    id=$(sbatch --parsable -H -w n1 --vdesk=save -o /dev/null --wrap true)
+    echo "$id" >"$VDESK_BED/vdesk/skip-epilog"
+    scontrol release "$id"
     t_poll 30 sh -c "scontrol -o show job $id | grep -q 'Reason=launch_failed_requeued_held\|JobState=\(PENDING\|REQUEUE\)' && sinfo -h -N -n n1 -o %T | grep -q drain" ||
         t_fail "crash at '$step': job $id not requeued or node not drained: $(scontrol -o show job "$id" | grep -o 'JobState=[^ ]* Reason=[^ ]*')"
-    # Slurm may already be running the epilog, which converges too.
-    assert_match "$(vdeskctl --node n1 status)" "desktop: (evicting|restoring|present)"
+    assert_match "$(vdeskctl --node n1 status)" "desktop: evicting \(mode [a-z-]*, step '${step%+}', 1 job\(s\): $id\)"
     out=$(vdeskctl --node n1 recover)
-    t_say "crash at '$step': $(grep -o 'outcome=.*' <<<"$out")"
+    rm -f "$VDESK_BED/vdesk/skip-epilog"
+    assert_match "$out" "outcome=\"recovered an operation interrupted while evicting at step '${step%+}'\"$"
     assert_eq "$(vm_state n1)" running "after recover from a crash at '$step'"
     assert_continued n1 "$boot" "$n"
     read -r b _ <<<"$(bed_disk desk-n1)"
@@ -332,12 +314,15 @@ test_next_prolog_recovers_a_crashed_one() {
     local boot n id
     read -r boot n <<<"$(bed_hb desk-n1)"
     echo "save+" >"$VDESK_BED/vdesk/crash"
-    id=$(sbatch --parsable -w n1 --vdesk=save -o /dev/null --wrap true)
+    id=$(sbatch --parsable -H -w n1 --vdesk=save -o /dev/null --wrap true)
+    echo "$id" >"$VDESK_BED/vdesk/skip-epilog"
+    scontrol release "$id"
     t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
     scancel "$id"
     scontrol update nodename=n1 state=resume
     id=$(start_job n1 suspend 2)
-    assert_match "$(records n1 | grep "\"job\":$id,\"op\":\"evict\"")" "recovered an operation interrupted while evicting at step 'save'|desktop desk-n1 suspend"
+    rm -f "$VDESK_BED/vdesk/skip-epilog"
+    assert_match "$(records n1 | grep "\"job\":$id,\"op\":\"evict\"")" "\"outcome\":\"recovered an operation interrupted while evicting at step 'save'; desktop desk-n1 suspend\""
     after_job "$id" n1
     assert_continued n1 "$boot" "$n"
 }
@@ -349,14 +334,18 @@ test_failed_restore_boots_the_snapshot_and_keeps_the_save_file() {
     st=$VDESK_BED/vdesk/state/n1
     # A save file that no longer restores (a full disk during the save, say).
     truncate -s 4096 "$st/desk-n1.save"
-    out=$(vdeskctl --node n1 restore)
-    assert_match "$out" "outcome=\"restore failed \(.*\); booted the snapshot .*\""
-    assert_match "$out" "phases=lock:[0-9]+,restore:[0-9]+!,destroy:[0-9]+|phases=lock:[0-9]+,restore:[0-9]+!,revert to snapshot"
+    # The session is lost: restore says so, exits 1 and drains the node.
+    if out=$(vdeskctl --node n1 restore 2>&1); then t_fail "restore exited 0 after losing the session"; fi
+    assert_match "$out" "outcome=\"restore failed \(.*\); booted the snapshot .*; LOST: the session of desk-n1 could not be brought back: booted the snapshot instead\""
+    assert_match "$(node_reason n1)" "^vdesk: desktop desk-n1 lost data on n1"
+    # Tried twice (a transient error must not cost the session), then the snapshot.
+    assert_match "$out" "phases=lock:[0-9]+,restore:[0-9]+!,restore:[0-9]+!,revert to snapshot"
     assert_eq "$(vm_state n1)" running
     t_poll 30 hb_at_least n1 $((boot + 1)) 3 || t_fail "desk-n1 did not boot the snapshot: $(bed_hb desk-n1)"
     ls "$st"/desk-n1.save.failed-* >/dev/null 2>&1 || t_fail "the broken save file was not kept"
     assert_match "$(vdeskctl --node n1 status)" "desktop: present"
     assert_eq "$("$BEDCTL" present desk-n1 ua-gpu0)$("$BEDCTL" present desk-n1 ua-ib0)" 11 "devices after a cold boot"
+    scontrol update nodename=n1 state=resume
 }
 
 test_libvirt_stopped_during_a_job_loses_nothing() {
@@ -406,6 +395,200 @@ test_unusable_snapshot_dir_drains_but_evicts() {
     assert_match "$(node_reason n2)" "^vdesk: no snapshot of desk-n2: .*snapshots/n2"
     after_job "$id" n2
     scontrol update nodename=n2 state=resume
+}
+
+# --- what the hardening of the node side added (issue 9) -----------------
+
+# n2_fresh: n2 as a node with a working snapshot directory, not drained.
+n2_fresh() {
+    "$BEDCTL" purge desk-n2 >/dev/null 2>&1 || true
+    rm -rf "$VDESK_BED/guests/desk-n2" "$VDESK_BED/vdesk/state/n2" "$VDESK_BED/vdesk/snapshots/n2"
+    scontrol update nodename=n2 state=resume 2>/dev/null || true
+    t_poll 20 sh -c "sinfo -h -N -n n2 -o %T | grep -qx idle" || t_fail "n2 is $(node_state n2): $(node_reason n2)"
+}
+
+# A guest that ignores the ACPI power button is powered off, and the record
+# says destroy, not shutdown. The site's policy (on_destroy = record) does
+# not drain for it. A job's timeout cannot cut the grace below the site's
+# min_shutdown_grace (2 s on the bed).
+test_guest_ignoring_the_power_button_is_destroyed_and_said_so() {
+    local id
+    n2_fresh
+    bed_guest desk-n2 vdesk.ignore_power=1 >/dev/null && bed_wait_hb desk-n2 60
+    id=$(sbatch --parsable -w n2 --vdesk=shutdown --vdesk-timeout=1 -o /dev/null --wrap 'sleep 2')
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n2\] evict'"
+    assert_match "$(admin_comment "$id")" "asked=shutdown used=destroy .*shutdown:[0-9]+!,destroy:[0-9]+"
+    assert_match "$(admin_comment "$id")" "shutdown:(19[0-9][0-9]|2[0-9][0-9][0-9])!" "the site's 2 s, not the job's 1 s"
+    assert_match "$(admin_comment "$id")" "outcome=\"desktop desk-n2 destroy\""
+    assert_match "$(cat "$VDESK_BED/guests/desk-n2/console.log")" "ignoring the power button"
+    after_job "$id" n2
+    assert_no_match "$(node_state n2)" "drain" "on_destroy = record"
+    "$BEDCTL" purge desk-n2
+}
+
+# A guest that does not let go of a device (no ACPI hotplug in the guest):
+# libvirt's detach returns, the device stays in the live XML. The mode fails
+# on it, the chain moves on, and the device never left the desktop.
+test_guest_keeping_its_device_fails_the_mode_and_loses_nothing() {
+    local id
+    n2_fresh
+    bed_guest desk-n2 acpiphp.disable=1 >/dev/null && bed_wait_hb desk-n2 60
+    id=$(sbatch --parsable -w n2 --vdesk=save --vdesk-timeout=3 -o /dev/null --wrap 'sleep 2')
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n2\] evict'"
+    assert_match "$(admin_comment "$id")" "used=shutdown .*outcome=\"desktop desk-n2 shutdown after save failed: .*device ua-gpu0 was not released by the guest"
+    after_job "$id" n2
+    assert_eq "$("$BEDCTL" present desk-n2 ua-gpu0)$("$BEDCTL" present desk-n2 ua-ib0)" 11 "devices of desk-n2"
+    "$BEDCTL" purge desk-n2
+}
+
+# A second job given the GPU that a suspended desktop holds: the desktop
+# goes further (save, the next mode of the policy), and both jobs' ends
+# bring back the same session.
+test_second_job_with_gpus_on_a_suspended_node_escalates() {
+    local boot n a b
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    a=$(start_job n1 suspend 8)
+    assert_eq "$(vm_state n1)" paused
+    b=$(sbatch --parsable -w n1 -n1 --gres=gpu:1 --vdesk=suspend -o /dev/null --wrap 'sleep 2')
+    t_poll 60 sh -c "scontrol -o show job $b | grep -q 'AdminComment=.*vdesk\[n1\] evict'"
+    assert_match "$(admin_comment "$b")" "used=save .*outcome=\"desktop desk-n1 save \(was suspend\) for job $b\""
+    assert_eq "$(vm_state n1)" shutoff "saved for job $b"
+    assert_eq "$(hw_drivers)" "$HW_HOST" "job $b has the GPU"
+    t_poll 60 job_done "$b"
+    assert_eq "$(vm_state n1)" shutoff "job $a still holds the node"
+    after_job "$a" n1
+    assert_continued n1 "$boot" "$n"
+}
+
+# A mode or timeout the site does not allow, set in the job's SPANK
+# environment by a patched client, is not obeyed by the node.
+test_forbidden_request_arriving_at_the_node_is_refused() {
+    local conf out rec
+    conf=$VDESK_BED/vdesk/strict.conf
+    sed 's/^policy = .*/&\nallow = suspend,save,auto\nmax_timeout = 60/' "$VDCONF" >"$conf"
+    out=$(SLURM_JOB_ID=997 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=shutdown SPANK_VDESK_TIMEOUT=-5 \
+          VDESK_CONF=$conf "$T_BUILD/prolog/vdesk-prolog" 2>&1) || t_fail "prolog failed: $out"
+    assert_match "$out" "job 997: vdesk evict: asked=auto used=save "
+    assert_match "$out" "outcome=\"refused mode shutdown \(allow = suspend, save, auto in $conf\); refused timeout '-5' \(1 to max_timeout = 60\); desktop desk-n1 save\""
+    SLURM_JOB_ID=997 SLURMD_NODENAME=n1 VDESK_CONF=$conf "$T_BUILD/prolog/vdesk-epilog" >/dev/null 2>&1
+    assert_eq "$(vm_state n1)" running
+    rm -f "$conf"
+}
+
+# wait_step STEP: the journal of n1 names STEP as the step under way.
+# A tight loop: some steps last a few tens of milliseconds.
+wait_step() {
+    local end=$((SECONDS + 30))
+    until grep -q "\"step\": *\"$1\"" "$VDESK_BED/vdesk/state/n1/journal.json" 2>/dev/null; do
+        [ "$SECONDS" -lt "$end" ] || { t_fail "step '$1' never came"; return 1; }
+    done
+}
+
+# Killed while libvirt saves, recovered at once: the save finishes in
+# libvirtd, and recover restores it (same boot), instead of resuming a VM
+# that was still saving and throwing the good save file away.
+test_kill_during_save_then_recover_at_once_keeps_the_session() {
+    local boot n pid out
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    vdeskctl --node n1 evict save >/dev/null 2>&1 &
+    pid=$!
+    wait_step save
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    out=$(vdeskctl --node n1 recover) || t_fail "recover failed: $out"
+    assert_no_match "$out" "LOST"
+    assert_continued n1 "$boot" "$n"
+    # Either the save finished and was restored (no file left), or libvirt
+    # gave it up and the VM ran on (the partial file is kept aside).
+    t_say "kill during save: $(grep -o 'phases=.*' <<<"$out")"
+    [ -z "$(ls "$VDESK_BED/vdesk/state/n1/" | grep '\.save' | grep -v '\.save\.failed-')" ] ||
+        t_fail "save files left: $(ls "$VDESK_BED/vdesk/state/n1/")"
+    rm -f "$VDESK_BED/vdesk/state/n1/"*.save.failed-*
+}
+
+# Killed while libvirt restores: the VM is "paused, starting up" under
+# libvirt's job; recover waits for it instead of destroying it.
+test_kill_during_restore_then_recover_at_once_keeps_the_session() {
+    local boot n pid out
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    vdeskctl --node n1 evict save >/dev/null
+    vdeskctl --node n1 restore >/dev/null 2>&1 &
+    pid=$!
+    wait_step restore
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    out=$(vdeskctl --node n1 recover) || t_fail "recover failed: $out"
+    assert_no_match "$out" "LOST|revert"
+    assert_continued n1 "$boot" "$n"
+    [ ! -e "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "the save file outlived the restore"
+}
+
+# Killed right after asking for an unplug: the removal completes after
+# recover looked. The device must come back all the same.
+test_kill_during_unplug_brings_the_device_back() {
+    local boot n
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    vdeskctl --node n1 evict save >/dev/null 2>&1 &
+    pid=$!
+    wait_step "unplug ua-ib0"
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    vdeskctl --node n1 recover >/dev/null || t_fail "recover failed"
+    sleep 2   # a removal still under way would land now
+    assert_continued n1 "$boot" "$n"
+    assert_match "$(vdeskctl --node n1 status)" "desktop: present"
+}
+
+# libvirt's autostart (or an admin) started the desktop while its session
+# was saved: the saved session is kept aside, not deleted, and said lost.
+test_desktop_started_behind_vdesks_back_keeps_the_save_file() {
+    local out rc=0 boot
+    read -r boot _ <<<"$(bed_hb desk-n1)"
+    vdeskctl --node n1 evict save >/dev/null
+    "$BEDCTL" start desk-n1
+    out=$(vdeskctl --node n1 restore) || rc=$?
+    assert_eq "$rc" 1 "restore exit code when something was lost"
+    assert_match "$out" "LOST: desk-n1 was started outside vdesk while its session was saved"
+    ls "$VDESK_BED/vdesk/state/n1/"desk-n1.save.unused-* >/dev/null 2>&1 || t_fail "the saved session is gone"
+    assert_match "$(node_reason n1)" "^vdesk: desktop desk-n1 lost data on n1"
+    assert_eq "$(vm_state n1)" running
+    rm -f "$VDESK_BED/vdesk/state/n1/"desk-n1.save.unused-*
+    # The cold boot found the emulated groups on their host drivers (a real
+    # VM with a hostdev could not have started so): as the desktop has them.
+    bed_hw_vfio 0000:01:00.0 && bed_hw_vfio 0000:02:00.0
+    scontrol update nodename=n1 state=resume
+    t_poll 60 hb_at_least n1 $((boot + 1)) 2 || t_fail "desk-n1 did not boot: $(bed_hb desk-n1)"
+}
+
+# A journal that cannot be read: the saved desktop still comes back, from
+# its save file, and the bad journal is kept for an admin.
+test_unreadable_journal_still_brings_a_saved_desktop_back() {
+    local boot n out st=$VDESK_BED/vdesk/state/n1
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    vdeskctl --node n1 evict save >/dev/null
+    printf '{"version":1,"phase":"evicted","jobs":""}' >"$st/journal.json"
+    out=$(vdeskctl --node n1 recover) || true
+    assert_continued n1 "$boot" "$n"
+    ls "$st"/journal.json.bad-* >/dev/null 2>&1 || t_fail "the bad journal was not kept"
+    assert_match "$out" "the node needs an admin: vdesk: journal unreadable on n1 \($st/journal.json: \"jobs\" is not an array"
+    rm -f "$st"/journal.json.bad-*
+}
+
+# A job on two nodes: each node's eviction record is kept in the one
+# AdminComment, next to what the site put there.
+test_multi_node_job_keeps_a_record_per_node() {
+    local id ac
+    n2_fresh
+    bed_guest desk-n2 >/dev/null && bed_wait_hb desk-n2 60
+    id=$(sbatch --parsable -H -N2 -w n1,n2 --vdesk=suspend -o /dev/null --wrap 'sleep 3')
+    scontrol update jobid="$id" admincomment="site: accounting tag 42"
+    scontrol release "$id"
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'vdesk\[n1\] evict.*vdesk\[n2\] evict\|vdesk\[n2\] evict.*vdesk\[n1\] evict'"
+    ac=$(admin_comment "$id")
+    assert_match "$ac" "^site: accounting tag 42 \| vdesk\[n[12]\] evict: asked=suspend used=suspend"
+    t_poll 60 job_done "$id"
+    t_poll 60 sh -c "[ \"\$('$BEDCTL' state desk-n2)\" = running ]"
+    "$BEDCTL" purge desk-n2
 }
 
 test_libvirt_down_fails_prolog_and_loses_nothing() {

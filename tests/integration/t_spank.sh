@@ -39,7 +39,7 @@ plugin_log() { grep -h "vdesk: job $1 $2 on " "$VDESK_BED"/slurm/log/slurmd-n*.l
 
 run_batch() {
     local id
-    id=$(sbatch --parsable "$@" --wrap true) || return 1
+    id=$(sbatch --parsable -o /dev/null "$@" --wrap true) || return 1
     t_poll 30 job_done "$id" || return 1
     echo "$id"
 }
@@ -91,7 +91,9 @@ test_srun_and_salloc_pass_the_mode() {
 refused() {
     local before out
     before=$(njobs)
-    if out=$("$@" 2>&1 </dev/null); then t_fail "'$*' succeeded"; return 1; fi
+    # From /tmp: a batch job that is wrongly accepted must not leave its
+    # slurm-N.out in the source tree.
+    if out=$(cd /tmp && "$@" 2>&1 </dev/null); then t_fail "'$*' succeeded"; return 1; fi
     assert_eq "$(njobs)" "$before" "jobs queued by '$*'"
     printf '%s\n' "$out"
 }

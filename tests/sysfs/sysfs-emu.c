@@ -17,6 +17,8 @@
  *       link_layer}} (one per function on mlx5_core, numbered in address order)
  *   dev/vfio/vfio, dev/vfio/N (while a member of group N is on vfio-pci),
  *   dev/nvidiaN (while that GPU is on nvidia)
+ *   ctr/dev/...: dev/ again, as a container sees the host's /dev bind-mounted:
+ *       the same files (same inode numbers) under other paths
  *   proc/driver/nvidia/gpus/BDF/information (while on nvidia: "Device Minor")
  * with the kernel's rules: driver_override decides a probe alone; otherwise
  * a driver's static and dynamic (new_id) ids must match; unbind needs the
@@ -446,6 +448,28 @@ static void nvidia_info(const dev *d, node *n)
          atoi(d->devnode + strcspn(d->devnode, "0123456789")));
 }
 
+/* The container's view of dev/ (see the top): its files are those of dev/. */
+#define CTR "/ctr"
+
+static const char *canon(const char *p)
+{
+    size_t n = strlen(CTR "/dev");
+    if (!strncmp(p, CTR "/dev", n) && (p[n] == '\0' || p[n] == '/'))
+        return p + strlen(CTR);
+    return p;
+}
+
+/* Inode numbers from paths (FNV-1a), stable across lookups, so that two
+ * paths to one file (dev/nvidia0, ctr/dev/nvidia0) are seen as one file, as
+ * a bind mount or a hard link is. Never 0 or 1 (the root's). */
+static uint64_t ino_of(const char *p)
+{
+    uint64_t h = 14695981039346656037ULL;
+    for (; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    return h | 1ULL << 62;
+}
+
 #define IB "/sys/class/infiniband/"
 #define NVPROC "/proc/driver/nvidia/gpus/"
 
@@ -455,7 +479,7 @@ static void lookup(machine *m, const char *p, node *n)
     memset(n, 0, sizeof(*n));
     static const char *dirs[] = { "/", "/sys", "/sys/bus", "/sys/bus/pci", "/sys/bus/pci/devices",
                                   "/sys/bus/pci/drivers", "/sys/kernel", "/sys/kernel/iommu_groups",
-                                  "/dev", "/dev/vfio", "/sys/class", "/sys/class/infiniband",
+                                  "/dev", "/dev/vfio", "/sys/class", "/sys/class/infiniband", CTR,
                                   "/proc", "/proc/driver", "/proc/driver/nvidia",
                                   "/proc/driver/nvidia/gpus" };
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
@@ -554,8 +578,11 @@ static int op_getattr(const char *p, struct stat *st, struct fuse_file_info *fi)
 {
     (void)fi;
     node n;
-    lookup_locked(M(), p, &n);
+    const char *c = canon(p);
+    lookup_locked(M(), c, &n);
     memset(st, 0, sizeof(*st));
+    /* A directory of the container's view is its own; a file is dev/'s. */
+    st->st_ino = ino_of(n.kind == K_DIR ? p : c);
     switch (n.kind) {
     case K_DIR: st->st_mode = S_IFDIR | 0755; st->st_nlink = 2; return 0;
     case K_LINK: st->st_mode = S_IFLNK | 0777; st->st_size = (off_t)strlen(n.text); return 0;
@@ -571,6 +598,7 @@ static int op_getattr(const char *p, struct stat *st, struct fuse_file_info *fi)
 static int op_readlink(const char *p, char *buf, size_t size)
 {
     node n;
+    p = canon(p);
     lookup_locked(M(), p, &n);
     if (n.kind != K_LINK)
         return -EINVAL;
@@ -593,6 +621,7 @@ static int op_readdir(const char *p, void *buf, fuse_fill_dir_t f, off_t off,
     node n;
     char name[32];
     const char *r;
+    p = canon(p);
     pthread_mutex_lock(&m->lock);
     lookup(m, p, &n);
     int rc = n.kind == K_DIR ? 0 : -ENOTDIR;
@@ -604,6 +633,9 @@ static int op_readdir(const char *p, void *buf, fuse_fill_dir_t f, off_t off,
         fill(buf, f, "sys");
         fill(buf, f, "dev");
         fill(buf, f, "proc");
+        fill(buf, f, CTR + 1);
+    } else if (rc == 0 && !strcmp(p, CTR)) {
+        fill(buf, f, "dev");
     } else if (rc == 0 && !strcmp(p, "/sys")) {
         fill(buf, f, "bus");
         fill(buf, f, "class");
@@ -737,6 +769,7 @@ static void node_open(machine *m, const char *p, struct fuse_file_info *fi)
 static int op_open(const char *p, struct fuse_file_info *fi)
 {
     struct stat st;
+    p = canon(p);
     int rc = op_getattr(p, &st, NULL);
     fi->direct_io = 1;   /* content changes under the reader, as in sysfs */
     if (rc == 0) {
@@ -766,6 +799,7 @@ static int op_read(const char *p, char *buf, size_t size, off_t off, struct fuse
 {
     (void)fi;
     node n;
+    p = canon(p);
     lookup_locked(M(), p, &n);
     if (n.kind != K_FILE)
         return -ENOENT;
@@ -892,6 +926,7 @@ static int op_write(const char *p, const char *buf, size_t size, off_t off,
     (void)fi;
     machine *m = M();
     char v[256];
+    p = canon(p);
     if (size >= sizeof(v))
         return -EINVAL;
     memcpy(v, buf, size);
@@ -916,6 +951,7 @@ static void *op_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     (void)conn;
     cfg->entry_timeout = cfg->attr_timeout = cfg->negative_timeout = 0;
     cfg->direct_io = 1;
+    cfg->use_ino = 1;   /* ino_of's numbers, not one per path */
     return fuse_get_context()->private_data;
 }
 

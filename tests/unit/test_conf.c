@@ -23,6 +23,33 @@ static const char *conf_file(const char *text)
     return path;
 }
 
+/* Loads `text` as a whole-file check; it must fail with `msg` in the
+ * message, after the file's name. */
+static void assert_refused(const char *text, const char *msg)
+{
+    vd_conf c;
+    vd_err err = { "" };
+    const char *p = conf_file(text);
+    int rc = vd_conf_load(p, NULL, &c, &err);
+    unlink(p);
+    if (rc != -1)
+        fail_msg("accepted: %s", text);
+    if (!strstr(err.msg, msg))
+        fail_msg("expected '%s' in '%s' for: %s", msg, err.msg, text);
+    assert_int_equal(strncmp(err.msg, p, strlen(p)), 0);   /* names the file */
+}
+
+/* Loads `text` for node n1; it must succeed. */
+static void load_ok(const char *text, vd_conf *c)
+{
+    vd_err err = { "" };
+    const char *p = conf_file(text);
+    int rc = vd_conf_load(p, "n1", c, &err);
+    unlink(p);
+    if (rc)
+        fail_msg("refused: %s\nfor: %s", err.msg, text);
+}
+
 static const char *good =
     "[vdesk]\n"
     "state_dir = /var/lib/vdesk/%n\n"
@@ -104,18 +131,238 @@ static void bad_files_name_line_and_cause(void **state)
         { "[node n1]\nuri = qemu:///system\n", "[node n1] needs both uri = and domain =" },
         { "[vdesk\n", ":1: syntax error" },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        vd_conf c;
-        vd_err err = { "" };
-        const char *p = conf_file(cases[i].text);
-        int rc = vd_conf_load(p, NULL, &c, &err);
-        unlink(p);
-        if (rc != -1)
-            fail_msg("case %zu was accepted: %s", i, cases[i].text);
-        if (!strstr(err.msg, cases[i].msg))
-            fail_msg("case %zu: expected '%s' in '%s'", i, cases[i].msg, err.msg);
-        assert_int_equal(strncmp(err.msg, p, strlen(p)), 0);   /* names the file */
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_refused(cases[i].text, cases[i].msg);
+}
+
+/* A second header for a section would merge two sections into one, or let
+ * the second silently override the first: both are refused at the repeat. */
+static void repeated_section_is_refused(void **state)
+{
+    (void)state;
+    assert_refused("[vdesk]\nstate_dir = /a\n[node n1]\nuri = qemu:///system\ndomain = d\n"
+                   "[vdesk]\nstate_dir = /b\n",
+                   ":6: section [vdesk] is repeated (first at line 1)");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\n"
+                   "[node n2]\nuri = qemu:///system\ndomain = e\n"
+                   "[node n1]\nuri = qemu:///session\ndomain = d\n",
+                   ":7: section [node n1] is repeated (first at line 1)");
+    /* Even an empty repeat: it shows a copy-and-paste mistake. */
+    assert_refused("[vdesk]\n[node n1]\nuri = qemu:///system\ndomain = d\n[vdesk]\n",
+                   ":5: section [vdesk] is repeated (first at line 1)");
+}
+
+/* A node section's missing keys are reported at its header, whether the
+ * section is empty, followed by another, or the last in the file. */
+static void incomplete_node_section_names_its_header(void **state)
+{
+    (void)state;
+    assert_refused("[node n1]\n[node n2]\nuri = qemu:///system\ndomain = d\n",
+                   ":1: [node n1] needs both uri = and domain = (missing: uri, domain)");
+    assert_refused("[vdesk]\nsnapshots_keep = 3\n[node n1]\n",
+                   ":3: [node n1] needs both uri = and domain = (missing: uri, domain)");
+    assert_refused("[vdesk]\nsnapshots_keep = 3\n[node n1]\ndomain = d\n",
+                   ":3: [node n1] needs both uri = and domain = (missing: uri)");
+    assert_refused("[node n1]\nuri = qemu:///system\n\n[vdesk]\ntimeout_save = 5\n",
+                   ":1: [node n1] needs both uri = and domain = (missing: domain)");
+    assert_refused("[nod n1]\n", ":1: unknown section [nod n1]");
+}
+
+/* inih keeps the previous section after a header without ']' and reports
+ * the header's line with whatever the next key's error is; vdesk names the
+ * header itself. */
+static void unclosed_section_header_is_reported_on_its_line(void **state)
+{
+    (void)state;
+    assert_refused("[vdesk]\ntimeout_save = 5\n[node n1\nuri = qemu:///system\ndomain = d\n",
+                   ":3: syntax error: bad section header '[node n1' (missing ']')");
+    assert_refused("[vdesk]\n[node n1 ; a comment]\nuri = qemu:///system\n",
+                   ":2: syntax error: bad section header '[node n1' (missing ']')");
+    assert_refused("[vdesk]\nstate_dir\n", ":2: syntax error: 'state_dir' is not KEY = VALUE");
+    assert_refused("timeout_save = 5\n", ":1: key 'timeout_save' comes before any section");
+    assert_refused("[vdesk] extra\n", ":1: syntax error: text after ']' in '[vdesk] extra'");
+}
+
+/* '#' after a value starts a comment, as ';' does (inih knows only ';'):
+ * a space or tab before it, so values such as URIs keep their '#'. */
+static void inline_comments_after_values(void **state)
+{
+    (void)state;
+    vd_conf c;
+    load_ok("[vdesk]   # site-wide\n"
+            "timeout_save = 60    # seconds\n"
+            "timeout_restore = 70\t; seconds\n"
+            "  policy = save  # indented keys are fine\n"
+            "[node n1] ; this node\n"
+            "uri = qemu+ssh://h/system?x#y # fragment kept\n"
+            "domain = desk-n1 # the desktop\n"
+            "desktop_cores = 0-1 # two cores\n"
+            "device = gpu ua-gpu0 0000:65:00.0 # first GPU\n", &c);
+    assert_int_equal(c.timeout_save, 60);
+    assert_int_equal(c.timeout_restore, 70);
+    assert_int_equal(c.npolicy, 1);
+    assert_string_equal(c.uri, "qemu+ssh://h/system?x#y");
+    assert_string_equal(c.domain, "desk-n1");
+    assert_string_equal(c.desktop_cores, "0-1");
+    assert_string_equal(c.devices[0].pci, "0000:65:00.0");
+}
+
+/* Only the kernel's own spelling of a PCI address names a sysfs directory. */
+static void pci_address_must_be_canonical(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "0x00:01:00.0", "-001:01:00.0", "+001:01:00.0", "0000:0A:00.0",
+        "0000:00:20.0", "0000:00:00.8", "00000:01:00.0", "0000:01:00", "0000-01-00.0",
+        "000g:01:00.0", "0000:01:1f.a",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[node n1]\nuri = qemu:///system\ndomain = d\n"
+                 "device = gpu ua-g %s\n", bad[i]);
+        char msg[128];
+        snprintf(msg, sizeof(msg), ":4: bad value 'device = gpu ua-g %s", bad[i]);
+        assert_refused(text, msg);
+        assert_refused(text, "must be in the kernel's canonical form DDDD:BB:DD.F");
     }
+    vd_conf c;
+    load_ok("[node n1]\nuri = qemu:///system\ndomain = d\n"
+            "device = gpu ua-g0 ffff:ff:1f.7\ndevice = gpu ua-g1 0000:0a:00.0\n", &c);
+    assert_string_equal(c.devices[0].pci, "ffff:ff:1f.7");
+    assert_string_equal(c.devices[1].pci, "0000:0a:00.0");
+}
+
+/* The domain name becomes part of the save file's path STATE_DIR/DOMAIN.save. */
+static void domain_must_be_a_safe_name(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "../../../etc/cron.d/x", "a/b", ".hidden", "..", "desk n1", "desk$", "dësk",
+        "a12345678901234567890123456789012345678901234567890123456789012345",   /* 65 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[node n1]\nuri = qemu:///system\ndomain = %s\n", bad[i]);
+        assert_refused(text, ":3: bad value 'domain = ");
+        assert_refused(text, "letters, digits, '-', '_', '.'");
+    }
+    vd_conf c;
+    load_ok("[node n1]\nuri = qemu:///system\n"
+            "domain = A_desk-1.2345678901234567890123456789012345678901234567890123456\n", &c);
+    assert_int_equal(strlen(c.domain), 64);
+}
+
+/* hwloc would allocate a bitmap up to the highest CPU named, and read 010
+ * and 0x10 its own way: only plain decimal CPUs below VD_MAX_CPUS pass. */
+static void desktop_cores_is_a_bounded_decimal_cpulist(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "-2", "4294967294", "0-4294967294", "010", "0x10", "4096", "0-4096", "3-1", "1,,2",
+        ",1", "1,", "1-", "-", "1-2-3", "+1", "1 2", "0-1,4294967295", "99999999999999999999",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[256];
+        snprintf(text, sizeof(text), "[node n1]\nuri = qemu:///system\ndomain = d\n"
+                 "desktop_cores = %s\n", bad[i]);
+        assert_refused(text, ":4: bad value 'desktop_cores = ");
+        assert_refused(text, "must be a CPU list such as 0-1,8-9");
+    }
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktop_cores = 0-4294967294\n",
+                   "below VD_MAX_CPUS (4096)");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktop_cores = 3-1\n",
+                   "range 3-1");
+    vd_conf c;
+    load_ok("[node n1]\nuri = qemu:///system\ndomain = d\ndesktop_cores = 0,4095,10-20,7-7\n", &c);
+    assert_string_equal(c.desktop_cores, "0,4095,10-20,7-7");
+}
+
+/* The node re-checks what a job's SPANK environment asks for. */
+static void node_policy_keys(void **state)
+{
+    (void)state;
+    vd_conf c;
+    vd_conf_defaults(&c);
+    assert_int_equal(c.allow, VD_MODE_SET_ALL);
+    assert_int_equal(c.max_timeout, 3600);
+    assert_int_equal(c.min_shutdown_grace, 30);
+    assert_int_equal(c.destroy_drains, 0);
+
+    load_ok(good, &c);
+    assert_int_equal(c.allow, VD_MODE_SET_ALL);
+    assert_int_equal(c.max_timeout, 3600);
+    assert_int_equal(c.min_shutdown_grace, 30);
+    assert_int_equal(c.destroy_drains, 0);
+
+    load_ok("[vdesk]\nallow = save,shutdown,auto\nmax_timeout = 900\n"
+            "min_shutdown_grace = 0\non_destroy = drain\n"
+            "[node n1]\nuri = qemu:///system\ndomain = d\n", &c);
+    assert_int_equal(c.allow, VD_MODE_BIT(VD_MODE_SAVE) | VD_MODE_BIT(VD_MODE_SHUTDOWN) |
+                              VD_MODE_BIT(VD_MODE_AUTO));
+    assert_int_equal(c.max_timeout, 900);
+    assert_int_equal(c.min_shutdown_grace, 0);
+    assert_int_equal(c.destroy_drains, 1);
+
+    load_ok("[vdesk]\non_destroy = record\nmin_shutdown_grace = 120\n"
+            "[node n1]\nuri = qemu:///system\ndomain = d\n", &c);
+    assert_int_equal(c.destroy_drains, 0);
+    assert_int_equal(c.min_shutdown_grace, 120);   /* = timeout_shutdown: allowed */
+
+    /* The default grace never exceeds a short shutdown step. */
+    load_ok("[vdesk]\ntimeout_shutdown = 10\n[node n1]\nuri = qemu:///system\ndomain = d\n", &c);
+    assert_int_equal(c.min_shutdown_grace, 10);
+}
+
+static void node_policy_keys_refused(void **state)
+{
+    (void)state;
+    static const struct { const char *text, *msg; } cases[] = {
+        { "[vdesk]\nallow = save,bogus\n", ":2: bad value 'allow = save,bogus': unknown mode 'bogus'" },
+        { "[vdesk]\nallow =\n", ":2: bad value 'allow = ': mode list '' has an empty item" },
+        { "[vdesk]\nmax_timeout = 0\n", ":2: bad value 'max_timeout = 0': must be whole seconds from 1 to 86400" },
+        { "[vdesk]\nmax_timeout = 86401\n", "must be whole seconds from 1 to 86400" },
+        { "[vdesk]\nmin_shutdown_grace = -1\n", ":2: bad value 'min_shutdown_grace = -1': must be whole seconds from 0 to 86400" },
+        { "[vdesk]\non_destroy = halt\n", ":2: bad value 'on_destroy = halt': must be record or drain" },
+        { "[vdesk]\ngpu_vendors = 0x10de, nvidia\n", ":2: bad value 'gpu_vendors = 0x10de, nvidia': gpu_vendors '0x10de, nvidia': 'nvidia' is not a PCI vendor id" },
+        { "[vdesk]\nmax_timeout = 5\nmax_timeout = 5\n", ":3: key 'max_timeout' given twice in [vdesk]" },
+        /* Checked once the whole file is read: the order of keys does not matter. */
+        { "[vdesk]\nmin_shutdown_grace = 200\n",
+          ":2: min_shutdown_grace = 200 is above timeout_shutdown = 120" },
+        { "[vdesk]\nsnapshots_keep = 2\nmin_shutdown_grace = 100\ntimeout_shutdown = 60\n",
+          ":3: min_shutdown_grace = 100 is above timeout_shutdown = 60" },
+        { "[node n1]\nallow = save\n", ":2: unknown key 'allow' in [node n1]" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_refused(cases[i].text, cases[i].msg);
+}
+
+/* Numbers are plain decimal digits: strtol alone takes "+5", " 5", "0x10"
+ * (base 0) or "010" (octal to some readers). */
+static void numbers_are_strict_decimal(void **state)
+{
+    (void)state;
+    static const struct { const char *text, *msg; } cases[] = {
+        { "[vdesk]\ntimeout_save = +5\n", ":2: bad value 'timeout_save = +5': must be whole seconds from 1 to 86400" },
+        { "[vdesk]\ntimeout_save = 0x10\n", ":2: bad value 'timeout_save = 0x10'" },
+        { "[vdesk]\ntimeout_save = 010\n", ":2: bad value 'timeout_save = 010'" },
+        { "[vdesk]\ntimeout_save = 99999999999999999999\n", ":2: bad value 'timeout_save = 99999999999999999999'" },
+        { "[vdesk]\ntimeout_save = 5 5\n", ":2: bad value 'timeout_save = 5 5'" },
+        { "[vdesk]\ntimeout_unplug = -1\n", ":2: bad value 'timeout_unplug = -1'" },
+        { "[vdesk]\ntimeout_restore = 86401\n", ":2: bad value 'timeout_restore = 86401'" },
+        { "[vdesk]\ntimeout_shutdown = 0\n", ":2: bad value 'timeout_shutdown = 0'" },
+        { "[vdesk]\nsnapshots_keep = 101\n", ":2: bad value 'snapshots_keep = 101': must be a whole number from 1 to 100" },
+        { "[vdesk]\nsnapshots_keep = +3\n", ":2: bad value 'snapshots_keep = +3'" },
+        { "[vdesk]\nsnapshots_keep = 4294967299\n", ":2: bad value 'snapshots_keep = 4294967299'" },
+        { "[vdesk]\nmax_timeout = 1e3\n", ":2: bad value 'max_timeout = 1e3'" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        assert_refused(cases[i].text, cases[i].msg);
+    vd_conf c;
+    load_ok("[vdesk]\ntimeout_save = 86400\nsnapshots_keep = 100\ntimeout_unplug = 1\n"
+            "[node n1]\nuri = qemu:///system\ndomain = d\n", &c);
+    assert_int_equal(c.timeout_save, 86400);
+    assert_int_equal(c.snapshots_keep, 100);
+    assert_int_equal(c.timeout_unplug, 1);
 }
 
 static void missing_file_says_what_to_do(void **state)
@@ -143,6 +390,16 @@ int main(void)
         cmocka_unit_test(good_file_for_a_node),
         cmocka_unit_test(whole_file_check_without_node),
         cmocka_unit_test(bad_files_name_line_and_cause),
+        cmocka_unit_test(repeated_section_is_refused),
+        cmocka_unit_test(incomplete_node_section_names_its_header),
+        cmocka_unit_test(unclosed_section_header_is_reported_on_its_line),
+        cmocka_unit_test(inline_comments_after_values),
+        cmocka_unit_test(pci_address_must_be_canonical),
+        cmocka_unit_test(domain_must_be_a_safe_name),
+        cmocka_unit_test(desktop_cores_is_a_bounded_decimal_cpulist),
+        cmocka_unit_test(node_policy_keys),
+        cmocka_unit_test(node_policy_keys_refused),
+        cmocka_unit_test(numbers_are_strict_decimal),
         cmocka_unit_test(missing_file_says_what_to_do),
         cmocka_unit_test(conf_path_honours_env),
     };

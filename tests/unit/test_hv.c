@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hv.h"
 
@@ -80,7 +81,7 @@ static void create_shutdown_start_purge(void **state)
     OK(vd_hv_dom_shutdown(*state, "vd-unit", 1000, &err));
     OK(vd_hv_dom_state(*state, "vd-unit", &s, &err));
     assert_int_equal(s, VD_DOM_SHUTOFF);
-    OK(vd_hv_dom_start(*state, "vd-unit", &err));
+    OK(vd_hv_dom_start(*state, "vd-unit", 0, &err));
     OK(vd_hv_dom_purge(*state, "vd-unit", &err));
     OK(vd_hv_dom_state(*state, "vd-unit", &s, &err));
     assert_int_equal(s, VD_DOM_MISSING);
@@ -101,7 +102,7 @@ static void list_has_test_domain(void **state)
 static void missing_vm_errors_name_it(void **state)
 {
     vd_err err;
-    assert_int_equal(vd_hv_dom_start(*state, "ghost", &err), -1);
+    assert_int_equal(vd_hv_dom_start(*state, "ghost", 0, &err), -1);
     assert_non_null(strstr(err.msg, "VM ghost: not found"));
     assert_int_equal(vd_hv_dev_detach(*state, "ghost", "ua-gpu0", 100, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "VM ghost"));
@@ -129,6 +130,49 @@ static void absent_device_is_reported(void **state)
     assert_non_null(strstr(err.msg, "no device with alias ua-gpu0"));
 }
 
+/* Calls with a deadline that they meet: the watchdog is disarmed and
+ * leaves the VM alone. The restored VM says where it came from. */
+static void bounded_calls_that_finish_in_time(void **state)
+{
+    vd_err err;
+    vd_dom_info st;
+    char path[] = "/tmp/vdesk-hv-save-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    OK(vd_hv_dom_create(*state, dom_xml, &err));
+    OK(vd_hv_dom_save(*state, "vd-unit", path, 5000, &err));
+    OK(vd_hv_dom_info(*state, "vd-unit", &st, &err));
+    assert_int_equal(st.state, VD_DOM_SHUTOFF);
+    assert_false(st.busy);
+    OK(vd_hv_dom_restore(*state, "vd-unit", path, 5000, &err));
+    OK(vd_hv_dom_info(*state, "vd-unit", &st, &err));
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_true(st.restored);
+    assert_string_equal(st.what, "running");
+    OK(vd_hv_dom_destroy(*state, "vd-unit", &err));
+    OK(vd_hv_dom_start(*state, "vd-unit", 5000, &err));
+    OK(vd_hv_dom_info(*state, "vd-unit", &st, &err));
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_false(st.restored);
+    OK(vd_hv_dom_purge(*state, "vd-unit", &err));
+    unlink(path);
+}
+
+/* A paused VM is not busy; one libvirt is saving is (the reason says). */
+static void paused_by_vdesk_is_not_busy(void **state)
+{
+    vd_err err;
+    vd_dom_info st;
+    OK(vd_hv_dom_suspend(*state, "test", &err));
+    OK(vd_hv_dom_info(*state, "test", &st, &err));
+    assert_int_equal(st.state, VD_DOM_PAUSED);
+    assert_false(st.busy);
+    OK(vd_hv_dom_resume(*state, "test", &err));
+    OK(vd_hv_dom_info(*state, "no-such-vm", &st, &err));
+    assert_int_equal(st.state, VD_DOM_MISSING);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -140,6 +184,8 @@ int main(void)
         cmocka_unit_test(missing_vm_errors_name_it),
         cmocka_unit_test(bad_alias_refused_before_libvirt),
         cmocka_unit_test(absent_device_is_reported),
+        cmocka_unit_test(bounded_calls_that_finish_in_time),
+        cmocka_unit_test(paused_by_vdesk_is_not_busy),
     };
     return cmocka_run_group_tests_name("hv", tests, hv_setup, hv_teardown);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,6 +42,29 @@ static int exists(const emu *e, const char *rel)
     char p[160];
     snprintf(p, sizeof(p), "%s/%s", e->mnt, rel);
     return access(p, F_OK) == 0;
+}
+
+/* Writes `value` to sys/REL, as an admin or a desktop VM's start would. */
+static void sys_put(const emu *e, const char *rel, const char *value)
+{
+    char p[192];
+    snprintf(p, sizeof(p), "%s/%s", e->sys, rel);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    assert_true(fputs(value, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void assert_override(const emu *e, const char *bdf, const char *expected)
+{
+    char p[192], buf[64] = "";
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/%s/driver_override", e->sys, bdf);
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof(buf), f));
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    assert_string_equal(buf, expected);
 }
 
 static const char *ws_host = "0000:01:00.0=nvidia 0000:01:00.1=snd_hda_intel "
@@ -122,13 +146,49 @@ static void hung_unbind_times_out_naming_the_device(void **state)
     control(e, "hang-unbind 0000:01:00.2");
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    int rc = vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Released before any assertion: a stuck request would keep the
+     * emulator from stopping. */
+    control(e, "release");
+    assert_int_equal(rc, -1);
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_non_null(strstr(err.msg, "device 0000:01:00.2: unbind from xhci_hcd"));
     assert_non_null(strstr(err.msg, "hung for 300 ms"));
+    if (ms >= 3000)
+        fail_msg("took %ld ms: %s", ms, err.msg);
     assert_true(ms < 3000);   /* the caller did not hang with the driver */
+}
+
+/* The step's child stays stuck in the unbind (FUSE, as a driver, waits for
+ * the answer whatever the signal): it must not keep the caller's
+ * descriptors, among them the node's lock that every later prolog, epilog
+ * and vdeskctl waits for. */
+static void stuck_unbind_keeps_no_lock_of_the_caller(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    char lock[] = "/tmp/vdesk-lock-XXXXXX";
+    int fd = mkstemp(lock);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    e->pci.timeout_ms = 300;
+    control(e, "hang-unbind 0000:01:00.2");
+    int rc = vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err);
+    int closed = close(fd), next = open(lock, O_RDWR | O_CLOEXEC);
+    int locked = flock(next, LOCK_EX | LOCK_NB);   /* the next caller's try */
+    /* Released before any assertion: a stuck request would keep the
+     * emulator from stopping. */
     control(e, "release");
+    assert_int_equal(unlink(lock), 0);
+    assert_int_equal(closed, 0);
+    assert_true(next >= 0);
+    assert_int_equal(locked, 0);
+    assert_int_equal(close(next), 0);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err.msg, "hung for 300 ms"));
+    assert_non_null(strstr(err.msg, "left behind"));   /* it cannot die while stuck */
 }
 
 static void slow_unbind_within_timeout_succeeds(void **state)
@@ -152,6 +212,64 @@ static void failing_vfio_probe_is_reported_and_undone(void **state)
     assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
     assert_non_null(strstr(err.msg, "device 0000:01:00.3: on 'no driver' after probing, not on 'vfio-pci'"));
     assert_drivers(e, "0000:01:00.0", ws_host);
+}
+
+/* A move that fails half way puts back each member it moved exactly as it
+ * was: on a driver that is not the one the kernel would pick, with the
+ * same driver_override. */
+static void failed_move_puts_each_member_back_exactly(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    /* An admin parked the audio function on pci-stub, the USB one too but
+     * cleared the override after. */
+    sys_put(e, "bus/pci/devices/0000:01:00.1/driver_override", "pci-stub");
+    sys_put(e, "bus/pci/drivers/snd_hda_intel/unbind", "0000:01:00.1");
+    sys_put(e, "bus/pci/drivers_probe", "0000:01:00.1");
+    sys_put(e, "bus/pci/devices/0000:01:00.2/driver_override", "pci-stub");
+    sys_put(e, "bus/pci/drivers/xhci_hcd/unbind", "0000:01:00.2");
+    sys_put(e, "bus/pci/drivers_probe", "0000:01:00.2");
+    sys_put(e, "bus/pci/devices/0000:01:00.2/driver_override", "\n");
+    const char *was = "0000:01:00.0=nvidia 0000:01:00.1=pci-stub 0000:01:00.2=pci-stub "
+                      "0000:01:00.3=nvidia-gpu";
+    assert_drivers(e, "0000:01:00.0", was);
+    control(e, "fail-bind 0000:01:00.3");
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:01:00.3: on 'no driver' after probing"));
+    assert_null(strstr(err.msg, "putting group 12 back failed"));
+    assert_drivers(e, "0000:01:00.0", was);
+    assert_override(e, "0000:01:00.0", "(null)");
+    assert_override(e, "0000:01:00.1", "pci-stub");
+    assert_override(e, "0000:01:00.2", "(null)");
+    assert_override(e, "0000:01:00.3", "(null)");
+}
+
+/* A member already on vfio-pci (a VM of its own had it) is not touched by
+ * the move, and so not by its undoing either; one on no driver goes back
+ * to none. */
+static void failed_move_keeps_members_on_vfio_or_on_none(void **state)
+{
+    emu *e = *state;
+    vd_pci_group before;
+    vd_err err = { "" };
+    sys_put(e, "bus/pci/devices/0000:01:00.1/driver_override", "vfio-pci");
+    sys_put(e, "bus/pci/drivers/snd_hda_intel/unbind", "0000:01:00.1");
+    sys_put(e, "bus/pci/drivers_probe", "0000:01:00.1");
+    sys_put(e, "bus/pci/drivers/xhci_hcd/unbind", "0000:01:00.2");
+    const char *was = "0000:01:00.0=nvidia 0000:01:00.1=vfio-pci 0000:01:00.2= "
+                      "0000:01:00.3=nvidia-gpu";
+    assert_drivers(e, "0000:01:00.0", was);
+    control(e, "busy 0000:01:00.3");
+    assert_int_equal(vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &err), -1);
+    assert_non_null(strstr(err.msg, "device 0000:01:00.3: unbind from nvidia-gpu"));
+    assert_null(strstr(err.msg, "putting group 12 back failed"));
+    assert_drivers(e, "0000:01:00.0", was);
+    assert_override(e, "0000:01:00.0", "(null)");
+    assert_override(e, "0000:01:00.1", "vfio-pci");
+    assert_override(e, "0000:01:00.2", "(null)");
+    assert_override(e, "0000:01:00.3", "(null)");
+    assert_true(exists(e, "dev/vfio/12"));
 }
 
 /* A process named `name` that holds `rel` (under the mount) open until
@@ -212,6 +330,38 @@ static void holders_of_a_gpu_are_named(void **state)
     assert_int_equal(h.count, 1);
     assert_int_equal(h.persistenced, 0);
     holder_stop(pid);
+}
+
+/* A container sees the host's /dev bind-mounted elsewhere: its process
+ * holds the same node under another path (ctr/dev in the emulator). */
+static void holder_through_another_path_is_found(void **state)
+{
+    emu *e = *state;
+    vd_pci_holders h;
+    vd_pci_group before;
+    vd_err err = { "" };
+    const char *nodes[] = { "vfio/12", "nvidia0" };
+    char me[48];
+    pid_t pid = holder_start(e, "ctr-app", "ctr/dev/nvidia0");
+    /* The holder goes before any assertion: a failed one would leave it. */
+    int found = vd_pci_holders_find(&e->pci, nodes, 2, &h, &err);
+    vd_err moved = { "" };
+    int rc = vd_pci_to_vfio(&e->pci, "0000:01:00.0", &before, &moved);
+    holder_stop(pid);
+    snprintf(me, sizeof(me), "%d (ctr-app)", (int)pid);
+    assert_int_equal(found, 0);
+    assert_string_equal(h.list, me);
+    assert_int_equal(h.count, 1);
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(moved.msg, "/nvidia0 is held open by"));
+    assert_non_null(strstr(moved.msg, "(ctr-app)"));
+    assert_drivers(e, "0000:01:00.0", ws_host);
+    /* Another file of the same file system is no holder. */
+    pid = holder_start(e, "ctr-app", "ctr/dev/vfio/vfio");
+    found = vd_pci_holders_find(&e->pci, nodes, 2, &h, &err);
+    holder_stop(pid);
+    assert_int_equal(found, 0);
+    assert_int_equal(h.count, 0);
 }
 
 static void gpu_held_open_is_refused_naming_the_holder(void **state)
@@ -380,6 +530,39 @@ static void server_gpu_indices_follow_pci_order(void **state)
     assert_non_null(strstr(err.msg, "0000:17:00.0 is not a GPU of this node"));
 }
 
+/* The BMC's VGA (ASPEED, 0000:02:00.0) is a display device before the GPUs
+ * in address order, but Slurm does not count it: neither does vdesk, or
+ * every gres index would be off by one. */
+static void bmc_vga_is_no_gres_gpu(void **state)
+{
+    emu *e = *state;
+    vd_pci_gpu_list l;
+    vd_err err = { "" };
+    assert_int_equal(vd_pci_gpus(&e->pci, &l, &err), 0);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.bdf[0], "0000:31:00.0");
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:31:00.0", &err), 0);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:4b:00.0", &err), 1);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:02:00.0", &err), -1);
+    assert_non_null(strstr(err.msg, "0000:02:00.0 is not a GPU of this node"));
+    vd_pci_info bmc;
+    vd_pci_info_read(&e->pci, "0000:02:00.0", &bmc);
+    assert_int_equal(bmc.klass, 0x030000);
+    assert_false(vd_pci_is_gpu(&e->pci, &bmc));
+    /* A site whose Slurm counts that vendor too says so. */
+    e->pci.gpu_vendors = "0x10de, 0x1a03";
+    assert_true(vd_pci_is_gpu(&e->pci, &bmc));
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:02:00.0", &err), 0);
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:31:00.0", &err), 1);
+    e->pci.gpu_vendors = "";
+    assert_int_equal(vd_pci_gpu_index(&e->pci, "0000:31:00.0", &err), 0);
+    e->pci.gpu_vendors = "0x10de,nvidia";
+    assert_int_equal(vd_pci_gpus(&e->pci, &l, &err), -1);
+    assert_non_null(strstr(err.msg, "'nvidia' is not a PCI vendor id"));
+    assert_int_equal(vd_pci_gpu_vendors_check("0x1002 10de", &err), 0);
+    assert_int_equal(vd_pci_gpu_vendors_check("0x10000", &err), -1);
+}
+
 static void bad_addresses_are_refused(void **state)
 {
     emu *e = *state;
@@ -398,9 +581,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(server_gpus_alone_and_hca_vf, srv_setup, emu_stop),
         cmocka_unit_test_setup_teardown(busy_function_fails_and_group_goes_back, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(hung_unbind_times_out_naming_the_device, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(stuck_unbind_keeps_no_lock_of_the_caller, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(slow_unbind_within_timeout_succeeds, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(failing_vfio_probe_is_reported_and_undone, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(failed_move_puts_each_member_back_exactly, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(failed_move_keeps_members_on_vfio_or_on_none, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(holders_of_a_gpu_are_named, ws_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(holder_through_another_path_is_found, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(gpu_held_open_is_refused_naming_the_holder, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(server_holder_blocks_only_its_own_gpu, srv_setup, emu_stop),
         cmocka_unit_test_setup_teardown(vfio_group_held_by_a_vm_is_refused, ws_setup, emu_stop),
@@ -408,6 +595,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(persistence_is_managed_through_nvml, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(persistence_without_nvml_daemon_fails_cleanly, ws_setup, emu_stop),
         cmocka_unit_test_setup_teardown(server_gpu_indices_follow_pci_order, srv_setup, emu_stop),
+        cmocka_unit_test_setup_teardown(bmc_vga_is_no_gres_gpu, srv_setup, emu_stop),
         cmocka_unit_test_setup_teardown(bad_addresses_are_refused, ws_setup, emu_stop),
     };
     return cmocka_run_group_tests_name("pci", tests, NULL, NULL);

@@ -1,0 +1,36 @@
+# tests/integration/node_bed.sh - sourced by the tests of the node side
+# (t_node.sh, t_soak.sh): a bed whose n1 is a desktop node with the
+# emulated workstation's GPU group and HCA, and the helpers to look at it.
+
+BEDCTL=$T_BUILD/tests/bedctl
+
+node_bed_up() {
+    T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
+    bed_vdesk_files "$T_BED" hw
+    VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
+    VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
+    VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
+    VDESK_BED_GPU_NODES=n1 bed_up "$T_BED" || return 1
+    VDCONF=$VDESK_BED/vdesk/vdesk.conf
+    cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
+    # n1's desktop holds the emulated workstation's GPU group and HCA.
+    bed_hw workstation && bed_hw_vfio 0000:01:00.0 && bed_hw_vfio 0000:02:00.0 &&
+        bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
+}
+
+# hw_drivers: the drivers of the emulated GPU group and HCA, in one line.
+hw_drivers() {
+    local b out=
+    for b in 0000:01:00.0 0000:01:00.1 0000:01:00.2 0000:01:00.3 0000:02:00.0; do
+        out="$out $(bed_hw_driver "$b")"
+    done
+    echo "${out# }"
+}
+HW_HOST="nvidia snd_hda_intel xhci_hcd nvidia-gpu mlx5_core"
+HW_VFIO="vfio-pci vfio-pci vfio-pci vfio-pci vfio-pci"
+
+t_teardown() { bed_down "$T_BED"; }
+
+vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
+vm_state() { "$BEDCTL" state "desk-$1"; }
+records() { cat "$VDESK_BED/vdesk/state/$1/records.jsonl" 2>/dev/null; }

@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lib/engine in-process, on libvirt's test driver (test:///default): the
+ * modes, the chain and its fallbacks, the journal after each operation,
+ * converge() from states a crash or an admin leaves behind, and the
+ * recovery rules of docs/design.md. The driver runs inside this process in
+ * milliseconds; it has no hotplug, no disk snapshots and no job
+ * information, so those paths are tested on the bed with QEMU
+ * (tests/integration/t_node.sh). Devices with host PCI addresses move on
+ * the sysfs emulator (tests/sysfs).
+ *
+ * The driver's state lives as long as a connection to it: each test holds
+ * one (the fixture), so the engine's own connections see the same domains.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "emu.h"
+#include "engine.h"
+#include "hv.h"
+#include "journal.h"
+
+#define URI "test:///default"
+#define DOM "test"   /* the driver's own running domain */
+
+#define OK(call) do { if ((call) != 0) fail_msg("%s: %s", #call, err.msg); } while (0)
+
+typedef struct fixture {
+    vd_hv *hv;
+    vd_conf conf;
+    char dir[64];
+    emu *e;          /* the sysfs emulator, for tests with PCI devices */
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    vd_err err;
+    if (!f || vd_hv_open(URI, &f->hv, &err) < 0)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vdesk-engine-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    vd_conf *c = &f->conf;
+    vd_conf_defaults(c);
+    snprintf(c->path, sizeof(c->path), "test_engine.conf");
+    snprintf(c->node, sizeof(c->node), "n1");
+    snprintf(c->state_dir, sizeof(c->state_dir), "%s/state", f->dir);
+    snprintf(c->snapshot_dir, sizeof(c->snapshot_dir), "%s/snapshots", f->dir);
+    snprintf(c->uri, sizeof(c->uri), URI);
+    snprintf(c->domain, sizeof(c->domain), DOM);
+    c->policy[0] = VD_MODE_SAVE;
+    c->policy[1] = VD_MODE_SHUTDOWN;
+    c->npolicy = 2;
+    *state = f;
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->e) {
+        void *e = f->e;
+        emu_stop(&e);
+    }
+    vd_hv_close(f->hv);
+    nftw(f->dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* The workstation emulator, its GPU group on vfio-pci as a running
+ * desktop keeps it, and the GPU in vdesk.conf. */
+static int setup_ws(void **state)
+{
+    if (setup(state) < 0)
+        return -1;
+    fixture *f = *state;
+    void *e = NULL;
+    if (ws_setup(&e) < 0)
+        return -1;
+    f->e = e;
+    vd_conf *c = &f->conf;
+    snprintf(c->sysfs_root, sizeof(c->sysfs_root), "%s", f->e->sys);
+    snprintf(c->dev_root, sizeof(c->dev_root), "%s", f->e->dev);
+    snprintf(c->proc_root, sizeof(c->proc_root), "%s", f->e->proc);
+    c->devices[0] = (vd_device){ .role = VD_ROLE_GPU, .alias = "ua-gpu0", .pci = "0000:01:00.0" };
+    c->ndevices = 1;
+    vd_pci_group before;
+    vd_err err;
+    if (vd_pci_to_vfio(&f->e->pci, "0000:01:00.0", &before, &err) < 0) {
+        print_error("%s\n", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static vd_dom_info info_of(fixture *f)
+{
+    vd_dom_info st;
+    vd_err err;
+    OK(vd_hv_dom_info(f->hv, DOM, &st, &err));
+    return st;
+}
+
+static vd_journal journal_of(const fixture *f)
+{
+    vd_journal j;
+    vd_err err;
+    OK(vd_journal_load(f->conf.state_dir, &j, &err));
+    return j;
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* How many files in the state dir start with `prefix`. */
+static int count_files(const fixture *f, const char *prefix)
+{
+    DIR *d = opendir(f->conf.state_dir);
+    int n = 0;
+    assert_non_null(d);
+    for (struct dirent *e; (e = readdir(d));)
+        n += !strncmp(e->d_name, prefix, strlen(prefix));
+    closedir(d);
+    return n;
+}
+
+#define SAVE_MAX (PATH_MAX + 16)
+
+static void save_path(const fixture *f, char *buf)
+{
+    snprintf(buf, SAVE_MAX, "%.*s/%s.save", PATH_MAX - 8, f->conf.state_dir, DOM);
+}
+
+static void evict(fixture *f, unsigned job, vd_mode mode, vd_report *rep)
+{
+    vd_request req = { .job = job, .mode = mode };
+    vd_err err;
+    OK(vd_evict(&f->conf, &req, rep, &err));
+}
+
+/* --- the modes ------------------------------------------------------- */
+
+static void suspend_and_back(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    evict(f, 7, VD_MODE_SUSPEND, &rep);
+    assert_string_equal(rep.used, "suspend");
+    assert_int_equal(info_of(f).state, VD_DOM_PAUSED);
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_EVICTED);
+    assert_int_equal(j.njobs, 1);
+    assert_int_equal(j.jobs[0], 7);
+    vd_journal_clear(&j);
+    OK(vd_restore(&f->conf, 7, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_string_equal(rep.lost, "");
+    j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+}
+
+static void save_and_back_from_the_file(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[SAVE_MAX];
+    save_path(f, save);
+    evict(f, 8, VD_MODE_SAVE, &rep);
+    assert_string_equal(rep.used, "save");
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+    assert_true(exists(save));
+    vd_journal j = journal_of(f);
+    assert_string_equal(j.save_file, save);
+    vd_journal_clear(&j);
+    OK(vd_restore(&f->conf, 8, &rep, &err));
+    vd_dom_info st = info_of(f);
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_true(st.restored);          /* from the file, not booted */
+    assert_false(exists(save));        /* history once restored */
+    assert_string_equal(rep.lost, "");
+    assert_string_equal(rep.drain, "");
+}
+
+static void two_jobs_one_eviction_last_out_restores(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    evict(f, 1, VD_MODE_SAVE, &rep);
+    evict(f, 2, VD_MODE_SAVE, &rep);
+    assert_non_null(strstr(rep.outcome, "already away (save)"));
+    OK(vd_restore(&f->conf, 1, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+    assert_non_null(strstr(rep.outcome, "1 other job(s)"));
+    OK(vd_restore(&f->conf, 2, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    OK(vd_restore(&f->conf, 2, &rep, &err));   /* a second epilog: nothing */
+    assert_non_null(strstr(rep.outcome, "nothing to restore"));
+}
+
+/* --- item 1: a save file is deleted only after a restore from it ---------- */
+
+static void vm_started_outside_vdesk_keeps_the_saved_session(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[SAVE_MAX];
+    save_path(f, save);
+    evict(f, 3, VD_MODE_SAVE, &rep);
+    /* libvirt's autostart after a reboot, or an admin's 'virsh start'. */
+    OK(vd_hv_dom_start(f->hv, DOM, 0, &err));
+    OK(vd_restore(&f->conf, 3, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_false(exists(save));
+    assert_int_equal(count_files(f, DOM ".save.unused-"), 1);   /* kept, not deleted */
+    assert_non_null(strstr(rep.lost, "started outside vdesk"));
+    assert_non_null(strstr(rep.outcome, "LOST"));
+    assert_non_null(strstr(rep.drain, "lost"));
+}
+
+/* A save that libvirt gave up (the VM runs on) left a file: it is a
+ * failed save, kept aside, and nothing of the session is lost. */
+static void unfinished_save_is_kept_aside_and_nothing_lost(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[SAVE_MAX];
+    save_path(f, save);
+    OK(vd_mkdirs(f->conf.state_dir, &err));
+    FILE *fp = fopen(save, "w");
+    assert_non_null(fp);
+    fputs("half a save", fp);
+    fclose(fp);
+    vd_journal j = { .phase = VD_EVICTING, .used = "save", .jobs = { 4 }, .njobs = 1 };
+    snprintf(j.step, sizeof(j.step), "save");
+    snprintf(j.save_file, sizeof(j.save_file), "%.*s", PATH_MAX - 1, save);
+    OK(vd_journal_save(f->conf.state_dir, &j, &err));
+    OK(vd_recover(&f->conf, 0, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_int_equal(count_files(f, DOM ".save.failed-"), 1);
+    assert_string_equal(rep.lost, "");
+    j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+}
+
+/* --- item 4: a recovery point before the first mode that stops the VM --- */
+
+static int has_phase(const vd_report *rep, const char *name)
+{
+    for (int i = 0; i < rep->nphases; i++)
+        if (!strcmp(rep->phases[i].name, name))
+            return 1;
+    return 0;
+}
+
+static void snapshot_before_save_even_when_shrink_came_first(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    f->conf.desktop_cores[0] = '\0';   /* shrink fails: no desktop cores */
+    f->conf.policy[0] = VD_MODE_SHRINK;
+    f->conf.policy[1] = VD_MODE_SAVE;
+    evict(f, 5, VD_MODE_AUTO, &rep);
+    assert_string_equal(rep.used, "save");
+    assert_non_null(strstr(rep.outcome, "after shrink failed"));
+    /* The test driver cannot make disk snapshots: the attempt is what shows. */
+    assert_true(has_phase(&rep, "snapshot"));
+}
+
+static void no_snapshot_for_suspend(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    evict(f, 5, VD_MODE_SUSPEND, &rep);
+    assert_false(has_phase(&rep, "snapshot"));
+}
+
+/* --- item 13: a second job's needs when the desktop is away ------------- */
+
+static void second_job_asking_save_escalates_from_suspend(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[SAVE_MAX];
+    save_path(f, save);
+    evict(f, 10, VD_MODE_SUSPEND, &rep);
+    assert_int_equal(info_of(f).state, VD_DOM_PAUSED);
+    evict(f, 11, VD_MODE_SAVE, &rep);
+    assert_string_equal(rep.used, "save");
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+    assert_true(exists(save));
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.njobs, 2);
+    assert_string_equal(j.used, "save");
+    vd_journal_clear(&j);
+    OK(vd_restore(&f->conf, 10, &rep, &err));
+    OK(vd_restore(&f->conf, 11, &rep, &err));
+    vd_dom_info st = info_of(f);
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_true(st.restored);
+}
+
+static void second_job_asking_suspend_joins_a_saved_desktop(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    evict(f, 12, VD_MODE_SAVE, &rep);
+    evict(f, 13, VD_MODE_SUSPEND, &rep);
+    assert_non_null(strstr(rep.outcome, "already away (save)"));
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+}
+
+/* The desktop cannot go further (the save fails: its file's place is
+ * taken): it is paused again as the first job left it, and the second
+ * job's prolog fails. */
+static void second_job_that_cannot_escalate_leaves_the_desktop_suspended(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[SAVE_MAX];
+    save_path(f, save);
+    f->conf.policy[0] = VD_MODE_SUSPEND;
+    f->conf.npolicy = 1;
+    evict(f, 14, VD_MODE_SUSPEND, &rep);
+    assert_int_equal(mkdir(save, 0700), 0);
+    vd_request req = { .job = 15, .mode = VD_MODE_SAVE };
+    assert_int_equal(vd_evict(&f->conf, &req, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "is away (suspend) but cannot go further for job 15: save failed"));
+    assert_int_equal(info_of(f).state, VD_DOM_PAUSED);
+    vd_journal j = journal_of(f);
+    assert_string_equal(j.used, "suspend");
+    assert_int_equal(j.njobs, 1);   /* job 15 does not hold the node */
+    vd_journal_clear(&j);
+    assert_int_equal(rmdir(save), 0);
+    OK(vd_restore(&f->conf, 14, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+}
+
+/* --- item 14: devices of a desktop that is off go to the host ----------- */
+
+static void shut_off_desktop_gives_its_gpu_to_the_job(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char drv[64];
+    OK(vd_hv_dom_destroy(f->hv, DOM, &err));
+    evict(f, 20, VD_MODE_SAVE, &rep);
+    assert_string_equal(rep.used, "none");
+    vd_pci_driver(&f->e->pci, "0000:01:00.0", drv, sizeof(drv));
+    assert_string_equal(drv, "nvidia");
+    OK(vd_restore(&f->conf, 20, &rep, &err));
+    vd_pci_driver(&f->e->pci, "0000:01:00.0", drv, sizeof(drv));
+    assert_string_equal(drv, "vfio-pci");   /* where the desktop finds it */
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);   /* and it stays off */
+}
+
+/* --- items 10, 22, 26: a journal that cannot be trusted ----------------- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void garbage_journal_saved_desktop_comes_back(const char *garbage, void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[PATH_MAX], jpath[PATH_MAX + 16];
+    save_path(f, save);
+    evict(f, 30, VD_MODE_SAVE, &rep);
+    snprintf(jpath, sizeof(jpath), "%s/journal.json", f->conf.state_dir);
+    write_file(jpath, garbage);
+    OK(vd_restore(&f->conf, 30, &rep, &err));
+    vd_dom_info st = info_of(f);
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_true(st.restored);                        /* the session, not a boot */
+    assert_false(exists(save));
+    assert_int_equal(count_files(f, "journal.json.bad-"), 1);   /* kept for an admin */
+    assert_non_null(strstr(rep.drain, "journal unreadable"));
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+}
+
+static void truncated_journal(void **state)
+{
+    garbage_journal_saved_desktop_comes_back("{\"version\":1,\"phase\":\"evic", state);
+}
+
+static void journal_with_wrong_types(void **state)
+{
+    garbage_journal_saved_desktop_comes_back("{\"version\":1,\"phase\":\"evicted\",\"jobs\":\"\"}", state);
+}
+
+static void journal_path_outside_the_state_dir_is_not_followed(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char bait[PATH_MAX], jtext[PATH_MAX * 2];
+    evict(f, 31, VD_MODE_SAVE, &rep);
+    snprintf(bait, sizeof(bait), "%s/elsewhere.save", f->dir);
+    write_file(bait, "not vdesk's");
+    snprintf(jtext, sizeof(jtext), "{\"version\":1,\"phase\":\"evicted\",\"used\":\"save\",\"save_file\":\"%s\","
+             "\"jobs\":[31],\"devices\":[]}", bait);
+    char jpath[PATH_MAX + 16];
+    snprintf(jpath, sizeof(jpath), "%s/journal.json", f->conf.state_dir);
+    write_file(jpath, jtext);
+    OK(vd_restore(&f->conf, 31, &rep, &err));
+    assert_true(exists(bait));                 /* neither restored, renamed nor removed */
+    assert_true(info_of(f).restored);          /* vdesk's own save file was */
+    assert_non_null(strstr(rep.drain, "is not vdesk's save file"));
+}
+
+/* --- item 17: one journal entry per device, whatever fails ------------- */
+
+static void failing_unplug_in_two_modes_journals_the_device_once(void **state)
+{
+    fixture *f = *state;
+    vd_err err;
+    vd_report rep;
+    const char *xml =
+        "<domain type='test'><name>vd-dev</name><memory>65536</memory><os><type>hvm</type></os>"
+        "<devices><rng model='virtio'><backend model='random'>/dev/urandom</backend>"
+        "<alias name='ua-gpu0'/></rng></devices></domain>";
+    OK(vd_hv_dom_create(f->hv, xml, &err));
+    int present = 0;
+    OK(vd_hv_dev_present(f->hv, "vd-dev", "ua-gpu0", &present, &err));
+    if (!present)
+        skip();   /* this libvirt's test driver drops user aliases */
+    snprintf(f->conf.domain, sizeof(f->conf.domain), "vd-dev");
+    snprintf(f->conf.desktop_cores, sizeof(f->conf.desktop_cores), "0");
+    f->conf.devices[0] = (vd_device){ .role = VD_ROLE_GPU, .alias = "ua-gpu0" };
+    f->conf.ndevices = 1;
+    f->conf.policy[0] = VD_MODE_SAVE;
+    f->conf.policy[1] = VD_MODE_SHRINK;
+    vd_request req = { .job = 40, .mode = VD_MODE_AUTO };
+    /* The test driver cannot hot-unplug: both modes fail at the unplug,
+     * and the desktop is put back as it was. */
+    assert_int_equal(vd_evict(&f->conf, &req, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "save failed"));
+    assert_non_null(strstr(err.msg, "shrink failed"));
+    vd_dom_state s;
+    OK(vd_hv_dom_state(f->hv, "vd-dev", &s, &err));
+    assert_int_equal(s, VD_DOM_RUNNING);
+}
+
+/* --- item 5: the operation fits Slurm's PrologEpilogTimeout ------------ */
+
+static void lock_wait_fits_the_budget(void **state)
+{
+    fixture *f = *state;
+    vd_err err;
+    vd_report rep;
+    int held;
+    OK(vd_lock_take(f->conf.state_dir, 1, &held, &err));   /* another operation */
+    vd_request req = { .job = 50, .mode = VD_MODE_SUSPEND, .budget_s = 6 };
+    time_t t0 = time(NULL);
+    assert_int_equal(vd_evict(&f->conf, &req, &rep, &err), -1);
+    assert_true(time(NULL) - t0 < 5);   /* not the 600 s of an unbounded wait */
+    assert_non_null(strstr(err.msg, "holds the node's lock"));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);   /* untouched */
+    vd_lock_release(held);
+    req.budget_s = 600;
+    OK(vd_evict(&f->conf, &req, &rep, &err));
+    assert_string_equal(rep.used, "suspend");
+}
+
+/* --- item 19: libvirt's message, not freed memory --------------------- */
+
+static void failed_create_says_why(void **state)
+{
+    fixture *f = *state;
+    vd_err err;
+    /* Defining the running domain again succeeds; starting it cannot. */
+    const char *xml = "<domain type='test'><name>test</name><uuid>6695eb01-f6a4-8304-79aa-97f2502e193f</uuid><memory>65536</memory>"
+                      "<os><type>hvm</type></os></domain>";
+    assert_int_equal(vd_hv_dom_create(f->hv, xml, &err), -1);
+    assert_non_null(strstr(err.msg, "VM test: cannot start: "));
+    assert_non_null(strstr(err.msg, "already"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(suspend_and_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(save_and_back_from_the_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_jobs_one_eviction_last_out_restores, setup, teardown),
+        cmocka_unit_test_setup_teardown(vm_started_outside_vdesk_keeps_the_saved_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(unfinished_save_is_kept_aside_and_nothing_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshot_before_save_even_when_shrink_came_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(no_snapshot_for_suspend, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_job_asking_save_escalates_from_suspend, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_job_asking_suspend_joins_a_saved_desktop, setup, teardown),
+        cmocka_unit_test_setup_teardown(second_job_that_cannot_escalate_leaves_the_desktop_suspended, setup, teardown),
+        cmocka_unit_test_setup_teardown(shut_off_desktop_gives_its_gpu_to_the_job, setup_ws, teardown),
+        cmocka_unit_test_setup_teardown(truncated_journal, setup, teardown),
+        cmocka_unit_test_setup_teardown(journal_with_wrong_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(journal_path_outside_the_state_dir_is_not_followed, setup, teardown),
+        cmocka_unit_test_setup_teardown(failing_unplug_in_two_modes_journals_the_device_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(lock_wait_fits_the_budget, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_create_says_why, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
