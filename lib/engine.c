@@ -41,10 +41,12 @@ typedef struct op {
     long long t_step; /* when the current step began */
     vd_pci pci;       /* where and how to rebind host PCI devices */
     char lost[512];   /* what this operation could not keep: record, drain, exit 1 */
-    char interrupted[64]; /* the journal's step when converge() began */
-    char recovered[160];  /* what recover_interrupted() finished, for the record */
+    char interrupted[96]; /* the journal's step when converge() began */
+    char recovered[200];  /* what recover_interrupted() finished, for the record */
     long long deadline;   /* mono_ms() by which the operation ends; 0: none (engine.h) */
     long long budget_ms;  /* deadline - t0 */
+    long long limit;      /* while evicting: deadline less the third kept to put it back */
+    vd_dom_info vm;       /* the VM as bring_back_vm() left it, running */
 } op;
 
 /* --- small helpers ------------------------------------------------------- */
@@ -118,7 +120,9 @@ static void crash_point(const char *step, int done)
 /* Journals `step` as the next thing this operation does. */
 static int announce(op *o, const char *step, vd_err *err)
 {
-    snprintf(o->j.step, sizeof(o->j.step), "%.*s", (int)sizeof(o->j.step) - 1, step);
+    /* A step names a device: cut short, it would name another one. */
+    if (snprintf(o->j.step, sizeof(o->j.step), "%s", step) >= (int)sizeof(o->j.step))
+        return vd_err_set(err, "step '%s': name too long for the journal", step);
     if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
         return -1;
     crash_point(step, 0);
@@ -209,7 +213,7 @@ static int left_ms(const op *o, int want_ms)
 {
     if (!o->deadline)
         return want_ms;
-    long long left = o->deadline - mono_ms();
+    long long left = (o->limit ? o->limit : o->deadline) - mono_ms();
     if (left < 1000)
         left = 1000;
     return left < want_ms ? (int)left : want_ms;
@@ -448,13 +452,22 @@ static int made_by_vdesk(const char *path, const char *dir)
  * never written. A layer file is removed only once the live chain, read
  * again after the merge, no longer has it: a merge that ended without
  * doing its work must not cost the disk a layer it still reads. */
+/* The first layer of the chain to merge: the newest snapshots_keep frozen
+ * layers stay, and never the one just frozen (chain[1], the journal's
+ * recovery point), whatever snapshots_keep says. */
+static int merge_top(const op *o)
+{
+    return o->conf->snapshots_keep < 2 ? 2 : o->conf->snapshots_keep;
+}
+
 static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
 {
-    int keep = o->conf->snapshots_keep < 1 ? 1 : o->conf->snapshots_keep;
+    int keep = merge_top(o);
     const char *into = chain[n - 2];
     if (n - 2 <= keep || !made_by_vdesk(into, o->conf->snapshot_dir))
         return 0;
-    if (vd_hv_disk_commit(o->hv, o->conf->domain, chain[keep], into, o->conf->timeout_save * 1000, err) < 0)
+    if (vd_hv_disk_commit(o->hv, o->conf->domain, chain[keep], into,
+                          left_ms(o, o->conf->timeout_save * 1000), err) < 0)
         return -1;
     char **now = NULL;
     int m = 0;
@@ -484,7 +497,7 @@ static void prune(op *o)
         phase_add(o, "prune snapshots", t, 0);
         return;
     }
-    if (n - 2 > o->conf->snapshots_keep)
+    if (n - 2 > merge_top(o))
         STEP(o, "prune snapshots", &why, merge_old_layers(o, chain, n, &why));
     vd_hv_names_free(chain, n);
 }
@@ -536,13 +549,15 @@ static int settle(op *o, vd_dom_info *st, vd_err *err)
     }
 }
 
-/* Whether the VM runs from the save file now: vdesk journals that right
- * after the restore; if it was killed before, a restore that was under way
- * and a VM that is no longer off say the same. */
+/* Whether the VM is the one restored from the save file: vdesk journals
+ * that right after the restore, before the guest runs; if it was killed in
+ * between, a restore under way and a VM that is paused (restores are
+ * paused) or running as restored say the same. A VM booted some other way
+ * meanwhile (autostart, an admin) runs as booted: not from the file. */
 static int note_save_used(op *o, const vd_dom_info *st, vd_err *err)
 {
     if (o->j.save_used || !o->j.save_file[0] || strcmp(o->interrupted, "restore") ||
-        st->state == VD_DOM_SHUTOFF || st->state == VD_DOM_MISSING)
+        (st->state != VD_DOM_PAUSED && !st->restored))
         return 0;
     o->j.save_used = 1;
     return vd_journal_save(o->conf->state_dir, &o->j, err);
@@ -560,8 +575,13 @@ static int memory_kept(const op *o)
 static int start_off(op *o, back_fail *why_not, vd_err *err)
 {
     if (!o->j.save_used && file_exists(o->j.save_file)) {
-        if (STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
-                 step_ms(o, o->conf->timeout_restore, 1, NULL), err)) < 0)
+        int rc = STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
+                      step_ms(o, o->conf->timeout_restore, 1, NULL), err));
+        /* A restore that timed out may still have brought the VM (paused):
+         * then it is the file's, and the file must not be used again. */
+        vd_dom_info st;
+        if (rc < 0 && (vd_hv_dom_info(o->hv, o->conf->domain, &st, NULL) < 0 ||
+                       st.state == VD_DOM_SHUTOFF || st.state == VD_DOM_MISSING))
             return -1;
         o->j.save_used = 1;
         return vd_journal_save(o->conf->state_dir, &o->j, err);
@@ -615,6 +635,7 @@ static int bring_back_vm(op *o, back_fail *why_not, vd_err *err)
         vd_dom_info st;
         if (settle(o, &st, err) < 0 || note_save_used(o, &st, err) < 0)
             return -1;
+        o->vm = st;
         if (st.state == VD_DOM_RUNNING)
             return 0;
         if (st.state == VD_DOM_MISSING)
@@ -635,8 +656,17 @@ static int bring_back_vm(op *o, back_fail *why_not, vd_err *err)
         failed_in = st.state;
         nanosleep(&(struct timespec){ .tv_nsec = 300 * 1000000 }, NULL);
     }
-    *why_not = BACK_FAILED;
-    return vd_err_set(err, "%s", last.msg[0] ? last.msg : "the VM does not stay running");
+    /* A paused VM still holds the session (paused on a disk error, say: an
+     * admin frees space and resumes it), and a budget that ran out proves
+     * nothing about the VM: neither is a reason to boot the snapshot. */
+    int out_of_time = o->deadline && mono_ms() >= o->deadline;
+    *why_not = failed_in == VD_DOM_PAUSED || out_of_time ? BACK_BUSY : BACK_FAILED;
+    if (failed_in == VD_DOM_PAUSED)
+        return vd_err_set(err, "%s stays paused and keeps its session (%s): resume it by hand once the "
+                          "cause is gone, then run 'vdeskctl recover'", o->conf->domain,
+                          last.msg[0] ? last.msg : "it does not stay running");
+    return vd_err_set(err, "%s%s", out_of_time ? "out of time (PrologEpilogTimeout): " : "",
+                      last.msg[0] ? last.msg : "the VM does not stay running");
 }
 
 /* Plugs back one device the eviction took out, its group on vfio-pci first.
@@ -733,6 +763,9 @@ static int fall_back_to_snapshot(op *o, vd_err *err)
     vd_dom_info st;
     if (snapshot_check(o, err) < 0 || settle(o, &st, err) < 0)
         return -1;
+    if (st.state == VD_DOM_RUNNING || st.state == VD_DOM_PAUSED)
+        return vd_err_set(err, "VM %s is %s: not reverting a VM that may hold the session; run "
+                          "'vdeskctl recover' again", o->conf->domain, st.what);
     if (st.state != VD_DOM_SHUTOFF && STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
         return -1;
     if (file_exists(o->j.save_file) && !o->j.save_used && save_file_aside(o, "failed", err) < 0)
@@ -763,9 +796,11 @@ static int save_file_settle(op *o, vd_err *err)
     if (file_exists(o->j.save_file) && o->j.save_used && unlink(o->j.save_file) < 0)
         return vd_err_set(err, "%s: cannot remove after restore: %s", o->j.save_file, strerror(errno));
     if (file_exists(o->j.save_file) && !o->j.save_used) {
-        /* Killed while saving, and libvirt gave up on the save: the VM that
-         * runs is the session; the file is a failed save. */
-        int unfinished = !strcmp(o->interrupted, "save");
+        /* Killed while saving, and libvirt gave up on the save (the VM runs
+         * on, "save canceled"): the VM that runs is the session, and the
+         * file a failed save. A save that finished and a VM booted since
+         * (autostart) is not that: the session is in the file. */
+        int unfinished = !strcmp(o->interrupted, "save") && o->vm.save_canceled;
         if (save_file_aside(o, unfinished ? "failed" : "unused", err) < 0)
             return -1;
         if (!unfinished)
@@ -967,8 +1002,14 @@ static void op_end(op *o, int lock)
         size_t len = strlen(o->rep->outcome);
         snprintf(o->rep->outcome + len, sizeof(o->rep->outcome) - len, "%sLOST: %s", len ? "; " : "",
                  o->lost);
-        drain(o, "vdesk: desktop %s lost data on %s: %s; see 'vdeskctl status', then 'scontrol update "
-              "nodename=%s state=resume'", o->conf->domain, o->conf->node, o->lost, o->conf->node);
+        /* The loss is what an admin must read first, whatever else drained. */
+        char before[sizeof(o->rep->drain)];
+        snprintf(before, sizeof(before), "%s", o->rep->drain);
+        char full[1400];
+        snprintf(full, sizeof(full), "vdesk: desktop %s lost data on %s: %.200s; see 'vdeskctl status', "
+                 "then 'scontrol update nodename=%s state=resume'%s%.120s", o->conf->domain,
+                 o->conf->node, o->lost, o->conf->node, before[0] ? "; also: " : "", before);
+        snprintf(o->rep->drain, sizeof(o->rep->drain), "%.*s", (int)sizeof(o->rep->drain) - 1, full);
     }
     o->rep->total_ms = (long)(mono_ms() - o->t0);
     vd_hv_close(o->hv);
@@ -982,7 +1023,7 @@ static int recover_interrupted(op *o, vd_err *err)
 {
     if (o->j.phase != VD_EVICTING && o->j.phase != VD_RESTORING)
         return 0;
-    char was[96];
+    char was[sizeof(o->j.step) + 32];
     snprintf(was, sizeof(was), "%s at step '%s'", vd_phase_name(o->j.phase), o->j.step);
     if (hv_connect(o, err) < 0 || converge(o, err) < 0)
         return vd_err_prefix(err, "recovering an operation interrupted while %s", was);
@@ -1004,15 +1045,17 @@ static int stops_vm(vd_mode m)
 static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, char *tried,
                      size_t size)
 {
-    int snapped = 0;
-    for (int i = 0; i < n; i++) {
+    int snapped = 0, rc = -1;
+    /* The modes get the budget but the third kept for putting it back. */
+    o->limit = o->deadline ? o->deadline - o->budget_ms / 3 : 0;
+    for (int i = 0; i < n && rc < 0; i++) {
         vd_err why;
-        if (o->deadline && o->deadline - mono_ms() < o->budget_ms / 3) {
-            size_t len = strlen(tried);
+        size_t len = strlen(tried);
+        if (o->limit && mono_ms() >= o->limit) {
             snprintf(tried + len, size - len, "%sno time left for %s (the rest of the budget, "
                      "PrologEpilogTimeout, is for putting the desktop back)", len ? "; " : "",
                      vd_mode_name(chain[i]));
-            return -1;
+            break;
         }
         if (stops_vm(chain[i]) && !snapped++) {
             snapshot(o);
@@ -1020,14 +1063,14 @@ static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, 
         }
         if (apply(o, chain[i], req, &why) == 0) {
             outcome(o, "desktop %s %s%s%s", o->conf->domain, o->j.used, tried[0] ? " after " : "", tried);
-            return 0;
-        }
-        size_t len = strlen(tried);
-        if (snprintf(tried + len, size - len, "%s%s failed: %s", len ? "; " : "",
-                     vd_mode_name(chain[i]), why.msg) >= (int)(size - len))
+            rc = 0;
+        } else if (snprintf(tried + len, size - len, "%s%s failed: %s", len ? "; " : "",
+                            vd_mode_name(chain[i]), why.msg) >= (int)(size - len)) {
             memcpy(tried + size - 4, "...", 4);
+        }
     }
-    return -1;
+    o->limit = 0;
+    return rc;
 }
 
 static int evict_present(op *o, const vd_request *req, vd_err *err)
@@ -1090,15 +1133,59 @@ static int mode_rank(vd_mode m)
  * holds (a paused VM keeps all of its devices; a shrunk one keeps the
  * GPUs of the jobs before). Then the desktop goes further, by a mode at
  * least as strong as both the mode used and the one asked. */
+/* A second job's escalation failed: the desktop as the jobs before had it
+ * (the devices the modes tried took out stay in the journal for restore),
+ * unless a mode stopped it on the way; then it is recorded as stopped. */
+static int evict_again_undo(op *o, vd_mode used, vd_err *err)
+{
+    vd_dom_state s = VD_DOM_RUNNING;
+    vd_err why;
+    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, &why) == 0 && s != VD_DOM_SHUTOFF)
+        snprintf(o->j.used, sizeof(o->j.used), "%s", vd_mode_name(used));
+    if (s != VD_DOM_SHUTOFF && used == VD_MODE_SUSPEND &&
+        STEP(o, "suspend", &why, vd_hv_dom_suspend(o->hv, o->conf->domain, &why)) < 0)
+        drain(o, "vdesk: desktop %s runs again on %s while jobs hold the node: %s; 'vdeskctl evict "
+              "suspend', then 'scontrol update nodename=%s state=resume'", o->conf->domain,
+              o->conf->node, why.msg, o->conf->node);
+    if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
+        vd_err_prefix(err, "%s; and", why.msg);
+    return -1;
+}
+
+/* The mode that describes the desktop now: the journal's, unless a second
+ * job's escalation was cut short (the journal says stopped, the VM runs):
+ * then what the VM shows, and *cut is set. -1: nothing of it is here. */
+static int mode_now(op *o, vd_mode *used, int *cut, vd_err *err)
+{
+    *cut = 0;
+    if (vd_mode_parse(o->j.used, used, NULL) == 0 && mode_rank(*used) < 3)
+        return 0;
+    if (strcmp(o->j.used, "save") && strcmp(o->j.used, "shutdown") && strcmp(o->j.used, "destroy"))
+        return -1;   /* off when the first job came ("none") */
+    vd_dom_state s;
+    if (hv_connect(o, err) < 0 || vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+        return -2;
+    if (s == VD_DOM_SHUTOFF || s == VD_DOM_MISSING)
+        return -1;
+    *used = s == VD_DOM_PAUSED ? VD_MODE_SUSPEND : VD_MODE_SHRINK;
+    *cut = 1;
+    return 0;
+}
+
+/* The desktop is away already, but maybe not far enough for this job: it
+ * asks for a mode that frees more, or it was given GPUs the desktop still
+ * holds (a paused VM keeps all of its devices; a shrunk one keeps the
+ * GPUs of the jobs before). Then the desktop goes further, by a mode at
+ * least as strong as both the mode used and the one asked. */
 static int evict_again(op *o, const vd_request *req, vd_err *err)
 {
     vd_mode used;
-    if (vd_mode_parse(o->j.used, &used, NULL) < 0 ||
-        (used != VD_MODE_SUSPEND && used != VD_MODE_SHRINK))
-        return 0;   /* saved, shut down, off: nothing of it is left here */
+    int cut, rc = mode_now(o, &used, &cut, err);
+    if (rc < 0)
+        return rc == -1 ? 0 : -1;
     if (hv_connect(o, err) < 0)
         return -1;
-    if (mode_rank(req->mode) <= mode_rank(used) && !holds_job_gpu(o, req))
+    if (!cut && mode_rank(req->mode) <= mode_rank(used) && !holds_job_gpu(o, req))
         return 0;
     /* A paused guest cannot let go of a device: it runs for the unplug. */
     if (used == VD_MODE_SUSPEND && STEP(o, "resume", err, vd_hv_dom_resume(o->hv, o->conf->domain, err)) < 0)
@@ -1108,6 +1195,8 @@ static int evict_again(op *o, const vd_request *req, vd_err *err)
     vd_mode first = used == VD_MODE_SHRINK && mode_rank(req->mode) <= 1 ? VD_MODE_SHRINK : req->mode;
     int n = 0, na = chain_build(o->conf, first, all);
     int floor = mode_rank(used) > mode_rank(req->mode) ? mode_rank(used) : mode_rank(req->mode);
+    if (cut)
+        floor = 3;   /* where the cut escalation was going */
     for (int i = 0; i < na; i++)
         if (mode_rank(all[i]) >= floor && !(used == VD_MODE_SUSPEND && mode_rank(all[i]) <= 2))
             chain[n++] = all[i];
@@ -1118,20 +1207,9 @@ static int evict_again(op *o, const vd_request *req, vd_err *err)
         snprintf(o->j.step, sizeof(o->j.step), "done");
         return vd_journal_save(o->conf->state_dir, &o->j, err);
     }
-    /* As it was for the jobs already there (the modes tried wrote their
-     * names; the devices they took out stay in the journal for restore). */
     vd_err_set(err, "desktop %s is away (%s) but cannot go further for job %u: %s", o->conf->domain,
                vd_mode_name(used), req->job, n ? tried : "no mode of the policy frees more");
-    snprintf(o->j.used, sizeof(o->j.used), "%s", vd_mode_name(used));
-    vd_err why;
-    if (used == VD_MODE_SUSPEND &&
-        STEP(o, "suspend", &why, vd_hv_dom_suspend(o->hv, o->conf->domain, &why)) < 0)
-        drain(o, "vdesk: desktop %s runs again on %s while jobs hold the node: %s; 'vdeskctl evict "
-              "suspend', then 'scontrol update nodename=%s state=resume'", o->conf->domain,
-              o->conf->node, why.msg, o->conf->node);
-    if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
-        vd_err_prefix(err, "%s; and", why.msg);
-    return -1;
+    return evict_again_undo(o, used, err);
 }
 
 int vd_evict(const vd_conf *conf, const vd_request *req, vd_report *rep, vd_err *err)

@@ -28,7 +28,7 @@ typedef struct vd_report {
     char op[16];          /* evict, restore, recover */
     char asked[16];
     char used[16];        /* mode applied, "none", or "" */
-    char outcome[512];    /* one line: what happened */
+    char outcome[1024];   /* one line: what happened */
     char devices[256];    /* aliases moved, comma-separated */
     char drain[512];      /* non-empty: drain the node with this reason */
     char lost[512];       /* non-empty: what of the desktop did not survive (a

@@ -127,30 +127,45 @@ int vd_hv_dom_create(vd_hv *hv, const char *xml, vd_err *err)
 
 typedef enum guard_act { GUARD_ABORT_JOB, GUARD_DESTROY } guard_act;
 
+/* A watchdog for one call. It lives on the heap: a watchdog stuck on a
+ * daemon that hangs is left behind (abandoned) and frees itself. */
 typedef struct guard {
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;          /* done, finished */
     struct timespec deadline;   /* CLOCK_MONOTONIC */
-    const char *uri, *dom;
+    char *uri, *dom;
     guard_act act;
-    int on, done, fired;
+    int done, finished, acted, abandoned;
 } guard;
 
-static void guard_fire(const guard *g)
+#define GUARD_JOIN_S 10   /* the longest a watchdog's own action is waited for */
+
+static void guard_free(guard *g)
+{
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g->uri);
+    free(g->dom);
+    free(g);
+}
+
+/* Acts from a connection of its own; 1 if the action was taken. */
+static int guard_fire(const guard *g)
 {
     virConnectPtr c = virConnectOpen(g->uri);
     if (!c)
-        return;
+        return 0;
+    if (virConnectSetKeepAlive(c, KEEPALIVE_S, KEEPALIVE_COUNT) < 0)
+        virResetLastError();
     virDomainPtr d = virDomainLookupByName(c, g->dom);
+    int acted = 0;
     if (d) {
-        if (g->act == GUARD_ABORT_JOB)
-            virDomainAbortJob(d);
-        else
-            virDomainDestroy(d);
+        acted = (g->act == GUARD_ABORT_JOB ? virDomainAbortJob(d) : virDomainDestroy(d)) == 0;
         virDomainFree(d);
     }
     virConnectClose(c);
+    return acted;
 }
 
 static void *guard_main(void *arg)
@@ -160,61 +175,98 @@ static void *guard_main(void *arg)
     pthread_mutex_lock(&g->mu);
     while (!g->done && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&g->cv, &g->mu, &g->deadline);
-    g->fired = !g->done;
+    int fire = !g->done;
     pthread_mutex_unlock(&g->mu);
-    if (g->fired)
-        guard_fire(g);
+    int acted = fire ? guard_fire(g) : 0;
+    pthread_mutex_lock(&g->mu);
+    g->acted = acted;
+    g->finished = 1;
+    int abandoned = g->abandoned;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    if (abandoned)
+        guard_free(g);
     return NULL;
 }
 
-/* Arms a watchdog for one call; timeout_ms <= 0 arms none. */
-static int guard_start(guard *g, const vd_hv *hv, const char *dom, int timeout_ms, guard_act act,
+static void deadline_in(struct timespec *t, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (long)(ms % 1000) * 1000000;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Arms a watchdog for one call: *out NULL when timeout_ms <= 0. */
+static int guard_start(guard **out, const vd_hv *hv, const char *dom, int timeout_ms, guard_act act,
                        vd_err *err)
 {
-    memset(g, 0, sizeof(*g));
+    *out = NULL;
     if (timeout_ms <= 0)
         return 0;
+    guard *g = calloc(1, sizeof(*g));
     pthread_condattr_t ca;
-    clock_gettime(CLOCK_MONOTONIC, &g->deadline);
-    g->deadline.tv_sec += timeout_ms / 1000;
-    g->deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-    if (g->deadline.tv_nsec >= 1000000000L) {
-        g->deadline.tv_sec++;
-        g->deadline.tv_nsec -= 1000000000L;
+    if (!g || !(g->uri = strdup(hv->uri)) || !(g->dom = strdup(dom))) {
+        if (g) {
+            free(g->uri);
+            free(g);
+        }
+        return vd_err_set(err, "VM %s: out of memory arming the call's deadline", dom);
     }
-    g->uri = hv->uri;
-    g->dom = dom;
+    deadline_in(&g->deadline, timeout_ms);
     g->act = act;
-    if (pthread_condattr_init(&ca) || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) ||
-        pthread_cond_init(&g->cv, &ca) || pthread_mutex_init(&g->mu, NULL) ||
-        pthread_create(&g->thread, NULL, guard_main, g)) {
+    int rc = pthread_condattr_init(&ca);
+    if (rc == 0) {
+        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) || pthread_cond_init(&g->cv, &ca) ||
+             pthread_mutex_init(&g->mu, NULL) || pthread_create(&g->thread, NULL, guard_main, g);
         pthread_condattr_destroy(&ca);
-        return vd_err_set(err, "VM %s: cannot start a watchdog thread for the call", dom);
     }
-    pthread_condattr_destroy(&ca);
-    g->on = 1;
+    if (rc) {
+        free(g->uri);
+        free(g->dom);
+        free(g);
+        return vd_err_set(err, "VM %s: cannot start the thread that enforces the call's deadline "
+                          "(out of threads or memory?)", dom);
+    }
+    *out = g;
     return 0;
 }
 
-/* Disarms the watchdog; returns whether it fired. */
+/* Disarms the watchdog; returns whether it acted (or may have: one stuck
+ * on a hung daemon is left behind, and the caller reads the VM's state
+ * again rather than trust the call). */
 static int guard_stop(guard *g)
 {
-    if (!g->on)
+    if (!g)
         return 0;
+    struct timespec until;
+    int rc = 0;
+    deadline_in(&until, GUARD_JOIN_S * 1000);
     pthread_mutex_lock(&g->mu);
     g->done = 1;
-    pthread_cond_signal(&g->cv);
+    pthread_cond_broadcast(&g->cv);
+    while (!g->finished && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &until);
+    if (!g->finished) {
+        g->abandoned = 1;
+        pthread_mutex_unlock(&g->mu);
+        pthread_detach(g->thread);
+        return 1;
+    }
+    int acted = g->acted;
     pthread_mutex_unlock(&g->mu);
     pthread_join(g->thread, NULL);
-    pthread_cond_destroy(&g->cv);
-    pthread_mutex_destroy(&g->mu);
-    return g->fired;
+    guard_free(g);
+    return acted;
 }
 
 int vd_hv_dom_start(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
 {
     virDomainPtr d = dom_get(hv, name, err);
-    guard g;
+    guard *g;
     if (!d)
         return -1;
     if (guard_start(&g, hv, name, timeout_ms, GUARD_DESTROY, err) < 0) {
@@ -224,8 +276,9 @@ int vd_hv_dom_start(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
     int rc = 0;
     if (virDomainCreate(d) < 0)
         rc = vd_err_set(err, "VM %s: cannot start: %s", name, lv_msg());
-    if (guard_stop(&g))
-        rc = vd_err_set(err, "VM %s: not started within %d s: stopped again", name, timeout_ms / 1000);
+    if (guard_stop(g))
+        rc = vd_err_set(err, "VM %s: not started within %d s (timeout_restore): stopped again; "
+                        "its disk is as it was", name, timeout_ms / 1000);
     virDomainFree(d);
     return rc;
 }
@@ -260,27 +313,20 @@ static vd_dom_state state_from_libvirt(int s)
 
 int vd_hv_dom_state(vd_hv *hv, const char *name, vd_dom_state *state, vd_err *err)
 {
-    virDomainPtr d = virDomainLookupByName(hv->conn, name);
-    if (!d) {
-        virErrorPtr e = virGetLastError();
-        if (e && e->code == VIR_ERR_NO_DOMAIN) {
-            *state = VD_DOM_MISSING;
-            return 0;
-        }
-        return vd_err_set(err, "VM %s: cannot look up on %s: %s", name, hv->uri, lv_msg());
-    }
-    int s, reason, rc = 0;
-    if (virDomainGetState(d, &s, &reason, 0) < 0)
-        rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
-    else
-        *state = state_from_libvirt(s);
-    virDomainFree(d);
-    return rc;
+    vd_dom_info info;
+    if (vd_hv_dom_info(hv, name, &info, err) < 0)
+        return -1;
+    *state = info.state;
+    return 0;
 }
 
-/* Why libvirt is busy with a domain in state s/reason, or NULL. */
-static const char *passing_state(int s, int reason)
+/* What a domain in state s/reason is passing through, or NULL. Starting
+ * up and shutting down always pass; the others (paused for a save, a
+ * migration, ...) only while a libvirt job runs: a restore leaves the VM
+ * "paused (migration)" for good when asked to restore it paused. */
+static const char *passing_state(int s, int reason, int *always)
 {
+    *always = 1;
     if (s == VIR_DOMAIN_SHUTDOWN)
         return "shutting down";
     if (s == VIR_DOMAIN_NOSTATE)
@@ -288,12 +334,16 @@ static const char *passing_state(int s, int reason)
     if (s != VIR_DOMAIN_PAUSED)
         return NULL;
     switch (reason) {
+    case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return "paused (shutting down)";
+    case VIR_DOMAIN_PAUSED_STARTING_UP: return "paused (starting up)";
+    default: break;
+    }
+    *always = 0;
+    switch (reason) {
     case VIR_DOMAIN_PAUSED_MIGRATION: return "paused (migrating)";
     case VIR_DOMAIN_PAUSED_SAVE: return "paused (saving)";
     case VIR_DOMAIN_PAUSED_DUMP: return "paused (dumping)";
-    case VIR_DOMAIN_PAUSED_SHUTTING_DOWN: return "paused (shutting down)";
     case VIR_DOMAIN_PAUSED_SNAPSHOT: return "paused (snapshot)";
-    case VIR_DOMAIN_PAUSED_STARTING_UP: return "paused (starting up)";
     case VIR_DOMAIN_PAUSED_POSTCOPY: return "paused (post-copy migration)";
     default: return NULL;
     }
@@ -328,26 +378,20 @@ int vd_hv_dom_info(vd_hv *hv, const char *name, vd_dom_info *info, vd_err *err)
     if (virDomainGetState(d, &s, &reason, 0) < 0) {
         rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
     } else {
-        const char *passing = passing_state(s, reason);
+        int always;
+        const char *passing = passing_state(s, reason, &always);
+        int job = s != VIR_DOMAIN_SHUTOFF && job_active(d);
         info->state = state_from_libvirt(s);
         info->reason = reason;
         info->restored = s == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_RESTORED;
-        info->busy = passing != NULL || (s != VIR_DOMAIN_SHUTOFF && job_active(d));
-        snprintf(info->what, sizeof(info->what), "%s%s", passing ? passing : vd_dom_state_name(info->state),
-                 !passing && info->busy ? " (libvirt job running)" : "");
+        info->save_canceled = s == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_SAVE_CANCELED;
+        info->busy = (passing && always) || job;
+        if (passing && (always || job))
+            snprintf(info->what, sizeof(info->what), "%s", passing);
+        else
+            snprintf(info->what, sizeof(info->what), "%s%s", vd_dom_state_name(info->state),
+                     job ? " (libvirt job running)" : "");
     }
-    virDomainFree(d);
-    return rc;
-}
-
-int vd_hv_dom_abort_job(vd_hv *hv, const char *name, vd_err *err)
-{
-    virDomainPtr d = dom_get(hv, name, err);
-    if (!d)
-        return -1;
-    int rc = 0;
-    if (job_active(d) && virDomainAbortJob(d) < 0)
-        rc = vd_err_set(err, "VM %s: cannot abort the libvirt job on it: %s", name, lv_msg());
     virDomainFree(d);
     return rc;
 }
@@ -711,7 +755,7 @@ int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err)
 int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err)
 {
     virDomainPtr d = dom_get(hv, dom, err);
-    guard g;
+    guard *g;
     if (!d)
         return -1;
     if (guard_start(&g, hv, dom, timeout_ms, GUARD_ABORT_JOB, err) < 0) {
@@ -721,22 +765,25 @@ int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms,
     int rc = 0;
     if (virDomainSaveFlags(d, path, NULL, 0) < 0)
         rc = vd_err_set(err, "VM %s: cannot save its memory to the save file: %s", dom, lv_msg());
-    if (guard_stop(&g))
-        rc = vd_err_set(err, "VM %s: saving took over %d s (timeout_save): aborted, the VM runs on",
-                        dom, timeout_ms / 1000);
+    if (guard_stop(g))
+        rc = vd_err_set(err, "VM %s: saving took over %d s (timeout_save): aborted, the VM runs on; "
+                        "raise timeout_save if the disk is slow", dom, timeout_ms / 1000);
     virDomainFree(d);
     return rc;
 }
 
 int vd_hv_dom_restore(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err)
 {
-    guard g;
+    guard *g;
     if (guard_start(&g, hv, dom, timeout_ms, GUARD_DESTROY, err) < 0)
         return -1;
-    int rc = 0;
-    if (virDomainRestoreFlags(hv->conn, path, NULL, 0) < 0)
+    int rc = 0, r = virDomainRestoreFlags(hv->conn, path, NULL, VIR_DOMAIN_SAVE_PAUSED);
+    virErrorPtr e = r < 0 ? virGetLastError() : NULL;
+    if (e && e->code == VIR_ERR_INVALID_ARG)
+        r = virDomainRestoreFlags(hv->conn, path, NULL, 0);
+    if (r < 0)
         rc = vd_err_set(err, "libvirt %s: cannot restore the VM from %s: %s", hv->uri, path, lv_msg());
-    if (guard_stop(&g))
+    if (guard_stop(g))
         rc = vd_err_set(err, "VM %s: restoring took over %d s (timeout_restore): stopped; %s is kept",
                         dom, timeout_ms / 1000, path);
     return rc;

@@ -39,6 +39,7 @@ typedef struct vd_dom_info {
     int reason;         /* libvirt's state reason, for messages */
     int busy;
     int restored;       /* running since a restore from a state file */
+    int save_canceled;  /* running on after a save that libvirt gave up */
     char what[64];      /* "running (restored)", "paused (saving)", ... */
 } vd_dom_info;
 
@@ -65,10 +66,6 @@ const char *vd_dom_state_name(vd_dom_state state);
 /* State, reason and busy-ness of `dom` (see vd_dom_info); a missing domain
  * is VD_DOM_MISSING, not an error. */
 int vd_hv_dom_info(vd_hv *hv, const char *dom, vd_dom_info *info, vd_err *err);
-
-/* Asks libvirt to abort the job running on `dom` (a save: the VM then runs
- * on). Not an error when no job runs. */
-int vd_hv_dom_abort_job(vd_hv *hv, const char *dom, vd_err *err);
 
 /* Wakes a guest that suspended itself to RAM. */
 int vd_hv_dom_wakeup(vd_hv *hv, const char *dom, vd_err *err);
@@ -151,9 +148,12 @@ int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err);
  * deleted) and stops it. The domain stays defined, shut off. */
 int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err);
 
-/* Brings a guest saved by vd_hv_dom_save back, in the state it was saved
- * in (running, or paused if it was paused); the caller resumes a paused
- * one. The file is left. */
+/* Brings a guest saved by vd_hv_dom_save back, paused: the caller journals
+ * that the file is used before the guest runs a single instruction, and
+ * then resumes it (a guest that ran from the file and was then stopped
+ * must never be restored from it again: its disk has moved on). A driver
+ * that cannot restore paused (libvirt's test driver) restores as saved.
+ * The file is left. */
 int vd_hv_dom_restore(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err);
 
 /* Stops the guest at once (power cut); the disk keeps what was written. */

@@ -41,7 +41,7 @@ typedef struct vd_journal {
     vd_phase phase;
     char asked[16];            /* mode the evicting job asked for */
     char used[16];             /* mode applied; "none" if the VM was not running */
-    char step[64];             /* last step announced */
+    char step[96];             /* last step announced */
     char save_file[PATH_MAX];  /* vdesk's save file, while the VM is saved */
     int save_used;             /* the VM was restored from save_file ("save_used";
                                 * journals without the key read as 0) */

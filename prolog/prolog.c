@@ -16,6 +16,14 @@
 
 #include "common.h"
 
+/* What a job sent is echoed in logs and records: one line, printable. */
+static void printable(char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
+            *s = '?';
+}
+
 /* What the job asks for, checked again against the site's policy in
  * vdesk.conf: the SPANK plugin checks it at submission, but a patched client
  * or any libslurm program can set the job's SPANK environment to anything.
@@ -32,8 +40,10 @@ static void request_check(const vd_conf *conf, vd_request *req, char *refused, s
     refused[0] = '\0';
     if (mode && *mode && vd_mode_parse(mode, &req->mode, &err) < 0) {
         snprintf(refused, size, "refused mode '%.32s' (unknown)", mode);
+        printable(refused);
         req->mode = VD_MODE_AUTO;
-    } else if (!(conf->allow & VD_MODE_BIT(req->mode))) {
+    } else if (req->mode != VD_MODE_AUTO && !(conf->allow & VD_MODE_BIT(req->mode))) {
+        /* auto is the site's own policy: always allowed */
         vd_mode_set_format(conf->allow, allowed, sizeof(allowed));
         snprintf(refused, size, "refused mode %s (allow = %s in %.100s)", vd_mode_name(req->mode),
                  allowed, conf->path);
@@ -45,10 +55,11 @@ static void request_check(const vd_conf *conf, vd_request *req, char *refused, s
     errno = 0;
     long v = strtol(tmo, &end, 10);
     size_t len = strlen(refused);
-    if (*tmo < '0' || *tmo > '9' || *end || errno || v < 1 || v > conf->max_timeout)
+    if (*tmo < '0' || *tmo > '9' || *end || errno || v < 1 || v > conf->max_timeout) {
         snprintf(refused + len, size - len, "%srefused timeout '%.24s' (1 to max_timeout = %d)",
                  len ? "; " : "", tmo, conf->max_timeout);
-    else
+        printable(refused);
+    } else
         req->timeout_s = (int)v;
 }
 
@@ -71,7 +82,7 @@ int main(void)
     if (refused[0]) {
         char was[sizeof(rep.outcome)];
         snprintf(was, sizeof(was), "%s", rep.outcome);
-        snprintf(rep.outcome, sizeof(rep.outcome), "%.250s; %.250s", refused, was);
+        snprintf(rep.outcome, sizeof(rep.outcome), "%.255s; %.760s", refused, was);
     }
     if (node_report(&conf, &rep, "vdesk-prolog") < 0)
         rc = -1;

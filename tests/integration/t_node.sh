@@ -288,7 +288,10 @@ test_gpu_held_keeps_a_shut_down_desktop_off_until_recover() {
 
 test_crash_at_every_journalled_step_is_recovered() {
     local step
-    for step in begin snapshot snapshot+ "unplug ua-gpu0" "unplug ua-gpu0+" "unplug ua-ib0+" save save+; do
+    # prune snapshots: while merging the disk's old layers; host ua-gpu0:
+    # while giving the GPU's group to its host drivers.
+    for step in begin snapshot snapshot+ "prune snapshots" "prune snapshots+" "unplug ua-gpu0" \
+                "unplug ua-gpu0+" "host ua-gpu0" "host ua-gpu0+" "unplug ua-ib0+" save save+; do
         crash_and_recover "$step"
     done
 }
@@ -588,6 +591,29 @@ test_multi_node_job_keeps_a_record_per_node() {
     assert_match "$ac" "^site: accounting tag 42 \| vdesk\[n[12]\] evict: asked=suspend used=suspend"
     t_poll 60 job_done "$id"
     t_poll 60 sh -c "[ \"\$('$BEDCTL' state desk-n2)\" = running ]"
+    "$BEDCTL" purge desk-n2
+}
+
+# libvirtd dies while vdesk waits for a device that the guest does not let
+# go: the wait ends with the connection, not after timeout_unplug (10 s).
+test_libvirt_dying_during_an_unplug_ends_the_wait() {
+    local pid t0 elapsed
+    n2_fresh
+    bed_guest desk-n2 acpiphp.disable=1 >/dev/null && bed_wait_hb desk-n2 60
+    "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" --node n2 evict save >"$T_BED/unplug.out" 2>&1 &
+    pid=$!
+    t_poll 20 grep -q '"step": *"unplug ua-gpu0"' "$VDESK_BED/vdesk/state/n2/journal.json"
+    sleep 1
+    t0=$SECONDS
+    bed_libvirt_stop
+    wait "$pid" || true
+    elapsed=$((SECONDS - t0))
+    assert_lt "$elapsed" 5 "seconds vdeskctl went on waiting once libvirtd was gone"
+    assert_match "$(cat "$T_BED/unplug.out")" "the connection to .* closed while waiting for device ua-gpu0"
+    bed_libvirt_start
+    vdeskctl --node n2 recover >/dev/null || true
+    assert_eq "$(vm_state n2)" running
+    assert_eq "$("$BEDCTL" present desk-n2 ua-gpu0)" 1 "the device the guest kept"
     "$BEDCTL" purge desk-n2
 }
 
