@@ -263,23 +263,45 @@ static int guard_stop(guard *g)
     return acted;
 }
 
-int vd_hv_dom_start(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
+static int call_create(virDomainPtr d, const char *unused)
 {
-    virDomainPtr d = dom_get(hv, name, err);
+    (void)unused;
+    return virDomainCreate(d);
+}
+
+static int call_save(virDomainPtr d, const char *path)
+{
+    return virDomainSaveFlags(d, path, NULL, 0);
+}
+
+/* call(d, arg) on `dom` under a watchdog for timeout_ms: 0, -1 when
+ * libvirt failed (err says how; `what` names the call), or 1 when the
+ * watchdog acted (the caller says what that means). */
+static int dom_call_within(vd_hv *hv, const char *dom, int timeout_ms, guard_act act,
+                           int (*call)(virDomainPtr, const char *), const char *arg,
+                           const char *what, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, dom, err);
     guard *g;
     if (!d)
         return -1;
-    if (guard_start(&g, hv, name, timeout_ms, GUARD_DESTROY, err) < 0) {
+    if (guard_start(&g, hv, dom, timeout_ms, act, err) < 0) {
         virDomainFree(d);
         return -1;
     }
-    int rc = 0;
-    if (virDomainCreate(d) < 0)
-        rc = vd_err_set(err, "VM %s: cannot start: %s", name, lv_msg());
+    int rc = call(d, arg) < 0 ? vd_err_set(err, "VM %s: cannot %s: %s", dom, what, lv_msg()) : 0;
     if (guard_stop(g))
-        rc = vd_err_set(err, "VM %s: not started within %d s (timeout_restore): stopped again; "
-                        "its disk is as it was", name, timeout_ms / 1000);
+        rc = 1;
     virDomainFree(d);
+    return rc;
+}
+
+int vd_hv_dom_start(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
+{
+    int rc = dom_call_within(hv, name, timeout_ms, GUARD_DESTROY, call_create, NULL, "start", err);
+    if (rc > 0)
+        return vd_err_set(err, "VM %s: not started within %d s (timeout_restore): stopped again; "
+                          "its disk is as it was", name, timeout_ms / 1000);
     return rc;
 }
 
@@ -754,21 +776,11 @@ int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err)
 
 int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err)
 {
-    virDomainPtr d = dom_get(hv, dom, err);
-    guard *g;
-    if (!d)
-        return -1;
-    if (guard_start(&g, hv, dom, timeout_ms, GUARD_ABORT_JOB, err) < 0) {
-        virDomainFree(d);
-        return -1;
-    }
-    int rc = 0;
-    if (virDomainSaveFlags(d, path, NULL, 0) < 0)
-        rc = vd_err_set(err, "VM %s: cannot save its memory to the save file: %s", dom, lv_msg());
-    if (guard_stop(g))
-        rc = vd_err_set(err, "VM %s: saving took over %d s (timeout_save): aborted, the VM runs on; "
-                        "raise timeout_save if the disk is slow", dom, timeout_ms / 1000);
-    virDomainFree(d);
+    int rc = dom_call_within(hv, dom, timeout_ms, GUARD_ABORT_JOB, call_save, path,
+                             "save its memory to the save file", err);
+    if (rc > 0)
+        return vd_err_set(err, "VM %s: saving took over %d s (timeout_save): aborted, the VM runs "
+                          "on; raise timeout_save if the disk is slow", dom, timeout_ms / 1000);
     return rc;
 }
 

@@ -252,7 +252,8 @@ int vd_admin_comment_merge(const char *old, const char *node, const char *record
 /* --- the job's AdminComment through slurmctld --------------------------- */
 
 /* A copy of the job's AdminComment in *comment (NULL: it has none). */
-static int comment_read(unsigned job, char **comment, vd_err *err)
+/* The job's AdminComment (NULL: none) and how many nodes it has. */
+static int comment_read(unsigned job, char **comment, unsigned *nodes, vd_err *err)
 {
     job_info_msg_t *resp = NULL;
     int found = 0, rc = 0;
@@ -262,6 +263,8 @@ static int comment_read(unsigned job, char **comment, vd_err *err)
     for (uint32_t i = 0; resp && i < resp->record_count && !found; i++) {
         const slurm_job_info_t *j = &resp->job_array[i];
         found = j->job_id == job;
+        if (found && nodes)
+            *nodes = j->num_nodes;
         if (found && j->admin_comment && !(*comment = strdup(j->admin_comment)))
             rc = vd_err_set(err, "job %u: out of memory reading its AdminComment", job);
     }
@@ -285,10 +288,11 @@ static int comment_write(unsigned job, const char *text, vd_err *err)
     return 0;
 }
 
-static int comment_put(unsigned job, const char *node, const char *text, vd_err *err)
+static int comment_put(unsigned job, const char *node, const char *text, unsigned *nodes,
+                       vd_err *err)
 {
     char *old, merged[VD_ADMIN_COMMENT_MAX + 1];
-    if (comment_read(job, &old, err) < 0)
+    if (comment_read(job, &old, nodes, err) < 0)
         return -1;
     int rc = vd_admin_comment_merge(old, node, text, merged, sizeof(merged), err);
     free(old);
@@ -316,7 +320,7 @@ static int record_kept(unsigned job, const char *node, int attempt)
     long ms = 50 + rand_r(&seed) % 150;
     nanosleep(&(struct timespec){ .tv_nsec = ms * 1000000 }, NULL);
     char *now = NULL;
-    if (comment_read(job, &now, NULL) < 0)
+    if (comment_read(job, &now, NULL, NULL) < 0)
         return 1;   /* the write went through; nothing better to go on */
     int kept = now && has_record(now, node);
     free(now);
@@ -328,9 +332,12 @@ int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_er
     if (init(err) < 0)
         return vd_err_prefix(err, "job %u", job);
     for (int attempt = 1; attempt <= 3; attempt++) {
-        if (comment_put(job, node, text, err) < 0)
+        unsigned nodes = 1;
+        if (comment_put(job, node, text, &nodes, err) < 0)
             return -1;
-        if (record_kept(job, node, attempt))
+        /* Only the other nodes' prologs write at the same moment: a job on
+         * one node needs no second look (and no pause in its prolog). */
+        if (nodes <= 1 || record_kept(job, node, attempt))
             return 0;
     }
     return vd_err_set(err, "job %u: node %s's vdesk record keeps disappearing from the AdminComment "

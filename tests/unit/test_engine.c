@@ -154,6 +154,14 @@ static void save_path(const fixture *f, char *buf)
     snprintf(buf, SAVE_MAX, "%.*s/%s.save", PATH_MAX - 8, f->conf.state_dir, DOM);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
 static void evict(fixture *f, unsigned job, vd_mode mode, vd_report *rep)
 {
     vd_request req = { .job = job, .mode = mode };
@@ -258,10 +266,7 @@ static void interrupted_save_and_a_booted_vm_keep_the_file_as_a_loss(void **stat
     char save[SAVE_MAX];
     save_path(f, save);
     OK(vd_mkdirs(f->conf.state_dir, &err));
-    FILE *fp = fopen(save, "w");
-    assert_non_null(fp);
-    fputs("a save", fp);
-    fclose(fp);
+    write_file(save, "a save");
     vd_journal j = { .phase = VD_EVICTING, .used = "save", .jobs = { 4 }, .njobs = 1 };
     snprintf(j.step, sizeof(j.step), "save");
     snprintf(j.save_file, sizeof(j.save_file), "%.*s", PATH_MAX - 1, save);
@@ -410,14 +415,6 @@ static void shut_off_desktop_gives_its_gpu_to_the_job(void **state)
 }
 
 /* --- items 10, 22, 26: a journal that cannot be trusted ----------------- */
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_true(fputs(text, fp) >= 0);
-    assert_int_equal(fclose(fp), 0);
-}
 
 static void garbage_journal_saved_desktop_comes_back(const char *garbage, void **state)
 {

@@ -15,14 +15,31 @@
 
 #include "slurmapi.h"
 
+typedef struct gres_case {
+    const char *gres, *used;
+    int configured;
+    unsigned long long bits;
+} gres_case;
+
+/* Parses each case and compares the count, the index bits and whether the
+ * input was flagged as malformed (`bad`). */
+static void check_gres(const gres_case *cases, size_t n, int bad)
+{
+    for (size_t i = 0; i < n; i++) {
+        vd_slurm_gpus g;
+        alarm(5);   /* a loop over a 2^64 range would never end */
+        vd_slurm_gpus_parse(cases[i].gres, cases[i].used, &g);
+        alarm(0);
+        if (g.bad != bad || g.configured != cases[i].configured || g.used != cases[i].bits)
+            fail_msg("case %zu (%s / %s): got %d GPUs, used %#llx, bad %d", i, cases[i].gres,
+                     cases[i].used, g.configured, g.used, g.bad);
+    }
+}
+
 static void gres_strings_give_count_and_indices(void **state)
 {
     (void)state;
-    static const struct {
-        const char *gres, *used;
-        int configured;
-        unsigned long long bits;
-    } cases[] = {
+    static const gres_case cases[] = {
         { "gpu:1", "gpu:1(IDX:0)", 1, 0x1 },
         { "gpu:a100:4(S:0-1),mps:400", "gpu:a100:2(IDX:0,2-3),mps:0(IDX:N/A)", 4, 0xd },
         { "gpu:a100:2,gpu:v100:2", "gpu:a100:0(IDX:N/A),gpu:v100:1(IDX:3)", 4, 0x8 },
@@ -31,15 +48,7 @@ static void gres_strings_give_count_and_indices(void **state)
         { NULL, NULL, 0, 0 },
         { "(null)", "gpu:(null):1(IDX:1)", 0, 0x2 },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        vd_slurm_gpus g;
-        vd_slurm_gpus_parse(cases[i].gres, cases[i].used, &g);
-        if (g.configured != cases[i].configured || g.used != cases[i].bits)
-            fail_msg("case %zu (%s / %s): got %d GPUs, used %#llx", i, cases[i].gres,
-                     cases[i].used, g.configured, g.used);
-        if (g.bad)
-            fail_msg("case %zu (%s / %s): flagged as malformed", i, cases[i].gres, cases[i].used);
-    }
+    check_gres(cases, sizeof(cases) / sizeof(cases[0]), 0);
 }
 
 /* Strings no Slurm writes, which a broken or hostile source could: each
@@ -48,11 +57,7 @@ static void gres_strings_give_count_and_indices(void **state)
 static void bad_gres_strings_are_flagged(void **state)
 {
     (void)state;
-    static const struct {
-        const char *gres, *used;
-        int configured;
-        unsigned long long bits;
-    } cases[] = {
+    static const gres_case cases[] = {
         { NULL, "gpu:(IDX:-2)", 0, 0 },
         { NULL, "gpu:1(IDX:-2)", 0, 0 },
         { NULL, "gpu:1(IDX:-9223372036854775808-63)", 0, ~0ULL },
@@ -75,15 +80,7 @@ static void bad_gres_strings_are_flagged(void **state)
         { "gpu:a100", NULL, 0, 0 },
         { "gpu:", NULL, 0, 0 },
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        vd_slurm_gpus g;
-        alarm(5);   /* a loop over a 2^64 range would never end */
-        vd_slurm_gpus_parse(cases[i].gres, cases[i].used, &g);
-        alarm(0);
-        if (!g.bad || g.configured != cases[i].configured || g.used != cases[i].bits)
-            fail_msg("case %zu (%s / %s): got %d GPUs, used %#llx, bad %d", i, cases[i].gres,
-                     cases[i].used, g.configured, g.used, g.bad);
-    }
+    check_gres(cases, sizeof(cases) / sizeof(cases[0]), 1);
 }
 
 /* Slurm's gres strings can hold more than one GPU item and a 1024 limit
