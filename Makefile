@@ -1,11 +1,14 @@
 # vdesk - preemptible desktop VMs on Slurm nodes.
 #
 #   make            build everything into $(BUILD)
-#   make check      install missing Debian packages, build, run every test
+#   make check      install missing Debian packages, build, run every test here
+#                   and again in a Debian $(ROOT_SUITE) root (tests/root.sh)
+#   make check-here / check-root   one of the two legs
 #   make demo       install missing Debian packages, build, run the demo
 #   make bench      benchmarks (ratios measured side by side)
 #   make install    PREFIX=/usr/local DESTDIR= (the plugin goes where Slurm
-#                   looks on this distribution: $(SLURM_PLUGINDIR))
+#                   looks on this distribution: $(SLURM_PLUGINDIR)); make uninstall
+#   make deb        Debian packages vdesk-plugin and vdesk-node, lintian-checked
 #   make testbed-up / testbed-down   a test bed to poke at by hand (docs/HACKING.md)
 #   make fuzz       libFuzzer targets (clang), FUZZ_SECONDS each (docs/HACKING.md)
 #   make soak       SIGKILL at random moments, recover at once: SOAK_CYCLES cycles
@@ -19,19 +22,30 @@ SLURM_PLUGINDIR ?= /usr/lib/$(MULTIARCH)/slurm-wlm
 SLURM_INCDIR   ?= /usr/include/slurm
 SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 MANDIR         ?= $(PREFIX)/share/man
+LOCALSTATEDIR  ?= /var
+VERSION        := 0.5.0
 
 # Debian packages: to build, and to run the tests and the demo.
 DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev \
               libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
-              tini cpio gzip util-linux procps iproute2 valgrind bc fuse3
+              tini cpio gzip xz-utils util-linux procps iproute2 valgrind bc fuse3 logrotate
+# make check's second platform: the supported Debian this machine is not
+# (Debian 12 bookworm, Debian 13 trixie), in a root made by debootstrap and
+# cached in $(BUILD)/cache/$(ROOT_SUITE).
+HOST_SUITE := $(shell . /etc/os-release 2>/dev/null && echo $$VERSION_CODENAME)
+ROOT_SUITE ?= $(if $(filter trixie,$(HOST_SUITE)),bookworm,trixie)
+
+# make deb (and the test that builds and installs the packages).
+DEPS_DEB := build-essential debhelper dpkg-dev fakeroot lintian pkg-config libslurm-dev \
+            libvirt-dev libxml2-dev libhwloc-dev libinih-dev libjson-c-dev libibverbs-dev
 # Only `make fuzz` needs clang: make check replays the corpus with gcc.
 DEPS_FUZZ  := clang libclang-rt-14-dev
 
 PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib -I$(BUILD)
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lslurm -lpthread
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -60,16 +74,28 @@ FUZZ_LIB_sysfs   := sysfs pci nvidia child err
 FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)
 CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib $(FUZZ_SAN)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib -I$(BUILD) $(FUZZ_SAN)
 
-.PHONY: all deps fuzz-deps check unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
+.PHONY: FORCE all deps fuzz-deps deb-deps check check-here check-root unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
 all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h prolog/*.h cli/*.h tests/unit/*.h)
+# What the programs must know of their build: the install prefix's
+# configuration directory (slurmd gives Prolog/Epilog no environment to
+# find vdesk.conf with), the default state directory
+# (LOCALSTATEDIR/lib/vdesk) and the version. Rewritten only when it changes,
+# so `make install PREFIX=/usr` rebuilds what reads it.
+CONFIG_H := $(BUILD)/config.h
+$(CONFIG_H): FORCE
+	@mkdir -p $(dir $@)
+	@printf '#define VD_SYSCONFDIR "%s"\n#define VD_LOCALSTATEDIR "%s"\n#define VD_VERSION "%s"\n' \
+	    '$(SYSCONFDIR)' '$(LOCALSTATEDIR)' '$(VERSION)' >$@.tmp
+	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+
+$(BUILD)/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h prolog/*.h cli/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iprolog $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/asan/%.o: %.c $(wildcard lib/*.h tests/unit/*.h tests/fuzz/*.h)
+$(BUILD)/asan/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h tests/unit/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -79,7 +105,7 @@ $(BUILD)/libvdesk.a: $(LIB_OBJ)
 $(BUILD)/libvdesk-asan.a: $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 	$(AR) rcs $@ $^
 
-$(BUILD)/spank/vdesk.o: spank/vdesk.c $(wildcard lib/*.h)
+$(BUILD)/spank/vdesk.o: spank/vdesk.c $(CONFIG_H) $(wildcard lib/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -I$(SLURM_INCDIR)/.. $(CFLAGS) -c $< -o $@
 
@@ -89,7 +115,8 @@ $(PLUGIN): $(PLUGIN_OBJ) spank/vdesk.map
 $(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/cli/inventory.o $(BUILD)/libvdesk.a
+$(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/cli/inventory.o $(BUILD)/cli/status.o $(BUILD)/cli/check.o \
+        $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The sysfs emulator is a test tool: only it links libfuse3.
@@ -132,7 +159,7 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/asan/tests/fuzz/fuzz_%.o $(BUILD)/asan/test
             $(BUILD)/asan/tests/fuzz/replay.o
 
 # libFuzzer builds: everything compiled by clang with coverage, into $(BUILD)/fuzz.
-$(BUILD)/fuzz/obj/%.o: %.c $(wildcard lib/*.h tests/fuzz/*.h)
+$(BUILD)/fuzz/obj/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -148,9 +175,10 @@ guest:
 	tests/guest/mkguest.sh $(BUILD)/cache/guest
 
 # Installs only what is missing; needs root only when something is.
-deps: DEPS_WANT = $(DEPS_BUILD) $(DEPS_RUN)
+deps: DEPS_WANT = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)
 fuzz-deps: DEPS_WANT = $(DEPS_FUZZ)
-deps fuzz-deps:
+deb-deps: DEPS_WANT = $(DEPS_DEB)
+deps fuzz-deps deb-deps:
 	@missing=$$(for p in $(DEPS_WANT); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "$@: all Debian packages present"; exit 0; fi; \
@@ -161,8 +189,15 @@ deps fuzz-deps:
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
+	tests/platforms.sh $(BUILD) $(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)"
+
+check-here: deps
 	$(MAKE) all guest
 	tests/check.sh $(BUILD)
+
+check-root:
+	tests/root.sh $(ROOT_SUITE) $(BUILD)/cache/$(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)" -- \
+	    make --no-print-directory check-here BUILD=/build
 
 unit: all
 	tests/check.sh --unit-only $(BUILD)
@@ -202,20 +237,111 @@ DOCDIR ?= $(PREFIX)/share/doc/vdesk
 
 LIBEXECDIR ?= $(PREFIX)/libexec/vdesk
 SBINDIR    ?= $(PREFIX)/sbin
+# lib/conf.c's default state_dir (config.h), which etc/logrotate.d/vdesk
+# names too: LOCALSTATEDIR, /var whatever the PREFIX unless told.
+STATEDIR   := $(LOCALSTATEDIR)/lib/vdesk
+# logrotate reads /etc/logrotate.d alone: another PREFIX gets the file as
+# an example.
+LOGROTATEDIR = $(if $(filter /usr,$(PREFIX)),$(SYSCONFDIR)/logrotate.d,$(DOCDIR)/examples/logrotate.d)
+# vdesk refuses a state directory its user (root) does not own; an install
+# into a staging DESTDIR by another user leaves the owner to the packager.
+STATE_OWNER = $(if $(filter 0,$(shell id -u)),-o root -g root)
+# What install puts into DOCDIR.
+DOC_FILES  := design.md admin.md examples/vdesk.conf.example \
+              examples/plugstack.conf.d/vdesk.conf examples/slurm/vdesk-slurm.conf
+# The examples name the paths of the default install; an install elsewhere
+# gets them with its own.
+EXAMPLE_SED = sed -e 's|/usr/local/libexec/vdesk|$(LIBEXECDIR)|g' \
+                  -e 's|/usr/lib/x86_64-linux-gnu/slurm-wlm|$(SLURM_PLUGINDIR)|g'
+
+.PHONY: programs uninstall deb
+
+# The plugin and the programs without the tests (what debian/rules builds).
+programs: $(PLUGIN) $(PROGS)
 
 install: $(PLUGIN) $(PROGS)
 	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm
+	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm \
+	    $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
 	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/
 	install -m 0755 $(BUILD)/cli/vdeskctl $(DESTDIR)$(SBINDIR)/
 	install -m 0644 docs/vdesk.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 docs/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/vdeskctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 docs/design.md docs/admin.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 etc/vdesk.conf.example $(DESTDIR)$(DOCDIR)/examples/
-	install -m 0644 etc/plugstack.conf.d/vdesk.conf $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/
-	install -m 0644 etc/slurm/vdesk-slurm.conf $(DESTDIR)$(DOCDIR)/examples/slurm/
+	$(EXAMPLE_SED) etc/plugstack.conf.d/vdesk.conf >$(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/vdesk.conf
+	$(EXAMPLE_SED) etc/slurm/vdesk-slurm.conf >$(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
+	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/vdesk.conf \
+	    $(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
+	sed 's|/var/lib/vdesk|$(STATEDIR)|g' etc/logrotate.d/vdesk >$(DESTDIR)$(LOGROTATEDIR)/vdesk
+	chmod 0644 $(DESTDIR)$(LOGROTATEDIR)/vdesk
+	@# The admin's vdesk.conf is never replaced, even by the example.
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/vdesk/vdesk.conf ]; then \
+	    echo "install: kept $(DESTDIR)$(SYSCONFDIR)/vdesk/vdesk.conf (the example is $(DOCDIR)/examples/vdesk.conf.example)"; \
+	else install -m 0644 etc/vdesk.conf.example $(DESTDIR)$(SYSCONFDIR)/vdesk/vdesk.conf; fi
+	install -d -m 0700 $(STATE_OWNER) $(DESTDIR)$(STATEDIR)
+
+# Removes what install put there and nothing else; says what it keeps: a
+# vdesk.conf that is not the example any more (the admin's), a state
+# directory with anything in it (journal, records, a saved desktop), and
+# directories that hold other files.
+uninstall:
+	@conf=$(DESTDIR)$(SYSCONFDIR)/vdesk/vdesk.conf; \
+	if [ ! -e "$$conf" ]; then :; \
+	elif cmp -s "$$conf" etc/vdesk.conf.example || \
+	     cmp -s "$$conf" $(DESTDIR)$(DOCDIR)/examples/vdesk.conf.example; then \
+	    rm -f "$$conf"; \
+	else echo "uninstall: kept $$conf (changed from the example)"; fi
+	rm -f $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so \
+	    $(DESTDIR)$(LIBEXECDIR)/vdesk-prolog $(DESTDIR)$(LIBEXECDIR)/vdesk-epilog \
+	    $(DESTDIR)$(SBINDIR)/vdeskctl $(DESTDIR)$(MANDIR)/man1/vdesk.1 \
+	    $(DESTDIR)$(MANDIR)/man5/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man8/vdeskctl.8 \
+	    $(DESTDIR)$(LOGROTATEDIR)/vdesk $(DOC_FILES:%=$(DESTDIR)$(DOCDIR)/%)
+	@# vdesk's own directories only (not sbin, man8, Slurm's plugin dir...),
+	@# deepest first.
+	@for d in $(DESTDIR)$(DOCDIR)/examples/logrotate.d $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d \
+	        $(DESTDIR)$(DOCDIR)/examples/slurm $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
+	        $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(STATEDIR); do \
+	    [ -d "$$d" ] || continue; \
+	    rmdir "$$d" 2>/dev/null || echo "uninstall: kept $$d (not empty: $$(ls -A "$$d" | head -5 | paste -sd ' '))"; \
+	done
+
+# make deb: the Debian packages vdesk-plugin and vdesk-node (debian/),
+# built from a copy of the source in $(DEB_DIR), so that the packages and
+# debian/build do not land in the checkout; lintian must find nothing.
+DEB_DIR  := $(BUILD)/deb
+DEB_SRC  := $(DEB_DIR)/vdesk-$(VERSION)
+# $(BUILD) inside the checkout and not ignored by git must not be copied
+# into itself.
+DEB_SKIP := $(patsubst $(CURDIR)/%,%,$(abspath $(BUILD)))/
+
+deb: deb-deps
+	@v=$$(dpkg-parsechangelog -l debian/changelog -S Version); \
+	case $$v in $(VERSION)-*) ;; *) echo "deb: debian/changelog is at $$v, the Makefile at" \
+	    "$(VERSION): add an entry (dch -v $(VERSION)-1)" >&2; exit 1;; esac
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_SRC)
+	@# The checkout's files as they are now, committed or not (git's ignore
+	@# rules keep build output out); a tree without git: all of it but the
+	@# build directories.
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	    git ls-files -z --cached --others --exclude-standard | \
+	        xargs -0 sh -c 'for f; do case $$f in $(DEB_SKIP)*) continue;; esac; \
+	            if [ -e "$$f" ] || [ -L "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh | \
+	        tar --null --verbatim-files-from -T - -cf - | tar -C $(DEB_SRC) -xf -; \
+	else \
+	    tar --exclude-vcs --exclude=./build --exclude=./$(DEB_SKIP:%/=%) --exclude=./debian/build \
+	        --exclude=./debian/tmp --exclude=./debian/.debhelper --exclude=./debian/vdesk-node \
+	        --exclude=./debian/vdesk-plugin -cf - . | tar -C $(DEB_SRC) -xf -; \
+	fi
+	cd $(DEB_SRC) && dpkg-buildpackage -b -us -uc
+	@# Run as root it warns that it should not be; that is not a finding.
+	lintian --fail-on error,warning $(DEB_DIR)/vdesk_*.changes
+	@echo "deb: lintian found no errors or warnings; the packages:"
+	@ls -1 $(abspath $(DEB_DIR))/*.deb
 
 clean:
 	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/prolog $(BUILD)/cli $(BUILD)/*.a \

@@ -221,7 +221,6 @@ static int print_slurm(const vd_pci *p, const vd_pci_info *all, int n, const vd_
     vd_err err;
     if (!local)
         return 1;
-    printf("# gres.conf\n");
     for (int i = 0; i < n; i++) {
         const vd_pci_info *d = &all[i];
         enum kind k = kind_of(p, d);
@@ -229,13 +228,19 @@ static int print_slurm(const vd_pci *p, const vd_pci_info *all, int n, const vd_
             continue;
         if (d->cpulist[0])
             local[nlocal++] = d->cpulist;
+        if (k == K_GPU && !gpu)
+            printf("# gres.conf\n");
         if (k == K_GPU)
             print_gres(d, gpu++, t, proc);
     }
+    if (!gpu)
+        printf("# gres.conf: no GPU on this node (gpu_vendors = %s): no Name=gpu lines; leave "
+               "Gres=gpu off this node's NodeName line\n", p->gpu_vendors ? p->gpu_vendors : "10de");
     int rc = vd_topo_split(t, local, nlocal, ncores, dos, dslurm, job, sizeof(dos), &err);
     free(local);
     if (rc < 0) {
-        fprintf(stderr, "vdeskctl: %s\n", err.msg);
+        fprintf(stderr, "vdeskctl inventory --slurm: %s; choose with --desktop-cores N (now %d)\n",
+                err.msg, ncores);
         return 1;
     }
     printf("# slurm.conf, on this node's NodeName line: keep jobs off the desktop's cores\n");

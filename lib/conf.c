@@ -663,7 +663,7 @@ static int expand_node(char *path, size_t size, const char *node)
 void vd_conf_defaults(vd_conf *c)
 {
     memset(c, 0, sizeof(*c));
-    snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/vdesk");
+    snprintf(c->state_dir, sizeof(c->state_dir), VD_LOCALSTATEDIR "/lib/vdesk");
     c->snapshots_keep = 3;
     c->policy[0] = VD_MODE_SAVE;
     c->policy[1] = VD_MODE_SHUTDOWN;
@@ -688,8 +688,9 @@ static int read_file(const char *path, struct parse *p, vd_err *err)
 {
     p->file = fopen(path, "r");
     if (!p->file)
-        return vd_err_set(err, "%s: cannot open: %s (set VDESK_CONF or create it; see vdesk.conf(5))",
-                          path, strerror(errno));
+        return vd_err_set(err, "%s: cannot open: %s (create it, see vdesk.conf(5); the prolog and "
+                          "epilog read " VD_CONF_DEFAULT ", and by hand set VDESK_CONF or give "
+                          "vdeskctl --conf for another file)", path, strerror(errno));
     int line = ini_parse_stream(read_line, p, handler, p);
     int read_errno = ferror(p->file) ? errno : 0;
     free(p->buf);
@@ -728,13 +729,14 @@ static int parse_file(const char *path, const char *node, vd_conf *conf, struct 
     if (node && !p->node_found) {
         char nodes[512];
         list_nodes(p, nodes, sizeof(nodes));
-        return vd_err_set(err, "%s: no [node %s] section (nodes in the file: %s)", path, node,
-                          nodes[0] ? nodes : "none");
+        vd_err_set(err, "%s: no [node %s] section (nodes in the file: %s)", path, node,
+                   nodes[0] ? nodes : "none");
+        return VD_CONF_NO_DESKTOP;
     }
     return 0;
 }
 
-int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
+int vd_conf_find(const char *path, const char *node, vd_conf *conf, vd_err *err)
 {
     vd_conf_defaults(conf);
     snprintf(conf->path, sizeof(conf->path), "%s", path);
@@ -749,4 +751,10 @@ int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
     free(p->sections);
     free(p);
     return rc;
+}
+
+int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
+{
+    int rc = vd_conf_find(path, node, conf, err);
+    return rc == VD_CONF_NO_DESKTOP ? -1 : rc;
 }

@@ -54,7 +54,12 @@
 #include "mode.h"
 #include "nvidia.h"
 
-#define VD_CONF_DEFAULT "/etc/vdesk/vdesk.conf"
+/* SYSCONFDIR/vdesk/vdesk.conf of the install prefix (Makefile: /etc for
+ * PREFIX=/usr, PREFIX/etc otherwise): slurmd starts Prolog and Epilog
+ * programs with a clean environment, so the compiled-in path is the one
+ * they read. */
+#include "config.h"
+#define VD_CONF_DEFAULT VD_SYSCONFDIR "/vdesk/vdesk.conf"
 #define VD_MAX_DEVICES 16
 #define VD_MAX_POLICY 4
 /* desktop_cores names CPUs below this: a bigger number is a typo, and
@@ -112,6 +117,13 @@ void vd_conf_defaults(vd_conf *conf);
  * file without selecting a node. A node without a section is an error
  * that lists the nodes the file has. */
 int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err);
+
+/* The same, for programs that run on every node (Prolog= is cluster-wide):
+ * returns VD_CONF_NO_DESKTOP when the file is valid but has no [node NODE]
+ * section (the node has no desktop; `conf` holds the [vdesk] values and
+ * err the message that names the file and its nodes). */
+#define VD_CONF_NO_DESKTOP 1
+int vd_conf_find(const char *path, const char *node, vd_conf *conf, vd_err *err);
 
 const char *vd_role_name(vd_role role);
 

@@ -29,7 +29,6 @@
 #include "journal.h"
 #include "pci.h"
 
-#define LOCK_WAIT_S 600
 
 /* One operation in progress: what every step needs. */
 typedef struct op {
@@ -962,9 +961,15 @@ static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name
     rep->job = job;
     snprintf(rep->op, sizeof(rep->op), "%s", name);
     long long t = mono_ms();
-    int wait_s = o->deadline && o->budget_ms / 3000 < LOCK_WAIT_S ? (int)(o->budget_ms / 3000) : LOCK_WAIT_S;
+    int wait_s = o->deadline && o->budget_ms / 3000 < VD_LOCK_WAIT_S ? (int)(o->budget_ms / 3000) : VD_LOCK_WAIT_S;
     if (vd_lock_take(conf->state_dir, wait_s, lock, err) < 0)
         return -1;
+    char who[64];
+    if (job)
+        snprintf(who, sizeof(who), "%s for job %u", name, job);
+    else
+        snprintf(who, sizeof(who), "%s by hand", name);
+    vd_lock_note(*lock, who);
     phase_add(o, "lock", t, 1);
     vd_err why;
     if ((vd_journal_load(conf->state_dir, &o->j, &why) < 0 || journal_check(o, &why) < 0) &&
@@ -1255,7 +1260,8 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
         return 0;
     }
     snprintf(o->rep->used, sizeof(o->rep->used), "%s", o->j.used);
-    if (!force && !vd_journal_has_job(&o->j, job)) {
+    /* Away for no job (vd_jobs_reconcile released them): it comes back. */
+    if (!force && o->j.njobs > 0 && !vd_journal_has_job(&o->j, job)) {
         outcome(o, "job %u holds no desktop (jobs holding it: %d): nothing to do", job, o->j.njobs);
         return 0;
     }
@@ -1311,7 +1317,99 @@ int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err)
     return restore_op(conf, 0, force, "recover", 0, rep, err);
 }
 
+/* The jobs of a desktop that is away that `holds` says are gone. */
+static int jobs_gone(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, unsigned *gone,
+                     char *released, size_t size)
+{
+    vd_journal j;
+    vd_err why;
+    int n = 0;
+    if (vd_journal_load(conf->state_dir, &j, &why) < 0)
+        return 0;   /* the operation that follows sets it aside and rebuilds it */
+    for (int i = 0; i < j.njobs && j.phase == VD_EVICTED; i++) {
+        char state[48];
+        if (j.jobs[i] == 0 || j.jobs[i] == except ||
+            holds(j.jobs[i], conf->node, state, sizeof(state), &why) != 0)
+            continue;
+        size_t len = strlen(released);
+        snprintf(released + len, size - len, "%s%u (%s)", n ? ", " : "", j.jobs[i], state);
+        gone[n++] = j.jobs[i];
+    }
+    vd_journal_clear(&j);
+    return n;
+}
+
+int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, char *released,
+                      size_t size, vd_err *err)
+{
+    unsigned gone[VD_MAX_JOBS];
+    vd_journal j;
+    int lock;
+    released[0] = '\0';
+    int n = jobs_gone(conf, except, holds, gone, released, size);
+    if (n == 0)
+        return 0;
+    if (vd_lock_take(conf->state_dir, VD_LOCK_WAIT_S, &lock, err) < 0)
+        return -1;
+    vd_lock_note(lock, "releasing finished jobs");
+    int rc = vd_journal_load(conf->state_dir, &j, err);
+    /* Read again under the lock: what changed meanwhile is left as it is. */
+    if (rc == 0 && j.phase == VD_EVICTED) {
+        for (int i = 0; i < n; i++)
+            vd_journal_drop_job(&j, gone[i]);
+        rc = vd_journal_save(conf->state_dir, &j, err);
+    }
+    vd_journal_clear(&j);
+    vd_lock_release(lock);
+    return rc < 0 ? -1 : n;
+}
+
 /* --- the record ---------------------------------------------------------- */
+
+static const char *mode_words(const char *used)
+{
+    static const struct { const char *mode, *words; } w[] = {
+        { "suspend", "suspended" }, { "save", "saved" }, { "shutdown", "shut down" },
+        { "shrink", "shrunk" }, { "migrate", "migrated" }, { "destroy", "destroyed" },
+    };
+    for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+        if (!strcmp(used, w[i].mode))
+            return w[i].words;
+    return "away";
+}
+
+void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size)
+{
+    vd_journal j;
+    vd_err err;
+    if (vd_journal_load(conf->state_dir, &j, &err) < 0) {
+        snprintf(buf, size, "desktop %s unknown: journal unreadable, see vdeskctl status", conf->domain);
+        return;
+    }
+    int n = 0;
+    if (j.phase == VD_PRESENT)
+        n = snprintf(buf, size, "desktop %s here", conf->domain);
+    else if (j.phase == VD_EVICTED)
+        n = snprintf(buf, size, "desktop %s %s for", conf->domain, mode_words(j.used));
+    else
+        n = snprintf(buf, size, "desktop %s %s at step '%s' (see vdeskctl status)", conf->domain,
+                     vd_phase_name(j.phase), j.step);
+    for (int i = 0; j.phase == VD_EVICTED && i < j.njobs && n > 0 && (size_t)n < size; i++)
+        n += j.jobs[i] ? snprintf(buf + n, size - (size_t)n, "%s job %u", i ? "," : "", j.jobs[i])
+                       : snprintf(buf + n, size - (size_t)n, "%s an admin", i ? "," : "");
+    if (j.phase == VD_EVICTED && !j.njobs && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " no job (vdeskctl recover brings it back)");
+    vd_journal_clear(&j);
+}
+
+void vd_report_prefix(vd_report *rep, const char *note)
+{
+    char was[sizeof(rep->outcome)];
+    if (!note[0])
+        return;
+    snprintf(was, sizeof(was), "%s", rep->outcome);
+    snprintf(rep->outcome, sizeof(rep->outcome), "%.400s; %.600s", note, was);
+}
 
 void vd_report_format(const vd_report *rep, char *buf, size_t size)
 {

@@ -16,6 +16,10 @@
 
 #define VD_MAX_PHASES 24
 
+/* The longest an operation waits for another to release the node's lock
+ * (less within a budget). */
+#define VD_LOCK_WAIT_S 600
+
 typedef struct vd_phase_time {
     char name[48];
     long ms;
@@ -73,6 +77,32 @@ int vd_restore_within(const vd_conf *conf, unsigned job, int budget_s, vd_report
 /* vdeskctl restore --force / recover: finishes or rolls back an interrupted
  * operation, and with `force` also releases jobs that still hold the node. */
 int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err);
+
+/* Whether job `job` still holds `node`: 1 yes, 0 no, -1 cannot say; the
+ * job's state in words in `state` (slurmapi.h, vd_slurm_job_holds). */
+typedef int (*vd_job_holds_fn)(unsigned job, const char *node, char *state, size_t size,
+                               vd_err *err);
+
+/* A job that no longer runs on the node cannot keep the desktop away: its
+ * epilog failed (a broken vdesk.conf, say) or never ran. Asks `holds` about
+ * each job the journal of a desktop that is away lists, but `except` (the
+ * caller's own job) and 0 (an eviction by hand), and releases those it says
+ * no longer hold the node; a job it cannot say about is kept. Slurm is
+ * asked before the node's lock is taken, so a slow slurmctld holds up no
+ * other operation. Returns the number released, their ids and states in
+ * `released` ("12 (COMPLETED), 13 (unknown to Slurm)"), or -1. A desktop
+ * then away for no job is brought back by the next epilog or recover. */
+int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, char *released,
+                      size_t size, vd_err *err);
+
+/* The desktop's state in a few words, from its journal, for the node's
+ * Comment in Slurm: "desktop desk-n1 here", "desktop desk-n1 saved for job
+ * 12", "desktop desk-n1 evicting (interrupted? see vdeskctl status)". */
+void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size);
+
+/* Puts `note` ("" for none) before the report's outcome: what the caller
+ * did or refused before the operation. */
+void vd_report_prefix(vd_report *rep, const char *note);
 
 /* One line, "key=value ..." , for AdminComment and syslog. */
 void vd_report_format(const vd_report *rep, char *buf, size_t size);

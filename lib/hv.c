@@ -722,6 +722,38 @@ int vd_hv_dev_xml_inactive(vd_hv *hv, const char *dom, const char *alias, char *
     return rc;
 }
 
+/* An attribute of the query's first node as a number ("0x01" or "1"). */
+static long xq_attr_num(const xml_query *q, const char *name)
+{
+    xmlChar *v = xmlGetProp(q->res->nodesetval->nodeTab[0], BAD_CAST name);
+    char *end = NULL;
+    long n = v ? strtol((const char *)v, &end, 0) : -1;
+    if (!v || end == (char *)v || *end)
+        n = -1;
+    xmlFree(v);
+    return n;
+}
+
+int vd_hv_hostdev_pci(const char *dev_xml, char *bdf, size_t size, vd_err *err)
+{
+    xml_query q;
+    bdf[0] = '\0';
+    if (xq_open(&q, dev_xml, "/hostdev[@type='pci']/source/address", err) < 0)
+        return -1;
+    if (xq_count(&q) > 0) {
+        long dom = xq_attr_num(&q, "domain"), bus = xq_attr_num(&q, "bus");
+        long slot = xq_attr_num(&q, "slot"), fn = xq_attr_num(&q, "function");
+        if (dom < 0 || bus < 0 || slot < 0 || fn < 0 || dom > 0xffff || bus > 0xff || slot > 0x1f ||
+            fn > 7) {
+            xq_close(&q);
+            return vd_err_set(err, "a <hostdev> source address that is not a PCI address");
+        }
+        snprintf(bdf, size, "%04lx:%02lx:%02lx.%lx", dom, bus, slot, fn);
+    }
+    xq_close(&q);
+    return 0;
+}
+
 int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *xml,
                      vd_err *err)
 {

@@ -122,6 +122,11 @@ int vd_hv_dev_wait_gone(vd_hv *hv, const char *dom, const char *alias, int timeo
 int vd_hv_dev_xml_inactive(vd_hv *hv, const char *dom, const char *alias,
                            char **xml, vd_err *err);
 
+/* The host PCI address ("0000:01:00.0") a <hostdev> element (as
+ * vd_hv_dev_xml_inactive returns it) passes through, into bdf; "" when it
+ * is not a PCI host device. */
+int vd_hv_hostdev_pci(const char *dev_xml, char *bdf, size_t size, vd_err *err);
+
 /* Hot-plugs the device described by `xml` (whose user alias is `alias`)
  * into the running guest, live only, and checks that the alias is in the
  * live XML afterwards. */

@@ -698,6 +698,56 @@ void vd_lock_release(int fd)
         close(fd);
 }
 
+void vd_lock_note(int fd, const char *who)
+{
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%ld %lld %.200s\n", (long)getpid(), vd_now_ms() / 1000, who);
+    if (n < 0 || ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n)
+        return;   /* only status's view of the holder suffers */
+}
+
+/* "PID SECONDS WHO" as vd_lock_note wrote it, in words. */
+static void holder_words(const char *line, char *buf, size_t size)
+{
+    long pid = 0;
+    long long since = 0;
+    int at = 0;
+    if (sscanf(line, "%ld %lld %n", &pid, &since, &at) < 2 || pid <= 0 || since <= 0) {
+        snprintf(buf, size, "an operation that did not say what it is");
+        return;
+    }
+    char who[201], when[32];
+    snprintf(who, sizeof(who), "%s", line + at);
+    who[strcspn(who, "\n")] = '\0';
+    for (char *c = who; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';   /* the lock file is no more trusted than the journal */
+    time_t t = (time_t)since;
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm))
+        snprintf(when, sizeof(when), "?");
+    snprintf(buf, size, "pid %ld, %s, since %s (%lld s)", pid, who, when, vd_now_ms() / 1000 - since);
+}
+
+int vd_lock_holder(const char *state_dir, char *buf, size_t size)
+{
+    char path[PATH_MAX], line[256];
+    path_in(path, sizeof(path), state_dir, "lock");
+    buf[0] = '\0';
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        close(fd);
+        return 0;
+    }
+    ssize_t n = pread(fd, line, sizeof(line) - 1, 0);
+    close(fd);
+    line[n > 0 ? n : 0] = '\0';
+    holder_words(line, buf, size);
+    return 1;
+}
+
 int vd_record_append(const char *state_dir, const char *json_line, vd_err *err)
 {
     char path[PATH_MAX];

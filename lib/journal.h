@@ -89,6 +89,15 @@ void vd_journal_drop_job(vd_journal *j, unsigned job);
 int vd_lock_take(const char *state_dir, int timeout_s, int *fd, vd_err *err);
 void vd_lock_release(int fd);
 
+/* Writes who holds the lock ("evict job 12") into the lock file, with the
+ * pid and the time, for vd_lock_holder. Best effort: the lock is what
+ * counts, this only lets an admin see it. */
+void vd_lock_note(int fd, const char *who);
+
+/* Whether an operation holds STATE_DIR/lock now: 1, with "pid 123, evict
+ * job 12, since 08:01:02 (35 s)" in buf; 0 if free (or never taken). */
+int vd_lock_holder(const char *state_dir, char *buf, size_t size);
+
 /* Appends one JSON line to STATE_DIR/records.jsonl (fsync'd). */
 int vd_record_append(const char *state_dir, const char *json_line, vd_err *err);
 

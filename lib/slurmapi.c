@@ -360,6 +360,30 @@ int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err)
     return 0;
 }
 
+int vd_slurm_node_comment(const char *node, const char *state, vd_err *err)
+{
+    node_info_msg_t *resp = NULL;
+    char merged[VD_ADMIN_COMMENT_MAX + 1];
+    if (init(err) < 0)
+        return vd_err_prefix(err, "node %s: cannot set its Comment", node);
+    if (slurm_load_node_single(&resp, (char *)node, SHOW_ALL) != SLURM_SUCCESS)
+        return vd_err_set(err, "node %s: cannot read its Comment: %s", node, slurm_strerror(errno));
+    int rc = !resp || resp->record_count < 1
+             ? vd_err_set(err, "node %s: slurmctld does not know it", node)
+             : vd_admin_comment_merge(resp->node_array[0].comment, node, state, merged,
+                                      sizeof(merged), err);
+    slurm_free_node_info_msg(resp);
+    if (rc < 0)
+        return vd_err_prefix(err, "node %s: Comment", node);
+    update_node_msg_t msg;
+    slurm_init_update_node_msg(&msg);
+    msg.node_names = (char *)node;
+    msg.comment = merged;
+    if (slurm_update_node(&msg) != SLURM_SUCCESS)
+        return vd_err_set(err, "node %s: cannot set its Comment: %s", node, slurm_strerror(errno));
+    return 0;
+}
+
 /* --- gres strings -------------------------------------------------------- */
 
 /* Longer gpu items than this are none Slurm writes for 64 GPUs. */
@@ -558,4 +582,51 @@ int vd_slurm_prolog_timeout(int *seconds, vd_err *err)
         *seconds = cf->prolog_epilog_timeout;
     slurm_free_ctl_conf(cf);
     return 0;
+}
+
+/* Slurm's names for a job's base state, as squeue prints them. */
+static const char *state_name(uint32_t state)
+{
+    static const char *const names[] = { "PENDING", "RUNNING", "SUSPENDED", "COMPLETED",
+                                         "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",
+                                         "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY" };
+    uint32_t base = state & JOB_STATE_BASE;
+    return base < sizeof(names) / sizeof(names[0]) ? names[base] : "UNKNOWN";
+}
+
+/* Running, suspended, or completing with its epilog still to run. */
+static int job_on_node(const slurm_job_info_t *j, const char *node)
+{
+    uint32_t base = j->job_state & JOB_STATE_BASE;
+    int active = base == JOB_RUNNING || base == JOB_SUSPENDED || (j->job_state & JOB_COMPLETING);
+    return active && j->nodes && node_at(j->nodes, node) >= 0;
+}
+
+int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err)
+{
+    job_info_msg_t *resp = NULL;
+    state[0] = '\0';
+    if (init(err) < 0)
+        return vd_err_prefix(err, "job %u: cannot ask slurmctld whether it runs", job);
+    if (slurm_load_job(&resp, job, SHOW_ALL) != SLURM_SUCCESS) {
+        int e = errno;
+        if (e == ESLURM_INVALID_JOB_ID) {
+            snprintf(state, size, "unknown to Slurm");
+            return 0;
+        }
+        return vd_err_set(err, "job %u: cannot ask slurmctld whether it runs: %s", job,
+                          slurm_strerror(e));
+    }
+    int holds = 0;
+    snprintf(state, size, "unknown to Slurm");
+    for (uint32_t i = 0; resp && i < resp->record_count; i++) {
+        const slurm_job_info_t *j = &resp->job_array[i];
+        if (j->job_id != job)
+            continue;
+        snprintf(state, size, "%s%s", state_name(j->job_state),
+                 j->job_state & JOB_COMPLETING ? "+COMPLETING" : "");
+        holds = job_on_node(j, node);
+    }
+    slurm_free_job_info_msg(resp);
+    return holds;
 }

@@ -74,4 +74,18 @@ int vd_slurm_node_gpus(const char *node, vd_slurm_gpus *g, vd_err *err);
  * is not set (Slurm then never kills a prolog or epilog). */
 int vd_slurm_prolog_timeout(int *seconds, vd_err *err);
 
+/* Puts `state` ("desktop desk-n1 saved for job 12") into the node's
+ * Comment as its "vdesk[NODE] STATE" segment, merged like the AdminComment
+ * (vd_admin_comment_merge): what a site keeps there stays. `scontrol show
+ * node` and `sinfo -N -O NodeList,Comment` show it. */
+int vd_slurm_node_comment(const char *node, const char *state, vd_err *err);
+
+/* Whether job `job` still holds `node`: it runs there, is suspended there,
+ * or is completing there (its epilog is yet to run). Returns 1 if so; 0
+ * if it does not (it finished, was requeued, or slurmctld no longer knows
+ * it, as after MinJobAge); -1 when slurmctld cannot say (then nothing is
+ * to be concluded). `state` gets Slurm's word for the job ("RUNNING",
+ * "COMPLETED", "unknown to Slurm"), or "" on -1. */
+int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err);
+
 #endif

@@ -5,9 +5,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "journal.h"
 #include "slurmapi.h"
+
+int node_openlog(const char *prog)
+{
+    /* Without a syslog socket (a minimal node, a container) syslog(3)
+     * drops every line: they go to stderr, which slurmd keeps, instead. */
+    int to_stderr = access("/dev/log", W_OK) != 0;
+    openlog(prog, LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
+    return to_stderr;
+}
+
+int node_args(int argc, char **argv, const char *prog)
+{
+    if (argc < 2)
+        return 0;
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("%s " VD_VERSION " (reads " VD_CONF_DEFAULT ")\n", prog);
+        return 1;
+    }
+    fprintf(stderr, "%s: takes no arguments (slurmd runs it as Prolog=/Epilog=; see "
+            "vdeskctl(8)); --version prints the version\n", prog);
+    return -1;
+}
 
 unsigned job_id(void)
 {
@@ -22,8 +45,14 @@ int node_conf_load(vd_conf *conf, const char *prog)
     char node[64];
     vd_err err;
     vd_node_name(node, sizeof(node));
-    if (vd_conf_load(vd_conf_path(), node, conf, &err) == 0)
+    int rc = vd_conf_find(vd_conf_path(), node, conf, &err);
+    if (rc == 0)
         return 0;
+    if (rc == VD_CONF_NO_DESKTOP) {
+        /* Prolog= is cluster-wide: most nodes have no desktop. */
+        syslog(LOG_DEBUG, "no desktop on this node: %s", err.msg);
+        return VD_CONF_NO_DESKTOP;
+    }
     syslog(LOG_ERR, "%s", err.msg);
     fprintf(stderr, "%s: %s\n", prog, err.msg);
     char reason[1200];
@@ -35,14 +64,24 @@ int node_conf_load(vd_conf *conf, const char *prog)
     return -1;
 }
 
-int node_report(const vd_conf *conf, const vd_report *rep, const char *prog)
+void node_comment(const vd_conf *conf)
+{
+    char state[256];
+    vd_err err;
+    vd_desktop_describe(conf, state, sizeof(state));
+    if (vd_slurm_node_comment(conf->node, state, &err) < 0)
+        syslog(LOG_WARNING, "%s", err.msg);
+}
+
+int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int log_to_stderr)
 {
     char line[2048];
     vd_err err;
     int rc = 0;
     vd_report_format(rep, line, sizeof(line));
     syslog(rep->drain[0] ? LOG_WARNING : LOG_INFO, "job %u: %s", rep->job, line);
-    fprintf(stderr, "%s: job %u: %s\n", prog, rep->job, line);
+    if (!log_to_stderr)   /* else syslog just wrote it there */
+        fprintf(stderr, "%s: job %u: %s\n", prog, rep->job, line);
 
     char *json = vd_report_json(rep);
     if (!json || vd_record_append(conf->state_dir, json, &err) < 0)
@@ -57,6 +96,7 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog)
             rc = -1;
         }
     }
+    node_comment(conf);
     /* slurmctld refuses updates to a job once it completes, before the
      * Epilog runs: only the eviction record can reach the job itself.
      * One record per node in the AdminComment: "vdesk[NODE] evict: ...". */
@@ -65,6 +105,20 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog)
         vd_slurm_job_comment(rep->job, conf->node, rec, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
     return rc;
+}
+
+void node_reconcile(const vd_conf *conf, unsigned job, char *note, size_t size)
+{
+    char released[400];
+    vd_err err;
+    note[0] = '\0';
+    int n = vd_jobs_reconcile(conf, job, vd_slurm_job_holds, released, sizeof(released), &err);
+    if (n < 0)
+        syslog(LOG_WARNING, "%s", err.msg);
+    if (n <= 0)
+        return;
+    snprintf(note, size, "released job(s) that Slurm no longer runs here: %s", released);
+    syslog(LOG_NOTICE, "%s", note);
 }
 
 int node_budget(void)

@@ -10,18 +10,36 @@
 #include "conf.h"
 #include "engine.h"
 
+/* `PROG --version` prints the version and returns 1 (the caller exits 0);
+ * slurmd gives no arguments, and any other is refused (returns -1). */
+int node_args(int argc, char **argv, const char *prog);
+
 /* SLURM_JOB_ID as a number, 0 if absent or malformed. */
 unsigned job_id(void);
 
-/* Loads vdesk.conf for this node. On failure the node is drained with a
- * reason that names the file and line, and the error is logged. */
+/* Loads vdesk.conf for this node. Returns VD_CONF_NO_DESKTOP, after a
+ * debug line, when the file has no section for this node: the program
+ * then has nothing to do. On failure the node is drained with a reason
+ * that names the file and line, and the error is logged. */
 int node_conf_load(vd_conf *conf, const char *prog);
+
+/* Releases the jobs in the journal that Slurm no longer runs here
+ * (vd_jobs_reconcile), but `job`; `note` says which, for the record
+ * ("" if none). Call it before the operation. */
+void node_reconcile(const vd_conf *conf, unsigned job, char *note, size_t size);
 
 /* Writes the record: syslog, records.jsonl and, for an eviction, the job's
  * AdminComment (slurmctld refuses updates of finished jobs); then
  * drains the node if the report asks for it. Returns -1 if the drain was
  * needed but could not be set (the caller then fails, so Slurm drains). */
-int node_report(const vd_conf *conf, const vd_report *rep, const char *prog);
+int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int log_to_stderr);
+
+/* openlog(3) for PROG: syslog when the node has /dev/log, else stderr
+ * (slurmd's log). Returns 1 in the second case. */
+int node_openlog(const char *prog);
+
+/* The desktop's state into the node's Comment (vd_desktop_describe). */
+void node_comment(const vd_conf *conf);
 
 /* Slurm's PrologEpilogTimeout (0: none, or slurmctld cannot say): the
  * budget of this program's operation (engine.h, "Budgets"). */

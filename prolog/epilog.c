@@ -13,15 +13,21 @@
 
 #include "common.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    openlog("vdesk-epilog", LOG_PID, LOG_DAEMON);
+    int args = node_args(argc, argv, "vdesk-epilog");
+    if (args != 0)
+        return args > 0 ? 0 : 2;
+    int log_to_stderr = node_openlog("vdesk-epilog");
     vd_conf conf;
-    if (node_conf_load(&conf, "vdesk-epilog") < 0)
-        return 0;   /* drained with the config error */
+    if (node_conf_load(&conf, "vdesk-epilog") != 0)
+        return 0;   /* no desktop here, or drained with the config error */
     vd_report rep;
     vd_err err;
+    char released[512];
+    node_reconcile(&conf, job_id(), released, sizeof(released));
     if (vd_restore_within(&conf, job_id(), node_budget(), &rep, &err) < 0)
         fprintf(stderr, "vdesk-epilog: %s\n", err.msg);
-    return node_report(&conf, &rep, "vdesk-epilog") < 0 ? 1 : 0;
+    vd_report_prefix(&rep, released);
+    return node_report(&conf, &rep, "vdesk-epilog", log_to_stderr) < 0 ? 1 : 0;
 }

@@ -63,28 +63,30 @@ static void request_check(const vd_conf *conf, vd_request *req, char *refused, s
         req->timeout_s = (int)v;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    openlog("vdesk-prolog", LOG_PID, LOG_DAEMON);
+    int args = node_args(argc, argv, "vdesk-prolog");
+    if (args != 0)
+        return args > 0 ? 0 : 2;
+    int log_to_stderr = node_openlog("vdesk-prolog");
     vd_conf conf;
-    if (node_conf_load(&conf, "vdesk-prolog") < 0)
-        return 1;
-    char refused[256];
+    int rc = node_conf_load(&conf, "vdesk-prolog");
+    if (rc != 0)
+        return rc == VD_CONF_NO_DESKTOP ? 0 : 1;
+    char refused[256], released[512];
     vd_request req = { .job = job_id(), .gpus = getenv("SLURM_JOB_GPUS"), .budget_s = node_budget() };
     request_check(&conf, &req, refused, sizeof(refused));
     if (refused[0])
         syslog(LOG_WARNING, "job %u: %s", req.job, refused);
+    node_reconcile(&conf, req.job, released, sizeof(released));
     vd_report rep;
     vd_err err;
-    int rc = vd_evict(&conf, &req, &rep, &err);
+    rc = vd_evict(&conf, &req, &rep, &err);
     if (rc < 0)
         fprintf(stderr, "vdesk-prolog: %s\n", err.msg);
-    if (refused[0]) {
-        char was[sizeof(rep.outcome)];
-        snprintf(was, sizeof(was), "%s", rep.outcome);
-        snprintf(rep.outcome, sizeof(rep.outcome), "%.255s; %.760s", refused, was);
-    }
-    if (node_report(&conf, &rep, "vdesk-prolog") < 0)
+    vd_report_prefix(&rep, released);
+    vd_report_prefix(&rep, refused);
+    if (node_report(&conf, &rep, "vdesk-prolog", log_to_stderr) < 0)
         rc = -1;
     return rc == 0 ? 0 : 1;
 }

@@ -31,18 +31,33 @@ if ! (cd "$dl" && apt-get download -q "$pkg" >/dev/null 2>"$dl/apt.err"); then
     echo "mkguest: apt-get download $pkg failed:" >&2; cat "$dl/apt.err" >&2; exit 1
 fi
 dpkg-deb -x "$dl"/*.deb "$dl/x"
-kver=$(ls "$dl/x/lib/modules")
+# Debian 12 ships /lib/modules/V/*.ko; Debian 13 (merged /usr)
+# /usr/lib/modules/V/*.ko.xz, which busybox's insmod cannot read.
+mods=$dl/x/lib/modules
+[ -d "$mods" ] || mods=$dl/x/usr/lib/modules
+[ -d "$mods" ] || { echo "mkguest: no lib/modules or usr/lib/modules in $pkg" >&2; exit 1; }
+kver=$(ls "$mods")
 cp "$dl/x/boot/vmlinuz-$kver" "$out/vmlinuz"
 
 root="$dl/root"
 mkdir -p "$root/bin" "$root/lib/modules" "$root/proc" "$root/sys" "$root/dev"
 cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$here/init" "$root/init"
+# Each module that the kernel does not have built in, in load order.
+: >"$root/lib/modules/order"
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
          virtio_blk virtio-rng button evdev; do
-    f=$(find "$dl/x/lib/modules/$kver" -name "$m.ko" | head -n 1)
-    [ -n "$f" ] || { echo "mkguest: module $m.ko not in $pkg" >&2; exit 1; }
-    cp "$f" "$root/lib/modules/"
+    f=$(find "$mods/$kver" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \) | head -n 1)
+    if [ -z "$f" ]; then
+        grep -q "/$m.ko\$" "$mods/$kver/modules.builtin" 2>/dev/null && continue
+        echo "mkguest: module $m.ko neither in $pkg nor built into its kernel" >&2; exit 1
+    fi
+    case $f in
+        *.xz) xz -dc "$f" >"$root/lib/modules/$m.ko" ;;
+        *.zst) zstd -qdc "$f" >"$root/lib/modules/$m.ko" ;;
+        *) cp "$f" "$root/lib/modules/" ;;
+    esac
+    echo "$m" >>"$root/lib/modules/order"
 done
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initrd.img.tmp"
 mv "$out/initrd.img.tmp" "$out/initrd.img"

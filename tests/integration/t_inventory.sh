@@ -136,11 +136,36 @@ test_xml_topologies_with_pci_objects_give_the_same_answer() {
     done
 }
 
+# A node without a GPU (here: none of the vendors vdesk.conf counts) says
+# so instead of printing an empty gres.conf section.
+test_no_gpu_is_said_plainly() {
+    local out conf
+    conf=$(mktemp)
+    printf '[vdesk]\ngpu_vendors = 1002\n' >"$conf"
+    mount_machine workstation
+    out=$("$VDESKCTL" --conf "$conf" inventory --sysfs "$MNT/sys" --dev "$MNT/dev" --proc "$MNT/proc" \
+          --topology "$TOPO" --slurm)
+    unmount_machine
+    rm -f "$conf"
+    assert_no_match "$out" "^Name=gpu"
+    assert_match "$out" "^# gres.conf: no GPU on this node \(gpu_vendors = 1002\): no Name=gpu lines"
+    assert_match "$out" "^desktop_cores = "
+}
+
 test_bad_requests_say_what_is_wrong() {
     local out
     mount_machine workstation
     out=$(inventory --slurm --desktop-cores 8 2>&1) && t_fail "8 of 8 cores accepted"
     assert_match "$out" "the desktop can have 1 to 7 of the node's 8 cores"
+    # The default (2 cores) on a machine too small for it names the option.
+    out=$(TOPO="synthetic:pack:1 core:2 pu:1" inventory --slurm 2>&1) && t_fail "2 of 2 cores accepted"
+    assert_match "$out" "the desktop can have 1 to 1 of the node's 2 cores .*; choose with --desktop-cores N \(now 2\)$"
+    out=$(inventory --slurm --desktop-cores abc 2>&1) && t_fail "--desktop-cores abc accepted"
+    assert_eq "$out" "vdeskctl: --desktop-cores 'abc': give a whole number of cores from 1 to 4096"
+    out=$(inventory --slurm --desktop-cores 0 2>&1) && t_fail "--desktop-cores 0 accepted"
+    assert_match "$out" "'0': give a whole number"
+    out=$(inventory --json --slurm 2>&1) && t_fail "--json --slurm accepted"
+    assert_eq "$out" "vdeskctl inventory: --json and --slurm are two different outputs; give one"
     out=$("$VDESKCTL" --conf /nonexistent inventory --sysfs /nonexistent 2>&1) && t_fail "missing sysfs accepted"
     unmount_machine
     assert_match "$out" "/nonexistent/bus/pci/devices: No such file or directory"

@@ -107,6 +107,23 @@ static void whole_file_check_without_node(void **state)
     assert_non_null(strstr(err.msg, "no [node n9] section (nodes in the file: n1, n2)"));
 }
 
+/* Prolog= is cluster-wide: a node without a section has no desktop, which
+ * the prolog must tell from a broken file (it drained the node before). */
+static void node_without_a_section_has_no_desktop(void **state)
+{
+    (void)state;
+    vd_conf c;
+    vd_err err;
+    const char *p = conf_file(good);
+    assert_int_equal(vd_conf_find(p, "n9", &c, &err), VD_CONF_NO_DESKTOP);
+    assert_non_null(strstr(err.msg, "no [node n9] section"));
+    assert_string_equal(c.node, "n9");
+    assert_string_equal(c.domain, "");
+    assert_int_equal(vd_conf_find(p, "n1", &c, &err), 0);
+    unlink(p);
+    assert_int_equal(vd_conf_find(p, "n9", &c, &err), -1);   /* gone: an error, not "no desktop" */
+}
+
 /* Each bad file is refused with a message naming the line and the cause. */
 static void bad_files_name_line_and_cause(void **state)
 {
@@ -388,6 +405,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_file_for_a_node),
+        cmocka_unit_test(node_without_a_section_has_no_desktop),
         cmocka_unit_test(whole_file_check_without_node),
         cmocka_unit_test(bad_files_name_line_and_cause),
         cmocka_unit_test(repeated_section_is_refused),

@@ -232,6 +232,77 @@ static void two_jobs_one_eviction_last_out_restores(void **state)
     assert_non_null(strstr(rep.outcome, "nothing to restore"));
 }
 
+/* --- issue 10 item 3: jobs that Slurm no longer runs release the desktop -- */
+
+/* Slurm as the tests see it: job 21 finished, 22 runs, 23 cannot be asked
+ * about (slurmctld down). */
+static int fake_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err)
+{
+    assert_string_equal(node, "n1");
+    if (job == 23)
+        return vd_err_set(err, "slurmctld does not answer");
+    snprintf(state, size, "%s", job == 21 ? "COMPLETED" : "RUNNING");
+    return job == 21 ? 0 : 1;
+}
+
+static void finished_job_whose_epilog_failed_no_longer_holds_the_desktop(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char released[256];
+    evict(f, 21, VD_MODE_SAVE, &rep);
+    /* Job 21's epilog never restored (a broken vdesk.conf): before the fix
+     * the next job joined "already away", and its epilog left the desktop
+     * off, still held by 21. */
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 24, fake_holds, released, sizeof(released), &err), 1);
+    assert_string_equal(released, "21 (COMPLETED)");
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_EVICTED);
+    assert_int_equal(j.njobs, 0);
+    vd_journal_clear(&j);
+    evict(f, 24, VD_MODE_SAVE, &rep);
+    assert_non_null(strstr(rep.outcome, "already away (save) for 1 job(s)"));
+    OK(vd_restore(&f->conf, 24, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_true(info_of(f).restored);
+}
+
+static void running_or_unknown_jobs_keep_the_desktop_away(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char released[256];
+    evict(f, 22, VD_MODE_SUSPEND, &rep);
+    evict(f, 23, VD_MODE_SUSPEND, &rep);
+    evict(f, 0, VD_MODE_SUSPEND, &rep);   /* and by hand: never Slurm's to release */
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, released, sizeof(released), &err), 0);
+    assert_string_equal(released, "");
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.njobs, 3);
+    vd_journal_clear(&j);
+    OK(vd_recover(&f->conf, 0, &rep, &err));   /* drops the hold by hand only */
+    assert_int_equal(info_of(f).state, VD_DOM_PAUSED);
+}
+
+static void recover_brings_back_a_desktop_away_for_no_job(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char released[256];
+    evict(f, 21, VD_MODE_SUSPEND, &rep);
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, released, sizeof(released), &err), 1);
+    /* Before the fix: "job 0 holds no desktop: nothing to do", exit 0. */
+    OK(vd_recover(&f->conf, 0, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_non_null(strstr(rep.outcome, "back"));
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+}
+
 /* --- item 1: a save file is deleted only after a restore from it ---------- */
 
 static void vm_started_outside_vdesk_keeps_the_saved_session(void **state)
@@ -557,6 +628,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(failing_unplug_in_two_modes_journals_the_device_once, setup, teardown),
         cmocka_unit_test_setup_teardown(lock_wait_fits_the_budget, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_create_says_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(finished_job_whose_epilog_failed_no_longer_holds_the_desktop, setup, teardown),
+        cmocka_unit_test_setup_teardown(running_or_unknown_jobs_keep_the_desktop_away, setup, teardown),
+        cmocka_unit_test_setup_teardown(recover_brings_back_a_desktop_away_for_no_job, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

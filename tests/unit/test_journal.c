@@ -160,6 +160,27 @@ static void lock_is_exclusive_and_times_out(void **state)
     vd_lock_release(b);
 }
 
+/* vdeskctl status shows who holds the lock (issue 10 item 5): before, a
+ * live prolog looked like an interrupted operation. */
+static void lock_holder_is_named_while_held(void **state)
+{
+    int a = -1;
+    char who[300], want[64];
+    vd_err err;
+    assert_int_equal(vd_lock_holder(*state, who, sizeof(who)), 0);   /* never taken */
+    assert_int_equal(vd_lock_take(*state, 1, &a, &err), 0);
+    vd_lock_note(a, "evict for job 12\n\033[2J");
+    assert_int_equal(vd_lock_holder(*state, who, sizeof(who)), 1);
+    snprintf(want, sizeof(want), "pid %ld, evict for job 12", (long)getpid());
+    assert_non_null(strstr(who, want));
+    assert_non_null(strstr(who, ", since "));
+    assert_null(strchr(who, '\033'));   /* what the file says is shown printable only */
+    vd_lock_release(a);
+    assert_int_equal(vd_lock_holder(*state, who, sizeof(who)), 0);   /* released: free again */
+    assert_int_equal(vd_lock_take(*state, 0, &a, &err), 0);          /* and the holder check took nothing */
+    vd_lock_release(a);
+}
+
 static void records_are_appended(void **state)
 {
     vd_err err;
@@ -461,6 +482,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(save_and_load_round_trip, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(corrupt_journal_says_what_to_do, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(unwritable_state_dir_is_an_error, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(lock_holder_is_named_while_held, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(lock_is_exclusive_and_times_out, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(records_are_appended, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(ill_typed_journals_are_refused, dir_setup, dir_teardown),

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * check.c - `vdeskctl check-config [--live]`.
+ *
+ * Without --live: the whole file's syntax and values, and whether this
+ * node has a desktop. With --live, on the node itself: whatever the file
+ * names must exist as the file says, so that the first job does not find
+ * out: the libvirt daemon at uri =, the domain, each device's alias in its
+ * definition and the host PCI address it passes through, each PCI
+ * address's IOMMU group and driver, the directories' owners and modes.
+ * Each problem is one line, "(!) WHAT: FIX"; the exit status is 1 if any.
+ */
+#include "check.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "hv.h"
+#include "pci.h"
+
+typedef struct checker {
+    const vd_conf *c;
+    int problems;
+} checker;
+
+static void ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void ok(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("  ok  ", stdout);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+}
+
+static void bad(checker *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void bad(checker *k, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("  (!) ", stdout);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+    k->problems++;
+}
+
+/* A directory vdesk keeps its state or disk layers in: root's, and
+ * writable by no one else (vdesk refuses it otherwise, at the first job). */
+static void check_dir(checker *k, const char *key, const char *dir, unsigned mode)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0) {
+        if (errno == ENOENT)
+            ok("%s %s does not exist yet: vdesk makes it (mode %04o) at the first operation", key,
+               dir, mode);
+        else
+            bad(k, "%s %s: %s: fix the path in %s", key, dir, strerror(errno), k->c->path);
+        return;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        bad(k, "%s %s is not a directory%s: remove it or point %s = elsewhere", key, dir,
+            S_ISLNK(st.st_mode) ? " (a symbolic link)" : "", key);
+        return;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+        bad(k, "%s %s is owned by uid %u with mode %04o: run 'chown root:root %s; chmod %04o %s'",
+            key, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), dir, mode, dir);
+        return;
+    }
+    ok("%s %s (uid %u, mode %04o)", key, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+}
+
+/* The device's alias in the domain's definition, and the host address
+ * its <hostdev> passes through against `pci =` of vdesk.conf. */
+static void check_alias(checker *k, vd_hv *hv, const vd_device *d)
+{
+    char *xml = NULL, bdf[16];
+    vd_err err;
+    if (vd_hv_dev_xml_inactive(hv, k->c->domain, d->alias, &xml, &err) < 0) {
+        bad(k, "device %s: %s: give the device <alias name='%s'/> in the domain's XML (virsh edit "
+            "%s)", d->alias, err.msg, d->alias, k->c->domain);
+        return;
+    }
+    int rc = vd_hv_hostdev_pci(xml, bdf, sizeof(bdf), &err);
+    free(xml);
+    if (rc < 0)
+        bad(k, "device %s: %s", d->alias, err.msg);
+    else if (d->pci[0] && bdf[0] && strcmp(bdf, d->pci) != 0)
+        bad(k, "device %s passes through host PCI %s, but vdesk.conf says %s: fix one of them",
+            d->alias, bdf, d->pci);
+    else
+        ok("device %s in %s's definition%s%s", d->alias, k->c->domain, bdf[0] ? ", host PCI " : "",
+           bdf);
+}
+
+/* The PCI function exists, has an IOMMU group, and what shares it. */
+static void check_pci(checker *k, const vd_device *d)
+{
+    const vd_conf *c = k->c;
+    vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .proc = c->proc_root, .timeout_ms = 1000,
+                 .gpu_vendors = c->gpu_vendors };
+    vd_pci_info info;
+    vd_pci_group g;
+    vd_err err;
+    vd_pci_info_read(&p, d->pci, &info);
+    if (!info.vendor) {
+        bad(k, "device %s: no PCI function %s under %s/bus/pci/devices: 'vdeskctl inventory' lists "
+            "the node's devices; fix pci = in %s", d->alias, d->pci, c->sysfs_root, c->path);
+        return;
+    }
+    if (info.group < 0) {
+        bad(k, "device %s (%s) has no IOMMU group: enable the IOMMU (intel_iommu=on or amd_iommu=on "
+            "on the kernel command line) and reboot", d->alias, d->pci);
+        return;
+    }
+    if (vd_pci_group_read(&p, d->pci, &g, &err) < 0) {
+        bad(k, "device %s: %s", d->alias, err.msg);
+        return;
+    }
+    char members[512] = "";
+    for (int i = 0; i < g.n; i++) {
+        size_t len = strlen(members);
+        snprintf(members + len, sizeof(members) - len, "%s%s (%s)", i ? ", " : "", g.fns[i].bdf,
+                 g.fns[i].driver[0] ? g.fns[i].driver : "no driver");
+    }
+    ok("device %s: %s, IOMMU group %d: %s", d->alias, d->pci, g.id, members);
+}
+
+static void check_libvirt(checker *k)
+{
+    const vd_conf *c = k->c;
+    vd_hv *hv = NULL;
+    vd_err err;
+    vd_dom_state s;
+    if (vd_hv_open(c->uri, &hv, &err) < 0) {
+        bad(k, "libvirt at %s: %s: start the daemon (systemctl start libvirtd) or fix uri = in %s",
+            c->uri, err.msg, c->path);
+        return;
+    }
+    ok("libvirt at %s answers", c->uri);
+    if (vd_hv_dom_state(hv, c->domain, &s, &err) < 0) {
+        bad(k, "domain %s: %s: define it (virsh define) or fix domain = in %s", c->domain, err.msg,
+            c->path);
+    } else {
+        ok("domain %s: %s", c->domain, vd_dom_state_name(s));
+        for (int i = 0; i < c->ndevices; i++)
+            check_alias(k, hv, &c->devices[i]);
+    }
+    vd_hv_close(hv);
+}
+
+static int check_live(const vd_conf *c)
+{
+    checker k = { .c = c };
+    printf("node %s, live:\n", c->node);
+    check_libvirt(&k);
+    for (int i = 0; i < c->ndevices; i++)
+        if (c->devices[i].pci[0])
+            check_pci(&k, &c->devices[i]);
+    check_dir(&k, "state_dir", c->state_dir, 0700);
+    check_dir(&k, "snapshot_dir", c->snapshot_dir, 0711);
+    printf("%s: %d problem(s)\n", c->node, k.problems);
+    return k.problems ? 1 : 0;
+}
+
+int cmd_check_config(const char *path, const char *node, int live)
+{
+    vd_conf *conf = malloc(sizeof(*conf));
+    vd_err err;
+    int rc = 1;
+    if (!conf) {
+        fprintf(stderr, "vdeskctl: out of memory\n");
+        return 1;
+    }
+    if (vd_conf_load(path, NULL, conf, &err) < 0) {
+        fprintf(stderr, "vdeskctl: %s\n", err.msg);
+        goto out;
+    }
+    printf("%s: OK\n", path);
+    int found = vd_conf_find(path, node, conf, &err);
+    if (found == 0) {
+        printf("node %s: desktop %s on %s, %d device(s), state in %s\n", node, conf->domain,
+               conf->uri, conf->ndevices, conf->state_dir);
+        rc = live ? check_live(conf) : 0;
+    } else {
+        printf("node %s: no desktop (no [node %s] section): the prolog and epilog do nothing "
+               "there\n", node, node);
+        rc = 0;
+    }
+out:
+    free(conf);
+    return rc;
+}

@@ -1,0 +1,500 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * status.c - `vdeskctl status [--json]`: the node's desktop VM, who holds
+ * the node's lock, the journal and what Slurm says of its jobs, the devices
+ * and the last records.
+ *
+ * Everything is read once into a status_view; the text and the JSON are two
+ * renderings of it. The exit status says whether an admin must act (a
+ * health check can use it): 0 nothing to do, 1 something named under
+ * "(!)" (JSON: "problems").
+ */
+#include "status.h"
+
+#include <json-c/json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hv.h"
+#include "journal.h"
+#include "pci.h"
+#include "slurmapi.h"
+
+#define RECORDS_SHOWN 5
+#define PROBLEMS_MAX 16
+
+typedef struct dev_view {
+    const vd_device *d;
+    int present;       /* in the VM: 1, unplugged: 0, VM not running: -1 */
+    char drv[64];      /* host driver, "" for none, only with a host PCI address */
+    int wrong;         /* the driver contradicts the journal */
+    int held;          /* vdesk keeps its XML to plug it back */
+} dev_view;
+
+typedef struct job_view {
+    unsigned id;
+    int holds;         /* vd_slurm_job_holds: 1, 0, -1 cannot say */
+    char state[256];   /* Slurm's word, or why it cannot say */
+} job_view;
+
+typedef struct gpu_view {
+    const vd_device *d;
+    int idx;           /* gres index: the GPU's place in PCI order */
+    char drv[64];
+    int clash;         /* a job has it while the desktop holds it */
+} gpu_view;
+
+typedef struct gres_view {
+    int known;         /* slurmctld answered */
+    char error[1024];
+    vd_slurm_gpus g;
+    int gpus_here;     /* GPUs sysfs shows (0: none or unknown) */
+    gpu_view gpu[VD_MAX_DEVICES];
+    int ngpu;
+} gres_view;
+
+typedef struct status_view {
+    const vd_conf *c;
+    int reachable;                 /* libvirt answered */
+    char vm_error[1024];
+    vd_dom_state state;
+    int locked;
+    char holder[300];
+    int journal_ok;
+    char journal_error[1024];
+    vd_journal j;
+    job_view jobs[VD_MAX_JOBS];
+    dev_view devs[VD_MAX_DEVICES];
+    int wrong;                     /* devices on the wrong side */
+    gres_view gres;
+    char problems[PROBLEMS_MAX][600];
+    int nproblems;
+} status_view;
+
+static void problem(status_view *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(status_view *v, const char *fmt, ...)
+{
+    if (v->nproblems == PROBLEMS_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->problems[v->nproblems++], sizeof(v->problems[0]), fmt, ap);
+    va_end(ap);
+}
+
+/* Where a host PCI device should be: with the desktop (vfio-pci) unless the
+ * desktop is away in a mode that gave its devices back. */
+static int expect_vfio(const vd_journal *j)
+{
+    return j->phase == VD_PRESENT || !strcmp(j->used, "suspend") || !strcmp(j->used, "none");
+}
+
+static void read_vm(status_view *v, vd_hv **hv)
+{
+    vd_err err;
+    v->state = VD_DOM_OTHER;
+    if (vd_hv_open(v->c->uri, hv, &err) < 0) {
+        snprintf(v->vm_error, sizeof(v->vm_error), "%s", err.msg);
+        problem(v, "libvirt unreachable at %s: start the libvirt daemon (systemctl start libvirtd); "
+                "what vdesk knows of the desktop is below, but not whether its VM runs", v->c->uri);
+        return;
+    }
+    v->reachable = 1;
+    if (vd_hv_dom_state(*hv, v->c->domain, &v->state, &err) < 0) {
+        snprintf(v->vm_error, sizeof(v->vm_error), "%s", err.msg);
+        problem(v, "desktop VM %s: %s; check domain = in %s", v->c->domain, err.msg, v->c->path);
+    }
+}
+
+/* The journal's jobs as Slurm sees them: one that no longer runs here
+ * keeps the desktop away for nothing. */
+static void read_jobs(status_view *v)
+{
+    char gone[400] = "";
+    for (int i = 0; i < v->j.njobs && v->j.phase == VD_EVICTED; i++) {
+        job_view *jv = &v->jobs[i];
+        vd_err err;
+        jv->id = v->j.jobs[i];
+        if (jv->id == 0) {
+            jv->holds = 1;
+            snprintf(jv->state, sizeof(jv->state), "evicted by hand: 'vdeskctl restore' brings it back");
+            continue;
+        }
+        jv->holds = vd_slurm_job_holds(jv->id, v->c->node, jv->state, sizeof(jv->state), &err);
+        if (jv->holds < 0)
+            snprintf(jv->state, sizeof(jv->state), "Slurm cannot say: %.200s", err.msg);
+        size_t len = strlen(gone);
+        if (jv->holds == 0)
+            snprintf(gone + len, sizeof(gone) - len, "%s%u (%s)", len ? ", " : "", jv->id, jv->state);
+    }
+    if (gone[0])
+        problem(v, "job(s) %s no longer run here but hold the desktop away: run 'vdeskctl recover' "
+                "(the next job's prolog or epilog also releases them)", gone);
+}
+
+static void read_journal(status_view *v)
+{
+    vd_err err;
+    v->locked = vd_lock_holder(v->c->state_dir, v->holder, sizeof(v->holder));
+    v->journal_ok = vd_journal_load(v->c->state_dir, &v->j, &err) == 0;
+    if (!v->journal_ok) {
+        snprintf(v->journal_error, sizeof(v->journal_error), "%s", err.msg);
+        problem(v, "journal: %s; 'vdeskctl recover' sets it aside and rebuilds it from the VM and "
+                "its devices", err.msg);
+        return;
+    }
+    if ((v->j.phase == VD_EVICTING || v->j.phase == VD_RESTORING) && !v->locked)
+        problem(v, "interrupted operation: run 'vdeskctl recover'");
+    read_jobs(v);
+}
+
+static void read_device(status_view *v, vd_hv *hv, int i)
+{
+    const vd_conf *c = v->c;
+    dev_view *dv = &v->devs[i];
+    vd_err err;
+    dv->d = &c->devices[i];
+    dv->present = -1;
+    if (hv && (v->state == VD_DOM_RUNNING || v->state == VD_DOM_PAUSED) &&
+        vd_hv_dev_present(hv, c->domain, dv->d->alias, &dv->present, &err) < 0)
+        dv->present = -1;
+    for (int k = 0; k < v->j.ndevs; k++)
+        dv->held |= !strcmp(v->j.devs[k].alias, dv->d->alias);
+    if (!dv->d->pci[0])
+        return;
+    vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .timeout_ms = 1000,
+                 .gpu_vendors = c->gpu_vendors };
+    vd_pci_driver(&p, dv->d->pci, dv->drv, sizeof(dv->drv));
+    int on_vfio = strcmp(dv->drv, "vfio-pci") == 0;
+    dv->wrong = v->journal_ok && on_vfio != expect_vfio(&v->j) && v->j.phase != VD_EVICTING &&
+                v->j.phase != VD_RESTORING;
+    v->wrong += dv->wrong;
+}
+
+/* Slurm's view against the devices': a GPU a job was allocated must not be
+ * on vfio-pci (the desktop's), and the gres indices must be the GPUs in PCI
+ * order for vdesk to know which GPU a job got. */
+static void read_gres(status_view *v)
+{
+    const vd_conf *c = v->c;
+    gres_view *g = &v->gres;
+    vd_err err;
+    vd_pci p = { .sys = c->sysfs_root, .dev = c->dev_root, .proc = c->proc_root, .timeout_ms = 1000,
+                 .gpu_vendors = c->gpu_vendors };
+    if (vd_slurm_node_gpus(c->node, &g->g, &err) < 0) {
+        snprintf(g->error, sizeof(g->error), "%s", err.msg);
+        return;   /* not a contradiction: nothing to compare with */
+    }
+    g->known = 1;
+    vd_pci_gpu_list gpus;
+    if (vd_pci_gpus(&p, &gpus, NULL) < 0)
+        gpus.n = 0;   /* no sysfs to compare with: only Slurm's side is shown */
+    g->gpus_here = gpus.n;
+    if (gpus.n > 0 && g->g.configured > 0 && gpus.n != g->g.configured)
+        problem(v, "the node has %d GPU(s) but Slurm offers %d: gres indices cannot be matched to "
+                "GPUs in PCI order; see 'vdeskctl inventory --slurm'", gpus.n, g->g.configured);
+    for (int i = 0; i < c->ndevices; i++) {
+        const vd_device *d = &c->devices[i];
+        int idx = d->role == VD_ROLE_GPU && d->pci[0] ? vd_pci_gpu_list_index(&gpus, d->pci) : -1;
+        if (idx < 0)
+            continue;
+        gpu_view *e = &g->gpu[g->ngpu++];
+        e->d = d;
+        e->idx = idx;
+        vd_pci_driver(&p, d->pci, e->drv, sizeof(e->drv));
+        e->clash = (g->g.used >> idx & 1) && !strcmp(e->drv, "vfio-pci");
+        if (e->clash)
+            problem(v, "gres gpu index %d (%s, %s) is allocated to a job while the desktop holds it "
+                    "on vfio-pci", idx, d->alias, d->pci);
+    }
+}
+
+static void status_read(status_view *v, const vd_conf *c)
+{
+    vd_hv *hv = NULL;
+    memset(v, 0, sizeof(*v));
+    v->c = c;
+    read_vm(v, &hv);
+    read_journal(v);
+    for (int i = 0; i < c->ndevices; i++)
+        read_device(v, hv, i);
+    if (v->wrong)
+        problem(v, "%d device(s) on the wrong side: %s; run 'vdeskctl recover', or check what "
+                "rebound them", v->wrong, expect_vfio(&v->j)
+                ? "the desktop should hold them on vfio-pci"
+                : "the jobs should have them on their host drivers");
+    read_gres(v);
+    vd_hv_close(hv);
+}
+
+/* --- text ---------------------------------------------------------------- */
+
+static const char *presence(int present)
+{
+    return present == 1 ? "in the VM" : present == 0 ? "unplugged" : "VM not running";
+}
+
+static void text_vm(const status_view *v)
+{
+    const vd_conf *c = v->c;
+    printf("node %s, config %s\n", c->node, c->path);
+    if (!v->reachable)
+        printf("VM %s: libvirt unreachable: %s\n", c->domain, v->vm_error);
+    else if (v->vm_error[0])
+        printf("VM %s: %s\n", c->domain, v->vm_error);
+    else
+        printf("VM %s on %s: %s\n", c->domain, c->uri, vd_dom_state_name(v->state));
+    if (v->locked)
+        printf("lock: held by %s\n", v->holder);
+}
+
+static void text_journal(const status_view *v)
+{
+    const vd_journal *j = &v->j;
+    if (!v->journal_ok) {
+        printf("journal: %s\n", v->journal_error);
+        return;
+    }
+    printf("desktop: %s", vd_phase_name(j->phase));
+    if (j->phase != VD_PRESENT)
+        printf(" (mode %s, step '%s', %d job(s):", j->used[0] ? j->used : "-", j->step, j->njobs);
+    for (int i = 0; i < j->njobs && j->phase != VD_PRESENT; i++)
+        printf(" %u", j->jobs[i]);
+    printf("%s\n", j->phase != VD_PRESENT ? ")" : "");
+    if ((j->phase == VD_EVICTING || j->phase == VD_RESTORING) && v->locked)
+        printf("  operation in progress (%s): wait for it\n", v->holder);
+    else if (j->phase == VD_EVICTING || j->phase == VD_RESTORING)
+        printf("  interrupted operation: run 'vdeskctl recover'\n");
+    for (int i = 0; i < j->njobs && j->phase == VD_EVICTED; i++)
+        printf("  job %u: %s%s\n", v->jobs[i].id, v->jobs[i].state,
+               v->jobs[i].holds == 0 ? " (!) no longer holds the node" : "");
+    if (j->save_file[0])
+        printf("  save file: %s\n", j->save_file);
+    if (j->snapshot[0])
+        printf("  snapshot: %s\n", j->snapshot);
+}
+
+static void text_devices(const status_view *v)
+{
+    printf("devices:\n");
+    for (int i = 0; i < v->c->ndevices; i++) {
+        const dev_view *dv = &v->devs[i];
+        char host[96] = "";
+        if (dv->d->pci[0])
+            snprintf(host, sizeof(host), ", host: %s%s", dv->drv[0] ? dv->drv : "no driver",
+                     dv->wrong ? " (!)" : "");
+        printf("  %-5s %-12s %-13s %s%s%s\n", vd_role_name(dv->d->role), dv->d->alias,
+               dv->d->pci[0] ? dv->d->pci : "(no host PCI)", presence(dv->present), host,
+               dv->held ? " (vdesk holds its XML to plug it back)" : "");
+    }
+    if (v->wrong)
+        printf("  (!) %d device(s) on the wrong side: %s; run 'vdeskctl recover', or check what "
+               "rebound them\n", v->wrong, expect_vfio(&v->j)
+               ? "the desktop should hold them on vfio-pci"
+               : "the jobs should have them on their host drivers");
+}
+
+static void text_gres(const status_view *v)
+{
+    const gres_view *g = &v->gres;
+    if (!g->known) {
+        printf("slurm: %s\n", g->error);
+        return;
+    }
+    printf("slurm: %s offers %d GPU(s) as gres, jobs hold", v->c->node, g->g.configured);
+    for (int i = 0; i < 64; i++)
+        if (g->g.used >> i & 1)
+            printf(" %d", i);
+    printf("%s\n", g->g.used ? "" : " none");
+    if (g->gpus_here > 0 && g->g.configured > 0 && g->gpus_here != g->g.configured)
+        printf("  (!) the node has %d GPU(s) but Slurm offers %d: gres indices cannot be matched to "
+               "GPUs in PCI order; see 'vdeskctl inventory --slurm'\n", g->gpus_here, g->g.configured);
+    for (int i = 0; i < g->ngpu; i++)
+        printf("  gres gpu index %d = %s (%s): %s, host: %s%s\n", g->gpu[i].idx, g->gpu[i].d->alias,
+               g->gpu[i].d->pci, g->g.used >> g->gpu[i].idx & 1 ? "allocated to a job" : "free",
+               g->gpu[i].drv[0] ? g->gpu[i].drv : "no driver",
+               g->gpu[i].clash ? " (!) a job has it while the desktop holds it" : "");
+}
+
+typedef char record_line[4096];
+
+/* The last RECORDS_SHOWN lines of records.jsonl, oldest first, in a new
+ * array (caller frees); *n is how many, -1 when there is no file yet. */
+static record_line *last_records(const char *state_dir, int *n, char *path, size_t size)
+{
+    record_line *ring = calloc(2 * RECORDS_SHOWN, sizeof(record_line)), *out;
+    char line[sizeof(record_line)];
+    int total = 0;
+    snprintf(path, size, "%s/records.jsonl", state_dir);
+    *n = -1;
+    FILE *f = ring ? fopen(path, "r") : NULL;
+    if (!f)
+        return ring;
+    while (fgets(line, sizeof(line), f))
+        memcpy(ring[total++ % RECORDS_SHOWN], line, sizeof(line));
+    fclose(f);
+    *n = total < RECORDS_SHOWN ? total : RECORDS_SHOWN;
+    out = ring + RECORDS_SHOWN;   /* the second half: the same lines in order */
+    for (int i = 0; i < *n; i++)
+        memcpy(out[i], ring[(total - *n + i) % RECORDS_SHOWN], sizeof(record_line));
+    memmove(ring, out, sizeof(record_line) * (size_t)*n);
+    return ring;
+}
+
+static void text_records(const status_view *v)
+{
+    char path[PATH_MAX + 16];
+    int n;
+    record_line *r = last_records(v->c->state_dir, &n, path, sizeof(path));
+    if (n < 0)
+        printf("records: none in %s (none yet, or logrotate just moved them to its .1)\n", path);
+    else
+        printf("last %d records (%s):\n", n, path);
+    for (int i = 0; r && i < n; i++)
+        printf("  %s", r[i]);
+    free(r);
+}
+
+static void text_problems(const status_view *v)
+{
+    /* Those the sections above flag in place are not repeated. */
+    for (int i = 0; i < v->nproblems; i++)
+        if (!strstr(v->problems[i], "interrupted operation") && !strstr(v->problems[i], "wrong side") &&
+            !strstr(v->problems[i], "gres gpu index") && !strstr(v->problems[i], "but Slurm offers"))
+            printf("(!) %s\n", v->problems[i]);
+}
+
+/* --- JSON ---------------------------------------------------------------- */
+
+static void add_str(json_object *o, const char *key, const char *value)
+{
+    json_object_object_add(o, key, json_object_new_string(value));
+}
+
+static json_object *json_vm(const status_view *v)
+{
+    json_object *o = json_object_new_object();
+    add_str(o, "domain", v->c->domain);
+    add_str(o, "uri", v->c->uri);
+    json_object_object_add(o, "libvirt_reachable", json_object_new_boolean(v->reachable));
+    add_str(o, "state", v->reachable && !v->vm_error[0] ? vd_dom_state_name(v->state) : "unknown");
+    add_str(o, "error", v->vm_error);
+    return o;
+}
+
+static json_object *json_journal(const status_view *v)
+{
+    json_object *o = json_object_new_object(), *jobs = json_object_new_array();
+    const vd_journal *j = &v->j;
+    json_object_object_add(o, "readable", json_object_new_boolean(v->journal_ok));
+    add_str(o, "error", v->journal_error);
+    add_str(o, "desktop", v->journal_ok ? vd_phase_name(j->phase) : "unknown");
+    add_str(o, "mode", j->used);
+    add_str(o, "step", j->step);
+    for (int i = 0; i < j->njobs; i++) {
+        json_object *jo = json_object_new_object();
+        json_object_object_add(jo, "id", json_object_new_int64(j->jobs[i]));
+        int known = j->phase == VD_EVICTED;
+        json_object_object_add(jo, "holds_node", known && v->jobs[i].holds >= 0
+                               ? json_object_new_boolean(v->jobs[i].holds) : NULL);
+        add_str(jo, "slurm", known ? v->jobs[i].state : "");
+        json_object_array_add(jobs, jo);
+    }
+    json_object_object_add(o, "jobs", jobs);
+    add_str(o, "save_file", j->save_file);
+    add_str(o, "snapshot", j->snapshot);
+    return o;
+}
+
+static json_object *json_devices(const status_view *v)
+{
+    json_object *a = json_object_new_array();
+    for (int i = 0; i < v->c->ndevices; i++) {
+        const dev_view *dv = &v->devs[i];
+        json_object *o = json_object_new_object();
+        add_str(o, "role", vd_role_name(dv->d->role));
+        add_str(o, "alias", dv->d->alias);
+        add_str(o, "pci", dv->d->pci);
+        add_str(o, "in_vm", presence(dv->present));
+        add_str(o, "host_driver", dv->drv);
+        json_object_object_add(o, "wrong_side", json_object_new_boolean(dv->wrong));
+        json_object_object_add(o, "xml_held", json_object_new_boolean(dv->held));
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
+static json_object *json_gres(const status_view *v)
+{
+    const gres_view *g = &v->gres;
+    json_object *o = json_object_new_object(), *used = json_object_new_array();
+    json_object_object_add(o, "known", json_object_new_boolean(g->known));
+    add_str(o, "error", g->error);
+    json_object_object_add(o, "gpus_offered", json_object_new_int(g->g.configured));
+    for (int i = 0; i < 64; i++)
+        if (g->g.used >> i & 1)
+            json_object_array_add(used, json_object_new_int(i));
+    json_object_object_add(o, "indices_held", used);
+    return o;
+}
+
+static json_object *json_records(const status_view *v)
+{
+    char path[PATH_MAX + 16];
+    int n;
+    json_object *a = json_object_new_array();
+    record_line *r = last_records(v->c->state_dir, &n, path, sizeof(path));
+    for (int i = 0; r && i < n; i++) {
+        json_object *o = json_tokener_parse(r[i]);
+        json_object_array_add(a, o ? o : json_object_new_string(r[i]));
+    }
+    free(r);
+    return a;
+}
+
+static int print_json(const status_view *v)
+{
+    json_object *o = json_object_new_object(), *p = json_object_new_array();
+    add_str(o, "node", v->c->node);
+    add_str(o, "config", v->c->path);
+    add_str(o, "version", VD_VERSION);
+    json_object_object_add(o, "vm", json_vm(v));
+    json_object_object_add(o, "lock_holder", v->locked ? json_object_new_string(v->holder) : NULL);
+    json_object_object_add(o, "journal", json_journal(v));
+    json_object_object_add(o, "devices", json_devices(v));
+    json_object_object_add(o, "slurm_gres", json_gres(v));
+    json_object_object_add(o, "records", json_records(v));
+    for (int i = 0; i < v->nproblems; i++)
+        json_object_array_add(p, json_object_new_string(v->problems[i]));
+    json_object_object_add(o, "problems", p);
+    int rc = puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY)) < 0 ? -1 : 0;
+    json_object_put(o);
+    return rc;
+}
+
+int cmd_status(const vd_conf *c, int json)
+{
+    status_view *v = calloc(1, sizeof(*v));
+    if (!v) {
+        fprintf(stderr, "vdeskctl status: out of memory\n");
+        return 1;
+    }
+    status_read(v, c);
+    int rc = 0;
+    if (json) {
+        rc = print_json(v);
+    } else {
+        text_vm(v);
+        text_journal(v);
+        text_devices(v);
+        text_gres(v);
+        text_records(v);
+        text_problems(v);
+    }
+    int problems = v->nproblems;
+    vd_journal_clear(&v->j);
+    free(v);
+    return rc < 0 || problems ? 1 : 0;
+}
