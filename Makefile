@@ -30,7 +30,7 @@ DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev
               libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
-              tini cpio gzip xz-utils util-linux procps iproute2 valgrind bc fuse3 logrotate
+              tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate
 # make check's second platform: the supported Debian this machine is not
 # (Debian 12 bookworm, Debian 13 trixie), in a root made by debootstrap and
 # cached in $(BUILD)/cache/$(ROOT_SUITE).

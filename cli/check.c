@@ -70,7 +70,7 @@ static void check_dir(checker *k, const char *key, const char *dir, unsigned mod
             S_ISLNK(st.st_mode) ? " (a symbolic link)" : "", key);
         return;
     }
-    if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+    if (st.st_uid != 0 || (st.st_mode & 022)) {   /* the prolog runs as root */
         bad(k, "%s %s is owned by uid %u with mode %04o: run 'chown root:root %s; chmod %04o %s'",
             key, dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), dir, mode, dir);
         return;
@@ -161,6 +161,10 @@ static int check_live(const vd_conf *c)
 {
     checker k = { .c = c };
     printf("node %s, live:\n", c->node);
+    if (geteuid() != 0)
+        bad(&k, "running as uid %u: the prolog runs as root, and so must this check to see what "
+            "it sees (libvirt's system daemon, the state directory): run it as root",
+            (unsigned)geteuid());
     check_libvirt(&k);
     for (int i = 0; i < c->ndevices; i++)
         if (c->devices[i].pci[0])
@@ -186,7 +190,10 @@ int cmd_check_config(const char *path, const char *node, int live)
     }
     printf("%s: OK\n", path);
     int found = vd_conf_find(path, node, conf, &err);
-    if (found == 0) {
+    if (found < 0) {
+        /* What the whole-file check cannot see: the node's own paths. */
+        fprintf(stderr, "vdeskctl: node %s: %s\n", node, err.msg);
+    } else if (found == 0) {
         printf("node %s: desktop %s on %s, %d device(s), state in %s\n", node, conf->domain,
                conf->uri, conf->ndevices, conf->state_dir);
         rc = live ? check_live(conf) : 0;

@@ -12,10 +12,12 @@
 #include "status.h"
 
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hv.h"
 #include "journal.h"
@@ -134,19 +136,36 @@ static void read_jobs(status_view *v)
                 "(the next job's prolog or epilog also releases them)", gone);
 }
 
+/* The journal, and who holds the lock if anyone. An operation that starts
+ * between the two reads would look interrupted: an unfinished phase with
+ * the lock free is read once more. */
+static void load_journal(status_view *v, vd_err *err)
+{
+    for (int tries = 0;; tries++) {
+        v->journal_ok = vd_journal_load(v->c->state_dir, &v->j, err) == 0;
+        v->locked = vd_lock_holder(v->c->state_dir, v->holder, sizeof(v->holder));
+        int unfinished = v->j.phase == VD_EVICTING || v->j.phase == VD_RESTORING;
+        if (!v->journal_ok || !unfinished || v->locked || tries == 1)
+            return;
+        vd_journal_clear(&v->j);
+    }
+}
+
 static void read_journal(status_view *v)
 {
     vd_err err;
-    v->locked = vd_lock_holder(v->c->state_dir, v->holder, sizeof(v->holder));
-    v->journal_ok = vd_journal_load(v->c->state_dir, &v->j, &err) == 0;
+    load_journal(v, &err);
     if (!v->journal_ok) {
         snprintf(v->journal_error, sizeof(v->journal_error), "%s", err.msg);
-        problem(v, "journal: %s; 'vdeskctl recover' sets it aside and rebuilds it from the VM and "
-                "its devices", err.msg);
+        problem(v, "journal: %s; %s", err.msg, geteuid() != 0
+                ? "run vdeskctl status as root to read it" : "'vdeskctl recover', when no job runs here, sets it aside "
+                "and brings the desktop back from its VM, save file and devices");
         return;
     }
     if ((v->j.phase == VD_EVICTING || v->j.phase == VD_RESTORING) && !v->locked)
         problem(v, "interrupted operation: run 'vdeskctl recover'");
+    if (v->j.phase == VD_EVICTED && v->j.njobs == 0)
+        problem(v, "desktop away for no job: run 'vdeskctl recover' to bring it back");
     read_jobs(v);
 }
 
@@ -250,16 +269,29 @@ static void text_vm(const status_view *v)
         printf("lock: held by %s\n", v->holder);
 }
 
+/* A copy of `s` fit for a terminal: the journal is not trusted to hold
+ * only what vdesk wrote. */
+static const char *shown(const char *s, char *buf, size_t size)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++)
+        buf[i] = (unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f ? '?' : s[i];
+    buf[i] = '\0';
+    return buf;
+}
+
 static void text_journal(const status_view *v)
 {
     const vd_journal *j = &v->j;
+    char b1[PATH_MAX], b2[PATH_MAX];
     if (!v->journal_ok) {
         printf("journal: %s\n", v->journal_error);
         return;
     }
     printf("desktop: %s", vd_phase_name(j->phase));
     if (j->phase != VD_PRESENT)
-        printf(" (mode %s, step '%s', %d job(s):", j->used[0] ? j->used : "-", j->step, j->njobs);
+        printf(" (mode %s, step '%s', %d job(s):", j->used[0] ? shown(j->used, b1, sizeof(b1)) : "-",
+               shown(j->step, b2, sizeof(b2)), j->njobs);
     for (int i = 0; i < j->njobs && j->phase != VD_PRESENT; i++)
         printf(" %u", j->jobs[i]);
     printf("%s\n", j->phase != VD_PRESENT ? ")" : "");
@@ -271,9 +303,9 @@ static void text_journal(const status_view *v)
         printf("  job %u: %s%s\n", v->jobs[i].id, v->jobs[i].state,
                v->jobs[i].holds == 0 ? " (!) no longer holds the node" : "");
     if (j->save_file[0])
-        printf("  save file: %s\n", j->save_file);
+        printf("  save file: %s\n", shown(j->save_file, b1, sizeof(b1)));
     if (j->snapshot[0])
-        printf("  snapshot: %s\n", j->snapshot);
+        printf("  snapshot: %s\n", shown(j->snapshot, b1, sizeof(b1)));
 }
 
 static void text_devices(const status_view *v)
@@ -352,8 +384,10 @@ static void text_records(const status_view *v)
         printf("records: none in %s (none yet, or logrotate just moved them to its .1)\n", path);
     else
         printf("last %d records (%s):\n", n, path);
-    for (int i = 0; r && i < n; i++)
-        printf("  %s", r[i]);
+    for (int i = 0; r && i < n; i++) {
+        r[i][strcspn(r[i], "\n")] = '\0';
+        printf("  %s\n", shown(r[i], r[i], sizeof(r[i])));
+    }
     free(r);
 }
 

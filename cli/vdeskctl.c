@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "hv.h"
 #include "check.h"
+#include "comment.h"
 #include "inventory.h"
 #include "status.h"
 #include "journal.h"
@@ -65,9 +66,7 @@ static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd
     if (rc < 0)
         fprintf(stderr, "vdeskctl: %s\n", err->msg);
     /* The node's Comment in Slurm follows the desktop, whoever moved it. */
-    char state[256];
-    vd_desktop_describe(c, state, sizeof(state));
-    if (vd_slurm_node_comment(c->node, state, &rerr) < 0)
+    if (vd_desktop_comment(c, &rerr) < 0)
         fprintf(stderr, "vdeskctl: %s\n", rerr.msg);
     /* Something of the desktop is gone: like the epilog, leave the node
      * to an admin, whoever ran this (a script, say). */
@@ -124,7 +123,8 @@ static void reconcile(const vd_conf *c, char *note, size_t size)
     char released[400];
     vd_err err;
     note[0] = '\0';
-    int n = vd_jobs_reconcile(c, 0, vd_slurm_job_holds, released, sizeof(released), &err);
+    int n = vd_jobs_reconcile(c, 0, vd_slurm_job_holds, VD_LOCK_WAIT_S, released, sizeof(released),
+                              &err);
     if (n < 0)
         fprintf(stderr, "vdeskctl: %s\n", err.msg);
     if (n > 0)
@@ -202,6 +202,12 @@ int main(int argc, char **argv)
     if (optind >= argc)
         return usage(stderr);
     const char *cmd = argv[optind];
+    /* Options that belong to one command are refused elsewhere, not ignored. */
+    if ((force && strcmp(cmd, "restore")) || (even && !force) || (live && strcmp(cmd, "check-config"))) {
+        fprintf(stderr, "vdeskctl: %s\n", even && !force ? "--even-if-running goes with restore --force"
+                : force ? "--force goes with restore" : "--live goes with check-config");
+        return 2;
+    }
     /* The acting commands stop and start the desktop and rebind its devices:
      * without root they fail late, half way, with misleading messages. */
     if ((!strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover")) && geteuid() != 0) {
@@ -252,7 +258,13 @@ int main(int argc, char **argv)
         reconcile(&conf, note, sizeof(note));
         if (force && !even && jobs_still_running(&conf))
             return 1;
-        rc = force ? vd_recover(&conf, 1, &rep, &err) : vd_restore(&conf, 0, &rep, &err);
+        /* --force without --even-if-running releases only what the
+         * reconcile found gone: a job whose prolog ran since still holds the
+         * node, under the lock, and the desktop stays away for it. */
+        if (force && !even)
+            rc = vd_recover(&conf, 0, &rep, &err);
+        else
+            rc = force ? vd_recover(&conf, 1, &rep, &err) : vd_restore(&conf, 0, &rep, &err);
     } else if (!strcmp(cmd, "recover") && optind + 1 == argc) {
         reconcile(&conf, note, sizeof(note));
         rc = vd_recover(&conf, 0, &rep, &err);

@@ -722,10 +722,6 @@ static int parse_file(const char *path, const char *node, vd_conf *conf, struct 
     if (!conf->snapshot_dir[0])
         snprintf(conf->snapshot_dir, sizeof(conf->snapshot_dir), "%.*s/snapshots",
                  (int)sizeof(conf->snapshot_dir) - 16, conf->state_dir);
-    if (node && (expand_node(conf->state_dir, sizeof(conf->state_dir), node) < 0 ||
-                 expand_node(conf->snapshot_dir, sizeof(conf->snapshot_dir), node) < 0))
-        return vd_err_set(err, "%s: state_dir or snapshot_dir too long with %%n expanded (shorten "
-                          "them to fit PATH_MAX)", path);
     if (node && !p->node_found) {
         char nodes[512];
         list_nodes(p, nodes, sizeof(nodes));
@@ -733,6 +729,10 @@ static int parse_file(const char *path, const char *node, vd_conf *conf, struct 
                    nodes[0] ? nodes : "none");
         return VD_CONF_NO_DESKTOP;
     }
+    if (node && (expand_node(conf->state_dir, sizeof(conf->state_dir), node) < 0 ||
+                 expand_node(conf->snapshot_dir, sizeof(conf->snapshot_dir), node) < 0))
+        return vd_err_set(err, "%s: state_dir or snapshot_dir too long with %%n expanded (shorten "
+                          "them to fit PATH_MAX)", path);
     return 0;
 }
 

@@ -1317,50 +1317,63 @@ int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err)
     return restore_op(conf, 0, force, "recover", 0, rep, err);
 }
 
-/* The jobs of a desktop that is away that `holds` says are gone. */
-static int jobs_gone(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, unsigned *gone,
-                     char *released, size_t size)
+/* Of the jobs of journal `j` (a desktop that is away), those `holds`
+ * says no longer hold the node, but `except` and 0 (by hand); with
+ * `released` (may be NULL) saying which. Asking stops at the first job
+ * slurmctld cannot say about: it would not answer for the others either. */
+static int jobs_gone(const vd_conf *conf, const vd_journal *j, unsigned except,
+                     vd_job_holds_fn holds, unsigned *gone, char *released, size_t size)
 {
-    vd_journal j;
-    vd_err why;
     int n = 0;
-    if (vd_journal_load(conf->state_dir, &j, &why) < 0)
-        return 0;   /* the operation that follows sets it aside and rebuilds it */
-    for (int i = 0; i < j.njobs && j.phase == VD_EVICTED; i++) {
+    for (int i = 0; i < j->njobs && j->phase == VD_EVICTED; i++) {
         char state[48];
-        if (j.jobs[i] == 0 || j.jobs[i] == except ||
-            holds(j.jobs[i], conf->node, state, sizeof(state), &why) != 0)
+        vd_err why;
+        if (j->jobs[i] == 0 || j->jobs[i] == except)
             continue;
-        size_t len = strlen(released);
-        snprintf(released + len, size - len, "%s%u (%s)", n ? ", " : "", j.jobs[i], state);
-        gone[n++] = j.jobs[i];
+        int h = holds(j->jobs[i], conf->node, state, sizeof(state), &why);
+        if (h < 0)
+            break;
+        if (h > 0)
+            continue;
+        size_t len = released ? strlen(released) : 0;
+        if (released)
+            snprintf(released + len, size - len, "%s%u (%s)", n ? ", " : "", j->jobs[i], state);
+        gone[n++] = j->jobs[i];
     }
-    vd_journal_clear(&j);
     return n;
 }
 
-int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, char *released,
-                      size_t size, vd_err *err)
+int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, int wait_s,
+                      char *released, size_t size, vd_err *err)
 {
     unsigned gone[VD_MAX_JOBS];
     vd_journal j;
+    vd_err why;
     int lock;
     released[0] = '\0';
-    int n = jobs_gone(conf, except, holds, gone, released, size);
+    /* First without the lock: Slurm may be slow, and most of the time
+     * there is nothing to release. */
+    if (vd_journal_load(conf->state_dir, &j, &why) < 0)
+        return 0;   /* the operation that follows sets it aside and rebuilds it */
+    int n = jobs_gone(conf, &j, except, holds, gone, NULL, 0);
+    vd_journal_clear(&j);
     if (n == 0)
         return 0;
-    if (vd_lock_take(conf->state_dir, VD_LOCK_WAIT_S, &lock, err) < 0)
+    if (vd_lock_take(conf->state_dir, wait_s, &lock, err) < 0)
         return -1;
     vd_lock_note(lock, "releasing finished jobs");
+    /* Then under the lock, on the journal as it is now, asking again: a
+     * requeued job may have started here again meanwhile. */
     int rc = vd_journal_load(conf->state_dir, &j, err);
-    /* Read again under the lock: what changed meanwhile is left as it is. */
-    if (rc == 0 && j.phase == VD_EVICTED) {
-        for (int i = 0; i < n; i++)
-            vd_journal_drop_job(&j, gone[i]);
+    n = rc == 0 ? jobs_gone(conf, &j, except, holds, gone, released, size) : 0;
+    for (int i = 0; i < n; i++)
+        vd_journal_drop_job(&j, gone[i]);
+    if (rc == 0 && n > 0)
         rc = vd_journal_save(conf->state_dir, &j, err);
-    }
     vd_journal_clear(&j);
     vd_lock_release(lock);
+    if (rc < 0)
+        released[0] = '\0';
     return rc < 0 ? -1 : n;
 }
 
@@ -1371,6 +1384,7 @@ static const char *mode_words(const char *used)
     static const struct { const char *mode, *words; } w[] = {
         { "suspend", "suspended" }, { "save", "saved" }, { "shutdown", "shut down" },
         { "shrink", "shrunk" }, { "migrate", "migrated" }, { "destroy", "destroyed" },
+        { "none", "off (it was not running)" },
     };
     for (size_t i = 0; i < sizeof(w) / sizeof(w[0]); i++)
         if (!strcmp(used, w[i].mode))
@@ -1404,11 +1418,15 @@ void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size)
 
 void vd_report_prefix(vd_report *rep, const char *note)
 {
-    char was[sizeof(rep->outcome)];
-    if (!note[0])
+    /* The note gives way: the outcome (and a LOST: at its end) stays whole. */
+    size_t len = strlen(rep->outcome), n = strlen(note);
+    if (!n || len + 2 >= sizeof(rep->outcome) - 1)
         return;
-    snprintf(was, sizeof(was), "%s", rep->outcome);
-    snprintf(rep->outcome, sizeof(rep->outcome), "%.400s; %.600s", note, was);
+    if (n > sizeof(rep->outcome) - 1 - len - 2)
+        n = sizeof(rep->outcome) - 1 - len - 2;
+    memmove(rep->outcome + n + 2, rep->outcome, len + 1);
+    memcpy(rep->outcome, note, n);
+    memcpy(rep->outcome + n, "; ", 2);
 }
 
 void vd_report_format(const vd_report *rep, char *buf, size_t size)

@@ -87,13 +87,16 @@ typedef int (*vd_job_holds_fn)(unsigned job, const char *node, char *state, size
  * epilog failed (a broken vdesk.conf, say) or never ran. Asks `holds` about
  * each job the journal of a desktop that is away lists, but `except` (the
  * caller's own job) and 0 (an eviction by hand), and releases those it says
- * no longer hold the node; a job it cannot say about is kept. Slurm is
- * asked before the node's lock is taken, so a slow slurmctld holds up no
- * other operation. Returns the number released, their ids and states in
- * `released` ("12 (COMPLETED), 13 (unknown to Slurm)"), or -1. A desktop
- * then away for no job is brought back by the next epilog or recover. */
-int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, char *released,
-                      size_t size, vd_err *err);
+ * no longer hold the node; a job it cannot say about is kept (and the rest
+ * are not asked about). Slurm is asked first without the node's lock, so a
+ * slow slurmctld holds up no other operation; only when that finds a job to
+ * release is the lock taken (waiting up to wait_s) and Slurm asked again,
+ * on the journal as it is then. Returns the number released, their ids and
+ * states in `released` ("12 (COMPLETED), 13 (unknown to Slurm)"), or -1.
+ * A desktop then away for no job is brought back by the next epilog or
+ * recover. */
+int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn holds, int wait_s,
+                      char *released, size_t size, vd_err *err);
 
 /* The desktop's state in a few words, from its journal, for the node's
  * Comment in Slurm: "desktop desk-n1 here", "desktop desk-n1 saved for job

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -694,39 +695,49 @@ int vd_lock_take(const char *state_dir, int timeout_s, int *fd, vd_err *err)
 
 void vd_lock_release(int fd)
 {
-    if (fd >= 0)
-        close(fd);
+    if (fd < 0)
+        return;
+    /* The note goes with the lock: a holder that wrote none later (a
+     * crash before its note, flock(1)) is then not shown as the last one. */
+    if (ftruncate(fd, 0) < 0) {
+        /* only vd_lock_holder's view suffers */
+    }
+    close(fd);
 }
 
 void vd_lock_note(int fd, const char *who)
 {
     char line[256];
     int n = snprintf(line, sizeof(line), "%ld %lld %.200s\n", (long)getpid(), vd_now_ms() / 1000, who);
-    if (n < 0 || ftruncate(fd, 0) < 0 || pwrite(fd, line, (size_t)n, 0) != n)
+    /* Written over what is there, then cut to length: a reader never finds
+     * the file empty while it is held. */
+    if (n < 0 || pwrite(fd, line, (size_t)n, 0) != n || ftruncate(fd, n) < 0)
         return;   /* only status's view of the holder suffers */
 }
 
 /* "PID SECONDS WHO" as vd_lock_note wrote it, in words. */
 static void holder_words(const char *line, char *buf, size_t size)
 {
-    long pid = 0;
-    long long since = 0;
-    int at = 0;
-    if (sscanf(line, "%ld %lld %n", &pid, &since, &at) < 2 || pid <= 0 || since <= 0) {
+    char *end, *rest;
+    errno = 0;
+    long long pid = strtoll(line, &end, 10);
+    long long since = end != line ? strtoll(end, &rest, 10) : 0;
+    if (errno || end == line || rest == end || pid <= 0 || pid > INT_MAX || since <= 0 || *rest != ' ') {
         snprintf(buf, size, "an operation that did not say what it is");
         return;
     }
     char who[201], when[32];
-    snprintf(who, sizeof(who), "%s", line + at);
+    snprintf(who, sizeof(who), "%s", rest + 1);
     who[strcspn(who, "\n")] = '\0';
     for (char *c = who; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
             *c = '?';   /* the lock file is no more trusted than the journal */
     time_t t = (time_t)since;
     struct tm tm;
     if (!localtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm))
         snprintf(when, sizeof(when), "?");
-    snprintf(buf, size, "pid %ld, %s, since %s (%lld s)", pid, who, when, vd_now_ms() / 1000 - since);
+    long long age = vd_now_ms() / 1000 - since;
+    snprintf(buf, size, "pid %lld, %s, since %s (%lld s)", pid, who, when, age < 0 ? 0 : age);
 }
 
 int vd_lock_holder(const char *state_dir, char *buf, size_t size)
@@ -737,8 +748,8 @@ int vd_lock_holder(const char *state_dir, char *buf, size_t size)
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return 0;
-    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-        close(fd);
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+        close(fd);   /* free, or not a lock vdesk could take either */
         return 0;
     }
     ssize_t n = pread(fd, line, sizeof(line) - 1, 0);

@@ -594,12 +594,20 @@ static const char *state_name(uint32_t state)
     return base < sizeof(names) / sizeof(names[0]) ? names[base] : "UNKNOWN";
 }
 
-/* Running, suspended, or completing with its epilog still to run. */
+/* Running, suspended, or completing with its epilog still to run, on
+ * `node`: 1 or 0; -1 when its node list cannot be read. */
 static int job_on_node(const slurm_job_info_t *j, const char *node)
 {
     uint32_t base = j->job_state & JOB_STATE_BASE;
     int active = base == JOB_RUNNING || base == JOB_SUSPENDED || (j->job_state & JOB_COMPLETING);
-    return active && j->nodes && node_at(j->nodes, node) >= 0;
+    if (!active || !j->nodes || !j->nodes[0])
+        return 0;
+    vd_hostlist hl = slurm_hostlist_create(j->nodes);
+    if (!hl)
+        return -1;
+    int at = slurm_hostlist_find(hl, node);
+    slurm_hostlist_destroy(hl);
+    return at >= 0;
 }
 
 int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err)
@@ -617,8 +625,7 @@ int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size,
         return vd_err_set(err, "job %u: cannot ask slurmctld whether it runs: %s", job,
                           slurm_strerror(e));
     }
-    int holds = 0;
-    snprintf(state, size, "unknown to Slurm");
+    int holds = -1;
     for (uint32_t i = 0; resp && i < resp->record_count; i++) {
         const slurm_job_info_t *j = &resp->job_array[i];
         if (j->job_id != job)
@@ -628,5 +635,12 @@ int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size,
         holds = job_on_node(j, node);
     }
     slurm_free_job_info_msg(resp);
+    /* An answer without the job's record, or a node list that cannot be
+     * read, says nothing: only "no such job" or a record means gone. */
+    if (holds < 0) {
+        state[0] = '\0';
+        return vd_err_set(err, "job %u: slurmctld's answer has no record of it, or its nodes "
+                          "cannot be read", job);
+    }
     return holds;
 }

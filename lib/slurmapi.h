@@ -82,9 +82,10 @@ int vd_slurm_node_comment(const char *node, const char *state, vd_err *err);
 
 /* Whether job `job` still holds `node`: it runs there, is suspended there,
  * or is completing there (its epilog is yet to run). Returns 1 if so; 0
- * if it does not (it finished, was requeued, or slurmctld no longer knows
- * it, as after MinJobAge); -1 when slurmctld cannot say (then nothing is
- * to be concluded). `state` gets Slurm's word for the job ("RUNNING",
+ * if it does not (it finished, was requeued, or slurmctld answers "invalid
+ * job id", as after MinJobAge); -1 when slurmctld cannot say (no answer,
+ * an answer without the job's record, a node list that cannot be read):
+ * then nothing is to be concluded. `state` gets Slurm's word for the job ("RUNNING",
  * "COMPLETED", "unknown to Slurm"), or "" on -1. */
 int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err);
 

@@ -7,6 +7,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "comment.h"
 #include "journal.h"
 #include "slurmapi.h"
 
@@ -16,6 +17,8 @@ int node_openlog(const char *prog)
      * drops every line: they go to stderr, which slurmd keeps, instead. */
     int to_stderr = access("/dev/log", W_OK) != 0;
     openlog(prog, LOG_PID | (to_stderr ? LOG_PERROR : 0), LOG_DAEMON);
+    if (to_stderr)   /* debug lines ("no desktop here") would fill slurmd's log */
+        setlogmask(LOG_UPTO(LOG_INFO));
     return to_stderr;
 }
 
@@ -66,10 +69,8 @@ int node_conf_load(vd_conf *conf, const char *prog)
 
 void node_comment(const vd_conf *conf)
 {
-    char state[256];
     vd_err err;
-    vd_desktop_describe(conf, state, sizeof(state));
-    if (vd_slurm_node_comment(conf->node, state, &err) < 0)
+    if (vd_desktop_comment(conf, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
 }
 
@@ -107,12 +108,17 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
     return rc;
 }
 
+#define RECONCILE_WAIT_S 5
+
 void node_reconcile(const vd_conf *conf, unsigned job, char *note, size_t size)
 {
     char released[400];
     vd_err err;
     note[0] = '\0';
-    int n = vd_jobs_reconcile(conf, job, vd_slurm_job_holds, released, sizeof(released), &err);
+    /* A busy lock means another operation runs now: it or the next one
+     * releases them. */
+    int n = vd_jobs_reconcile(conf, job, vd_slurm_job_holds, RECONCILE_WAIT_S, released,
+                              sizeof(released), &err);
     if (n < 0)
         syslog(LOG_WARNING, "%s", err.msg);
     if (n <= 0)
@@ -128,4 +134,12 @@ int node_budget(void)
     if (vd_slurm_prolog_timeout(&s, &err) < 0)
         syslog(LOG_WARNING, "%s; each step keeps its own timeout", err.msg);
     return s;
+}
+
+int node_budget_left(int budget_s, long long since_ms)
+{
+    if (budget_s <= 0)
+        return 0;
+    long long spent_s = (vd_now_ms() - since_ms + 999) / 1000;
+    return spent_s >= budget_s ? 1 : budget_s - (int)spent_s;
 }

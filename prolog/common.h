@@ -25,7 +25,8 @@ int node_conf_load(vd_conf *conf, const char *prog);
 
 /* Releases the jobs in the journal that Slurm no longer runs here
  * (vd_jobs_reconcile), but `job`; `note` says which, for the record
- * ("" if none). Call it before the operation. */
+ * ("" if none). Call it before the operation, and give the operation what
+ * is left of the budget (node_budget_left). */
 void node_reconcile(const vd_conf *conf, unsigned job, char *note, size_t size);
 
 /* Writes the record: syslog, records.jsonl and, for an eviction, the job's
@@ -37,6 +38,10 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
 /* openlog(3) for PROG: syslog when the node has /dev/log, else stderr
  * (slurmd's log). Returns 1 in the second case. */
 int node_openlog(const char *prog);
+
+/* What is left of a budget of budget_s seconds (0: none) after what
+ * was spent since since_ms (vd_now_ms): at least 1 s. */
+int node_budget_left(int budget_s, long long since_ms);
 
 /* The desktop's state into the node's Comment (vd_desktop_describe). */
 void node_comment(const vd_conf *conf);

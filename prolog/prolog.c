@@ -15,6 +15,7 @@
 #include <syslog.h>
 
 #include "common.h"
+#include "journal.h"
 
 /* What a job sent is echoed in logs and records: one line, printable. */
 static void printable(char *s)
@@ -68,6 +69,7 @@ int main(int argc, char **argv)
     int args = node_args(argc, argv, "vdesk-prolog");
     if (args != 0)
         return args > 0 ? 0 : 2;
+    long long t0 = vd_now_ms();
     int log_to_stderr = node_openlog("vdesk-prolog");
     vd_conf conf;
     int rc = node_conf_load(&conf, "vdesk-prolog");
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
     if (refused[0])
         syslog(LOG_WARNING, "job %u: %s", req.job, refused);
     node_reconcile(&conf, req.job, released, sizeof(released));
+    req.budget_s = node_budget_left(req.budget_s, t0);
     vd_report rep;
     vd_err err;
     rc = vd_evict(&conf, &req, &rep, &err);

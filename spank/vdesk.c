@@ -250,7 +250,7 @@ static int log_job(spank_t sp, const char *phase)
     int given = spank_option_getopt(sp, &options[OPT_MODE], &mode) == ESPANK_SUCCESS && mode;
     if (spank_option_getopt(sp, &options[OPT_TIMEOUT], &timeout) != ESPANK_SUCCESS)
         timeout = NULL;
-    slurm_info("vdesk " VD_VERSION ": job %u %s on %s: mode=%s (%s) timeout=%s", job, phase,
+    slurm_info("vdesk: job %u %s on %s: mode=%s (%s) timeout=%s (vdesk " VD_VERSION ")", job, phase,
                getenv("SLURMD_NODENAME") ? getenv("SLURMD_NODENAME") : "?",
                given ? mode : vd_mode_name(cfg.default_mode), given ? "asked" : "default",
                timeout ? timeout : "config");

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$build/cache" && build=$(cd "$build" && pwd)
 pass=0 fail=0 lines=()
 
-host=$(. /etc/os-release 2>/dev/null && echo "${ID:-linux} ${VERSION_ID:-?} (${VERSION_CODENAME:-?})")
+host=$(. /etc/os-release 2>/dev/null && echo "${ID:-linux} ${VERSION_ID:-?} (${VERSION_CODENAME:-?}), this machine")
 
 # leg NAME COMMAND...: run one leg, echo it, keep its "total:" line.
 leg() {
@@ -30,7 +30,8 @@ leg() {
 }
 
 leg "$host" make --no-print-directory check-here BUILD="$build"
-leg "debian $suite (root in $build/cache/$suite)" \
+case $suite in bookworm) v=12 ;; trixie) v=13 ;; *) v=? ;; esac
+leg "debian $v ($suite), in a root in $build/cache/$suite" \
     "$here/root.sh" "$suite" "$build/cache/$suite" "$pkgs" -- make --no-print-directory check-here BUILD=/build
 echo "=== platforms"
 printf '%s\n' "${lines[@]}"

@@ -6,8 +6,11 @@
 # installed into it when missing. Needs root.
 #
 # Everything is mounted in a private mount namespace, so no mount outlives
-# the command and none is seen outside it: removing DIR later is safe. Inside
-# it, as ../shared/reference/platforms.md found necessary:
+# the command and none is seen outside it: removing DIR later is safe
+# (debootstrap's own mounts too). The command runs in its own PID
+# namespace under tini: whatever the tests leave running (daemons, QEMU)
+# dies with it, even when the run is interrupted. Inside, as
+# ../shared/reference/platforms.md found necessary:
 #   - the root is bind-mounted onto itself (unshare inside it then works);
 #   - /proc, /sys (recursively: slurmd wants /sys/fs/cgroup), /dev, /dev/pts;
 #   - /etc/hosts and /etc/resolv.conf copied in (Slurm resolves localhost);
@@ -49,10 +52,13 @@ make_root() {
     need_host_pkg debootstrap
     local m t0=$SECONDS
     m=$(mirror)
-    rm -rf "$dir/root.new"
+    rm -rf --one-file-system "$dir/root.new"
     mkdir -p "$dir"
     say "debootstrap --variant=minbase $suite from $m (once; cached in $dir)"
-    if ! debootstrap --variant=minbase "$suite" "$dir/root.new" "$m" >"$dir/debootstrap.log" 2>&1; then
+    # In a private mount namespace: what debootstrap mounts in the new root
+    # (proc, sys) goes away with it, even if it is killed.
+    if ! unshare -m --propagation private -- debootstrap --variant=minbase "$suite" "$dir/root.new" \
+            "$m" >"$dir/debootstrap.log" 2>&1; then
         say "debootstrap failed; its log:"; tail -n 20 "$dir/debootstrap.log" >&2; exit 1
     fi
     printf 'deb %s %s main\ndeb %s %s-updates main\n' "$m" "$suite" "$m" "$suite" \
@@ -77,7 +83,9 @@ mkdir -p "$r/src" "$r/build" "$r/dev/shm" "$r/../build"
 mount --bind "$src" "$r/src"
 mount --bind "$r/../build" "$r/build"
 mountpoint -q /dev/shm && mount --bind /dev/shm "$r/dev/shm"
-cp /etc/hosts /etc/resolv.conf "$r/etc/"
+cp --remove-destination /etc/hosts /etc/resolv.conf "$r/etc/"
+# An install that was interrupted last time is finished first.
+chroot "$r" env DEBIAN_FRONTEND=noninteractive dpkg --configure -a >/dev/null 2>&1 || true
 missing=$(for p in $pkgs; do
     chroot "$r" dpkg-query -W -f="\${Status}\n" "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"
 done)
@@ -88,7 +96,8 @@ if [ -n "$missing" ]; then
         $missing >"$r/tmp/apt.log" 2>&1 || { tail -n 30 "$r/tmp/apt.log" >&2; exit 1; }
     # Packages start nothing here: no init, and the tests start their own daemons.
 fi
-exec chroot "$r" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+# tini is PID 1 of the namespace: it reaps what daemons leave behind.
+exec chroot "$r" tini -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 sh -c "cd /src && exec \"\$@\"" root-cmd "$@"
 '
 
@@ -97,4 +106,5 @@ make_root
 # them in a chroot, and policy-rc.d tells invoke-rc.d so).
 printf '#!/bin/sh\nexit 101\n' >"$dir/root/usr/sbin/policy-rc.d"
 chmod 0755 "$dir/root/usr/sbin/policy-rc.d"
-exec unshare -m --propagation private -- sh -c "$inner" root-ns "$dir/root" "$src" "$pkgs" "$@"
+exec unshare -m -p -f --kill-child --propagation private -- \
+    sh -c "$inner" root-ns "$dir/root" "$src" "$pkgs" "$@"

@@ -15,6 +15,8 @@
 #   VDESK_BED_PLUGSTACK                   lines for plugstack.conf
 #   VDESK_BED_SLURM_EXTRA                 extra slurm.conf lines
 #   VDESK_BED_GPU_NODES                   nodes that offer one GPU as gres
+#   VDESK_BED_CRED_EXPIRE                 job credential lifetime (s), which is
+#                                         also how long a requeued job waits
 #   VDESK_BED_QEMU_USER                   run QEMU as this user with libvirt's DAC
 #                                         driver and dynamic ownership (Debian's
 #                                         defaults: libvirt-qemu); default root
@@ -113,7 +115,7 @@ SlurmdPort=$((port + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
-AuthInfo=socket=$BED/munge/munge.socket
+AuthInfo=socket=$BED/munge/munge.socket${VDESK_BED_CRED_EXPIRE:+,cred_expire=$VDESK_BED_CRED_EXPIRE}
 CredType=cred/munge
 StateSaveLocation=$s/state
 SlurmdSpoolDir=$s/spool/%n

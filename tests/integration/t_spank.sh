@@ -77,6 +77,8 @@ test_timeout_reaches_node_side() {
     id=$(run_batch -w n2 --vdesk=save --vdesk-timeout=45)
     assert_eq "$(dumped "$id" prolog_slurmd SPANK_VDESK_TIMEOUT)" 45
     assert_match "$(plugin_log "$id" prolog)" "mode=save \(asked\) timeout=45"
+    # The plugin's version, for an admin comparing nodes (issue 10 item 12).
+    assert_match "$(plugin_log "$id" prolog)" "timeout=45 \(vdesk [0-9]+\.[0-9]+\.[0-9]+\)$"
 }
 
 test_srun_and_salloc_pass_the_mode() {

@@ -255,7 +255,7 @@ static void finished_job_whose_epilog_failed_no_longer_holds_the_desktop(void **
     /* Job 21's epilog never restored (a broken vdesk.conf): before the fix
      * the next job joined "already away", and its epilog left the desktop
      * off, still held by 21. */
-    assert_int_equal(vd_jobs_reconcile(&f->conf, 24, fake_holds, released, sizeof(released), &err), 1);
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 24, fake_holds, 1, released, sizeof(released), &err), 1);
     assert_string_equal(released, "21 (COMPLETED)");
     vd_journal j = journal_of(f);
     assert_int_equal(j.phase, VD_EVICTED);
@@ -277,13 +277,69 @@ static void running_or_unknown_jobs_keep_the_desktop_away(void **state)
     evict(f, 22, VD_MODE_SUSPEND, &rep);
     evict(f, 23, VD_MODE_SUSPEND, &rep);
     evict(f, 0, VD_MODE_SUSPEND, &rep);   /* and by hand: never Slurm's to release */
-    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, released, sizeof(released), &err), 0);
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, 1, released, sizeof(released), &err), 0);
     assert_string_equal(released, "");
     vd_journal j = journal_of(f);
     assert_int_equal(j.njobs, 3);
     vd_journal_clear(&j);
     OK(vd_recover(&f->conf, 0, &rep, &err));   /* drops the hold by hand only */
     assert_int_equal(info_of(f).state, VD_DOM_PAUSED);
+}
+
+/* Job 26 was requeued: Slurm says PENDING when asked first, then (it
+ * started here again meanwhile, and its prolog joined the desktop that is
+ * away) RUNNING when asked under the lock. Before the fix it was dropped on
+ * the first answer, and the desktop came back under the running job. */
+static int asked_26;
+
+static int requeued_then_running(unsigned job, const char *node, char *state, size_t size,
+                                 vd_err *err)
+{
+    (void)node;
+    (void)err;
+    int running = job != 26 || asked_26++ > 0;
+    snprintf(state, size, "%s", running ? "RUNNING" : "PENDING");
+    return running;
+}
+
+static void job_started_again_meanwhile_is_kept(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char released[256];
+    evict(f, 26, VD_MODE_SAVE, &rep);
+    asked_26 = 0;
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, requeued_then_running, 1, released,
+                                       sizeof(released), &err), 0);
+    assert_int_equal(asked_26, 2);   /* asked twice: without, then under the lock */
+    assert_string_equal(released, "");
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.njobs, 1);
+    vd_journal_clear(&j);
+    OK(vd_recover(&f->conf, 0, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);   /* still away for job 26 */
+}
+
+/* What the caller adds before the outcome gives way; a LOST: at the end of
+ * a long outcome stays (before: the outcome was cut to 600 characters). */
+static void prefix_note_never_cuts_a_loss(void **state)
+{
+    (void)state;
+    vd_report rep = { .job = 1 };
+    char note[500];
+    memset(rep.outcome, 'o', 990);
+    snprintf(rep.outcome + 990, sizeof(rep.outcome) - 990, "; LOST: x");
+    memset(note, 'n', sizeof(note) - 1);
+    note[sizeof(note) - 1] = '\0';
+    vd_report_prefix(&rep, note);
+    size_t len = strlen(rep.outcome);
+    assert_int_equal(len, sizeof(rep.outcome) - 1);
+    assert_string_equal(rep.outcome + len - 9, "; LOST: x");
+    assert_int_equal(rep.outcome[0], 'n');
+    vd_report short_rep = { .outcome = "desktop back" };
+    vd_report_prefix(&short_rep, "released job(s) 5");
+    assert_string_equal(short_rep.outcome, "released job(s) 5; desktop back");
 }
 
 static void recover_brings_back_a_desktop_away_for_no_job(void **state)
@@ -293,7 +349,7 @@ static void recover_brings_back_a_desktop_away_for_no_job(void **state)
     vd_err err;
     char released[256];
     evict(f, 21, VD_MODE_SUSPEND, &rep);
-    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, released, sizeof(released), &err), 1);
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, 1, released, sizeof(released), &err), 1);
     /* Before the fix: "job 0 holds no desktop: nothing to do", exit 0. */
     OK(vd_recover(&f->conf, 0, &rep, &err));
     assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
@@ -631,6 +687,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(finished_job_whose_epilog_failed_no_longer_holds_the_desktop, setup, teardown),
         cmocka_unit_test_setup_teardown(running_or_unknown_jobs_keep_the_desktop_away, setup, teardown),
         cmocka_unit_test_setup_teardown(recover_brings_back_a_desktop_away_for_no_job, setup, teardown),
+        cmocka_unit_test_setup_teardown(job_started_again_meanwhile_is_kept, setup, teardown),
+        cmocka_unit_test(prefix_note_never_cuts_a_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
