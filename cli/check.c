@@ -171,6 +171,8 @@ static int check_live(const vd_conf *c)
             check_pci(&k, &c->devices[i]);
     check_dir(&k, "state_dir", c->state_dir, 0700);
     check_dir(&k, "snapshot_dir", c->snapshot_dir, 0711);
+    if (access(c->state_dir, W_OK) == 0)
+        ok("save files: %s", vd_hv_save_form(c->state_dir));
     printf("%s: %d problem(s)\n", c->node, k.problems);
     return k.problems ? 1 : 0;
 }

@@ -66,7 +66,7 @@ static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd
     if (rc < 0)
         fprintf(stderr, "vdeskctl: %s\n", err->msg);
     /* The node's Comment in Slurm follows the desktop, whoever moved it. */
-    if (vd_desktop_comment(c, &rerr) < 0)
+    if (vd_desktop_comment_later(c, &rerr) < 0)
         fprintf(stderr, "vdeskctl: %s\n", rerr.msg);
     /* Something of the desktop is gone: like the epilog, leave the node
      * to an admin, whoever ran this (a script, say). */

@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include "comment.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "slurmapi.h"
@@ -19,4 +28,67 @@ int vd_desktop_comment(const vd_conf *conf, vd_err *err)
         memcpy(state, now, sizeof(state));
     }
     return 0;   /* still changing: the operation under way writes its own */
+}
+
+/* Points 0, 1 and 2 at /dev/null and closes every other descriptor. */
+static int detach_fds(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return -1;
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(null, fd) < 0)
+            return -1;
+    long max = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+        close(fd);
+    return 0;
+}
+
+/* The grandchild: waits its turn, then writes. */
+static void comment_writer(const vd_conf *conf)
+{
+    char path[PATH_MAX];
+    vd_err err;
+    int fd = -1;
+    if (snprintf(path, sizeof(path), "%s/comment.lock", conf->state_dir) < (int)sizeof(path))
+        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0)
+        syslog(LOG_WARNING, "node %s: %s: %m; writing the Comment without waiting its turn",
+               conf->node, path);
+    if (vd_desktop_comment(conf, &err) < 0)
+        syslog(LOG_WARNING, "%s", err.msg);
+}
+
+int vd_desktop_comment_later(const vd_conf *conf, vd_err *err)
+{
+    pid_t child = fork();
+    if (child < 0)
+        return vd_err_set(err, "node %s: cannot start the process that writes its Comment: %s",
+                          conf->node, strerror(errno));
+    if (child == 0) {
+        /* A session of its own, and a second fork: nothing waits for it,
+         * and slurmd's kill of the prolog's process group misses it. */
+        if (setsid() < 0 || detach_fds() < 0)
+            _exit(1);
+        pid_t writer = fork();
+        if (writer == 0) {
+            comment_writer(conf);
+            _exit(0);
+        }
+        _exit(writer < 0 ? 1 : 0);
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR)
+            return vd_err_set(err, "node %s: lost the process that writes its Comment: %s",
+                              conf->node, strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return vd_err_set(err, "node %s: the process that writes its Comment could not start",
+                          conf->node);
+    return 0;
 }

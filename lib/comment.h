@@ -16,4 +16,14 @@
  * more if it changed meanwhile. */
 int vd_desktop_comment(const vd_conf *conf, vd_err *err);
 
+/* vd_desktop_comment in a detached process, so that neither a job nor an
+ * admin waits for slurmctld (two RPCs, tens of ms) to show a state that
+ * the journal already holds. The writers of one node take turns (a lock
+ * in state_dir) and each describes the desktop as it is when its turn
+ * comes, so the last one writes the latest state. The process holds no
+ * descriptor of the caller's (slurmd reads the prolog's output to its
+ * end) and reports its failures to syslog. 0 once it is started; -1 (err
+ * says why) when it could not be. Call it with no threads running. */
+int vd_desktop_comment_later(const vd_conf *conf, vd_err *err);
+
 #endif

@@ -484,8 +484,12 @@ static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
     return rc;
 }
 
-/* Keeps the disk's chain short while the VM runs. Never fatal: a failure is
- * a failed phase in the record, and the next eviction tries again. */
+/* Keeps the disk's chain short while the VM runs. It runs once the desktop
+ * is back, not in the prolog: a merge is no reason for a job to wait, and
+ * a live merge needs the VM running. Never fatal: a failure is a failed
+ * phase in the record, and the next restore tries again. A crash during
+ * it leaves the journal PRESENT: QEMU finishes or drops the block job, and
+ * the next merge reads the chain afresh. */
 static void prune(op *o)
 {
     vd_err why;
@@ -1062,10 +1066,8 @@ static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, 
                      vd_mode_name(chain[i]));
             break;
         }
-        if (stops_vm(chain[i]) && !snapped++) {
+        if (stops_vm(chain[i]) && !snapped++)
             snapshot(o);
-            prune(o);
-        }
         if (apply(o, chain[i], req, &why) == 0) {
             outcome(o, "desktop %s %s%s%s", o->conf->domain, o->j.used, tried[0] ? " after " : "", tried);
             rc = 0;
@@ -1277,10 +1279,13 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
     o->j.phase = VD_RESTORING;
     if (announce(o, "begin restore", err) < 0)
         return -1;
+    int snapped = o->j.snapshot[0] != '\0';
     if (hv_connect(o, err) < 0 || converge(o, err) < 0)
         return -1;
     if (!o->rep->outcome[0])
         outcome(o, "desktop %s back (was %s)", o->conf->domain, o->rep->used);
+    if (snapped)
+        prune(o);
     return 0;
 }
 

@@ -153,6 +153,12 @@ int vd_hv_dom_resume(vd_hv *hv, const char *dom, vd_err *err);
  * deleted) and stops it. The domain stays defined, shut off. */
 int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err);
 
+/* The form vd_hv_dom_save writes into directory `dir`, in words: chosen
+ * at build time from libvirt's headers (the sparse, parallel format from
+ * libvirt 11.2 on), and at run time only where QEMU refuses it or `dir`
+ * does not take O_DIRECT (then the raw format through the page cache). */
+const char *vd_hv_save_form(const char *dir);
+
 /* Brings a guest saved by vd_hv_dom_save back, paused: the caller journals
  * that the file is used before the guest runs a single instruction, and
  * then resumes it (a guest that ran from the file and was then stopped
@@ -192,8 +198,8 @@ int vd_hv_disk_chain(vd_hv *hv, const char *dom, char ***paths, int *n, vd_err *
 int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, const char *base,
                       int timeout_ms, vd_err *err);
 
-/* Pins every vCPU and the emulator threads to `cpulist` ("0-1"); NULL
- * unpins (all host CPUs). Live only. */
+/* Pins every vCPU, the emulator threads and the I/O threads to `cpulist`
+ * ("0-1"); NULL unpins (all host CPUs). Live only. */
 int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err);
 
 #endif

@@ -70,7 +70,7 @@ int node_conf_load(vd_conf *conf, const char *prog)
 void node_comment(const vd_conf *conf)
 {
     vd_err err;
-    if (vd_desktop_comment(conf, &err) < 0)
+    if (vd_desktop_comment_later(conf, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
 }
 

@@ -33,6 +33,7 @@ test_save_snapshot_merge_restore_as_libvirt_qemu() {
         out=$(vdeskctl evict save) || t_fail "evict $i: $out"
         assert_no_match "$out" "no snapshot|prune snapshots:[0-9]+!" "evict $i"
         out=$(vdeskctl restore) || t_fail "restore $i: $out"
+        assert_no_match "$out" "prune snapshots:[0-9]+!" "restore $i"
     done
     assert_match "$(stat -c %a "$VDESK_BED/vdesk/state/n1")" "^700$" "state dir mode"
     assert_match "$(stat -c %a "$VDESK_BED/vdesk/snapshots/n1")" "^711$" "snapshot dir mode"

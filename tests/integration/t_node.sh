@@ -160,7 +160,9 @@ test_snapshots_beyond_keep_are_merged_while_the_desktop_lives() {
         [ "$chain" -le 4 ] || t_fail "disk chain of $chain layers after cycle $i (snapshots_keep = 2)"
     done
     assert_eq "$chain" 4 "active layer + 2 snapshots + vdesk's oldest layer + the base"
-    assert_match "$(records n1 | grep '"op":"evict"' | tail -n 1)" '"name":"prune snapshots","ms":[0-9]+,"ok":true'
+    # The merge runs once the desktop is back, not while a job waits.
+    assert_match "$(records n1 | grep '"op":"restore"' | tail -n 1)" '"name":"prune snapshots","ms":[0-9]+,"ok":true'
+    assert_no_match "$(records n1 | grep '"op":"evict"' | tail -n 4)" '"name":"prune snapshots"' "a merge in the prolog"
     files=$(ls "$VDESK_BED/vdesk/snapshots/n1" | wc -l)
     assert_eq "$files" 3 "overlay files vdesk keeps (the bottom layer is the original disk)"
     assert_eq "$(md5sum <"$base")" "$sum" "the base image was never written"
@@ -289,12 +291,39 @@ test_gpu_held_keeps_a_shut_down_desktop_off_until_recover() {
 
 test_crash_at_every_journalled_step_is_recovered() {
     local step
-    # prune snapshots: while merging the disk's old layers; host ua-gpu0:
-    # while giving the GPU's group to its host drivers.
-    for step in begin snapshot snapshot+ "prune snapshots" "prune snapshots+" "unplug ua-gpu0" \
+    # host ua-gpu0: while giving the GPU's group to its host drivers.
+    for step in begin snapshot snapshot+ "unplug ua-gpu0" \
                 "unplug ua-gpu0+" "host ua-gpu0" "host ua-gpu0+" "unplug ua-ib0+" save save+; do
         crash_and_recover "$step"
     done
+}
+
+# The merge of old layers runs after the desktop is back: a crash during
+# it (or right after) leaves a running desktop, a journal that says so and
+# a disk that is whole; the next restore merges again.
+test_crash_while_merging_old_layers_loses_nothing() {
+    local step boot n out i chain
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    for step in "prune snapshots" "prune snapshots+"; do
+        # Enough layers that the next restore merges (snapshots_keep = 2).
+        for i in 1 2 3; do
+            vdeskctl --node n1 evict save >/dev/null || t_fail "evict $i"
+            vdeskctl --node n1 restore >/dev/null || t_fail "restore $i"
+        done
+        vdeskctl --node n1 evict save >/dev/null || t_fail "evict before the crash"
+        VDESK_TEST_CRASH=$step vdeskctl --node n1 restore >/dev/null 2>&1 &&
+            t_fail "the restore survived VDESK_TEST_CRASH=$step"
+        assert_eq "$(vm_state n1)" running "after a crash at '$step'"
+        assert_match "$(vdeskctl --node n1 status)" "desktop: present"
+        out=$(vdeskctl --node n1 evict save) || t_fail "evict after the crash at '$step': $out"
+        out=$(vdeskctl --node n1 restore) || t_fail "restore after the crash at '$step': $out"
+        assert_no_match "$out" "prune snapshots:[0-9]+!" "the merge after the crash at '$step'"
+        chain=$("$BEDCTL" xml desk-n1 | grep -c "<source file=")
+        [ "$chain" -le 4 ] || t_fail "disk chain of $chain layers after the crash at '$step'"
+    done
+    assert_continued n1 "$boot" "$n"
+    read -r b _ <<<"$(bed_disk desk-n1)"
+    assert_eq "$b" "$boot" "disk after the crashes"
 }
 
 # Outside Slurm no epilog follows a crash: `vdeskctl recover` does the work.
@@ -328,6 +357,31 @@ test_next_prolog_recovers_a_crashed_one() {
     rm -f "$VDESK_BED/vdesk/skip-epilog"
     assert_match "$(records n1 | grep "\"job\":$id,\"op\":\"evict\"")" "\"outcome\":\"recovered an operation interrupted while evicting at step 'save'; desktop desk-n1 suspend\""
     after_job "$id" n1
+    assert_continued n1 "$boot" "$n"
+}
+
+# The save file is written in the fastest form the platform has: the sparse
+# (mapped-ram) format in parallel channels from libvirt 11.2 on, raw before;
+# libvirt's header says which (its image format field, at byte 28: 0 raw,
+# 6 sparse). check-config --live names the same form.
+test_save_file_is_in_the_fastest_form_the_platform_has() {
+    local boot n live st fmt
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    live=$(vdeskctl --node n1 check-config --live) || t_fail "check-config --live: $live"
+    if pkg-config --atleast-version=11.2 libvirt; then
+        assert_match "$live" "save files: sparse \(mapped-ram\), 4 parallel channels, bypassing the page cache"
+    else
+        assert_match "$live" "save files: raw, bypassing the page cache"
+    fi
+    vdeskctl --node n1 evict save >/dev/null || t_fail "evict save"
+    st=$VDESK_BED/vdesk/state/n1
+    assert_eq "$(head -c 16 "$st/desk-n1.save")" LibvirtQemudSave "save file header"
+    fmt=$(od -An -tu4 -j28 -N4 "$st/desk-n1.save" | tr -d ' ')
+    case $live in
+        *"save files: sparse"*) assert_eq "$fmt" 6 "image format of the save file" ;;
+        *) assert_eq "$fmt" 0 "image format of the save file" ;;
+    esac
+    vdeskctl --node n1 restore >/dev/null || t_fail "restore"
     assert_continued n1 "$boot" "$n"
 }
 
