@@ -39,7 +39,9 @@ static int detach_fds(void)
     for (int fd = 0; fd < 3; fd++)
         if (dup2(null, fd) < 0)
             return -1;
-    long max = sysconf(_SC_OPEN_MAX);
+    if (close_range(3, ~0U, 0) == 0)
+        return 0;
+    long max = sysconf(_SC_OPEN_MAX);   /* a kernel before 5.9 */
     for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
         close(fd);
     return 0;
@@ -73,11 +75,12 @@ int vd_desktop_comment_later(const vd_conf *conf, vd_err *err)
     if (child == 0) {
         /* A session of its own, and a second fork: nothing waits for it,
          * and slurmd's kill of the prolog's process group misses it. */
-        if (setsid() < 0 || detach_fds() < 0)
+        if (setsid() < 0)
             _exit(1);
         pid_t writer = fork();
         if (writer == 0) {
-            comment_writer(conf);
+            if (detach_fds() == 0)
+                comment_writer(conf);
             _exit(0);
         }
         _exit(writer < 0 ? 1 : 0);
