@@ -350,11 +350,15 @@ bed_down() {
 }
 
 # bed_guest NAME: a desktop stand-in on the bed's libvirt daemon: 1 vCPU,
-# 192 MiB, q35 with ACPI hotplug, a qcow2 disk, console in
+# 192 MiB (BED_GUEST_MIB=N for another size), q35 with ACPI hotplug, a
+# qcow2 disk with one I/O thread, console in
 # $VDESK_BED/guests/NAME/console.log and two hot-pluggable stand-in devices
-# (user aliases ua-gpu0 and ua-ib0; see tests/guest/devices/).
+# (user aliases ua-gpu0 and ua-ib0; see tests/guest/devices/). Kernel
+# arguments the guest's init reads: vdesk.ignore_power=1, vdesk.fill=MIB
+# (that much non-zero data in RAM), vdesk.busy=1 (a busy loop).
 bed_guest() {
     local name=${1:?usage: bed_guest NAME [KERNEL-ARGS]} args=${2:+ $2} g boot=$VDESK_CACHE/guest
+    local mib=${BED_GUEST_MIB:-192}
     g=$VDESK_BED/guests/$name
     mkdir -p "$g"
     # An unprivileged QEMU may not reach the build tree: its own copies.
@@ -364,7 +368,7 @@ bed_guest() {
         chmod 0711 "$VDESK_BED/guests" "$g"
     fi
     qemu-img create -q -f qcow2 "$g/disk.qcow2" 16M || return 1
-    sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$g|g" -e "s|@CMDLINE@|$args|g" \
+    sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$g|g" -e "s|@CMDLINE@|$args|g" -e "s|@MEM@|$mib|g" \
         -e "s|@KERNEL@|$boot/vmlinuz|g" -e "s|@INITRD@|$boot/initrd.img|g" \
         "$BED_SRC/tests/guest/domain.xml.in" >"$g/domain.xml"
     "$BED_BUILD/tests/bedctl" create "$g/domain.xml"
