@@ -8,6 +8,8 @@
  */
 #include "hv.h"
 
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +29,17 @@ static int usage(void)
           "  attach NAME ALIAS XMLFILE     hot-plug the device in XMLFILE\n"
           "  shutdown NAME [MS]            ACPI shutdown, wait until shut off (default 20000 ms)\n"
           "  start NAME                    start a defined domain (from its managed save, if any)\n"
-          "  cycle NAME MODE FILE          bare libvirt evict+restore (suspend, save, shutdown,\n"
-          "                                shrink) of a guest with ua-gpu0 and ua-ib0: the\n"
-          "                                benchmark's baseline; FILE is the save file\n"
+          "  suspend NAME / resume NAME    pause / resume the vCPUs\n"
+          "  evict NAME MODE FILE          the bare libvirt calls of vdesk's eviction (suspend,\n"
+          "                                save, shutdown, shrink) of a guest with ua-gpu0 and\n"
+          "                                ua-ib0: the benchmark's baseline; FILE is the save\n"
+          "                                file, the unplugged devices' XML goes to FILE.ALIAS.xml\n"
+          "  restore NAME MODE FILE        the bare calls of vdesk's restore after evict\n"
+          "  cycle NAME MODE FILE          evict and restore in one process\n"
+          "  save-plain NAME FILE          virDomainSaveFlags(d, FILE, NULL, 0) and nothing else\n"
+          "  restore-plain FILE            virDomainRestoreFlags(conn, FILE, NULL, 0) and nothing else\n"
+          "  evict, restore and the plain ones print the save or restore call's time:\n"
+          "  'save MS' or 'restore MS'\n"
           "  purge NAME                    destroy and undefine one domain\n"
           "  purge-all                     destroy and undefine every domain\n",
           stderr);
@@ -92,31 +102,166 @@ static int file_cmd(vd_hv *hv, const char *path, const char *dom, const char *al
     return rc;
 }
 
-/* The benchmark's baseline: the libvirt calls vdesk makes for one
- * evict+restore, and nothing else (no journal, lock, snapshot or record). */
+/* --- the benchmark's baselines ------------------------------------------ *
+ *
+ * The libvirt calls vdesk makes for one eviction and one restore, and
+ * nothing else (no journal, lock, snapshot or record), through the same
+ * lib/hv functions, so that a change there moves both sides. vdesk's
+ * prolog and epilog are separate processes (slurmd runs each on its own),
+ * and so are `bedctl evict` and `bedctl restore`: the unplugged devices'
+ * XML goes from one to the other through files beside the save file. */
+
+static const char *const stand_ins[] = { "ua-gpu0", "ua-ib0" };
+
+/* The devices vdesk unplugs in MODE: all for save, the GPU for shrink,
+ * none for suspend (a paused VM keeps them) and shutdown (the definition
+ * brings them back at boot). */
+static int devices_of(const char *mode)
+{
+    return !strcmp(mode, "save") ? 2 : !strcmp(mode, "shrink") ? 1 : 0;
+}
+
+static int known_mode(const char *mode, vd_err *err)
+{
+    if (strcmp(mode, "suspend") && strcmp(mode, "save") && strcmp(mode, "shutdown") && strcmp(mode, "shrink"))
+        return vd_err_set(err, "unknown mode %s (suspend, save, shutdown, shrink)", mode);
+    return 0;
+}
+
+static void dev_path(char *buf, size_t size, const char *file, const char *alias)
+{
+    snprintf(buf, size, "%s.%s.xml", file, alias);
+}
+
+static int write_text(const char *path, const char *text, vd_err *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return vd_err_set(err, "%s: cannot create", path);
+    int bad = fputs(text, f) == EOF;
+    if (fclose(f) != 0 || bad)
+        return vd_err_set(err, "%s: cannot write", path);
+    return 0;
+}
+
+/* Prints "WHAT MS": the one call whose speed the save figures are about. */
+static int say_ms(const char *what, long long t0, vd_err *err)
+{
+    if (printf("%s %lld\n", what, now_ms() - t0) < 0 || fflush(stdout) != 0)
+        return vd_err_set(err, "cannot write to stdout");
+    return 0;
+}
+
+static int unplug_devices(vd_hv *hv, const char *dom, const char *mode, const char *file, vd_err *err)
+{
+    char path[4096];
+    for (int i = 0; i < devices_of(mode); i++) {
+        char *xml = NULL;
+        dev_path(path, sizeof(path), file, stand_ins[i]);
+        int rc = vd_hv_dev_xml(hv, dom, stand_ins[i], &xml, err) < 0 || write_text(path, xml, err) < 0 ||
+                 vd_hv_dev_detach(hv, dom, stand_ins[i], 10000, NULL, err) < 0 ? -1 : 0;
+        free(xml);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int replug_devices(vd_hv *hv, const char *dom, const char *mode, const char *file, vd_err *err)
+{
+    char path[4096];
+    for (int i = 0; i < devices_of(mode); i++) {
+        dev_path(path, sizeof(path), file, stand_ins[i]);
+        char *xml = slurp(path, err);
+        int rc = xml ? vd_hv_dev_attach(hv, dom, stand_ins[i], xml, err) : -1;
+        free(xml);
+        if (rc < 0)
+            return -1;
+        if (unlink(path) < 0)
+            return vd_err_set(err, "%s: cannot remove", path);
+    }
+    return 0;
+}
+
+static int evict(vd_hv *hv, const char *dom, const char *mode, const char *file, vd_err *err)
+{
+    if (known_mode(mode, err) < 0 || unplug_devices(hv, dom, mode, file, err) < 0)
+        return -1;
+    if (!strcmp(mode, "suspend"))
+        return vd_hv_dom_suspend(hv, dom, err);
+    if (!strcmp(mode, "shutdown"))
+        return vd_hv_dom_shutdown(hv, dom, 20000, err);
+    if (!strcmp(mode, "shrink"))   /* the bed's desktop_cores (bed_vdesk_files) */
+        return vd_hv_dom_pin(hv, dom, "1", err);
+    long long t0 = now_ms();
+    if (vd_hv_dom_save(hv, dom, file, 0, err) < 0)
+        return -1;
+    return say_ms("save", t0, err);
+}
+
+/* The guest running again; vdesk's order: VM, devices, then the pinning. */
+static int restore(vd_hv *hv, const char *dom, const char *mode, const char *file, vd_err *err)
+{
+    int rc = known_mode(mode, err);
+    if (rc == 0 && !strcmp(mode, "suspend"))
+        rc = vd_hv_dom_resume(hv, dom, err);
+    else if (rc == 0 && !strcmp(mode, "shutdown"))
+        rc = vd_hv_dom_start(hv, dom, 0, err);
+    else if (rc == 0 && !strcmp(mode, "save")) {
+        /* vd_hv_dom_restore brings the guest back paused (vdesk journals
+         * before it runs), then it is resumed, as vdesk does; the time
+         * printed is the restore call's, like vdesk's "restore" phase. */
+        long long t0 = now_ms();
+        rc = vd_hv_dom_restore(hv, dom, file, 0, err);
+        if (rc == 0)
+            rc = say_ms("restore", t0, err);
+        if (rc == 0)
+            rc = vd_hv_dom_resume(hv, dom, err);
+        if (rc == 0 && unlink(file) < 0)
+            rc = vd_err_set(err, "%s: cannot remove", file);
+    }
+    if (rc == 0)
+        rc = replug_devices(hv, dom, mode, file, err);
+    if (rc == 0 && !strcmp(mode, "shrink"))
+        rc = vd_hv_dom_pin(hv, dom, NULL, err);
+    return rc;
+}
+
+/* The previous baseline: both halves in one process, one connection. */
 static int cycle(vd_hv *hv, const char *dom, const char *mode, const char *file, vd_err *err)
 {
-    const char *both[] = { "ua-gpu0", "ua-ib0" };
-    char *xml[2] = { NULL, NULL };
-    int ndev = !strcmp(mode, "save") ? 2 : !strcmp(mode, "shrink") ? 1 : 0;
+    return evict(hv, dom, mode, file, err) < 0 ? -1 : restore(hv, dom, mode, file, err);
+}
+
+static const char *lv_msg(void)
+{
+    virErrorPtr e = virGetLastError();
+    return e && e->message ? e->message : "unknown libvirt error";
+}
+
+/* save-plain and restore-plain: libvirt's own calls with flags 0, as they
+ * were before vdesk tuned anything, on a connection of their own (no
+ * event loop): the reference that stays put when lib/hv changes. */
+static int plain(const char *uri, char **argv, vd_err *err)
+{
+    virConnectPtr conn = virConnectOpen(uri);
+    if (!conn)
+        return vd_err_set(err, "cannot connect to %s: %s", uri ? uri : "libvirt", lv_msg());
+    int saving = !strcmp(argv[0], "save-plain");
+    virDomainPtr d = saving ? virDomainLookupByName(conn, argv[1]) : NULL;
+    long long t0 = now_ms();
     int rc = 0;
-    for (int i = 0; i < ndev && rc == 0; i++)
-        rc = vd_hv_dev_xml(hv, dom, both[i], &xml[i], err) < 0 ||
-             vd_hv_dev_detach(hv, dom, both[i], 10000, NULL, err) < 0 ? -1 : 0;
-    if (rc == 0 && !strcmp(mode, "suspend"))
-        rc = vd_hv_dom_suspend(hv, dom, err) < 0 || vd_hv_dom_resume(hv, dom, err) < 0 ? -1 : 0;
-    else if (rc == 0 && !strcmp(mode, "save"))
-        rc = vd_hv_dom_save(hv, dom, file, 0, err) < 0 || vd_hv_dom_restore(hv, dom, file, 0, err) < 0 ? -1 : 0;
-    else if (rc == 0 && !strcmp(mode, "shutdown"))
-        rc = vd_hv_dom_shutdown(hv, dom, 20000, err) < 0 || vd_hv_dom_start(hv, dom, 0, err) < 0 ? -1 : 0;
-    else if (rc == 0 && !strcmp(mode, "shrink"))
-        rc = vd_hv_dom_pin(hv, dom, "1", err) < 0 || vd_hv_dom_pin(hv, dom, NULL, err) < 0 ? -1 : 0;
-    for (int i = 0; i < ndev && rc == 0; i++)
-        rc = vd_hv_dev_attach(hv, dom, both[i], xml[i], err);
-    free(xml[0]);
-    free(xml[1]);
-    if (rc == 0 && !strcmp(mode, "save"))
-        unlink(file);
+    if (saving && (!d || virDomainSaveFlags(d, argv[2], NULL, 0) < 0))
+        rc = vd_err_set(err, "VM %s: cannot save to %s: %s", argv[1], argv[2], lv_msg());
+    else if (!saving && virDomainRestoreFlags(conn, argv[1], NULL, 0) < 0)
+        rc = vd_err_set(err, "cannot restore from %s: %s", argv[1], lv_msg());
+    if (rc == 0)
+        rc = say_ms(saving ? "save" : "restore", t0, err);
+    if (rc == 0 && !saving && unlink(argv[1]) < 0)
+        rc = vd_err_set(err, "%s: cannot remove", argv[1]);
+    if (d)
+        virDomainFree(d);
+    virConnectClose(conn);
     return rc;
 }
 
@@ -149,6 +294,14 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
     }
     if (!strcmp(cmd, "cycle") && argc == 4)
         return cycle(hv, argv[1], argv[2], argv[3], err);
+    if (!strcmp(cmd, "evict") && argc == 4)
+        return evict(hv, argv[1], argv[2], argv[3], err);
+    if (!strcmp(cmd, "restore") && argc == 4)
+        return restore(hv, argv[1], argv[2], argv[3], err);
+    if (!strcmp(cmd, "suspend") && argc == 2)
+        return vd_hv_dom_suspend(hv, argv[1], err);
+    if (!strcmp(cmd, "resume") && argc == 2)
+        return vd_hv_dom_resume(hv, argv[1], err);
     if (!strcmp(cmd, "xml") && argc == 2) {
         char *xml = NULL;
         if (vd_hv_dom_xml(hv, argv[1], 0, &xml, err) < 0)
@@ -193,8 +346,16 @@ int main(int argc, char **argv)
     if (i >= argc)
         return usage();
     vd_err err = { "" };
+    int rc;
+    /* The plain calls must not pay for lib/hv's connection and event loop. */
+    if ((!strcmp(argv[i], "save-plain") && argc - i == 3) || (!strcmp(argv[i], "restore-plain") && argc - i == 2)) {
+        rc = plain(uri, argv + i, &err);
+        if (rc < 0)
+            fprintf(stderr, "bedctl: %s\n", err.msg);
+        return rc < 0 ? 1 : 0;
+    }
     vd_hv *hv = NULL;
-    int rc = vd_hv_open(uri, &hv, &err);
+    rc = vd_hv_open(uri, &hv, &err);
     if (rc == 0)
         rc = run(hv, argc - i, argv + i, &err);
     vd_hv_close(hv);
