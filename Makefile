@@ -5,7 +5,7 @@
 #                   and again in a Debian $(ROOT_SUITE) root (tests/root.sh)
 #   make check-here / check-root   one of the two legs
 #   make demo       install missing Debian packages, build, run the demo
-#   make bench      benchmarks (ratios measured side by side)
+#   make bench      benchmarks (measured side by side; docs/benchmarks.md)
 #   make install    PREFIX=/usr/local DESTDIR= (the plugin goes where Slurm
 #                   looks on this distribution: $(SLURM_PLUGINDIR)); make uninstall
 #   make deb        Debian packages vdesk-plugin and vdesk-node, lintian-checked
@@ -42,6 +42,8 @@ DEPS_DEB := build-essential debhelper dpkg-dev fakeroot lintian pkg-config libsl
             libvirt-dev libxml2-dev libhwloc-dev libinih-dev libjson-c-dev libibverbs-dev
 # Only `make fuzz` needs clang: make check replays the corpus with gcc.
 DEPS_FUZZ  := clang libclang-rt-14-dev
+# Only `make bench` plots (the curve's SVG).
+DEPS_BENCH := gnuplot-nox
 
 PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
@@ -56,7 +58,8 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench \
-             $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1
+             $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1 \
+             $(BUILD)/tests/cpuwork
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: only the dependency-free parts of lib/.
@@ -76,7 +79,7 @@ CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib -I$(BUILD) $(FUZZ_SAN)
 
-.PHONY: FORCE all deps fuzz-deps deb-deps check check-here check-root unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
+.PHONY: FORCE all deps fuzz-deps deb-deps bench-deps check check-here check-root unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
 all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 
 # What the programs must know of their build: the install prefix's
@@ -140,6 +143,11 @@ $(BUILD)/tests/pcibench: $(BUILD)/tests/sysfs/pcibench.o $(BUILD)/libvdesk.a
 $(BUILD)/tests/bedctl: $(BUILD)/tests/bed/bedctl.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
+# The isolation benchmark's job (tests/bench.sh): no library at all.
+$(BUILD)/tests/cpuwork: tests/bench/cpuwork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
 $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcmocka
 
@@ -178,7 +186,8 @@ guest:
 deps: DEPS_WANT = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)
 fuzz-deps: DEPS_WANT = $(DEPS_FUZZ)
 deb-deps: DEPS_WANT = $(DEPS_DEB)
-deps fuzz-deps deb-deps:
+bench-deps: DEPS_WANT = $(DEPS_BENCH)
+deps fuzz-deps deb-deps bench-deps:
 	@missing=$$(for p in $(DEPS_WANT); do \
 	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then echo "$@: all Debian packages present"; exit 0; fi; \
@@ -209,7 +218,9 @@ demo: deps
 	$(MAKE) all guest
 	tests/demo.sh $(BUILD)
 
-bench: deps
+# Writes $(BUILD)/bench/ (bench.txt, curve.tsv, curve.svg) and copies the
+# curve to docs/benchmarks-curve.svg, which docs/benchmarks.md shows.
+bench: deps bench-deps
 	$(MAKE) all guest
 	tests/bench.sh $(BUILD)
 
