@@ -5,7 +5,8 @@
 #                   and again in a Debian $(ROOT_SUITE) root (tests/root.sh)
 #   make check-here / check-root   one of the two legs
 #   make demo       install missing Debian packages, build, run the demo
-#   make bench      benchmarks (measured side by side; docs/benchmarks.md)
+#   make bench      benchmarks, here and in the $(ROOT_SUITE) root (measured side by
+#                   side; docs/benchmarks.md); make bench-here / bench-root: one
 #   make install    PREFIX=/usr/local DESTDIR= (the plugin goes where Slurm
 #                   looks on this distribution: $(SLURM_PLUGINDIR)); make uninstall
 #   make deb        Debian packages vdesk-plugin and vdesk-node, lintian-checked
@@ -79,7 +80,7 @@ CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib -I$(BUILD) $(FUZZ_SAN)
 
-.PHONY: FORCE all deps fuzz-deps deb-deps bench-deps check check-here check-root unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
+.PHONY: FORCE all deps fuzz-deps deb-deps bench-deps bench-here bench-root check check-here check-root unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
 all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
 
 # What the programs must know of their build: the install prefix's
@@ -218,11 +219,19 @@ demo: deps
 	$(MAKE) all guest
 	tests/demo.sh $(BUILD)
 
-# Writes $(BUILD)/bench/ (bench.txt, curve.tsv, curve.svg) and copies the
-# curve to docs/benchmarks-curve.svg, which docs/benchmarks.md shows.
-bench: deps bench-deps
+# Like make check, on both platforms: here, then in the Debian $(ROOT_SUITE)
+# root. Each writes its BUILD/bench/ (bench.txt, curve.tsv, curve.svg; the
+# root's in $(BUILD)/cache/$(ROOT_SUITE)/build/bench) and copies its curve
+# to docs/benchmarks-curve-CODENAME.svg, which docs/benchmarks.md shows.
+bench: bench-here bench-root
+
+bench-here: deps bench-deps
 	$(MAKE) all guest
 	tests/bench.sh $(BUILD)
+
+bench-root:
+	tests/root.sh $(ROOT_SUITE) $(BUILD)/cache/$(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB) $(DEPS_BENCH)" -- \
+	    make --no-print-directory bench-here BUILD=/build
 
 # Each target FUZZ_SECONDS in turn, on a corpus in $(BUILD)/fuzz/corpus
 # seeded from tests/fuzz/corpus (tests/fuzz/run.sh); FUZZ_TARGETS="conf gres"

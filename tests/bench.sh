@@ -16,7 +16,7 @@
 #              per write, every result checked) versus the same writes bare
 #
 # Output: BUILD/bench/ (bench.txt: this text; the raw data; curve.svg,
-# copied to docs/benchmarks-curve.svg). Knobs (environment):
+# copied to docs/benchmarks-curve-CODENAME.svg). Knobs (environment):
 # VDESK_BENCH_SIZES ("256 1024 4096" MiB), VDESK_BENCH_RUNS (spank pairs,
 # 200), VDESK_BENCH_NODE_RUNS (save and shutdown reps; by size: 5, 3, 2),
 # VDESK_BENCH_FAST_RUNS (suspend and shrink reps, 9), VDESK_BENCH_ISO_PAIRS

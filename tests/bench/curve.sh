@@ -17,6 +17,7 @@
 #   plain  `bedctl save-plain` / `restore-plain`: virDomainSaveFlags and
 #          virDomainRestoreFlags with flags 0, nothing else
 #   dd     `dd bs=1M conv=fsync` of non-zero data of the save file's size
+#          (what it holds on the disk: file_bytes)
 #          into the same directory, and `dd iflag=direct` reading it back:
 #          the disk's limit
 # Every step starts from a running guest whose RAM is filled, after
@@ -69,11 +70,16 @@ call_ms() {
     echo "$ms"
 }
 
+# file_bytes FILE: what FILE holds on the disk. A sparse (mapped-ram) save
+# file's length is the guest's RAM; what was written is its allocated blocks,
+# which for a raw file is its length.
+file_bytes() { echo $(($(stat -c '%b * %B' "$1"))); }
+
 curve_vdesk() {   # MODE REP
     local e r bytes=- sc=- rc=- f=$c_state/$c_dom.save
     e=$(timed c_vdesk evict "$1") || return 1
     if [ "$1" = save ]; then
-        bytes=$(stat -c %s "$f") && sc=$(record_phase save) && cold "$f" || return 1
+        bytes=$(file_bytes "$f") && sc=$(record_phase save) && cold "$f" || return 1
         c_bytes=$bytes
     fi
     r=$(timed c_vdesk restore) || return 1
@@ -85,7 +91,7 @@ curve_bare() {   # MODE REP [IMPL: the name in curve.tsv]
     local e r bytes=- sc=- rc=- f=$c_state/bare.save
     e=$(timed "$build/tests/bedctl" evict "$c_dom" "$1" "$f") || return 1
     if [ "$1" = save ]; then
-        sc=$(call_ms save) && bytes=$(stat -c %s "$f") && cold "$f" || return 1
+        sc=$(call_ms save) && bytes=$(file_bytes "$f") && cold "$f" || return 1
     fi
     r=$(timed "$build/tests/bedctl" restore "$c_dom" "$1" "$f") || return 1
     if [ "$1" = save ]; then rc=$(call_ms restore) || return 1; fi
@@ -101,7 +107,7 @@ curve_cycle() {   # MODE REP
 curve_plain() {   # save REP
     local e r bytes sc rc f=$c_state/plain.save
     e=$(timed "$build/tests/bedctl" save-plain "$c_dom" "$f") &&
-        sc=$(call_ms save) && bytes=$(stat -c %s "$f") && cold "$f" || return 1
+        sc=$(call_ms save) && bytes=$(file_bytes "$f") && cold "$f" || return 1
     r=$(timed "$build/tests/bedctl" restore-plain "$f") && rc=$(call_ms restore) || return 1
     curve_row save plain "$2" "$e" "$r" "$(calc "$e + $r")" "$bytes" "$sc" "$rc"
 }
@@ -251,8 +257,11 @@ curve_plot() {
     note="vdesk $bench_version, make bench $(date +%F) on $(nproc) CPUs: libvirt $bench_libvirt, QEMU $bench_qemu (TCG); guests 3/4 full of non-zero data; medians"
     gnuplot -e "evict='$bench_out/curve-evict.dat'; restore='$bench_out/curve-restore.dat'; out='$bench_out/curve.svg'; note='$note'; xmin=$lo; xmax=$hi" \
         "$bench_src/curve.gp" || bench_fail "gnuplot failed" || return 1
-    cp "$bench_out/curve.svg" "$bench_src/../../docs/benchmarks-curve.svg" || return 1
-    echo "curve: $bench_out/curve.tsv (raw), curve-median.tsv, curve.svg (copied to docs/benchmarks-curve.svg)"
+    # One image per platform: make bench runs here and in the other Debian's root.
+    local doc
+    doc=benchmarks-curve-$(. /etc/os-release && echo "${VERSION_CODENAME:-$ID}").svg
+    cp "$bench_out/curve.svg" "$bench_src/../../docs/$doc" || return 1
+    echo "curve: $bench_out/curve.tsv (raw), curve-median.tsv, curve.svg (copied to docs/$doc)"
 }
 
 bench_curve() {
