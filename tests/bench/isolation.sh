@@ -17,11 +17,13 @@
 # Part of tests/bench.sh; the runs (ns, "A B C" a round) go to
 # $bench_out/isolation-runs.txt.
 
-# qemu_threads PID: "TID<TAB>CPUS<TAB>NAME" for each thread of the process.
+# qemu_threads PID: "TID<TAB>CPUS<TAB>NAME" for each thread of the
+# process, in the order they were made.
 qemu_threads() {
-    local t
-    for t in /proc/"$1"/task/*; do
-        printf '%s\t%s\t%s\n' "${t##*/}" \
+    local tid t
+    for tid in $(printf '%s\n' /proc/"$1"/task/* | sed 's,.*/,,' | sort -n); do
+        t=/proc/$1/task/$tid
+        printf '%s\t%s\t%s\n' "$tid" \
             "$(awk '$1 == "Cpus_allowed_list:" { print $2 }' "$t/status" 2>/dev/null)" \
             "$(cat "$t/comm" 2>/dev/null)"
     done
