@@ -10,9 +10,11 @@
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "journal.h"
 #include "slurmapi.h"
 
 int vd_desktop_comment(const vd_conf *conf, vd_err *err)
@@ -43,25 +45,50 @@ static int detach_fds(void)
         return 0;
     long max = sysconf(_SC_OPEN_MAX);   /* a kernel before 5.9 */
     for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-        close(fd);
+        if (close(fd) < 0 && errno != EBADF)
+            return -1;
     return 0;
 }
 
-/* The grandchild: waits its turn, then writes. */
+#define TURN_WAIT_S 30   /* a writer stuck on slurmctld holds the turn no longer */
+
+/* Waits for this node's turn to write (STATE_DIR/comment.lock): the lock's
+ * descriptor, or -1 when there is none to wait for (errno says why). */
+static int turn_take(const vd_conf *conf, char *path, size_t size)
+{
+    vd_err err;
+    if (snprintf(path, size, "%s/comment.lock", conf->state_dir) >= (int)size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (vd_state_dir_check(conf->state_dir, &err) < 0) {
+        errno = EPERM;
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_NOCTTY | O_NOFOLLOW | O_CLOEXEC, 0600);
+    for (int i = 0; fd >= 0 && i < TURN_WAIT_S * 10; i++) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return fd;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
+    }
+    if (fd >= 0) {
+        int e = errno;
+        close(fd);   /* nothing was written through it */
+        errno = e;
+    }
+    return -1;
+}
+
+/* The grandchild: waits its turn, then writes; syslog is all it has. */
 static void comment_writer(const vd_conf *conf)
 {
     char path[PATH_MAX];
     vd_err err;
-    int fd = -1;
-    if (snprintf(path, sizeof(path), "%s/comment.lock", conf->state_dir) < (int)sizeof(path))
-        fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd >= 0 && flock(fd, LOCK_EX) < 0) {
-        close(fd);
-        fd = -1;
-    }
-    if (fd < 0)
-        syslog(LOG_WARNING, "node %s: %s: %m; writing the Comment without waiting its turn",
-               conf->node, path);
+    if (turn_take(conf, path, sizeof(path)) < 0)
+        syslog(LOG_WARNING, "node %s: %s/comment.lock: %m; writing the Comment without waiting "
+               "its turn", conf->node, conf->state_dir);
     if (vd_desktop_comment(conf, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
 }
@@ -79,6 +106,7 @@ int vd_desktop_comment_later(const vd_conf *conf, vd_err *err)
             _exit(1);
         pid_t writer = fork();
         if (writer == 0) {
+            closelog();   /* its socket goes with the other descriptors */
             if (detach_fds() == 0)
                 comment_writer(conf);
             _exit(0);
@@ -86,10 +114,13 @@ int vd_desktop_comment_later(const vd_conf *conf, vd_err *err)
         _exit(writer < 0 ? 1 : 0);
     }
     int status;
-    while (waitpid(child, &status, 0) < 0)
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno == ECHILD)   /* SIGCHLD ignored: reaped already, status unknown */
+            return 0;
         if (errno != EINTR)
             return vd_err_set(err, "node %s: lost the process that writes its Comment: %s",
                               conf->node, strerror(errno));
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return vd_err_set(err, "node %s: the process that writes its Comment could not start",
                           conf->node);

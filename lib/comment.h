@@ -19,11 +19,14 @@ int vd_desktop_comment(const vd_conf *conf, vd_err *err);
 /* vd_desktop_comment in a detached process, so that neither a job nor an
  * admin waits for slurmctld (two RPCs, tens of ms) to show a state that
  * the journal already holds. The writers of one node take turns (a lock
- * in state_dir) and each describes the desktop as it is when its turn
- * comes, so the last one writes the latest state. The process holds no
- * descriptor of the caller's (slurmd reads the prolog's output to its
- * end) and reports its failures to syslog. 0 once it is started; -1 (err
- * says why) when it could not be. Call it with no threads running. */
+ * in state_dir, waited for 30 s at most) and each describes the desktop as
+ * it is when its turn comes, so the last one writes the latest state. The
+ * process holds no descriptor of the caller's (slurmd reads the prolog's
+ * output to its end) and reports its failures to syslog only. 0 once it
+ * is started; -1 (err says why) when it could not be. The process is a
+ * fork without exec: call it when no thread of the caller's can be inside
+ * libslurm or syslog (a watchdog left behind on a hung libvirt daemon is
+ * inside libvirt only). */
 int vd_desktop_comment_later(const vd_conf *conf, vd_err *err);
 
 #endif

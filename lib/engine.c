@@ -485,8 +485,8 @@ static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
 }
 
 /* Keeps the disk's chain short while the VM runs. It runs once the desktop
- * is back, not in the prolog: a merge is no reason for a job to wait, and
- * a live merge needs the VM running. Never fatal: a failure is a failed
+ * is back, not in the prolog: the job that comes does not wait for it, the
+ * student neither, and a live merge needs the VM running. Never fatal: a failure is a failed
  * phase in the record, and the next restore tries again. A crash during
  * it leaves the journal PRESENT: QEMU finishes or drops the block job, and
  * the next merge reads the chain afresh. */
@@ -1284,8 +1284,15 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
         return -1;
     if (!o->rep->outcome[0])
         outcome(o, "desktop %s back (was %s)", o->conf->domain, o->rep->used);
-    if (snapped)
+    /* The epilog holds the node (and its lock) while it merges: a third of
+     * what is left of the budget at most; an unfinished merge is aborted,
+     * and the next restore merges again. */
+    if (snapped) {
+        long long now = mono_ms();
+        o->limit = o->deadline > now ? now + (o->deadline - now) / 3 : 0;
         prune(o);
+        o->limit = 0;
+    }
     return 0;
 }
 

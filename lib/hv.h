@@ -155,8 +155,10 @@ int vd_hv_dom_save(vd_hv *hv, const char *dom, const char *path, int timeout_ms,
 
 /* The form vd_hv_dom_save writes into directory `dir`, in words: chosen
  * at build time from libvirt's headers (the sparse, parallel format from
- * libvirt 11.2 on), and at run time only where QEMU refuses it or `dir`
- * does not take O_DIRECT (then the raw format through the page cache). */
+ * libvirt 11.2 on); at run time a QEMU without mapped-ram gets raw with
+ * bypass instead, and a `dir` that does not take O_DIRECT raw through the
+ * page cache. vd_hv_dom_restore reads a sparse image in parallel with
+ * bypass, as it was written, and a raw one through the page cache. */
 const char *vd_hv_save_form(const char *dir);
 
 /* Brings a guest saved by vd_hv_dom_save back, paused: the caller journals

@@ -387,6 +387,23 @@ test_save_file_is_in_the_fastest_form_the_platform_has() {
     assert_continued n1 "$boot" "$n"
 }
 
+# A raw save file (written before an upgrade to libvirt 11.2, or in a
+# directory without O_DIRECT) is read back in its own form: libvirt says
+# which from the image's header; only a sparse one is read in parallel.
+test_raw_save_file_restores_whatever_the_platform() {
+    local boot n st
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    st=$VDESK_BED/vdesk/state/n1
+    vdeskctl --node n1 evict save >/dev/null || t_fail "evict save"
+    # The same session, saved again by plain libvirt calls (flags 0: raw).
+    "$BEDCTL" restore-plain "$st/desk-n1.save" >/dev/null || t_fail "restore-plain"
+    "$BEDCTL" save-plain desk-n1 "$st/desk-n1.save" >/dev/null || t_fail "save-plain"
+    assert_eq "$(od -An -tu4 -j28 -N4 "$st/desk-n1.save" | tr -d ' ')" 0 "image format (raw)"
+    vdeskctl --node n1 restore >/dev/null || t_fail "restore of a raw save file"
+    assert_eq "$(vm_state n1)" running "after restoring the raw file"
+    assert_continued n1 "$boot" "$n"
+}
+
 test_failed_restore_boots_the_snapshot_and_keeps_the_save_file() {
     local boot out st
     read -r boot _ <<<"$(bed_hb desk-n1)"
