@@ -485,11 +485,11 @@ static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
 }
 
 /* Keeps the disk's chain short while the VM runs. It runs once the desktop
- * is back, not in the prolog: the job that comes does not wait for it, the
- * student neither, and a live merge needs the VM running. Never fatal: a failure is a failed
- * phase in the record, and the next restore tries again. A crash during
- * it leaves the journal PRESENT: QEMU finishes or drops the block job, and
- * the next merge reads the chain afresh. */
+ * is back, not in the prolog: the job that evicts does not wait for it,
+ * nor does the student, and a live merge needs the VM running. Never
+ * fatal: a failure is a failed phase in the record, and the next restore
+ * tries again. A crash during it leaves the journal PRESENT: QEMU finishes
+ * or drops the block job, and the next merge reads the chain afresh. */
 static void prune(op *o)
 {
     vd_err why;
