@@ -20,8 +20,6 @@ timed() {
     printf '%d.%03d\n' $((us / 1000)) $((us % 1000))
 }
 
-median() { awk -f "$bench_src/stats.awk" -v what=median; }
-
 # pair_stats FILE: "N MEDIAN_A MEDIAN_B RATIO Q1 Q3 LO HI" of its "A B" lines.
 pair_stats() { awk -f "$bench_src/stats.awk" -v what=pairs "$1"; }
 

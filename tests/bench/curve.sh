@@ -172,8 +172,6 @@ curve_medians() {
         awk -f "$bench_src/stats.awk" -v what=groups
 }
 
-mibps() { calc "$1 / 1048576 / ($2 / 1000)" %.0f; }
-
 # curve_print SIZE FILL SECONDS: the text lines of one size.
 curve_print() {
     local size=$1 mode impl n e r t b sc rc

@@ -2,8 +2,6 @@
 # the bootstrap draws from a fixed-seed generator, so the same data always
 # give the same figures.
 #
-#   awk -f stats.awk -v what=median
-#       one number a line -> its median
 #   awk -f stats.awk -v what=pairs [-v boot=2000]
 #       "A B" a line, each line one pair measured back to back ->
 #       "N MEDIAN_A MEDIAN_B RATIO Q1 Q3 LO HI": RATIO = MEDIAN_A / MEDIAN_B;
@@ -107,7 +105,6 @@ function groups(    g, c, i, m, v, line) {
 
 BEGIN { if (boot == "") boot = 2000; FS = what == "groups" ? "\t" : " " }
 
-what == "median" && NF { v[++n] = $1 + 0 }
 what == "pairs" && NF { n++; a[n] = $1 + 0; b[n] = $2 + 0 }
 what == "groups" && NR > 1 && NF {
     k = $1 "\t" $2 "\t" $3
@@ -119,8 +116,7 @@ what == "groups" && NR > 1 && NF {
 }
 
 END {
-    if (what == "median") { if (!n) exit 1; sort_num(v, n); print median_sorted(v, n) }
-    else if (what == "pairs") { if (!n) exit 1; pairs() }
+    if (what == "pairs") { if (!n) exit 1; pairs() }
     else if (what == "groups") groups()
-    else { print "stats.awk: what=median|pairs|groups" > "/dev/stderr"; exit 2 }
+    else { print "stats.awk: what=pairs|groups" > "/dev/stderr"; exit 2 }
 }
