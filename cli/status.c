@@ -302,6 +302,9 @@ static void text_journal(const status_view *v)
     for (int i = 0; i < j->njobs && j->phase == VD_EVICTED; i++)
         printf("  job %u: %s%s\n", v->jobs[i].id, v->jobs[i].state,
                v->jobs[i].holds == 0 ? " (!) no longer holds the node" : "");
+    if (j->where[0])
+        printf("  on %s (migrated there; it comes home when the last job ends)\n",
+               shown(j->where, b1, sizeof(b1)));
     if (j->save_file[0])
         printf("  save file: %s\n", shown(j->save_file, b1, sizeof(b1)));
     if (j->snapshot[0])
@@ -427,6 +430,7 @@ static json_object *json_journal(const status_view *v)
     add_str(o, "desktop", v->journal_ok ? vd_phase_name(j->phase) : "unknown");
     add_str(o, "mode", j->used);
     add_str(o, "step", j->step);
+    add_str(o, "where", j->where);
     for (int i = 0; i < j->njobs; i++) {
         json_object *jo = json_object_new_object();
         json_object_object_add(jo, "id", json_object_new_int64(j->jobs[i]));

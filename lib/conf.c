@@ -304,6 +304,42 @@ static int set_on_destroy(vd_conf *c, const char *v, char *why, size_t whylen)
     return set_choice(&c->destroy_drains, v, "record", "drain", why, whylen);
 }
 
+static int set_feature(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    size_t n = strlen(v);
+    if (n >= 1 && n < sizeof(c->migrate_feature) && strspn(v, DOMAIN_CHARS) == n) {
+        memcpy(c->migrate_feature, v, n + 1);
+        return 0;
+    }
+    snprintf(why, whylen, "must be one Slurm node feature: letters, digits, '-', '_', '.', at most "
+             "%zu characters", sizeof(c->migrate_feature) - 1);
+    return -1;
+}
+
+static int set_unsafe(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    return set_choice(&c->migrate_unsafe, v, "no", "yes", why, whylen);
+}
+
+static int set_migrate_uri(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    if (strstr(v, "://") && copy_str(c->migrate_uri, sizeof(c->migrate_uri), v) == 0)
+        return 0;
+    snprintf(why, whylen, "must be the libvirt URI peers reach this node's daemon at, such as "
+             "qemu+tls://n1/system (shorter than %zu)", sizeof(c->migrate_uri));
+    return -1;
+}
+
+static int set_migrate_address(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    if (!strncmp(v, "tcp://", 6) && v[6] && !strpbrk(v, " \t") &&
+        copy_str(c->migrate_address, sizeof(c->migrate_address), v) == 0)
+        return 0;
+    snprintf(why, whylen, "must be tcp://HOST or tcp://HOST:PORT, the address QEMU sends the "
+             "memory to (shorter than %zu)", sizeof(c->migrate_address));
+    return -1;
+}
+
 static int set_uri(vd_conf *c, const char *v, char *why, size_t whylen)
 {
     if (strstr(v, "://") && copy_str(c->uri, sizeof(c->uri), v) == 0)
@@ -392,6 +428,11 @@ static const struct key site_keys[] = {
     [S_GRACE] = INT_KEY("min_shutdown_grace", T_SECONDS, min_shutdown_grace, 0, 86400),
     SET_KEY("on_destroy", set_on_destroy, 0),
     SET_KEY("gpu_vendors", set_gpu_vendors, 0),
+    SET_KEY("migrate_feature", set_feature, 0),
+    INT_KEY("migrate_downtime", T_NUMBER, migrate_downtime, 1, 60000),
+    INT_KEY("migrate_bandwidth", T_NUMBER, migrate_bandwidth, 0, 1000000),
+    INT_KEY("timeout_migrate", T_SECONDS, timeout_migrate, 1, 86400),
+    SET_KEY("migrate_unsafe", set_unsafe, 0),
 };
 
 enum { N_URI, N_DOMAIN };
@@ -401,6 +442,9 @@ static const struct key node_keys[] = {
     [N_DOMAIN] = SET_KEY("domain", set_domain, 0),
     SET_KEY("desktop_cores", set_cores, 0),
     SET_KEY("device", set_device, 1),
+    SET_KEY("migrate_uri", set_migrate_uri, 0),
+    SET_KEY("migrate_address", set_migrate_address, 0),
+    INT_KEY("desktop_slots", T_NUMBER, desktop_slots, 1, 64),
 };
 
 #define NKEYS(t) (sizeof(t) / sizeof((t)[0]))
@@ -469,14 +513,41 @@ static int handler(void *user, const char *section, const char *name, const char
     return 1;
 }
 
+/* A node section's values, as every node sees them. */
+static void peer_add(struct parse *p)
+{
+    const vd_conf *c = p->wanted ? p->conf : &p->scratch;
+    if (p->conf->npeers == VD_MAX_NODES) {
+        fail_at(p, p->section_line, "more than %d [node NAME] sections", VD_MAX_NODES);
+        return;
+    }
+    vd_peer *peer = &p->conf->peers[p->conf->npeers++];
+    snprintf(peer->name, sizeof(peer->name), "%s", p->section + 5);
+    snprintf(peer->domain, sizeof(peer->domain), "%s", c->domain);
+    snprintf(peer->migrate_uri, sizeof(peer->migrate_uri), "%s", c->migrate_uri);
+    snprintf(peer->migrate_address, sizeof(peer->migrate_address), "%s", c->migrate_address);
+    peer->desktop_slots = c->desktop_slots ? c->desktop_slots : 2;
+    /* A desktop that moves is found by its name: two nodes that migrate
+     * may not both call theirs so. (Nodes that do not may, as before.) */
+    for (int i = 0; i + 1 < p->conf->npeers && peer->migrate_uri[0]; i++)
+        if (p->conf->peers[i].migrate_uri[0] && !strcmp(p->conf->peers[i].domain, peer->domain))
+            fail_at(p, p->section_line, "desktop %s is the home desktop of [node %s] already, and "
+                    "both nodes migrate: give each node's desktop its own name", peer->domain,
+                    p->conf->peers[i].name);
+}
+
 /* The end of a section, at the next header or at the end of the file. */
 static void section_end(struct parse *p)
 {
     unsigned need = (1u << N_URI) | (1u << N_DOMAIN);
     if (p->kind == SEC_UNKNOWN)   /* an empty one: a key would have failed */
         fail_at(p, p->section_line, "unknown section [%s] (sections: [vdesk], [node NAME])", p->section);
-    if (p->kind != SEC_NODE || (p->seen & need) == need)
+    if (p->kind != SEC_NODE)
         return;
+    if ((p->seen & need) == need) {
+        peer_add(p);
+        return;
+    }
     const char *missing = !(p->seen & need) ? "uri, domain" : (p->seen & (1u << N_URI)) ? "domain" : "uri";
     fail_at(p, p->section_line, "[%s] needs both uri = and domain = (missing: %s); add %s to this "
             "section", p->section, missing, !strcmp(missing, "uri, domain") ? "them" : "it");
@@ -680,6 +751,25 @@ void vd_conf_defaults(vd_conf *c)
     c->max_timeout = 3600;
     c->min_shutdown_grace = 30;
     c->destroy_drains = 0;
+    snprintf(c->migrate_feature, sizeof(c->migrate_feature), "vdesk");
+    c->migrate_downtime = 300;
+    c->timeout_migrate = 60;
+}
+
+const vd_peer *vd_conf_peer(const vd_conf *conf, const char *name)
+{
+    for (int i = 0; i < conf->npeers; i++)
+        if (!strcmp(conf->peers[i].name, name))
+            return &conf->peers[i];
+    return NULL;
+}
+
+const vd_peer *vd_conf_home_of(const vd_conf *conf, const char *domain)
+{
+    for (int i = 0; i < conf->npeers; i++)
+        if (!strcmp(conf->peers[i].domain, domain))
+            return &conf->peers[i];
+    return NULL;
 }
 
 /* Reads the whole file; the first error found, with its line, is in

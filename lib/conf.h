@@ -37,12 +37,29 @@
  *   on_destroy = record             ; guest ignored the power button and was
  *                                   ; powered off: record it, or drain the node
  *
+ *   ; Live migration (docs/design.md, "Migration"): where a desktop goes
+ *   ; while a job has its node.
+ *   migrate_feature = vdesk         ; Slurm node feature of nodes that take visitors
+ *   migrate_downtime = 300          ; ms, the longest pause at the switch-over
+ *   migrate_bandwidth = 0           ; MiB/s, 0: unlimited
+ *   timeout_migrate = 60            ; seconds per GiB of the desktop's RAM
+ *                                   ; (at least 10 s): then the migration is aborted
+ *   migrate_unsafe = no             ; yes: migrate although libvirt cannot tell
+ *                                   ; that the disks are shared (test beds)
+ *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
  *   domain = desk-n1                ; letters, digits, - _ . (not first), <= 64
  *   desktop_cores = 0-1             ; decimal cpulist, CPUs < VD_MAX_CPUS
  *   device = gpu ua-gpu0 0000:65:00.0   ; ROLE ALIAS [PCI], repeatable;
  *                                   ; PCI as in sysfs: DDDD:BB:DD.F, lower case
+ *   migrate_uri = qemu+tls://n1/system  ; how peers' libvirt daemons reach this
+ *                                   ; node's ("": no desktop migrates to or from it)
+ *   migrate_address = tcp://n1-ib   ; where QEMU sends memory to it ("": libvirt's choice)
+ *   desktop_slots = 2               ; desktops it may run at once, its own included
+ *
+ * Every node section also goes into the peer table (vd_peer), so that a
+ * node knows where the other nodes' libvirt daemons and desktops are.
  */
 #ifndef VDESK_CONF_H
 #define VDESK_CONF_H
@@ -74,6 +91,16 @@ typedef struct vd_device {
     char pci[16];   /* host PCI address, "" for a device without one */
 } vd_device;
 
+/* What a node knows about every node of the file, itself included. */
+#define VD_MAX_NODES 256
+typedef struct vd_peer {
+    char name[64];
+    char domain[128];          /* its home desktop */
+    char migrate_uri[256];     /* "": takes no visitors, sends none away */
+    char migrate_address[128];
+    int desktop_slots;
+} vd_peer;
+
 typedef struct vd_conf {
     char path[PATH_MAX];
     char node[64];
@@ -94,12 +121,24 @@ typedef struct vd_conf {
     int min_shutdown_grace;     /* least clean-shutdown time, <= timeout_shutdown */
     int destroy_drains;         /* guest powered off after ignoring ACPI: 0 record, 1 drain */
     char gpu_vendors[128];      /* PCI vendor ids of gres GPUs, "" = NVIDIA (pci.h) */
+    /* [vdesk] migration */
+    char migrate_feature[64];
+    int migrate_downtime;       /* ms */
+    int migrate_bandwidth;      /* MiB/s, 0: unlimited */
+    int timeout_migrate;        /* seconds per GiB of RAM */
+    int migrate_unsafe;
     /* [node NAME] of this node */
     char uri[256];
     char domain[128];
     char desktop_cores[128]; /* cpulist, "" if not set */
     vd_device devices[VD_MAX_DEVICES];
     int ndevices;
+    char migrate_uri[256];
+    char migrate_address[128];
+    int desktop_slots;
+    /* every [node NAME] section, in file order */
+    vd_peer peers[VD_MAX_NODES];
+    int npeers;
 } vd_conf;
 
 /* The node vdesk acts for: $SLURMD_NODENAME (slurmd sets it for Prolog and
@@ -126,5 +165,11 @@ int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
 int vd_conf_find(const char *path, const char *node, vd_conf *conf, vd_err *err);
 
 const char *vd_role_name(vd_role role);
+
+/* The peer table's entry of node `name`, NULL if the file has none. */
+const vd_peer *vd_conf_peer(const vd_conf *conf, const char *name);
+
+/* The node whose home desktop is `domain`, NULL if none. */
+const vd_peer *vd_conf_home_of(const vd_conf *conf, const char *domain);
 
 #endif

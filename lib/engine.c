@@ -28,6 +28,7 @@
 #include "hv.h"
 #include "journal.h"
 #include "pci.h"
+#include "place.h"
 
 
 /* One operation in progress: what every step needs. */
@@ -388,6 +389,9 @@ static int mode_shrink(op *o, const vd_request *req, vd_err *err)
     return STEP(o, "pin", err, vd_hv_dom_pin(o->hv, o->conf->domain, o->conf->desktop_cores, err));
 }
 
+/* Below, with the way home: it shares the restore's waiting for libvirt. */
+static int mode_migrate(op *o, const vd_request *req, vd_err *err);
+
 static int apply(op *o, vd_mode mode, const vd_request *req, vd_err *err)
 {
     snprintf(o->j.used, sizeof(o->j.used), "%s", vd_mode_name(mode));
@@ -396,8 +400,7 @@ static int apply(op *o, vd_mode mode, const vd_request *req, vd_err *err)
     case VD_MODE_SAVE: return mode_save(o, req, err);
     case VD_MODE_SHUTDOWN: return mode_shutdown(o, req, err);
     case VD_MODE_SHRINK: return mode_shrink(o, req, err);
-    case VD_MODE_MIGRATE:
-        return vd_err_set(err, "migrate is not available in this version of vdesk");
+    case VD_MODE_MIGRATE: return mode_migrate(o, req, err);
     default:
         return vd_err_set(err, "mode %s cannot be applied", vd_mode_name(mode));
     }
@@ -550,6 +553,248 @@ static int settle(op *o, vd_dom_info *st, vd_err *err)
                               st->what, budget / 1000, o->conf->domain);
         nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
     }
+}
+
+/* --- migrate: the desktop runs on at another node ------------------------
+ *
+ * The desktop leaves with its definition (hv.h): afterwards exactly one
+ * daemon has it. The journal's `where` names the node it was sent to, but
+ * only as a hint: coming home looks for it, home first (docs/design.md,
+ * "Migration"). */
+
+/* This node's entry in the peer table: how peers reach its daemon. */
+static const vd_peer *self_peer(const op *o)
+{
+    return vd_conf_peer(o->conf, o->conf->node);
+}
+
+/* The migration's deadline: timeout_migrate per GiB of the desktop's RAM,
+ * rounded up, at least 10 s, within the budget. */
+static int migrate_ms(const op *o, unsigned long long kib)
+{
+    long long gib = (long long)((kib + (1ULL << 20) - 1) >> 20);
+    long long s = (long long)o->conf->timeout_migrate * (gib ? gib : 1);
+    if (s < 10)
+        s = 10;
+    return left_ms(o, s * 1000 > INT_MAX ? INT_MAX : (int)(s * 1000));
+}
+
+static void migration_note(op *o, const char *from, const char *to, long long t0,
+                           const vd_migrate_stats *st)
+{
+    struct vd_report_migration *m = &o->rep->migration;
+    snprintf(m->from, sizeof(m->from), "%s", from);
+    snprintf(m->to, sizeof(m->to), "%s", to);
+    m->ms = mono_ms() - t0;
+    m->downtime_ms = st->downtime_ms;
+    m->data_bytes = st->data_bytes;
+    m->iterations = st->iterations;
+}
+
+static vd_migrate_params migrate_params_to(const op *o, const vd_peer *to, int timeout_ms)
+{
+    return (vd_migrate_params){ .dest_uri = to->migrate_uri, .data_uri = to->migrate_address,
+                                .downtime_ms = o->conf->migrate_downtime,
+                                .bandwidth_mib = o->conf->migrate_bandwidth,
+                                .unsafe = o->conf->migrate_unsafe, .timeout_ms = timeout_ms };
+}
+
+/* What peer p's daemon says about its room; -1 when it does not answer
+ * (it is then no candidate). */
+static int target_room(const op *o, const vd_peer *p, vd_place_cand *c, vd_err *err)
+{
+    vd_hv *hv;
+    int active = 0;
+    if (vd_hv_open(p->migrate_uri, &hv, err) < 0)
+        return -1;
+    int rc = 0;
+    if (vd_hv_free_memory_kib(hv, &c->free_kib, err) < 0 || vd_hv_active_count(hv, &active, err) < 0)
+        rc = -1;
+    vd_hv_close(hv);
+    c->slots_free = p->desktop_slots - active;
+    c->order = (int)(p - o->conf->peers);
+    return rc;
+}
+
+/* The target among the request's idle nodes (vd_place_pick); `why` says
+ * why there is none. */
+static const vd_peer *target_pick(op *o, const vd_request *req, unsigned long long need_kib,
+                                  vd_err *err)
+{
+    vd_place_cand cand[VD_MAX_NODES];
+    const vd_peer *peer[VD_MAX_NODES];
+    int n = 0, asked = 0;
+    char skipped[256] = "";
+    for (int i = 0; i < req->ntargets && n < VD_MAX_NODES; i++) {
+        const vd_peer *p = vd_conf_peer(o->conf, req->targets[i]);
+        vd_err why;
+        if (!p || !p->migrate_uri[0] || !strcmp(p->name, o->conf->node))
+            continue;
+        asked++;
+        if (target_room(o, p, &cand[n], &why) == 0)
+            peer[n++] = p;
+        else if (!skipped[0])
+            snprintf(skipped, sizeof(skipped), "; %s does not answer: %.160s", p->name, why.msg);
+    }
+    int best = vd_place_pick(cand, n, need_kib);
+    if (best >= 0)
+        return peer[best];
+    if (!asked)
+        vd_err_set(err, "no idle node to migrate to (Slurm offered %d with feature '%s' and "
+                   "migrate_uri in %s)", req->ntargets, o->conf->migrate_feature, o->conf->path);
+    else
+        vd_err_set(err, "none of %d idle node(s) has room for %llu MiB and a free desktop slot%s",
+                   asked, need_kib / 1024, skipped);
+    return NULL;
+}
+
+static int mode_migrate(op *o, const vd_request *req, vd_err *err)
+{
+    const vd_peer *self = self_peer(o), *to;
+    unsigned long long kib;
+    if (!self || !self->migrate_uri[0])
+        return vd_err_set(err, "migrate needs migrate_uri = in [node %s] of %s", o->conf->node,
+                          o->conf->path);
+    if (vd_hv_dom_memory_kib(o->hv, o->conf->domain, &kib, err) < 0 ||
+        !(to = target_pick(o, req, kib, err)))
+        return -1;
+    /* Neither a GPU's state nor an IB function's migrates: they stay. */
+    if (unplug(o, req, 0, err) < 0)
+        return -1;
+    snprintf(o->j.where, sizeof(o->j.where), "%s", to->name);
+    char step[96];
+    snprintf(step, sizeof(step), "migrate %s", to->name);
+    vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
+    vd_migrate_stats st;
+    long long t0 = mono_ms();
+    if (STEP(o, step, err, vd_hv_dom_migrate(o->hv, o->conf->domain, &mp, &st, err)) < 0) {
+        o->j.where[0] = '\0';   /* it runs on here (hv.h): the next mode takes over */
+        vd_err why;
+        if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
+            vd_err_prefix(err, "%s; and", why.msg);
+        return -1;
+    }
+    migration_note(o, o->conf->node, to->name, t0, &st);
+    return 0;
+}
+
+/* The daemon that has the desktop now, other than home: the journal's
+ * `where` first, then every peer that migrates. *found NULL: none has it. */
+static int desktop_find(op *o, const vd_peer **found, vd_hv **hv, vd_dom_info *st, vd_err *err)
+{
+    const vd_peer *first = o->j.where[0] ? vd_conf_peer(o->conf, o->j.where) : NULL;
+    *found = NULL;
+    *hv = NULL;
+    for (int i = -1; i < o->conf->npeers; i++) {
+        const vd_peer *p = i < 0 ? first : &o->conf->peers[i];
+        vd_err why;
+        if (!p || !p->migrate_uri[0] || !strcmp(p->name, o->conf->node) || (i >= 0 && p == first))
+            continue;
+        if (vd_hv_open(p->migrate_uri, hv, &why) < 0)
+            continue;   /* a node that is down has no running desktop */
+        if (vd_hv_dom_info(*hv, o->conf->domain, st, &why) == 0 && st->state != VD_DOM_MISSING) {
+            *found = p;
+            return 0;
+        }
+        vd_hv_close(*hv);
+        *hv = NULL;
+    }
+    return vd_err_set(err, "desktop %s is neither here nor on any node of %s that answers: a node "
+                      "holding it may be down; start it, then run 'vdeskctl recover'",
+                      o->conf->domain, o->conf->path);
+}
+
+/* Waits until the peer's daemon is done with the desktop (a migration in
+ * or out), like settle() at home. */
+static int settle_on(op *o, vd_hv *hv, vd_dom_info *st, vd_err *err)
+{
+    long long deadline = mono_ms() + left_ms(o, settle_budget_ms(o->conf));
+    while (st->busy) {
+        if (mono_ms() >= deadline)
+            return vd_err_set(err, "VM %s is still %s on %s: run 'vdeskctl recover' later",
+                              o->conf->domain, st->what, vd_hv_uri(hv));
+        nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
+        if (vd_hv_dom_info(hv, o->conf->domain, st, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The definition at home, off, while the desktop runs elsewhere: renamed
+ * DOMAIN.stale-MS (kept for an admin, its disks untouched), so that the
+ * desktop can come home under its own name. */
+static int stale_home_set_aside(op *o, vd_err *err)
+{
+    vd_dom_state s;
+    char aside[sizeof(o->conf->domain) + 32];
+    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0 || s != VD_DOM_SHUTOFF)
+        return s == VD_DOM_MISSING ? 0 : -1;
+    snprintf(aside, sizeof(aside), "%s.stale-%lld", o->conf->domain, vd_now_ms());
+    if (STEP(o, "set aside stale definition", err, vd_hv_dom_rename(o->hv, o->conf->domain, aside, err)) < 0)
+        return -1;
+    drain(o, "vdesk: %s was defined again on %s while it ran on %s; that definition is kept as %s: "
+          "remove it when seen, then 'scontrol update nodename=%s state=resume'", o->conf->domain,
+          o->conf->node, o->j.where[0] ? o->j.where : "another node", aside, o->conf->node);
+    return 0;
+}
+
+/* Brings a migrated desktop home, live if it runs (a paused one comes
+ * paused), its definition alone if it is off; from here on converge()
+ * treats it like any desktop at home. A desktop already home (the
+ * migration never happened, or was aborted) only has `where` cleared. */
+static int come_home(op *o, vd_err *err)
+{
+    vd_dom_info st;
+    if (settle(o, &st, err) < 0)
+        return -1;
+    /* A definition at home that is off while the desktop was sent away is
+     * not the desktop (someone defined it again, or its start was refused
+     * by the lock manager): the running one elsewhere is, and comes home
+     * over it. */
+    int sent = o->j.where[0] || !strcmp(o->j.used, "migrate");
+    const vd_peer *at = NULL;
+    vd_hv *away = NULL;
+    if (st.state == VD_DOM_SHUTOFF && sent && desktop_find(o, &at, &away, &st, NULL) == 0 &&
+        st.state == VD_DOM_SHUTOFF) {
+        vd_hv_close(away);
+        away = NULL;
+        at = NULL;
+    }
+    if (st.state == VD_DOM_MISSING || at) {
+        const vd_peer *self = self_peer(o);
+        if (!self || !self->migrate_uri[0]) {
+            vd_hv_close(away);
+            return vd_err_set(err, "desktop %s is away, and [node %s] of %s has no migrate_uri to "
+                              "bring it home by", o->conf->domain, o->conf->node, o->conf->path);
+        }
+        if (!at && desktop_find(o, &at, &away, &st, err) < 0)
+            return -1;
+        if (stale_home_set_aside(o, err) < 0) {
+            vd_hv_close(away);
+            return -1;
+        }
+        int rc = settle_on(o, away, &st, err);
+        unsigned long long kib = 0;
+        if (rc == 0 && vd_hv_dom_memory_kib(away, o->conf->domain, &kib, err) < 0)
+            rc = -1;
+        vd_migrate_params mp = migrate_params_to(o, self, migrate_ms(o, kib));
+        mp.offline = st.state == VD_DOM_SHUTOFF;
+        vd_migrate_stats ms;
+        char step[96];
+        snprintf(step, sizeof(step), "home from %s", at->name);
+        long long t0 = mono_ms();
+        if (rc == 0)
+            rc = STEP(o, step, err, vd_hv_dom_migrate(away, o->conf->domain, &mp, &ms, err));
+        if (rc == 0)
+            migration_note(o, at->name, o->conf->node, t0, &ms);
+        vd_hv_close(away);
+        if (rc < 0)
+            return vd_err_prefix(err, "bringing %s home from %s", o->conf->domain, at->name);
+    }
+    if (!o->j.where[0])
+        return 0;
+    o->j.where[0] = '\0';
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
 }
 
 /* Whether the VM is the one restored from the save file: vdesk journals
@@ -867,6 +1112,11 @@ static int converge(op *o, vd_err *err)
     back_fail f;
     if (pending_shutdown_settle(o, err) < 0)
         return -1;
+    /* Wherever a migration left it (or was leaving it), it comes home
+     * first; then it is a desktop like any other. */
+    const vd_peer *self = self_peer(o);
+    if ((o->j.where[0] || (self && self->migrate_uri[0])) && come_home(o, err) < 0)
+        return -1;
     if (bring_back_vm(o, &f, &why) < 0) {
         if (f == BACK_DEVICES)
             return vd_err_set(err, "%s stays off until its devices can go to it: %s", o->conf->domain,
@@ -906,6 +1156,10 @@ static int journal_check(const op *o, vd_err *err)
     if (o->j.save_file[0] && (save_path(o, want, sizeof(want), err) < 0 || strcmp(o->j.save_file, want)))
         return vd_err_set(err, "%s/journal.json: save_file '%s' is not vdesk's save file %s",
                           o->conf->state_dir, o->j.save_file, want);
+    const vd_peer *where = o->j.where[0] ? vd_conf_peer(o->conf, o->j.where) : NULL;
+    if (o->j.where[0] && (!where || !where->migrate_uri[0] || !strcmp(o->j.where, o->conf->node)))
+        return vd_err_set(err, "%s/journal.json: where '%s' is not a node of %s that takes migrated "
+                          "desktops", o->conf->state_dir, o->j.where, o->conf->path);
     for (int i = 0; i < o->j.ndevs; i++)
         if (!conf_device(o->conf, o->j.devs[i].alias))
             return vd_err_set(err, "%s/journal.json: device '%s' is not one of [node %s] in %s",
@@ -1069,7 +1323,9 @@ static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, 
         if (stops_vm(chain[i]) && !snapped++)
             snapshot(o);
         if (apply(o, chain[i], req, &why) == 0) {
-            outcome(o, "desktop %s %s%s%s", o->conf->domain, o->j.used, tried[0] ? " after " : "", tried);
+            char used[sizeof(o->j.used) + sizeof(o->j.where) + 16];
+            snprintf(used, sizeof(used), "%s%s", o->j.where[0] ? "migrated to " : o->j.used, o->j.where);
+            outcome(o, "desktop %s %s%s%s", o->conf->domain, used, tried[0] ? " after " : "", tried);
             rc = 0;
         } else if (snprintf(tried + len, size - len, "%s%s failed: %s", len ? "; " : "",
                             vd_mode_name(chain[i]), why.msg) >= (int)(size - len)) {
@@ -1282,7 +1538,9 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
     int snapped = o->j.snapshot[0] != '\0';
     if (hv_connect(o, err) < 0 || converge(o, err) < 0)
         return -1;
-    if (!o->rep->outcome[0])
+    if (!o->rep->outcome[0] && o->rep->migration.to[0])
+        outcome(o, "desktop %s back from %s (was migrate)", o->conf->domain, o->rep->migration.from);
+    else if (!o->rep->outcome[0])
         outcome(o, "desktop %s back (was %s)", o->conf->domain, o->rep->used);
     /* The epilog holds the node (and its lock) while it merges: a third of
      * what is left of the budget at most; an unfinished merge is aborted,
@@ -1415,6 +1673,8 @@ void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size)
     int n = 0;
     if (j.phase == VD_PRESENT)
         n = snprintf(buf, size, "desktop %s here", conf->domain);
+    else if (j.phase == VD_EVICTED && j.where[0])
+        n = snprintf(buf, size, "desktop %s on %s for", conf->domain, j.where);
     else if (j.phase == VD_EVICTED)
         n = snprintf(buf, size, "desktop %s %s for", conf->domain, mode_words(j.used));
     else
@@ -1449,6 +1709,11 @@ void vd_report_format(const vd_report *rep, char *buf, size_t size)
     for (int i = 0; i < rep->nphases && n > 0 && (size_t)n < size; i++)
         n += snprintf(buf + n, size - (size_t)n, "%s%s:%ld%s", i ? "," : "", rep->phases[i].name,
                       rep->phases[i].ms, rep->phases[i].ok ? "" : "!");
+    const struct vd_report_migration *m = &rep->migration;
+    if (m->to[0] && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " migrated=%s>%s:%lldms,downtime=%lldms,data=%lldMiB,"
+                      "iterations=%lld", m->from, m->to, m->ms, m->downtime_ms,
+                      m->data_bytes < 0 ? -1 : m->data_bytes >> 20, m->iterations);
     if (n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " outcome=\"%s\"", rep->outcome);
 }
@@ -1475,6 +1740,17 @@ char *vd_report_json(const vd_report *rep)
         json_object_array_add(phases, p);
     }
     json_object_object_add(o, "phases", phases);
+    const struct vd_report_migration *m = &rep->migration;
+    if (m->to[0]) {
+        json_object *mo = json_object_new_object();
+        json_object_object_add(mo, "from", json_object_new_string(m->from));
+        json_object_object_add(mo, "to", json_object_new_string(m->to));
+        json_object_object_add(mo, "ms", json_object_new_int64(m->ms));
+        json_object_object_add(mo, "downtime_ms", json_object_new_int64(m->downtime_ms));
+        json_object_object_add(mo, "data_bytes", json_object_new_int64(m->data_bytes));
+        json_object_object_add(mo, "iterations", json_object_new_int64(m->iterations));
+        json_object_object_add(o, "migration", mo);
+    }
     char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return s;

@@ -40,6 +40,11 @@ typedef struct vd_report {
     vd_phase_time phases[VD_MAX_PHASES];
     int nphases;
     long total_ms;
+    /* a migration this operation made (away or home); to[0] == 0: none */
+    struct vd_report_migration {
+        char from[64], to[64];
+        long long ms, downtime_ms, data_bytes, iterations;   /* -1: not known */
+    } migration;
 } vd_report;
 
 /* What the evicting job asks for. */
@@ -49,6 +54,11 @@ typedef struct vd_request {
     int timeout_s;       /* 0: the configured step timeouts */
     const char *gpus;    /* SLURM_JOB_GPUS ("0,2"), NULL: every GPU (shrink) */
     int budget_s;        /* the whole operation's time, 0: unbounded (see below) */
+    /* migrate: the nodes Slurm says are idle, carry migrate_feature and are
+     * not the job's (vd_slurm_idle_nodes), any order; the engine asks each
+     * one's libvirt for room and picks by vd_place_pick. */
+    char **targets;
+    int ntargets;
 } vd_request;
 
 /* Budgets. Slurm kills a prolog or epilog that runs past its
@@ -100,7 +110,8 @@ int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn hold
 
 /* The desktop's state in a few words, from its journal, for the node's
  * Comment in Slurm: "desktop desk-n1 here", "desktop desk-n1 saved for job
- * 12", "desktop desk-n1 evicting (interrupted? see vdeskctl status)". */
+ * 12", "desktop desk-n1 on n3 for job 12" (migrated), "desktop desk-n1
+ * evicting (interrupted? see vdeskctl status)". */
 void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size);
 
 /* Puts `note` ("" for none) before the report's outcome: what the caller

@@ -1330,3 +1330,118 @@ int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, const char *b
     free(target);
     return rc;
 }
+
+/* --- live migration (hv.h) --- */
+
+static int migrate_params(const vd_migrate_params *p, virTypedParameterPtr *tp, int *n)
+{
+    int max = 0;
+    *tp = NULL;
+    *n = 0;
+    if (p->data_uri && p->data_uri[0] &&
+        virTypedParamsAddString(tp, n, &max, VIR_MIGRATE_PARAM_URI, p->data_uri) < 0)
+        return -1;
+    if (p->bandwidth_mib > 0 &&
+        virTypedParamsAddULLong(tp, n, &max, VIR_MIGRATE_PARAM_BANDWIDTH,
+                                (unsigned long long)p->bandwidth_mib) < 0)
+        return -1;
+    return 0;
+}
+
+static long long job_stat(virTypedParameterPtr tp, int n, const char *name)
+{
+    unsigned long long v;
+    return virTypedParamsGetULLong(tp, n, name, &v) == 1 ? (long long)v : -1;
+}
+
+/* The completed job's figures, from the target. Best effort: a migration
+ * that worked is not failed for want of its statistics. */
+static void migrate_stats_read(const char *dest_uri, const char *dom, vd_migrate_stats *st)
+{
+    virConnectPtr c = virConnectOpen(dest_uri);
+    virDomainPtr d = c ? virDomainLookupByName(c, dom) : NULL;
+    virTypedParameterPtr tp = NULL;
+    int type = 0, n = 0;
+    if (d && virDomainGetJobStats(d, &type, &tp, &n, VIR_DOMAIN_JOB_STATS_COMPLETED) == 0) {
+        st->total_ms = job_stat(tp, n, VIR_DOMAIN_JOB_TIME_ELAPSED);
+        st->downtime_ms = job_stat(tp, n, VIR_DOMAIN_JOB_DOWNTIME);
+        st->data_bytes = job_stat(tp, n, VIR_DOMAIN_JOB_MEMORY_PROCESSED);
+        st->iterations = job_stat(tp, n, VIR_DOMAIN_JOB_MEMORY_ITERATION);
+        virTypedParamsFree(tp, n);
+    }
+    virResetLastError();
+    if (d)
+        virDomainFree(d);
+    if (c)
+        virConnectClose(c);
+}
+
+int vd_hv_dom_migrate(vd_hv *hv, const char *dom, const vd_migrate_params *p, vd_migrate_stats *stats,
+                      vd_err *err)
+{
+    *stats = (vd_migrate_stats){ -1, -1, -1, -1 };
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    virTypedParameterPtr tp = NULL;
+    int n = 0, rc = 0;
+    guard *g = NULL;
+    unsigned flags = VIR_MIGRATE_PEER2PEER | VIR_MIGRATE_PERSIST_DEST | VIR_MIGRATE_UNDEFINE_SOURCE |
+                     (p->offline ? VIR_MIGRATE_OFFLINE : VIR_MIGRATE_LIVE) |
+                     (p->unsafe ? VIR_MIGRATE_UNSAFE : 0);
+    /* Set on the source before the job: QEMU takes it when it decides to
+     * stop the guest for the last pass. */
+    if (!p->offline && p->downtime_ms > 0 && virDomainMigrateSetMaxDowntime(d, (unsigned long long)p->downtime_ms, 0) < 0)
+        rc = vd_err_set(err, "VM %s: cannot set the migration downtime limit to %d ms: %s", dom,
+                        p->downtime_ms, lv_msg());
+    if (rc == 0 && migrate_params(p, &tp, &n) < 0)
+        rc = vd_err_set(err, "VM %s: out of memory building the migration parameters", dom);
+    if (rc == 0)
+        rc = guard_start(&g, hv, dom, p->timeout_ms, GUARD_ABORT_JOB, err);
+    if (rc == 0 && virDomainMigrateToURI3(d, p->dest_uri, tp, (unsigned)n, flags) < 0)
+        rc = vd_err_set(err, "VM %s: cannot migrate to %s: %s", dom, p->dest_uri, lv_msg());
+    if (guard_stop(g))
+        rc = vd_err_set(err, "VM %s: migration to %s took over %d s (timeout_migrate): aborted, the "
+                        "VM runs on here", dom, p->dest_uri, p->timeout_ms / 1000);
+    virTypedParamsFree(tp, n);
+    virDomainFree(d);
+    if (rc == 0 && !p->offline)
+        migrate_stats_read(p->dest_uri, dom, stats);
+    return rc;
+}
+
+int vd_hv_dom_memory_kib(vd_hv *hv, const char *dom, unsigned long long *kib, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    unsigned long m = virDomainGetMaxMemory(d);
+    virDomainFree(d);
+    if (m == 0)
+        return vd_err_set(err, "VM %s: cannot read its memory size: %s", dom, lv_msg());
+    *kib = m;
+    return 0;
+}
+
+int vd_hv_free_memory_kib(vd_hv *hv, unsigned long long *kib, vd_err *err)
+{
+    unsigned long long b = virNodeGetFreeMemory(hv->conn);
+    if (b == 0)
+        return vd_err_set(err, "libvirt %s: cannot read the host's free memory: %s", hv->uri, lv_msg());
+    *kib = b / 1024;
+    return 0;
+}
+
+int vd_hv_dom_rename(vd_hv *hv, const char *dom, const char *new_name, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "rename it", virDomainRename(d, new_name, 0));
+}
+
+int vd_hv_active_count(vd_hv *hv, int *count, vd_err *err)
+{
+    int n = virConnectNumOfDomains(hv->conn);
+    if (n < 0)
+        return vd_err_set(err, "libvirt %s: cannot count its running VMs: %s", hv->uri, lv_msg());
+    *count = n;
+    return 0;
+}

@@ -204,4 +204,49 @@ int vd_hv_disk_commit(vd_hv *hv, const char *dom, const char *top, const char *b
  * ("0-1"); NULL unpins (all host CPUs). Live only. */
 int vd_hv_dom_pin(vd_hv *hv, const char *dom, const char *cpulist, vd_err *err);
 
+/* --- live migration (docs/design.md, "Migration") ---
+ *
+ * Peer to peer: the source daemon connects to the target daemon itself, so
+ * the caller needs no connection to the target for the move; vdesk opens
+ * one only to look (room, stats). The domain's definition moves with it
+ * (PERSIST_DEST | UNDEFINE_SOURCE): after a migration exactly one daemon
+ * has the desktop, so no crash recovery can boot a second copy of it on
+ * the same disk elsewhere, and libvirt's lock manager refuses one that
+ * someone starts by hand. */
+typedef struct vd_migrate_params {
+    const char *dest_uri;  /* the target daemon as the source daemon reaches it */
+    const char *data_uri;  /* where QEMU sends the memory ("tcp://host"), NULL: libvirt's choice */
+    int downtime_ms;       /* the longest pause at the switch-over, 0: QEMU's 300 ms */
+    int bandwidth_mib;     /* MiB/s, 0: unlimited */
+    int unsafe;            /* storage libvirt cannot tell is shared (a test bed's local disk) */
+    int timeout_ms;        /* the migration is aborted then; the VM runs on at the source */
+    int offline;           /* a shut-off domain: only its definition moves */
+} vd_migrate_params;
+
+typedef struct vd_migrate_stats {
+    long long total_ms;     /* libvirt's own time for the job */
+    long long downtime_ms;  /* the guest's pause at the switch-over */
+    long long data_bytes;   /* memory sent */
+    long long iterations;   /* passes over the dirty memory */
+} vd_migrate_stats;
+
+/* Live-migrates `dom` to p->dest_uri. On failure or timeout the VM runs on
+ * at the source, as it was (libvirt's contract for an aborted migration).
+ * On success *stats holds the job's figures, read from the target (the
+ * source no longer has the domain); any of them the driver does not give
+ * stay -1. */
+int vd_hv_dom_migrate(vd_hv *hv, const char *dom, const vd_migrate_params *p, vd_migrate_stats *stats,
+                      vd_err *err);
+
+/* The domain's memory (KiB, its maximum) and the daemon's free memory
+ * (KiB), for choosing a target with room. */
+int vd_hv_dom_memory_kib(vd_hv *hv, const char *dom, unsigned long long *kib, vd_err *err);
+int vd_hv_free_memory_kib(vd_hv *hv, unsigned long long *kib, vd_err *err);
+
+/* Renames a shut-off domain (its definition only; disks are untouched). */
+int vd_hv_dom_rename(vd_hv *hv, const char *dom, const char *new_name, vd_err *err);
+
+/* How many domains run (or are paused) on the daemon. */
+int vd_hv_active_count(vd_hv *hv, int *count, vd_err *err);
+
 #endif

@@ -259,6 +259,7 @@ static int get_fields(json_object *o, vd_journal *j, const char *path, vd_err *e
         get_str(o, "step", j->step, sizeof(j->step), path, err) < 0 ||
         get_str(o, "save_file", j->save_file, sizeof(j->save_file), path, err) < 0 ||
         get_str(o, "snapshot", j->snapshot, sizeof(j->snapshot), path, err) < 0 ||
+        get_str(o, "where", j->where, sizeof(j->where), path, err) < 0 ||
         get_int(o, "pinned", 0, 1, &pinned, path, err) < 0 ||
         get_int(o, "save_used", 0, 1, &save_used, path, err) < 0 ||
         get_int(o, "since_ms", 0, INT64_MAX, &since, path, err) < 0)
@@ -552,6 +553,7 @@ static json_object *to_json(const vd_journal *j)
     put(o, "save_used", json_object_new_int(j->save_used), &ok);
     put(o, "snapshot", json_object_new_string(j->snapshot), &ok);
     put(o, "pinned", json_object_new_int(j->pinned), &ok);
+    put(o, "where", json_object_new_string(j->where), &ok);
     put(o, "since_ms", json_object_new_int64(j->since_ms), &ok);
     for (int i = 0; i < j->njobs; i++)
         put(jobs, NULL, json_object_new_int64(j->jobs[i]), &ok);

@@ -47,6 +47,9 @@ typedef struct vd_journal {
                                 * journals without the key read as 0) */
     char snapshot[PATH_MAX];   /* disk layer frozen at eviction, "" if none */
     int pinned;                /* vCPUs pinned to the desktop cores (shrink) */
+    char where[64];            /* migrate: the node the desktop was sent to ("" none;
+                                * journals without the key read as ""). A hint:
+                                * the desktop is looked for, not taken to be there */
     unsigned jobs[VD_MAX_JOBS];
     int njobs;
     vd_saved_dev devs[VD_MAX_DEVICES];

@@ -644,3 +644,75 @@ int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size,
     }
     return holds;
 }
+
+/* --- nodes that can take a visiting desktop (migrate) --- */
+
+static int has_feature(const char *features, const char *feature)
+{
+    size_t n = strlen(feature);
+    for (const char *s = features; s && *s;) {
+        size_t len = strcspn(s, ",");
+        if (len == n && !strncmp(s, feature, n))
+            return 1;
+        s += len + (s[len] == ',');
+    }
+    return 0;
+}
+
+int vd_slurm_node_takes_visitor(unsigned state, const char *features, const char *feature)
+{
+    const unsigned busy = NODE_STATE_DRAIN | NODE_STATE_COMPLETING | NODE_STATE_NO_RESPOND |
+                          NODE_STATE_RES | NODE_STATE_MAINT | NODE_STATE_FAIL | NODE_STATE_PLANNED |
+                          NODE_STATE_REBOOT_REQUESTED | NODE_STATE_POWERED_DOWN |
+                          NODE_STATE_POWERING_DOWN | NODE_STATE_POWERING_UP |
+                          NODE_STATE_POWER_DOWN | NODE_STATE_POWER_UP;
+    return (state & NODE_STATE_BASE) == NODE_STATE_IDLE && !(state & busy) &&
+           has_feature(features, feature);
+}
+
+void vd_slurm_names_free(char **names, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+static int name_excluded(vd_hostlist hl, const char *name)
+{
+    return hl && slurm_hostlist_find(hl, name) >= 0;
+}
+
+int vd_slurm_idle_nodes(const char *feature, const char *exclude, char ***names, int *n, vd_err *err)
+{
+    node_info_msg_t *resp = NULL;
+    *names = NULL;
+    *n = 0;
+    if (init(err) < 0)
+        return vd_err_prefix(err, "cannot list idle nodes");
+    if (slurm_load_node((time_t)0, &resp, SHOW_ALL) != SLURM_SUCCESS)
+        return vd_err_set(err, "cannot list the nodes: %s", slurm_strerror(errno));
+    vd_hostlist hl = exclude && *exclude ? slurm_hostlist_create(exclude) : NULL;
+    char **out = calloc(resp->record_count ? resp->record_count : 1, sizeof(*out));
+    int rc = out ? 0 : vd_err_set(err, "out of memory listing idle nodes");
+    for (uint32_t i = 0; rc == 0 && i < resp->record_count; i++) {
+        const node_info_t *ni = &resp->node_array[i];
+        if (!ni->name || name_excluded(hl, ni->name) ||
+            !vd_slurm_node_takes_visitor(ni->node_state, ni->features_act ? ni->features_act : ni->features,
+                                         feature))
+            continue;
+        if (!(out[*n] = strdup(ni->name)))
+            rc = vd_err_set(err, "out of memory listing idle nodes");
+        else
+            (*n)++;
+    }
+    if (hl)
+        slurm_hostlist_destroy(hl);
+    slurm_free_node_info_msg(resp);
+    if (rc < 0) {
+        vd_slurm_names_free(out, *n);
+        *n = 0;
+        return -1;
+    }
+    *names = out;
+    return 0;
+}

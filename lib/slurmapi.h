@@ -89,4 +89,17 @@ int vd_slurm_node_comment(const char *node, const char *state, vd_err *err);
  * "COMPLETED", "unknown to Slurm"), or "" on -1. */
 int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err);
 
+/* Whether a node in Slurm `state` (node_info_t's node_state) with
+ * `features` ("a,b") may take a visiting desktop: idle, and none of
+ * drain, completing, not responding, reserved, maintenance, failing,
+ * planned for a job, reboot asked, powered (or powering) down or up; and
+ * `feature` among its features. Pure: unit-tested. */
+int vd_slurm_node_takes_visitor(unsigned state, const char *features, const char *feature);
+
+/* The nodes that may take a visiting desktop now (the rule above), less
+ * those of `exclude` (the job's node list, "n[1-4]"; NULL: none), as a
+ * malloc'd list for vd_slurm_names_free, in slurmctld's order. */
+int vd_slurm_idle_nodes(const char *feature, const char *exclude, char ***names, int *n, vd_err *err);
+void vd_slurm_names_free(char **names, int n);
+
 #endif

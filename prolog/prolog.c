@@ -16,6 +16,7 @@
 
 #include "common.h"
 #include "journal.h"
+#include "slurmapi.h"
 
 /* What a job sent is echoed in logs and records: one line, printable. */
 static void printable(char *s)
@@ -64,6 +65,28 @@ static void request_check(const vd_conf *conf, vd_request *req, char *refused, s
         req->timeout_s = (int)v;
 }
 
+/* Whether migrate is among the modes the job may get. */
+static int may_migrate(const vd_conf *conf, const vd_request *req)
+{
+    int in_policy = 0;
+    for (int i = 0; i < conf->npolicy; i++)
+        in_policy |= conf->policy[i] == VD_MODE_MIGRATE;
+    return req->mode == VD_MODE_MIGRATE || in_policy;
+}
+
+/* The nodes Slurm says may take the desktop now, never the job's own
+ * (SLURM_JOB_NODELIST, which slurmd sets). Without an answer there is no
+ * target, and the chain moves on. */
+static void targets_find(const vd_conf *conf, vd_request *req)
+{
+    vd_err err;
+    if (!may_migrate(conf, req))
+        return;
+    if (vd_slurm_idle_nodes(conf->migrate_feature, getenv("SLURM_JOB_NODELIST"), &req->targets,
+                            &req->ntargets, &err) < 0)
+        syslog(LOG_WARNING, "job %u: no migration targets: %s", req->job, err.msg);
+}
+
 int main(int argc, char **argv)
 {
     int args = node_args(argc, argv, "vdesk-prolog");
@@ -81,10 +104,12 @@ int main(int argc, char **argv)
     if (refused[0])
         syslog(LOG_WARNING, "job %u: %s", req.job, refused);
     node_reconcile(&conf, req.job, released, sizeof(released));
+    targets_find(&conf, &req);
     req.budget_s = node_budget_left(req.budget_s, t0);
     vd_report rep;
     vd_err err;
     rc = vd_evict(&conf, &req, &rep, &err);
+    vd_slurm_names_free(req.targets, req.ntargets);
     if (rc < 0)
         fprintf(stderr, "vdesk-prolog: %s\n", err.msg);
     vd_report_prefix(&rep, released);

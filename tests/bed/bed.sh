@@ -9,7 +9,13 @@
 #                   ARGS: extra kernel arguments (vdesk.ignore_power=1, acpiphp.disable=1)
 #
 # Knobs (environment, read by bed_up):
-#   VDESK_BED_PORT     first of 8 TCP ports on 127.0.0.1 (default: a free range)
+#   VDESK_BED_PORT     first of 20 TCP ports on 127.0.0.1 (default: a free range)
+#   VDESK_BED_MIGRATION=1   one libvirt daemon per node (n1 on DIR/libvirt, n2 on
+#                      DIR/libvirt-n2, ...), each listening on TCP for its peers,
+#                      with its own migration ports and host UUID, and libvirt's
+#                      lock manager (virtlockd, lock_manager = "lockd") in each:
+#                      the desktops' disks under DIR/guests are one "shared
+#                      storage" all of them reach (bed_node_uri, bed_peer_uri)
 #   VDESK_CACHE        guest boot files and libvirt's capability cache (build/cache)
 #   VDESK_BED_PROLOG / VDESK_BED_EPILOG   programs for slurm.conf Prolog=/Epilog=
 #   VDESK_BED_PLUGSTACK                   lines for plugstack.conf
@@ -56,7 +62,7 @@ bed__pick_ports() {
     for _ in $(seq 50); do
         base=$((20000 + (RANDOM % 400) * 20))
         ok=1
-        for i in $(seq 0 7); do bed__port_free $((base + i)) || { ok=0; break; }; done
+        for i in $(seq 0 19); do bed__port_free $((base + i)) || { ok=0; break; }; done
         [ "$ok" = 1 ] && { echo "$base"; return; }
     done
     echo 0
@@ -147,7 +153,9 @@ EOF
         for n in $BED_NODES; do
             local gres=
             case " ${VDESK_BED_GPU_NODES:-} " in *" $n "*) gres=" Gres=gpu:1" ;; esac
-            echo "NodeName=$n NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((port + i)) CPUs=2 RealMemory=1000$gres State=UNKNOWN"
+            local feat=
+            [ "${VDESK_BED_MIGRATION:-0}" = 1 ] && feat=" Features=vdesk"
+            echo "NodeName=$n NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((port + i)) CPUs=2 RealMemory=1000$gres$feat State=UNKNOWN"
             i=$((i + 1))
         done
         echo "PartitionName=desk Nodes=${BED_NODES// /,} Default=YES MaxTime=INFINITE State=UP"
@@ -182,11 +190,16 @@ bed__slurm() {
     return 1
 }
 
-# The daemon runs in its own mount namespace, where /etc/libvirt,
-# /var/lib/libvirt, /run/libvirt, ... are the bed's directories (nothing of
-# the machine's own libvirt is touched).
+# bed__libvirt [NODE]: the bed's libvirt daemon (NODE: the one of NODE in a
+# migration bed, DIR/libvirt-NODE; none or n1: DIR/libvirt). It runs in its
+# own mount namespace, where /etc/libvirt, /var/lib/libvirt, /run/libvirt,
+# ... are the bed's directories (nothing of the machine's own libvirt is
+# touched); in a migration bed virtlockd runs first in the same namespace.
 bed__libvirt() {
-    local l=$BED/libvirt d
+    local node=${1:-n1} l name=libvirtd d k
+    l=$(bed__libvirt_dir "$BED" "$node")
+    [ "$node" = n1 ] || name=libvirtd-$node
+    k=$(bed__node_index "$node")
     mkdir -p "$l"/{etc,lib,log,run} "$VDESK_CACHE/libvirt"
     for d in /etc/libvirt /var/lib/libvirt /var/log/libvirt /var/cache/libvirt /run/libvirt; do
         mkdir -p "$d"
@@ -200,6 +213,13 @@ mdns_adv = 0
 host_uuid = "$(cat /proc/sys/kernel/random/uuid)"
 log_outputs = "2:file:$l/libvirtd.log"
 EOF
+    local listen=
+    if [ "${VDESK_BED_MIGRATION:-0}" = 1 ]; then
+        listen=--listen
+        printf 'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "127.0.0.1"\ntcp_port = "%s"\nauth_tcp = "none"\n' \
+            "$(bed__tcp_port "$node")" >>"$l/etc/libvirtd.conf"
+        printf 'log_outputs = "3:file:%s/virtlockd.log"\n' "$l" >"$l/etc/virtlockd.conf"
+    fi
     # Debian's defaults run QEMU as libvirt-qemu, with libvirt's DAC driver
     # giving it each file it needs (VDESK_BED_QEMU_USER=libvirt-qemu); the
     # default bed runs it as root, which hides permission problems.
@@ -214,9 +234,12 @@ security_driver = "none"
 stdio_handler = "file"
 cgroup_controllers = [ ]
 namespaces = [ ]
-migration_port_min = $((BED_PORT + 6))
-migration_port_max = $((BED_PORT + 7))
+migration_port_min = $((BED_PORT + 6 + 3 * k))
+migration_port_max = $((BED_PORT + 7 + 3 * k))
 EOF
+    # Locks on the disk files themselves (qemu-lockd.conf's default,
+    # auto_disk_leases): every daemon's virtlockd sees the same files.
+    [ -n "$listen" ] && echo 'lock_manager = "lockd"' >>"$l/etc/qemu.conf"
     # namespaces = [ ]: no private /dev per guest. The bed's libvirtd already
     # runs in its own mount namespace, and inside a chroot (make check's
     # second platform) QEMU 10 could not open /dev/urandom in that private /dev.
@@ -228,7 +251,8 @@ EOF
         echo 'libvirt-qemu:x:64055:64055:vdesk test bed:/var/lib/libvirt:/usr/sbin/nologin' >>"$l/passwd"
     getent group libvirt-qemu >/dev/null || echo 'libvirt-qemu:x:64055:' >>"$l/group"
     getent group kvm >/dev/null || echo 'kvm:x:64056:' >>"$l/group"
-    bed__start libvirtd "$l/libvirtd.out" unshare -m --propagation private -- sh -ec '
+    # virtlockd gets its own pid file: the default is on the host's /run.
+    bed__start "$name" "$l/libvirtd.out" unshare -m --propagation private -- sh -ec '
         mount --bind "$1/etc" /etc/libvirt
         mount --bind "$1/lib" /var/lib/libvirt
         mount --bind "$1/log" /var/log/libvirt
@@ -236,11 +260,39 @@ EOF
         mount --bind "$1/run" /run/libvirt
         mount --bind "$1/passwd" /etc/passwd
         mount --bind "$1/group" /etc/group
-        exec libvirtd -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
-    ' bed-libvirtd "$l" "$VDESK_CACHE/libvirt"
-    bed__wait_up libvirtd 10 test -S "$l/run/libvirt-sock" &&
-        bed__wait_up libvirtd 10 "$BED_BUILD/tests/bedctl" ping ||
-        bed__fail libvirtd "$l/libvirtd.log" "no answer on $l/run/libvirt-sock (see also $l/libvirtd.out)"
+        if [ -n "$3" ]; then
+            virtlockd -d -f /etc/libvirt/virtlockd.conf -p /run/libvirt/virtlockd.pid
+        fi
+        exec libvirtd $3 -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
+    ' bed-libvirtd "$l" "$VDESK_CACHE/libvirt" "$listen"
+    bed__wait_up "$name" 10 test -S "$l/run/libvirt-sock" &&
+        bed__wait_up "$name" 10 "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$l/run/libvirt-sock" ping ||
+        bed__fail "$name" "$l/libvirtd.log" "no answer on $l/run/libvirt-sock (see also $l/libvirtd.out)"
+}
+
+# The daemons of a migration bed: n1's is DIR/libvirt (the bed's only one
+# otherwise), each other node's DIR/libvirt-NODE.
+bed__libvirt_dir() { if [ "$2" = n1 ]; then echo "$1/libvirt"; else echo "$1/libvirt-$2"; fi; }
+bed__node_index() { case $1 in n2) echo 1 ;; n3) echo 2 ;; *) echo 0 ;; esac; }
+bed__tcp_port() { echo $((BED_PORT + 8 + 3 * $(bed__node_index "$1"))); }
+
+# bed_node_uri DIR NODE: the URI of NODE's own daemon (the one vdesk.conf's
+# uri = names); bed_peer_uri NODE: the TCP one its peers migrate to (after
+# bed_up, or with VDESK_BED_PORT set).
+bed_node_uri() {
+    local n=$2
+    [ "${VDESK_BED_MIGRATION:-0}" = 1 ] || n=n1
+    echo "qemu:///system?socket=$(bed__libvirt_dir "$1" "$n")/run/libvirt-sock"
+}
+bed_peer_uri() { local BED_PORT=${VDESK_BED_PORT:-$VDESK_BED_PORT_BASE}; echo "qemu+tcp://127.0.0.1:$(bed__tcp_port "$1")/system"; }
+
+bed__libvirts() {
+    local n
+    bed__libvirt n1 || return 1
+    [ "${VDESK_BED_MIGRATION:-0}" = 1 ] || return 0
+    for n in $BED_NODES; do
+        [ "$n" = n1 ] || bed__libvirt "$n" || return 1
+    done
 }
 
 bed_up() {
@@ -251,12 +303,13 @@ bed_up() {
     VDESK_CACHE=${VDESK_CACHE:-$BED_BUILD/cache}
     [ -x "$BED_BUILD/tests/bedctl" ] || { bed__log "$BED_BUILD/tests/bedctl missing: run make"; return 1; }
     BED_PORT=$(bed__pick_ports)
-    [ "$BED_PORT" != 0 ] || { bed__log "no free range of 8 TCP ports found"; return 1; }
+    [ "$BED_PORT" != 0 ] || { bed__log "no free range of 20 TCP ports found"; return 1; }
     local t0
     t0=$(date +%s%N)
     cat >"$BED/env" <<EOF
 export VDESK_BED="$BED"
 export VDESK_BED_PORT_BASE=$BED_PORT
+export VDESK_BED_MIGRATION=${VDESK_BED_MIGRATION:-0}
 export SLURM_CONF="$BED/slurm/slurm.conf"
 export LIBVIRT_DEFAULT_URI="qemu:///system?socket=$BED/libvirt/run/libvirt-sock"
 export VDESK_CACHE="$VDESK_CACHE"
@@ -264,7 +317,7 @@ EOF
     # shellcheck disable=SC1091
     . "$BED/env"
     bed__slurm_conf "$BED_PORT"
-    bed__munge && bed__libvirt && bed__slurm || { bed_down "$BED" keep; return 1; }
+    bed__munge && bed__libvirts && bed__slurm || { bed_down "$BED" keep; return 1; }
     BED_UP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
     bed__log "up in $BED_UP_MS ms: $BED (source $BED/env to use it)"
 }
@@ -293,7 +346,7 @@ bed__stop() {
 # NAME.pid per guest; driver.pid beside them is the daemon's own lock).
 bed_qemu_pids() {
     local f
-    for f in "$1"/libvirt/run/qemu/*.pid; do
+    for f in "$1"/libvirt/run/qemu/*.pid "$1"/libvirt-n*/run/qemu/*.pid; do
         [ -f "$f" ] && [ "$(basename "$f")" != driver.pid ] && echo "$(cat "$f")"   # no newline in them
     done
     return 0
@@ -318,10 +371,12 @@ bed_down() {
     local dir=${1:?usage: bed_down DIR [keep]} keep=${2:-} name pid
     [ -f "$dir/pids" ] || { bed__log "no bed in $dir"; return 0; }
     dir=$(cd "$dir" && pwd)
-    if [ -S "$dir/libvirt/run/libvirt-sock" ]; then
-        "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$dir/libvirt/run/libvirt-sock" purge-all ||
+    local l
+    for l in "$dir"/libvirt "$dir"/libvirt-n*; do
+        [ -S "$l/run/libvirt-sock" ] || continue
+        "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$l/run/libvirt-sock" purge-all ||
             bed__log "could not purge guests through libvirt; stopping their QEMUs by PID"
-    fi
+    done
     local qemus
     qemus=$(bed_qemu_pids "$dir")
     for pid in $qemus; do bed__stop qemu "$pid"; done
@@ -404,7 +459,8 @@ bed_disk() {
 
 # bed_vdesk_files DIR: vdesk's node side for a bed in DIR (before bed_up):
 # DIR/vdesk/vdesk.conf with a section per node (desktop desk-nN on the bed's
-# libvirtd, stand-in devices gpu ua-gpu0 and ib ua-ib0, desktop core 1), and
+# libvirtd, stand-in devices gpu ua-gpu0 and ib ua-ib0, desktop core 1; in a
+# migration bed each node's own daemon, its migrate_uri and address), and
 # DIR/vdesk/prolog and epilog, which slurmd runs. slurmd gives them a clean
 # environment, so they set VDESK_CONF themselves; a test that writes a step
 # name into DIR/vdesk/crash makes the next one crash there (VDESK_TEST_CRASH,
@@ -415,6 +471,11 @@ bed_disk() {
 # rebinds them between vfio-pci and their host drivers.
 bed_vdesk_files() {
     local dir=$1 hw=${2:-} d n p gpu ib
+    # A migration bed's vdesk.conf names the daemons' TCP ports: fix them now.
+    if [ "${VDESK_BED_MIGRATION:-0}" = 1 ] && [ -z "${VDESK_BED_PORT:-}" ]; then
+        VDESK_BED_PORT=$(bed__pick_ports)
+        export VDESK_BED_PORT
+    fi
     d=$dir/vdesk
     mkdir -p "$d"
     {
@@ -430,9 +491,11 @@ min_shutdown_grace = 2
 EOF
         [ -n "$hw" ] && printf 'sysfs_root = %s/hw/sys\ndev_root = %s/hw/dev\nproc_root = %s/hw/proc\n' \
             "$dir" "$dir" "$dir"
+        [ "${VDESK_BED_MIGRATION:-0}" = 1 ] && printf 'migrate_unsafe = yes\n'
         for n in $BED_NODES; do
-            printf '\n[node %s]\nuri = qemu:///system?socket=%s\ndomain = desk-%s\n' \
-                "$n" "$dir/libvirt/run/libvirt-sock" "$n"
+            printf '\n[node %s]\nuri = %s\ndomain = desk-%s\n' "$n" "$(bed_node_uri "$dir" "$n")" "$n"
+            [ "${VDESK_BED_MIGRATION:-0}" = 1 ] &&
+                printf 'migrate_uri = %s\nmigrate_address = tcp://127.0.0.1\n' "$(bed_peer_uri "$n")"
             gpu= ib=
             [ -n "$hw" ] && [ "$n" = n1 ] && gpu=" 0000:01:00.0" ib=" 0000:02:00.0"
             printf 'desktop_cores = 1\ndevice = gpu ua-gpu0%s\ndevice = ib ua-ib0%s\n' "$gpu" "$ib"
@@ -452,17 +515,18 @@ EOF
     done
 }
 
-# bed_libvirt_stop / bed_libvirt_start: stop the bed's libvirt daemon (SIGKILL,
-# as a crash would: its QEMUs keep running) and start a new one on the same
-# directories; it finds the domains and the running QEMUs again.
+# bed_libvirt_stop [NODE] / bed_libvirt_start: stop the bed's libvirt daemon
+# (NODE's in a migration bed; SIGKILL, as a crash would: its QEMUs keep
+# running) and start a new one on the same directories; it finds the
+# domains and the running QEMUs again.
 bed_libvirt_stop() {
     local pid
-    pid=$(cat "$VDESK_BED/libvirt/run/libvirtd.pid" 2>/dev/null) || return 1
+    pid=$(cat "$(bed__libvirt_dir "$VDESK_BED" "${1:-n1}")/run/libvirtd.pid" 2>/dev/null) || return 1
     kill -KILL "$pid"
     bed__wait 10 bed__pid_gone "$pid"
 }
 bed_libvirt_start() {
-    BED=$VDESK_BED
+    BED=$VDESK_BED BED_PORT=$VDESK_BED_PORT_BASE
     rm -f "$BED/libvirt/run/libvirt-sock" "$BED/libvirt/run/libvirt-sock-ro"
     bed__libvirt
 }

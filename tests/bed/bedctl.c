@@ -36,6 +36,8 @@ static int usage(void)
           "                                file, the unplugged devices' XML goes to FILE.ALIAS.xml\n"
           "  restore NAME MODE FILE        the bare calls of vdesk's restore after evict\n"
           "  cycle NAME MODE FILE          evict and restore in one process\n"
+          "  migrate NAME DEST-URI DATA-URI  live-migrate peer to peer (persist at DEST, undefine\n"
+          "                                here), print 'migrate MS downtime MS data BYTES'\n"
           "  save-plain NAME FILE          virDomainSaveFlags(d, FILE, NULL, 0) and nothing else\n"
           "  restore-plain FILE            virDomainRestoreFlags(conn, FILE, NULL, 0) and nothing else\n"
           "  evict, restore and the plain ones print the save or restore call's time:\n"
@@ -265,6 +267,20 @@ static int plain(const char *uri, char **argv, vd_err *err)
     return rc;
 }
 
+/* The bare migration vdesk's migrate mode makes (no unplug, journal or
+ * target choice): the benchmark's baseline and the test bed's way to move
+ * a guest by hand. Prints "migrate MS downtime MS data BYTES". */
+static int migrate(vd_hv *hv, const char *dom, const char *dest, const char *data, vd_err *err)
+{
+    vd_migrate_params p = { .dest_uri = dest, .data_uri = data, .unsafe = 1 };
+    vd_migrate_stats st;
+    long long t0 = now_ms();
+    if (vd_hv_dom_migrate(hv, dom, &p, &st, err) < 0)
+        return -1;
+    printf("migrate %lld downtime %lld data %lld\n", now_ms() - t0, st.downtime_ms, st.data_bytes);
+    return 0;
+}
+
 static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
 {
     const char *cmd = argv[0];
@@ -294,6 +310,8 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
     }
     if (!strcmp(cmd, "cycle") && argc == 4)
         return cycle(hv, argv[1], argv[2], argv[3], err);
+    if (!strcmp(cmd, "migrate") && argc == 4)
+        return migrate(hv, argv[1], argv[2], argv[3], err);
     if (!strcmp(cmd, "evict") && argc == 4)
         return evict(hv, argv[1], argv[2], argv[3], err);
     if (!strcmp(cmd, "restore") && argc == 4)

@@ -1,0 +1,187 @@
+#!/bin/bash
+# Live migration on a bed with one libvirt daemon per node (n1, n2, n3), each
+# with virtlockd, the disks on a directory all of them reach: a job with
+# --vdesk=migrate moves desk-n1 to an idle node, running, and the epilog
+# brings it home; no idle node hands over to the chain; a target that dies
+# mid-way leaves the desktop at home; a crash at every journalled step of
+# both ways is recovered; libvirt's lock manager refuses a second start.
+. "$(dirname "$0")/../lib.sh"
+
+BEDCTL=$T_BUILD/tests/bedctl
+DAEMONS="n1 n2 n3"
+
+t_setup() {
+    T_BED=$(mktemp -d /tmp/vdm.XXXXXX)
+    export VDESK_BED_MIGRATION=1
+    bed_vdesk_files "$T_BED"
+    VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
+    VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
+    VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
+        bed_up "$T_BED" || return 1
+    VDCONF=$VDESK_BED/vdesk/vdesk.conf
+    bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
+}
+t_teardown() { bed_down "$T_BED"; }
+
+vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
+on() { "$BEDCTL" -c "$(bed_node_uri "$VDESK_BED" "$1")" "${@:2}"; }
+records() { cat "$VDESK_BED/vdesk/state/n1/records.jsonl" 2>/dev/null; }
+admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
+
+# where: the daemons that have desk-n1 running, e.g. "n2" (none: "").
+where() {
+    local n out=
+    for n in $DAEMONS; do
+        case $(on "$n" state desk-n1) in running | paused) out="$out $n" ;; esac
+    done
+    echo "${out# }"
+}
+
+# heartbeats: every beat of the current boot on the console, in order.
+beats() {
+    grep -a $'^vdesk-hb boot=[0-9]* n=[0-9]*\r$' "$VDESK_BED/guests/desk-n1/console.log" |
+        sed -n 's/^vdesk-hb boot=\([0-9]*\) n=\([0-9]*\).*/\1 \2/p'
+}
+
+# assert_beats_whole BOOT FROM: from beat FROM of boot BOOT on, every beat is
+# there once, in order: the guest never restarted, went back or lost one.
+assert_beats_whole() {
+    local bad
+    bad=$(beats | awk -v b="$1" -v from="$2" '
+        $1 == b && $2 >= from { if (seen && $2 != last + 1) { print "beat " last " then " $2; exit } last = $2; seen = 1 }
+        $1 > b { print "boot " $1; exit }')
+    [ -z "$bad" ] || t_fail "desk-n1's heartbeat broke: $bad"
+}
+
+hb_after() {
+    local b n
+    read -r b n <<<"$(bed_hb desk-n1)"
+    [ "$b" = "$1" ] && [ "${n:-0}" -ge "$2" ]
+}
+
+# at_home BOOT N: desk-n1 runs on n1 alone, same boot, its heartbeat goes
+# on past N, both stand-in devices are plugged in again.
+at_home() {
+    assert_eq "$(where)" n1 "where desk-n1 runs"
+    t_poll 20 hb_after "$1" $(($2 + 3)) || t_fail "desk-n1's heartbeat stopped: $(bed_hb desk-n1)"
+    assert_eq "$(on n1 present desk-n1 ua-gpu0)$(on n1 present desk-n1 ua-ib0)" 11 "devices at home"
+    assert_match "$(vdeskctl --node n1 status)" "desktop: present"
+}
+
+start_job() {
+    local id
+    id=$(sbatch --parsable -w "$1" --vdesk="$2" -o /dev/null --wrap "sleep $3") || return 1
+    t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n1\] evict'" || return 1
+    echo "$id"
+}
+job_gone() { t_poll 60 job_done "$1" && t_poll 60 sh -c "'$T_BUILD/cli/vdeskctl' --conf '$VDCONF' --node n1 status | grep -q '^desktop: present'"; }
+
+# The whole way: away to an idle node while the job runs, running, without
+# the devices; the node's Comment says where; home after, devices back;
+# the heartbeat never restarts, goes back or skips.
+test_migrate_job_moves_the_desktop_away_and_home() {
+    local boot n id to rec
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    id=$(start_job n1 migrate 6)
+    to=$(where)
+    case $to in n2 | n3) ;; *) t_fail "desk-n1 runs on '$to' during job $id, not on an idle node" ;; esac
+    assert_eq "$(on n1 state desk-n1)" missing "n1 keeps no definition of a desktop that left"
+    assert_eq "$(on "$to" present desk-n1 ua-gpu0)$(on "$to" present desk-n1 ua-ib0)" 00 "devices away"
+    t_poll 20 hb_after "$boot" $((n + 3)) || t_fail "desk-n1 does not run on $to: $(bed_hb desk-n1)"
+    assert_match "$(admin_comment "$id")" "asked=migrate used=migrate devices=ua-gpu0,ua-ib0 .*migrate $to:[0-9]+ migrated=n1>$to:[0-9]+ms,downtime=[0-9]+ms,data=[0-9]+MiB,iterations=[0-9]+ outcome=\"desktop desk-n1 migrated to $to\""
+    assert_match "$(scontrol show node n1 | grep Comment)" "desktop desk-n1 on $to for job $id"
+    assert_match "$(vdeskctl --node n1 status)" "on $to"
+    job_gone "$id"
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+    rec=$(records | tail -n 1)
+    assert_match "$rec" "\"op\":\"restore\".*\"home from $to\".*\"migration\":\\{\"from\":\"$to\",\"to\":\"n1\",\"ms\":[0-9]+,\"downtime_ms\":[0-9]+,\"data_bytes\":[1-9][0-9]*,\"iterations\":[0-9]+\\}"
+}
+
+# No node to go to: the chain (save, shutdown) takes over, and says why.
+test_no_idle_node_hands_over_to_the_chain() {
+    local boot n id
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    scontrol update nodename=n2,n3 state=drain reason=t_migrate
+    id=$(start_job n1 migrate 2)
+    scontrol update nodename=n2,n3 state=resume
+    assert_match "$(admin_comment "$id")" "asked=migrate used=save .*outcome=\"desktop desk-n1 save after migrate failed: no idle node to migrate to"
+    job_gone "$id"
+    at_home "$boot" "$n"
+}
+
+# libvirt itself refuses a second copy: starting desk-n1 at home while it
+# runs on another node fails on the disk's lock; the epilog then sets that
+# definition aside and brings the real desktop home over it.
+test_start_at_home_while_away_is_refused_by_the_lock_manager() {
+    local boot n id to out
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    id=$(start_job n1 migrate 8)
+    to=$(where)
+    out=$(on n1 create "$VDESK_BED/guests/desk-n1/domain.xml" 2>&1) &&
+        t_fail "a second desk-n1 started at home while it runs on $to"
+    assert_match "$out" "lock|Lockspace resource"
+    assert_eq "$(where)" "$to" "the desktop after the refused start"
+    job_gone "$id"
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+    assert_match "$(sinfo -h -N -n n1 -o '%E')" "desk-n1 was defined again on n1 while it ran on $to; that definition is kept as desk-n1.stale-"
+    scontrol update nodename=n1 state=resume
+}
+
+# The target's daemon dies while the memory is on its way (bandwidth held
+# low so that it takes seconds): the migration fails, the desktop never
+# left, and the chain saves it instead.
+test_target_lost_mid_way_keeps_the_desktop_home() {
+    local boot n id pid
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    cp "$VDCONF" "$VDCONF.good"
+    sed -i 's/^migrate_unsafe = yes$/&\nmigrate_bandwidth = 8/' "$VDCONF"
+    scontrol update nodename=n3 state=drain reason=t_migrate
+    pid=$(cat "$VDESK_BED/libvirt-n2/run/libvirtd.pid")
+    id=$(sbatch --parsable -w n1 --vdesk=migrate -o /dev/null --wrap 'sleep 2')
+    t_poll 60 sh -c "grep -q '\"migrate n2\"' '$VDESK_BED/vdesk/state/n1/journal.json'"
+    sleep 1
+    kill -KILL "$pid"
+    t_poll 90 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n1\] evict'"
+    assert_match "$(admin_comment "$id")" "used=save .*migrate n2:[0-9]+!.*migrate failed: VM desk-n1: cannot migrate to"
+    job_gone "$id"
+    mv "$VDCONF.good" "$VDCONF"
+    scontrol update nodename=n3 state=resume
+    at_home "$boot" "$n"
+    BED=$VDESK_BED BED_PORT=$VDESK_BED_PORT_BASE bed__libvirt n2 || t_fail "n2's daemon did not start again"
+}
+
+# crash_at DIR STEP: the prolog (away) or the epilog (home) dies by SIGKILL
+# right after journalling STEP (STEP+: after taking it); vdeskctl recover
+# on n1 then brings the desktop home, with its session.
+crash_at() {
+    local way=$1 step=$2 boot n out
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    if [ "$way" = away ]; then
+        SLURM_JOB_ID=999 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
+            VDESK_TEST_CRASH=$step "$T_BUILD/prolog/vdesk-prolog" 2>/dev/null &&
+            t_fail "the prolog survived VDESK_TEST_CRASH=$step"
+    else
+        SLURM_JOB_ID=999 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
+            "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 || t_fail "the prolog before '$step'"
+        SLURM_JOB_ID=999 SLURMD_NODENAME=n1 VDESK_CONF=$VDCONF VDESK_TEST_CRASH=$step \
+            "$T_BUILD/prolog/vdesk-epilog" 2>/dev/null && t_fail "the epilog survived VDESK_TEST_CRASH=$step"
+    fi
+    out=$(vdeskctl --node n1 status) && t_fail "status exits 0 after the crash at '$step'"
+    out=$(vdeskctl --node n1 recover) || t_fail "recover after the crash at '$step': $out"
+    assert_match "$out" "outcome=\"recovered an operation interrupted while [a-z]+ at step '${step%+}'\""
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+    [ "$(on n2 state desk-n1)" = missing ] || t_fail "n2 kept desk-n1 after the crash at '$step'"
+}
+
+test_crash_at_every_journalled_step_of_a_migration_is_recovered() {
+    local step
+    scontrol update nodename=n3 state=drain reason=t_migrate
+    for step in "migrate n2" "migrate n2+"; do crash_at away "$step"; done
+    for step in "begin restore" "home from n2" "home from n2+" "replug ua-gpu0"; do crash_at home "$step"; done
+    scontrol update nodename=n3 state=resume
+}
+
+t_main
