@@ -11,6 +11,9 @@
 #   node/save: the curve: eviction and restore times by guest RAM and mode,
 #              vdesk versus the bare libvirt calls, save and restore versus
 #              the plain libvirt calls and the disk (tests/bench/curve.sh)
+#   migrate:   target choice over 10,000 simulated nodes; desk-n1 to n2 and
+#              back by vdesk versus the bare peer-to-peer migration, on a
+#              bed of its own with a daemon per node (tests/bench/migrate.sh)
 #   pci:       one whole-IOMMU-group rebind (to vfio-pci and back) on the
 #              sysfs emulator through lib/pci (a child process and a timeout
 #              per write, every result checked) versus the same writes bare
@@ -37,6 +40,8 @@ bench_src=$here/bench
 . "$bench_src/isolation.sh"
 # shellcheck source=tests/bench/curve.sh
 . "$bench_src/curve.sh"
+# shellcheck source=tests/bench/migrate.sh
+. "$bench_src/migrate.sh"
 
 bench_die() { echo "bench: $*" >&2; exit 1; }
 
@@ -54,7 +59,7 @@ bench_preflight() {
     for t in gnuplot taskset srun qemu-img; do
         command -v "$t" >/dev/null || bench_die "$t is missing (make bench installs what it needs)"
     done
-    for t in tests/bedctl tests/cpuwork tests/pcibench cli/vdeskctl spank/vdesk.so; do
+    for t in tests/bedctl tests/cpuwork tests/pcibench tests/placebench cli/vdeskctl spank/vdesk.so; do
         [ -x "$build/$t" ] || [ -f "$build/$t" ] || bench_die "$build/$t is missing: run make"
     done
     [ "$(cat /sys/devices/system/cpu/online)" != 0 ] || bench_die "the isolation benchmark needs 2 CPUs or more"
@@ -105,4 +110,5 @@ bench_spank || bench_die "spank benchmark failed"
 bench_isolation || bench_die "isolation benchmark failed"
 bench_curve || bench_die "curve benchmark failed"
 bench_pci || bench_die "pci benchmark failed"
+bench_migrate || bench_die "migrate benchmark failed"
 echo "bench: done in $((SECONDS - t0)) s, load average $(cut -d ' ' -f 1 /proc/loadavg) at the end; output in $bench_out"

@@ -260,7 +260,9 @@ EOF
         mount --bind "$1/run" /run/libvirt
         mount --bind "$1/passwd" /etc/passwd
         mount --bind "$1/group" /etc/group
-        if [ -n "$3" ]; then
+        # A daemon started again finds the first virtlockd (and its socket)
+        # still there: it keeps the locks, so it stays.
+        if [ -n "$3" ] && ! kill -0 "$(cat /run/libvirt/virtlockd.pid 2>/dev/null)" 2>/dev/null; then
             virtlockd -d -f /etc/libvirt/virtlockd.conf -p /run/libvirt/virtlockd.pid
         fi
         exec libvirtd $3 -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
@@ -527,8 +529,10 @@ bed_libvirt_stop() {
 }
 bed_libvirt_start() {
     BED=$VDESK_BED BED_PORT=$VDESK_BED_PORT_BASE
-    rm -f "$BED/libvirt/run/libvirt-sock" "$BED/libvirt/run/libvirt-sock-ro"
-    bed__libvirt
+    local l
+    l=$(bed__libvirt_dir "$BED" "${1:-n1}")
+    rm -f "$l/run/libvirt-sock" "$l/run/libvirt-sock-ro" "$l/run/libvirt-admin-sock"
+    bed__libvirt "${1:-n1}"
 }
 
 # bed_hw MACHINE: mounts the sysfs emulator (tests/sysfs/MACHINE.ini) at

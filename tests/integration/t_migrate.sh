@@ -149,7 +149,7 @@ test_target_lost_mid_way_keeps_the_desktop_home() {
     mv "$VDCONF.good" "$VDCONF"
     scontrol update nodename=n3 state=resume
     at_home "$boot" "$n"
-    BED=$VDESK_BED BED_PORT=$VDESK_BED_PORT_BASE bed__libvirt n2 || t_fail "n2's daemon did not start again"
+    bed_libvirt_start n2 || t_fail "n2's daemon did not start again"
 }
 
 # crash_at DIR STEP: the prolog (away) or the epilog (home) dies by SIGKILL

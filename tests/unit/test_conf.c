@@ -401,6 +401,61 @@ static void conf_path_honours_env(void **state)
     assert_string_equal(vd_conf_path(), VD_CONF_DEFAULT);
 }
 
+/* Every node section is in the peer table, with the migration keys and
+ * their defaults; bad migration values and a desktop name two migrating
+ * nodes share are refused. */
+static void peers_and_migration_keys(void **state)
+{
+    (void)state;
+    vd_conf c;
+    load_ok("[vdesk]\nmigrate_feature = desk.visitor\nmigrate_downtime = 150\n"
+            "migrate_bandwidth = 400\ntimeout_migrate = 20\nmigrate_unsafe = yes\n"
+            "[node n1]\nuri = qemu:///system\ndomain = desk-n1\n"
+            "migrate_uri = qemu+tls://n1/system\nmigrate_address = tcp://n1-ib:49152\n"
+            "[node n2]\nuri = qemu:///system\ndomain = desk-n2\nmigrate_uri = qemu+tls://n2/system\n"
+            "desktop_slots = 3\n"
+            "[node n3]\nuri = qemu:///system\ndomain = desk-n3\n", &c);
+    assert_string_equal(c.migrate_feature, "desk.visitor");
+    assert_int_equal(c.migrate_downtime, 150);
+    assert_int_equal(c.migrate_bandwidth, 400);
+    assert_int_equal(c.timeout_migrate, 20);
+    assert_int_equal(c.migrate_unsafe, 1);
+    assert_string_equal(c.migrate_uri, "qemu+tls://n1/system");
+    assert_int_equal(c.npeers, 3);
+    const vd_peer *p = vd_conf_peer(&c, "n2");
+    assert_non_null(p);
+    assert_string_equal(p->domain, "desk-n2");
+    assert_string_equal(p->migrate_uri, "qemu+tls://n2/system");
+    assert_string_equal(p->migrate_address, "");
+    assert_int_equal(p->desktop_slots, 3);
+    assert_int_equal(vd_conf_peer(&c, "n1")->desktop_slots, 2);
+    assert_string_equal(vd_conf_peer(&c, "n1")->migrate_address, "tcp://n1-ib:49152");
+    assert_string_equal(vd_conf_peer(&c, "n3")->migrate_uri, "");
+    assert_ptr_equal(vd_conf_home_of(&c, "desk-n3"), vd_conf_peer(&c, "n3"));
+    assert_null(vd_conf_peer(&c, "n4"));
+    assert_null(vd_conf_home_of(&c, "desk-n4"));
+    /* the defaults */
+    load_ok("[node n1]\nuri = qemu:///system\ndomain = d\n", &c);
+    assert_string_equal(c.migrate_feature, "vdesk");
+    assert_int_equal(c.migrate_downtime, 300);
+    assert_int_equal(c.timeout_migrate, 60);
+    assert_int_equal(c.migrate_unsafe, 0);
+    /* two nodes that do not migrate may still call their desktops alike */
+    load_ok("[node n1]\nuri = qemu:///system\ndomain = d\n[node n2]\nuri = qemu:///system\ndomain = d\n", &c);
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\nmigrate_uri = qemu+tcp://a/system\n"
+                   "[node n2]\nuri = qemu:///system\ndomain = d\nmigrate_uri = qemu+tcp://b/system\n",
+                   ":5: desktop d is the home desktop of [node n1] already, and both nodes migrate");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\nmigrate_address = n1-ib\n",
+                   "bad value 'migrate_address = n1-ib': must be tcp://HOST");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\nmigrate_uri = n1\n",
+                   "bad value 'migrate_uri = n1'");
+    assert_refused("[vdesk]\nmigrate_unsafe = maybe\n", "bad value 'migrate_unsafe = maybe'");
+    assert_refused("[vdesk]\nmigrate_feature = a,b\n", "must be one Slurm node feature");
+    assert_refused("[vdesk]\nmigrate_downtime = 0\n", "bad value 'migrate_downtime = 0'");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktop_slots = 0\n",
+                   "bad value 'desktop_slots = 0'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -420,6 +475,7 @@ int main(void)
         cmocka_unit_test(numbers_are_strict_decimal),
         cmocka_unit_test(missing_file_says_what_to_do),
         cmocka_unit_test(conf_path_honours_env),
+        cmocka_unit_test(peers_and_migration_keys),
     };
     return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }

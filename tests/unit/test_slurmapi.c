@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <slurm/slurm.h>
+
 #include "slurmapi.h"
 
 typedef struct gres_case {
@@ -251,9 +253,33 @@ static void admin_comment_of_a_big_job_stays_bounded(void **state)
     free(cur);
 }
 
+/* Which nodes may take a visiting desktop: idle with the feature, and no
+ * flag that says Slurm has other plans for it. */
+static void idle_nodes_with_the_feature_take_visitors(void **state)
+{
+    (void)state;
+    assert_true(vd_slurm_node_takes_visitor(NODE_STATE_IDLE, "vdesk", "vdesk"));
+    assert_true(vd_slurm_node_takes_visitor(NODE_STATE_IDLE, "gpu,vdesk,ib", "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_IDLE, "gpu,vdesk2", "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_IDLE, "xvdesk", "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_IDLE, "", "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_IDLE, NULL, "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_ALLOCATED, "vdesk", "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_MIXED, "vdesk", "vdesk"));
+    assert_false(vd_slurm_node_takes_visitor(NODE_STATE_DOWN, "vdesk", "vdesk"));
+    const unsigned flags[] = { NODE_STATE_DRAIN, NODE_STATE_COMPLETING, NODE_STATE_NO_RESPOND,
+                               NODE_STATE_RES, NODE_STATE_MAINT, NODE_STATE_FAIL,
+                               NODE_STATE_PLANNED, NODE_STATE_REBOOT_REQUESTED,
+                               NODE_STATE_POWERED_DOWN, NODE_STATE_POWERING_UP };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (vd_slurm_node_takes_visitor(NODE_STATE_IDLE | flags[i], "vdesk", "vdesk"))
+            fail_msg("an idle node with state flag %#x takes a visitor", flags[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(idle_nodes_with_the_feature_take_visitors),
         cmocka_unit_test(gres_strings_give_count_and_indices),
         cmocka_unit_test(no_slurmctld_is_a_clear_error),
         cmocka_unit_test(bad_gres_strings_are_flagged),
