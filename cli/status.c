@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "hv.h"
@@ -57,6 +58,14 @@ typedef struct gres_view {
     int ngpu;
 } gres_view;
 
+/* Where a migrating desktop of the cluster runs, as the daemons say. */
+typedef struct desk_view {
+    const vd_peer *home;
+    char on[64];       /* the node whose daemon has it, "" none found */
+    vd_dom_state state;
+    int copies;        /* daemons that have it running or paused */
+} desk_view;
+
 typedef struct status_view {
     const vd_conf *c;
     int reachable;                 /* libvirt answered */
@@ -71,6 +80,10 @@ typedef struct status_view {
     dev_view devs[VD_MAX_DEVICES];
     int wrong;                     /* devices on the wrong side */
     gres_view gres;
+    desk_view desks[VD_MAX_NODES];
+    int ndesks;
+    char silent[256];              /* peers whose daemons did not answer */
+    int disk_locked;               /* 1 locked by virtlockd, 0 not, -1 not known here */
     char problems[PROBLEMS_MAX][600];
     int nproblems;
 } status_view;
@@ -230,6 +243,111 @@ static void read_gres(status_view *v)
     }
 }
 
+/* --- the cluster's migrating desktops ----------------------------------- */
+
+static desk_view *desk_of(status_view *v, const char *dom)
+{
+    for (int i = 0; i < v->ndesks; i++)
+        if (!strcmp(v->desks[i].home->domain, dom))
+            return &v->desks[i];
+    return NULL;
+}
+
+/* One peer's daemon: which of the desktops it has, in what state. */
+static void read_peer(status_view *v, const vd_peer *p)
+{
+    vd_hv *hv = NULL;
+    vd_err err;
+    char **names = NULL;
+    int n = 0;
+    if (vd_hv_open(p->migrate_uri, &hv, &err) < 0 || vd_hv_dom_list(hv, &names, &n, &err) < 0) {
+        size_t len = strlen(v->silent);
+        snprintf(v->silent + len, sizeof(v->silent) - len, "%s%s", len ? ", " : "", p->name);
+        vd_hv_close(hv);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        desk_view *d = desk_of(v, names[i]);
+        vd_dom_state s;
+        if (!d || vd_hv_dom_state(hv, names[i], &s, &err) < 0)
+            continue;
+        int active = s == VD_DOM_RUNNING || s == VD_DOM_PAUSED;
+        d->copies += active;
+        if (active || !d->on[0]) {
+            snprintf(d->on, sizeof(d->on), "%s", p->name);
+            d->state = s;
+        }
+    }
+    vd_hv_names_free(names, n);
+    vd_hv_close(hv);
+}
+
+/* Every desktop of a node that migrates, found on the daemons of all such
+ * nodes: `vdeskctl status` on any node says where each one is. */
+static void read_desktops(status_view *v)
+{
+    const vd_conf *c = v->c;
+    if (!c->migrate_uri[0])
+        return;
+    for (int i = 0; i < c->npeers; i++)
+        if (c->peers[i].migrate_uri[0])
+            v->desks[v->ndesks++] = (desk_view){ .home = &c->peers[i], .state = VD_DOM_MISSING };
+    for (int i = 0; i < c->npeers; i++)
+        if (c->peers[i].migrate_uri[0])
+            read_peer(v, &c->peers[i]);
+    for (int i = 0; i < v->ndesks; i++)
+        if (v->desks[i].copies > 1)
+            problem(v, "desktop %s runs on %d nodes at once: its disk is not protected by libvirt's "
+                    "lock manager; see admin.md, \"Live migration\"", v->desks[i].home->domain,
+                    v->desks[i].copies);
+}
+
+/* Whether a running VM's disk (`path`) has a POSIX write lock held by
+ * virtlockd: libvirt's lock manager then refuses a second start of it
+ * anywhere the lock is seen. -1: cannot tell. */
+static int disk_locked_by_virtlockd(const char *path)
+{
+    struct stat st;
+    FILE *f = stat(path, &st) == 0 ? fopen("/proc/locks", "r") : NULL;
+    if (!f)
+        return -1;
+    char line[256];
+    int locked = 0;
+    while (!locked && fgets(line, sizeof(line), f)) {
+        unsigned long long ino;
+        int pid;
+        char kind[16], comm[32] = "", p[64];
+        if (sscanf(line, "%*s %15s %*s %*s %d %*x:%*x:%llu", kind, &pid, &ino) != 3 ||
+            strcmp(kind, "ADVISORY") || ino != (unsigned long long)st.st_ino)
+            continue;
+        snprintf(p, sizeof(p), "/proc/%d/comm", pid);
+        FILE *c = fopen(p, "r");
+        if (c && fgets(comm, sizeof(comm), c))
+            locked = !strncmp(comm, "virtlockd", 9);
+        if (c)
+            fclose(c);
+    }
+    fclose(f);
+    return locked;
+}
+
+static void read_disk_lock(status_view *v, vd_hv *hv)
+{
+    char **chain = NULL;
+    int n = 0;
+    vd_err err;
+    v->disk_locked = -1;
+    if (!hv || !v->c->migrate_uri[0] || (v->state != VD_DOM_RUNNING) ||
+        vd_hv_disk_chain(hv, v->c->domain, &chain, &n, &err) < 0)
+        return;
+    v->disk_locked = n > 0 ? disk_locked_by_virtlockd(chain[0]) : -1;
+    if (v->disk_locked == 0)
+        problem(v, "the disk of %s (%s) is not locked by virtlockd: a second copy of a migrating "
+                "desktop could start on it; set lock_manager = \"lockd\" in qemu.conf and run "
+                "virtlockd (admin.md, \"Live migration\")", v->c->domain, chain[0]);
+    vd_hv_names_free(chain, n);
+}
+
 static void status_read(status_view *v, const vd_conf *c)
 {
     vd_hv *hv = NULL;
@@ -245,6 +363,8 @@ static void status_read(status_view *v, const vd_conf *c)
                 ? "the desktop should hold them on vfio-pci"
                 : "the jobs should have them on their host drivers");
     read_gres(v);
+    read_disk_lock(v, hv);
+    read_desktops(v);
     vd_hv_close(hv);
 }
 
@@ -309,6 +429,27 @@ static void text_journal(const status_view *v)
         printf("  save file: %s\n", shown(j->save_file, b1, sizeof(b1)));
     if (j->snapshot[0])
         printf("  snapshot: %s\n", shown(j->snapshot, b1, sizeof(b1)));
+}
+
+static void text_desktops(const status_view *v)
+{
+    if (!v->ndesks)
+        return;
+    printf("desktops (where each node's libvirt daemon says they are):\n");
+    for (int i = 0; i < v->ndesks; i++) {
+        const desk_view *d = &v->desks[i];
+        if (!d->on[0])
+            printf("  %-14s home %-8s not found%s\n", d->home->domain, d->home->name,
+                   v->silent[0] ? " (a node that does not answer may have it)" : "");
+        else
+            printf("  %-14s home %-8s %s on %s%s\n", d->home->domain, d->home->name,
+                   vd_dom_state_name(d->state), d->on, strcmp(d->on, d->home->name) ? " (away)" : "");
+    }
+    if (v->silent[0])
+        printf("  no answer from the daemons of: %s\n", v->silent);
+    if (v->disk_locked >= 0)
+        printf("  disk of %s: %s\n", v->c->domain, v->disk_locked ? "locked by virtlockd"
+                                                                  : "NOT locked by virtlockd (!)");
 }
 
 static void text_devices(const status_view *v)
@@ -492,6 +633,21 @@ static json_object *json_records(const status_view *v)
     return a;
 }
 
+static json_object *json_desktops(const status_view *v)
+{
+    json_object *a = json_object_new_array();
+    for (int i = 0; i < v->ndesks; i++) {
+        const desk_view *d = &v->desks[i];
+        json_object *o = json_object_new_object();
+        add_str(o, "domain", d->home->domain);
+        add_str(o, "home", d->home->name);
+        json_object_object_add(o, "on", d->on[0] ? json_object_new_string(d->on) : NULL);
+        add_str(o, "state", d->on[0] ? vd_dom_state_name(d->state) : "not found");
+        json_object_array_add(a, o);
+    }
+    return a;
+}
+
 static int print_json(const status_view *v)
 {
     json_object *o = json_object_new_object(), *p = json_object_new_array();
@@ -504,6 +660,9 @@ static int print_json(const status_view *v)
     json_object_object_add(o, "devices", json_devices(v));
     json_object_object_add(o, "slurm_gres", json_gres(v));
     json_object_object_add(o, "records", json_records(v));
+    json_object_object_add(o, "desktops", json_desktops(v));
+    json_object_object_add(o, "disk_locked", v->disk_locked < 0 ? NULL
+                                             : json_object_new_boolean(v->disk_locked));
     for (int i = 0; i < v->nproblems; i++)
         json_object_array_add(p, json_object_new_string(v->problems[i]));
     json_object_object_add(o, "problems", p);
@@ -527,6 +686,7 @@ int cmd_status(const vd_conf *c, int json)
         text_vm(v);
         text_journal(v);
         text_devices(v);
+        text_desktops(v);
         text_gres(v);
         text_records(v);
         text_problems(v);

@@ -764,6 +764,14 @@ const vd_peer *vd_conf_peer(const vd_conf *conf, const char *name)
     return NULL;
 }
 
+int vd_conf_snapshot_dir_of(const vd_conf *conf, const char *node, char *out, size_t size)
+{
+    if (snprintf(out, size, "%s", conf->snapshot_tmpl[0] ? conf->snapshot_tmpl : conf->snapshot_dir) >=
+        (int)size)
+        return -1;
+    return expand_node(out, size, node);
+}
+
 const vd_peer *vd_conf_home_of(const vd_conf *conf, const char *domain)
 {
     for (int i = 0; i < conf->npeers; i++)
@@ -819,6 +827,7 @@ static int parse_file(const char *path, const char *node, vd_conf *conf, struct 
                    nodes[0] ? nodes : "none");
         return VD_CONF_NO_DESKTOP;
     }
+    snprintf(conf->snapshot_tmpl, sizeof(conf->snapshot_tmpl), "%s", conf->snapshot_dir);
     if (node && (expand_node(conf->state_dir, sizeof(conf->state_dir), node) < 0 ||
                  expand_node(conf->snapshot_dir, sizeof(conf->snapshot_dir), node) < 0))
         return vd_err_set(err, "%s: state_dir or snapshot_dir too long with %%n expanded (shorten "

@@ -107,6 +107,7 @@ typedef struct vd_conf {
     /* [vdesk] */
     char state_dir[PATH_MAX];
     char snapshot_dir[PATH_MAX];
+    char snapshot_tmpl[PATH_MAX];  /* snapshot_dir as written, %n not expanded */
     int snapshots_keep;
     vd_mode policy[VD_MAX_POLICY];
     int npolicy;
@@ -168,6 +169,10 @@ const char *vd_role_name(vd_role role);
 
 /* The peer table's entry of node `name`, NULL if the file has none. */
 const vd_peer *vd_conf_peer(const vd_conf *conf, const char *name);
+
+/* snapshot_dir as node `node` sees it (%n expanded to its name): where a
+ * visiting desktop of that node is saved (docs/design.md, "Migration"). */
+int vd_conf_snapshot_dir_of(const vd_conf *conf, const char *node, char *out, size_t size);
 
 /* The node whose home desktop is `domain`, NULL if none. */
 const vd_peer *vd_conf_home_of(const vd_conf *conf, const char *domain);

@@ -391,6 +391,7 @@ static int mode_shrink(op *o, const vd_request *req, vd_err *err)
 
 /* Below, with the way home: it shares the restore's waiting for libvirt. */
 static int mode_migrate(op *o, const vd_request *req, vd_err *err);
+static int save_file_aside(op *o, const char *why, vd_err *err);
 
 static int apply(op *o, vd_mode mode, const vd_request *req, vd_err *err)
 {
@@ -591,6 +592,18 @@ static void migration_note(op *o, const char *from, const char *to, long long t0
     m->iterations = st->iterations;
 }
 
+/* Where a visitor that cannot move on is saved: its home's snapshot
+ * directory, which every node reaches. */
+static int visitor_save_path(const vd_conf *c, const char *home, const char *dom, char *buf,
+                             size_t size, vd_err *err)
+{
+    char dir[PATH_MAX];
+    if (vd_conf_snapshot_dir_of(c, home, dir, sizeof(dir)) < 0 ||
+        snprintf(buf, size, "%s/%s.visitor.save", dir, dom) >= (int)size)
+        return vd_err_set(err, "%s: path of the visitor save file of %s too long", c->snapshot_dir, dom);
+    return 0;
+}
+
 static vd_migrate_params migrate_params_to(const op *o, const vd_peer *to, int timeout_ms)
 {
     return (vd_migrate_params){ .dest_uri = to->migrate_uri, .data_uri = to->migrate_address,
@@ -621,7 +634,7 @@ static int target_room(const op *o, const vd_peer *p, vd_place_cand *c, vd_err *
 static const vd_peer *target_pick(op *o, const vd_request *req, unsigned long long need_kib,
                                   vd_err *err)
 {
-    vd_place_cand cand[VD_MAX_NODES];
+    vd_place_cand cand[VD_MAX_NODES] = { { 0, 0, 0 } };
     const vd_peer *peer[VD_MAX_NODES];
     int n = 0, asked = 0;
     char skipped[256] = "";
@@ -720,6 +733,37 @@ static int settle_on(op *o, vd_hv *hv, vd_dom_info *st, vd_err *err)
     return 0;
 }
 
+/* A desktop saved as a visitor (visitors_leave) comes back from that file
+ * when it is found off; found running, the file is a save that did not
+ * finish (or was overtaken) and is kept aside, never restored. */
+static int visitor_file_settle(op *o, vd_err *err)
+{
+    char path[PATH_MAX];
+    vd_dom_state s;
+    if (visitor_save_path(o->conf, o->conf->node, o->conf->domain, path, sizeof(path), err) < 0)
+        return -1;
+    if (!file_exists(path) || !strcmp(o->j.save_file, path))
+        return 0;
+    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+        return -1;
+    char was[sizeof(o->j.save_file)];
+    snprintf(was, sizeof(was), "%s", o->j.save_file);
+    int was_used = o->j.save_used;
+    snprintf(o->j.save_file, sizeof(o->j.save_file), "%s", path);
+    o->j.save_used = 0;
+    if (s != VD_DOM_SHUTOFF) {
+        int rc = save_file_aside(o, "unused", err);
+        snprintf(o->j.save_file, sizeof(o->j.save_file), "%s", was);
+        o->j.save_used = was_used;
+        return rc;
+    }
+    /* Its own save file, if it has one, is older than the visitor's. */
+    if (file_exists(was) && !was_used)
+        lost(o, "%s had a save file %s from before it left; it comes back from the newer one it was "
+             "saved to as a visitor, and the older one is kept", o->conf->domain, was);
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
 /* The definition at home, off, while the desktop runs elsewhere: renamed
  * DOMAIN.stale-MS (kept for an admin, its disks untouched), so that the
  * desktop can come home under its own name. */
@@ -791,10 +835,100 @@ static int come_home(op *o, vd_err *err)
         if (rc < 0)
             return vd_err_prefix(err, "bringing %s home from %s", o->conf->domain, at->name);
     }
+    if (visitor_file_settle(o, err) < 0)
+        return -1;
     if (!o->j.where[0])
         return 0;
     o->j.where[0] = '\0';
     return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
+/* --- visitors: other nodes' desktops that migrated here ------------------
+ *
+ * A job wants the whole node, so a visitor leaves too: home if Slurm says
+ * its home is idle, else on to another idle node, else it is saved to its
+ * home's snapshot directory (shared storage, like its disk), where its home
+ * finds the file when it brings the desktop back (come_home). The visitor's
+ * state stays its home's: this node journals nothing for it, and its home
+ * looks for it wherever it went. */
+
+/* A target for visitor `dom` from this job's idle nodes: its home first
+ * when Slurm has it idle, else by vd_place_pick; never this node. */
+static const vd_peer *visitor_target(op *o, const vd_request *req, const vd_peer *home,
+                                     unsigned long long kib, vd_err *err)
+{
+    for (int i = 0; i < req->ntargets; i++)
+        if (!strcmp(req->targets[i], home->name) && home->migrate_uri[0]) {
+            vd_place_cand c;
+            vd_err why;
+            if (target_room(o, home, &c, &why) == 0 && vd_place_pick(&c, 1, kib) == 0)
+                return home;
+        }
+    return target_pick(o, req, kib, err);
+}
+
+static int visitor_save(op *o, const char *dom, const vd_peer *home, vd_err *err)
+{
+    char path[PATH_MAX], step[160];
+    if (visitor_save_path(o->conf, home->name, dom, path, sizeof(path), err) < 0)
+        return -1;
+    snprintf(step, sizeof(step), "visitor %s save", dom);
+    return STEP(o, step, err, vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err));
+}
+
+/* Moves visitor `dom` (home: `home`) off this node; says how in `done`. */
+static int visitor_leave(op *o, const vd_request *req, const char *dom, const vd_peer *home,
+                         char *done, size_t size, vd_err *err)
+{
+    unsigned long long kib = 0;
+    vd_err why;
+    const vd_peer *to = NULL;
+    if (vd_hv_dom_memory_kib(o->hv, dom, &kib, &why) == 0)
+        to = visitor_target(o, req, home, kib, &why);
+    if (to) {
+        char step[160];
+        vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
+        vd_migrate_stats st;
+        snprintf(step, sizeof(step), "visitor %s to %s", dom, to->name);
+        if (STEP(o, step, &why, vd_hv_dom_migrate(o->hv, dom, &mp, &st, &why)) == 0) {
+            snprintf(done, size, "visitor %s %s %s", dom, to == home ? "went home to" : "moved on to",
+                     to->name);
+            return 0;
+        }
+    }
+    if (visitor_save(o, dom, home, err) < 0)
+        return vd_err_prefix(err, "visitor %s could not move (%s) nor be saved", dom, why.msg);
+    snprintf(done, size, "visitor %s saved for its home %s (%.100s)", dom, home->name, why.msg);
+    return 0;
+}
+
+/* Every running desktop here whose home is another node leaves. Failures
+ * are recorded and drain the node; they do not undo this node's own
+ * eviction (the job may still run beside a visitor an admin then moves). */
+static void visitors_leave(op *o, const vd_request *req)
+{
+    char **names = NULL;
+    int n = 0;
+    vd_err why;
+    if (!o->hv || vd_hv_dom_list(o->hv, &names, &n, &why) < 0)
+        return;
+    for (int i = 0; i < n; i++) {
+        const vd_peer *home = vd_conf_home_of(o->conf, names[i]);
+        vd_dom_state s;
+        char done[200];
+        if (!home || !strcmp(home->name, o->conf->node) ||
+            vd_hv_dom_state(o->hv, names[i], &s, &why) < 0 ||
+            (s != VD_DOM_RUNNING && s != VD_DOM_PAUSED))
+            continue;
+        size_t len = strlen(o->rep->outcome);
+        if (visitor_leave(o, req, names[i], home, done, sizeof(done), &why) < 0) {
+            drain(o, "vdesk: %.300s; 'vdeskctl status' on %s says where it belongs, then 'scontrol "
+                  "update nodename=%s state=resume'", why.msg, home->name, o->conf->node);
+            snprintf(done, sizeof(done), "%.190s", why.msg);
+        }
+        snprintf(o->rep->outcome + len, sizeof(o->rep->outcome) - len, "%s%s", len ? "; " : "", done);
+    }
+    vd_hv_names_free(names, n);
 }
 
 /* Whether the VM is the one restored from the save file: vdesk journals
@@ -1153,7 +1287,11 @@ static int converge(op *o, vd_err *err)
 static int journal_check(const op *o, vd_err *err)
 {
     char want[PATH_MAX];
-    if (o->j.save_file[0] && (save_path(o, want, sizeof(want), err) < 0 || strcmp(o->j.save_file, want)))
+    char visitor[PATH_MAX];
+    if (o->j.save_file[0] && (save_path(o, want, sizeof(want), err) < 0 ||
+                              visitor_save_path(o->conf, o->conf->node, o->conf->domain, visitor,
+                                                sizeof(visitor), err) < 0 ||
+                              (strcmp(o->j.save_file, want) && strcmp(o->j.save_file, visitor))))
         return vd_err_set(err, "%s/journal.json: save_file '%s' is not vdesk's save file %s",
                           o->conf->state_dir, o->j.save_file, want);
     const vd_peer *where = o->j.where[0] ? vd_conf_peer(o->conf, o->j.where) : NULL;
@@ -1498,6 +1636,9 @@ int vd_evict(const vd_conf *conf, const vd_request *req, vd_report *rep, vd_err 
         if (rc == 0)
             rc = evict_present(&o, req, err);
     }
+    /* The job wants the whole node: other nodes' desktops leave too. */
+    if (rc == 0 && self_peer(&o) && self_peer(&o)->migrate_uri[0] && hv_connect(&o, err) == 0)
+        visitors_leave(&o, req);
     snprintf(rep->used, sizeof(rep->used), "%s", o.j.used);
     if (rc < 0 && !rep->drain[0])
         drain(&o, "vdesk: eviction failed on %s: %s; run 'vdeskctl status', then 'scontrol update "

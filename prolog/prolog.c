@@ -65,13 +65,14 @@ static void request_check(const vd_conf *conf, vd_request *req, char *refused, s
         req->timeout_s = (int)v;
 }
 
-/* Whether migrate is among the modes the job may get. */
+/* Whether the job may get migrate, or the node may host visitors (which
+ * leave for an idle node too). */
 static int may_migrate(const vd_conf *conf, const vd_request *req)
 {
     int in_policy = 0;
     for (int i = 0; i < conf->npolicy; i++)
         in_policy |= conf->policy[i] == VD_MODE_MIGRATE;
-    return req->mode == VD_MODE_MIGRATE || in_policy;
+    return req->mode == VD_MODE_MIGRATE || in_policy || conf->migrate_uri[0];
 }
 
 /* The nodes Slurm says may take the desktop now, never the job's own

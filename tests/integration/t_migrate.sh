@@ -4,7 +4,8 @@
 # --vdesk=migrate moves desk-n1 to an idle node, running, and the epilog
 # brings it home; no idle node hands over to the chain; a target that dies
 # mid-way leaves the desktop at home; a crash at every journalled step of
-# both ways is recovered; libvirt's lock manager refuses a second start.
+# both ways is recovered; libvirt's lock manager refuses a second start; a
+# job on a visitor's host moves the visitor on, or saves it for its home.
 . "$(dirname "$0")/../lib.sh"
 
 BEDCTL=$T_BUILD/tests/bedctl
@@ -127,6 +128,62 @@ test_start_at_home_while_away_is_refused_by_the_lock_manager() {
     assert_beats_whole "$boot" "$n"
     assert_match "$(sinfo -h -N -n n1 -o '%E')" "desk-n1 was defined again on n1 while it ran on $to; that definition is kept as desk-n1.stale-"
     scontrol update nodename=n1 state=resume
+}
+
+# desk_n2 up|down: n2's own desktop (a job on n2 evicts it first).
+desk_n2() {
+    if [ "$1" = up ]; then
+        LIBVIRT_DEFAULT_URI=$(bed_node_uri "$VDESK_BED" n2) bed_guest desk-n2 >/dev/null
+    else
+        on n2 purge desk-n2
+    fi
+}
+
+# A job lands on the node a visitor runs on: the visitor moves on to the
+# idle node left, and its home's epilog later finds it there.
+test_job_on_a_visitors_host_moves_it_on() {
+    local boot n a b
+    desk_n2 up
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    scontrol update nodename=n3 state=drain reason=t_migrate
+    a=$(start_job n1 migrate 30)
+    scontrol update nodename=n3 state=resume
+    assert_eq "$(where)" n2 "desk-n1 during job $a"
+    b=$(sbatch --parsable -w n2 --vdesk=save -o /dev/null --wrap 'sleep 3')
+    t_poll 60 sh -c "scontrol -o show job $b | grep -q 'AdminComment=.*vdesk\[n2\] evict'"
+    assert_match "$(admin_comment "$b")" "visitor desk-n1 to n3:[0-9]+ .*outcome=\"desktop desk-n2 save; visitor desk-n1 moved on to n3\""
+    assert_eq "$(where)" n3 "desk-n1 after job $b came to n2"
+    t_poll 60 job_done "$b"
+    scancel "$a"
+    job_gone "$a"
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+    assert_match "$(records | tail -n 1)" "\"home from n3\""
+    desk_n2 down
+}
+
+# No idle node for the visitor: it is saved where its home finds it, and
+# comes home from that file, its session whole.
+test_visitor_with_nowhere_to_go_is_saved_for_its_home() {
+    local boot n a b
+    desk_n2 up
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    scontrol update nodename=n3 state=drain reason=t_migrate
+    a=$(start_job n1 migrate 30)
+    b=$(sbatch --parsable -w n2 --vdesk=save -o /dev/null --wrap 'sleep 3')
+    t_poll 60 sh -c "scontrol -o show job $b | grep -q 'AdminComment=.*vdesk\[n2\] evict'"
+    assert_match "$(admin_comment "$b")" "visitor desk-n1 save:[0-9]+ .*visitor desk-n1 saved for its home n1"
+    assert_eq "$(on n2 state desk-n1)" shutoff "the saved visitor"
+    [ -s "$VDESK_BED/vdesk/snapshots/n1/desk-n1.visitor.save" ] || t_fail "no visitor save file in n1's snapshot_dir"
+    t_poll 60 job_done "$b"
+    scancel "$a"
+    job_gone "$a"
+    scontrol update nodename=n3 state=resume
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+    assert_match "$(records | tail -n 1)" "\"home from n2\".*\"restore\""
+    [ ! -e "$VDESK_BED/vdesk/snapshots/n1/desk-n1.visitor.save" ] || t_fail "the visitor save file outlived the restore"
+    desk_n2 down
 }
 
 # The target's daemon dies while the memory is on its way (bandwidth held
