@@ -70,9 +70,9 @@ PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
 FUZZ_ALL         := conf mode journal gres sysfs
 FUZZ_TARGETS     ?= $(FUZZ_ALL)
 FUZZ_SECONDS     ?= 60
-FUZZ_LIB_conf    := conf mode err
+FUZZ_LIB_conf    := conf cpulist mode err
 FUZZ_LIB_mode    := mode err
-FUZZ_LIB_journal := journal err
+FUZZ_LIB_journal := journal statedir err
 FUZZ_LIB_gres    := slurmapi err
 FUZZ_LIB_sysfs   := sysfs pci nvidia child err
 FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)

@@ -318,7 +318,7 @@ static int disk_locked_by_virtlockd(const char *path)
         int pid;
         char kind[16], comm[32] = "", p[64];
         if (sscanf(line, "%*s %15s %*s %*s %d %*x:%*x:%llu", kind, &pid, &ino) != 3 ||
-            strcmp(kind, "ADVISORY") || ino != (unsigned long long)st.st_ino)
+            strcmp(kind, "POSIX") || ino != (unsigned long long)st.st_ino)
             continue;
         snprintf(p, sizeof(p), "/proc/%d/comm", pid);
         FILE *c = fopen(p, "r");

@@ -55,12 +55,10 @@ static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd
 {
     char line[2048];
     vd_err rerr;
-    vd_report_format(rep, line, sizeof(line));
+    int kept = vd_record_keep(c->state_dir, rep, line, sizeof(line), &rerr);
     printf("%s\n", line);
-    char *json = vd_report_json(rep);
-    if (!json || vd_record_append(c->state_dir, json, &rerr) < 0)
-        fprintf(stderr, "vdeskctl: record not kept: %s\n", json ? rerr.msg : "out of memory");
-    free(json);
+    if (kept < 0)
+        fprintf(stderr, "vdeskctl: record not kept: %s\n", rerr.msg);
     if (rep->drain[0])
         printf("the node needs an admin: %s\n", rep->drain);
     if (rc < 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "conf.h"
+#include "cpulist.h"
 #include "pci.h"
 
 #include <ctype.h>
@@ -121,52 +122,6 @@ static int copy_str(char *dst, size_t size, const char *v)
         return -1;
     memcpy(dst, v, len + 1);
     return 0;
-}
-
-/* One CPU number of a cpulist, s[0..len). */
-static int cpu_number(const char *s, size_t len, long *out, char *why, size_t whylen)
-{
-    if (len == 0) {
-        snprintf(why, whylen, "an item or a range end is empty");
-        return -1;
-    }
-    if (strspn(s, DIGITS) < len || (s[0] == '0' && len > 1)) {
-        snprintf(why, whylen, "'%.*s' is not a decimal CPU number (digits only: no sign, "
-                 "no leading zero, no 0x)", (int)len, s);
-        return -1;
-    }
-    long n = 0;
-    for (size_t i = 0; i < len && n < VD_MAX_CPUS; i++)   /* stops before it can overflow */
-        n = n * 10 + (s[i] - '0');
-    if (n >= VD_MAX_CPUS) {
-        snprintf(why, whylen, "CPU %.*s is not below VD_MAX_CPUS (%d)", (int)len, s, VD_MAX_CPUS);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
-
-/* Checked here, not by hwloc: hwloc allocates a bitmap up to the highest
- * CPU named (half a gigabyte for 4294967294) and takes signs and 0x. */
-static int parse_cpulist(const char *v, char *why, size_t whylen)
-{
-    for (const char *s = v;; ) {
-        size_t len = strcspn(s, ",");
-        const char *dash = memchr(s, '-', len);
-        long lo, hi;
-        if (cpu_number(s, dash ? (size_t)(dash - s) : len, &lo, why, whylen) < 0)
-            return -1;
-        hi = lo;
-        if (dash && cpu_number(dash + 1, len - (size_t)(dash + 1 - s), &hi, why, whylen) < 0)
-            return -1;
-        if (lo > hi) {
-            snprintf(why, whylen, "range %ld-%ld goes down", lo, hi);
-            return -1;
-        }
-        if (!s[len])
-            return 0;
-        s += len + 1;
-    }
 }
 
 /* The kernel's spelling, DDDD:BB:DD.F in lower case: the address names a
@@ -364,7 +319,7 @@ static int set_domain(vd_conf *c, const char *v, char *why, size_t whylen)
 static int set_cores(vd_conf *c, const char *v, char *why, size_t whylen)
 {
     char detail[160];
-    if (parse_cpulist(v, detail, sizeof(detail)) == 0) {
+    if (vd_cpulist_check(v, detail, sizeof(detail)) == 0) {
         if (copy_str(c->desktop_cores, sizeof(c->desktop_cores), v) == 0)
             return 0;
         snprintf(detail, sizeof(detail), "longer than %zu characters", sizeof(c->desktop_cores) - 1);

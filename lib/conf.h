@@ -67,6 +67,7 @@
 #include <limits.h>
 #include <stddef.h>
 
+#include "cpulist.h"
 #include "err.h"
 #include "mode.h"
 #include "nvidia.h"
@@ -79,9 +80,6 @@
 #define VD_CONF_DEFAULT VD_SYSCONFDIR "/vdesk/vdesk.conf"
 #define VD_MAX_DEVICES 16
 #define VD_MAX_POLICY 4
-/* desktop_cores names CPUs below this: a bigger number is a typo, and
- * hwloc would allocate a bitmap up to it on every load. */
-#define VD_MAX_CPUS 4096
 
 typedef enum vd_role { VD_ROLE_GPU, VD_ROLE_IB, VD_ROLE_OTHER } vd_role;
 

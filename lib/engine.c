@@ -4,6 +4,7 @@
  *
  *   PRESENT --evict--> EVICTING --(steps)--> EVICTED --last job out--> RESTORING --> PRESENT
  *
+ * Its phases move only as the table `transitions` below says (phase_set).
  * Eviction is a list of steps. Each step is written to the journal before
  * it is taken ("announced"), so a crash leaves a journal that says what may
  * be half done. Restoring is not a list of undo steps but one convergent
@@ -29,7 +30,24 @@
 #include "journal.h"
 #include "pci.h"
 #include "place.h"
+#include "policy.h"
 
+
+/* Every move of the journal's phase, and what makes it; phase_set()
+ * refuses any other. */
+static const struct transition {
+    vd_phase from, to;
+    const char *by;
+} transitions[] = {
+    { VD_PRESENT, VD_EVICTING, "the first job's prolog begins the chain of modes (evict_present)" },
+    { VD_PRESENT, VD_EVICTED, "the first job finds the VM off or missing: nothing to evict" },
+    { VD_PRESENT, VD_RESTORING, "an unreadable journal is set aside and rebuilt from what is true" },
+    { VD_EVICTING, VD_EVICTED, "a mode of the chain freed the node (run_chain)" },
+    { VD_EVICTING, VD_RESTORING, "no mode freed it, or a crash is recovered: converge()" },
+    { VD_EVICTED, VD_RESTORING, "the last job's epilog, or vdeskctl recover: converge()" },
+    { VD_RESTORING, VD_RESTORING, "converge() again, after a crash or a failure" },
+    { VD_RESTORING, VD_PRESENT, "converge() brought all of the desktop back" },
+};
 
 /* One operation in progress: what every step needs. */
 typedef struct op {
@@ -117,6 +135,28 @@ static void crash_point(const char *step, int done)
         raise(SIGKILL);
 }
 
+/* Moves the journal's phase (not yet saved), if `transitions` allows it. */
+static int phase_set(op *o, vd_phase to, vd_err *err)
+{
+    for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++)
+        if (transitions[i].from == o->j.phase && transitions[i].to == to) {
+            o->j.phase = to;
+            return 0;
+        }
+    return vd_err_set(err, "vdesk bug: the desktop cannot go from %s to %s (engine.c, transitions); "
+                      "nothing was changed, run 'vdeskctl recover'", vd_phase_name(o->j.phase),
+                      vd_phase_name(to));
+}
+
+/* The desktop is whole again: the journal says so, and nothing else. */
+static int phase_present(op *o, vd_err *err)
+{
+    if (phase_set(o, VD_PRESENT, err) < 0)
+        return -1;
+    vd_journal_clear(&o->j);
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
 /* Journals `step` as the next thing this operation does. */
 static int announce(op *o, const char *step, vd_err *err)
 {
@@ -129,14 +169,20 @@ static int announce(op *o, const char *step, vd_err *err)
     return 0;
 }
 
-/* STEP(o, name, err, action): announce the step, take it, time it and put
- * it in the record; evaluates to the action's result. */
+/* Every step is two calls around its action, so that each journal write
+ * shows where it happens:
+ *
+ *     if (step_begin(o, "save", err) < 0)      journalled, its clock started
+ *         return -1;
+ *     return step_end(o, "save", vd_hv_dom_save(...));   timed, recorded
+ */
 static int step_begin(op *o, const char *name, vd_err *err)
 {
     o->t_step = mono_ms();
     return announce(o, name, err);
 }
 
+/* The step's time and result into the record; returns rc. */
 static int step_end(op *o, const char *name, int rc)
 {
     phase_add(o, name, o->t_step, rc == 0);
@@ -144,9 +190,6 @@ static int step_end(op *o, const char *name, int rc)
         crash_point(name, 1);
     return rc;
 }
-
-#define STEP(o, name, err, action) \
-    (step_begin(o, name, err) < 0 ? -1 : step_end(o, name, (action)))
 
 static int in_list(const char *path, char **list, int n)
 {
@@ -190,21 +233,14 @@ static int devices_to(op *o, int vfio, vd_err *err)
         const vd_device *dev = &o->conf->devices[i];
         char step[80];
         snprintf(step, sizeof(step), "%s %s", vfio ? "vfio" : "host", dev->alias);
-        if (dev->pci[0] && STEP(o, step, err, vfio ? group_to_vfio(o, dev, err)
-                                                   : group_to_host(o, dev, err)) < 0)
+        if (!dev->pci[0])
+            continue;
+        if (step_begin(o, step, err) < 0)
+            return -1;
+        if (step_end(o, step, vfio ? group_to_vfio(o, dev, err) : group_to_host(o, dev, err)) < 0)
             return -1;
     }
     return 0;
-}
-
-/* A job may shorten a step's timeout, never lengthen it, and never below
- * `floor_s` (the site's minimum). */
-static int timeout_ms(int configured_s, int floor_s, const vd_request *req)
-{
-    long long s = configured_s;
-    if (req && req->timeout_s > 0 && req->timeout_s < s)
-        s = req->timeout_s < floor_s ? floor_s : req->timeout_s;
-    return s * 1000 > INT_MAX ? INT_MAX : (int)(s * 1000);
 }
 
 /* `want_ms`, or less when the operation's budget has less left (never less
@@ -222,7 +258,7 @@ static int left_ms(const op *o, int want_ms)
 /* A step's timeout: the job's and the site's (timeout_ms), within budget. */
 static int step_ms(const op *o, int configured_s, int floor_s, const vd_request *req)
 {
-    return left_ms(o, timeout_ms(configured_s, floor_s, req));
+    return left_ms(o, vd_policy_timeout_ms(configured_s, floor_s, req ? req->timeout_s : 0));
 }
 
 static int save_path(const op *o, char *buf, size_t size, vd_err *err)
@@ -256,16 +292,7 @@ static int is_job_gpu(const op *o, int i, const char *gpus)
 {
     if (o->conf->devices[i].role != VD_ROLE_GPU)
         return 0;
-    int idx = gres_index(o, i);
-    if (!gpus || !*gpus || idx < 0)
-        return 1;
-    char buf[256];
-    snprintf(buf, sizeof(buf), "%s", gpus);
-    char *save = NULL;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
-        if (atoi(t) == idx)
-            return 1;
-    return 0;
+    return vd_policy_job_gpu(gres_index(o, i), gpus);
 }
 
 /* The journal's entry for `alias`, made if there is none: a device that a
@@ -297,10 +324,13 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
     sd->xml = xml;   /* journalled with the step: enough to plug it back */
     char step[64];
     snprintf(step, sizeof(step), "unplug %s", dev->alias);
-    if (STEP(o, step, err, vd_hv_dev_detach(o->hv, o->conf->domain, dev->alias, tmo_ms, NULL, err)) < 0)
+    if (step_begin(o, step, err) < 0 ||
+        step_end(o, step, vd_hv_dev_detach(o->hv, o->conf->domain, dev->alias, tmo_ms, NULL, err)) < 0)
         return -1;
     snprintf(step, sizeof(step), "host %s", dev->alias);
-    if (dev->pci[0] && STEP(o, step, err, group_to_host(o, dev, err)) < 0)
+    if (dev->pci[0] && step_begin(o, step, err) < 0)
+        return -1;
+    if (dev->pci[0] && step_end(o, step, group_to_host(o, dev, err)) < 0)
         return -1;
     size_t len = strlen(o->rep->devices);
     snprintf(o->rep->devices + len, sizeof(o->rep->devices) - len, "%s%s", len ? "," : "", dev->alias);
@@ -348,7 +378,9 @@ static int mode_suspend(op *o, const vd_request *req, vd_err *err)
     if (holds_job_gpu(o, req))
         return vd_err_set(err, "suspend keeps the desktop's GPUs, and the job was given GPUs %s",
                           req->gpus);
-    return STEP(o, "suspend", err, vd_hv_dom_suspend(o->hv, o->conf->domain, err));
+    if (step_begin(o, "suspend", err) < 0)
+        return -1;
+    return step_end(o, "suspend", vd_hv_dom_suspend(o->hv, o->conf->domain, err));
 }
 
 static int mode_save(op *o, const vd_request *req, vd_err *err)
@@ -357,8 +389,10 @@ static int mode_save(op *o, const vd_request *req, vd_err *err)
         return -1;
     if (save_path(o, o->j.save_file, sizeof(o->j.save_file), err) < 0)
         return -1;
-    return STEP(o, "save", err, vd_hv_dom_save(o->hv, o->conf->domain, o->j.save_file,
-             step_ms(o, o->conf->timeout_save, 1, req), err));
+    if (step_begin(o, "save", err) < 0)
+        return -1;
+    return step_end(o, "save", vd_hv_dom_save(o->hv, o->conf->domain, o->j.save_file,
+                                              step_ms(o, o->conf->timeout_save, 1, req), err));
 }
 
 static int mode_shutdown(op *o, const vd_request *req, vd_err *err)
@@ -366,9 +400,12 @@ static int mode_shutdown(op *o, const vd_request *req, vd_err *err)
     vd_err why;
     /* The guest may ignore the power button: then cut the power. Its disk
      * keeps what it had written; the snapshot keeps the state before. */
-    if (STEP(o, "shutdown", &why, vd_hv_dom_shutdown(o->hv, o->conf->domain,
-             step_ms(o, o->conf->timeout_shutdown, o->conf->min_shutdown_grace, req), &why)) < 0) {
-        if (STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
+    if (step_begin(o, "shutdown", err) < 0)
+        return -1;
+    int grace = step_ms(o, o->conf->timeout_shutdown, o->conf->min_shutdown_grace, req);
+    if (step_end(o, "shutdown", vd_hv_dom_shutdown(o->hv, o->conf->domain, grace, &why)) < 0) {
+        if (step_begin(o, "destroy", err) < 0 ||
+            step_end(o, "destroy", vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
             return -1;
         snprintf(o->j.used, sizeof(o->j.used), "destroy");
         if (o->conf->destroy_drains)
@@ -386,7 +423,9 @@ static int mode_shrink(op *o, const vd_request *req, vd_err *err)
     if (unplug(o, req, 1, err) < 0)
         return -1;
     o->j.pinned = 1;
-    return STEP(o, "pin", err, vd_hv_dom_pin(o->hv, o->conf->domain, o->conf->desktop_cores, err));
+    if (step_begin(o, "pin", err) < 0)
+        return -1;
+    return step_end(o, "pin", vd_hv_dom_pin(o->hv, o->conf->domain, o->conf->desktop_cores, err));
 }
 
 /* Below, with the way home: it shares the restore's waiting for libvirt. */
@@ -407,23 +446,6 @@ static int apply(op *o, vd_mode mode, const vd_request *req, vd_err *err)
     }
 }
 
-/* The modes to try, in order: the one asked (auto: the policy chain), then
- * the rest of the policy chain as fallbacks. */
-static int chain_build(const vd_conf *c, vd_mode asked, vd_mode *chain)
-{
-    int n = 0;
-    if (asked != VD_MODE_AUTO)
-        chain[n++] = asked;
-    for (int i = 0; i < c->npolicy; i++) {
-        int dup = 0;
-        for (int k = 0; k < n; k++)
-            dup |= chain[k] == c->policy[i];
-        if (!dup)
-            chain[n++] = c->policy[i];
-    }
-    return n;
-}
-
 static void snapshot(op *o)
 {
     vd_err why;
@@ -432,8 +454,9 @@ static void snapshot(op *o)
     /* The snapshot directory holds the disk's layers: like the state
      * directory, nobody but root may plant or swap a file in it. */
     if (vd_snapshot_dir_check(o->conf->snapshot_dir, &why) == 0 &&
-        STEP(o, "snapshot", &why, vd_hv_disk_snapshot(o->hv, o->conf->domain, o->conf->snapshot_dir,
-             tag, o->j.snapshot, sizeof(o->j.snapshot), &why)) == 0)
+        step_begin(o, "snapshot", &why) == 0 &&
+        step_end(o, "snapshot", vd_hv_disk_snapshot(o->hv, o->conf->domain, o->conf->snapshot_dir, tag,
+                                                    o->j.snapshot, sizeof(o->j.snapshot), &why)) == 0)
         return;
     /* The job can still have the node; an admin must fix the directory. */
     o->j.snapshot[0] = '\0';
@@ -504,8 +527,8 @@ static void prune(op *o)
         phase_add(o, "prune snapshots", t, 0);
         return;
     }
-    if (n - 2 > merge_top(o))
-        STEP(o, "prune snapshots", &why, merge_old_layers(o, chain, n, &why));
+    if (n - 2 > merge_top(o) && step_begin(o, "prune snapshots", &why) == 0)
+        step_end(o, "prune snapshots", merge_old_layers(o, chain, n, &why));
     vd_hv_names_free(chain, n);
 }
 
@@ -573,10 +596,7 @@ static const vd_peer *self_peer(const op *o)
  * rounded up, at least 10 s, within the budget. */
 static int migrate_ms(const op *o, unsigned long long kib)
 {
-    long long gib = (long long)((kib + (1ULL << 20) - 1) >> 20);
-    long long s = (long long)o->conf->timeout_migrate * (gib ? gib : 1);
-    if (s < 10)
-        s = 10;
+    long long s = vd_policy_migrate_s(o->conf->timeout_migrate, kib);
     return left_ms(o, s * 1000 > INT_MAX ? INT_MAX : (int)(s * 1000));
 }
 
@@ -680,7 +700,9 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
     vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
     vd_migrate_stats st;
     long long t0 = mono_ms();
-    if (STEP(o, step, err, vd_hv_dom_migrate(o->hv, o->conf->domain, &mp, &st, err)) < 0) {
+    if (step_begin(o, step, err) < 0)
+        return -1;
+    if (step_end(o, step, vd_hv_dom_migrate(o->hv, o->conf->domain, &mp, &st, err)) < 0) {
         o->j.where[0] = '\0';   /* it runs on here (hv.h): the next mode takes over */
         vd_err why;
         if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
@@ -774,7 +796,8 @@ static int stale_home_set_aside(op *o, vd_err *err)
     if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0 || s != VD_DOM_SHUTOFF)
         return s == VD_DOM_MISSING ? 0 : -1;
     snprintf(aside, sizeof(aside), "%s.stale-%lld", o->conf->domain, vd_now_ms());
-    if (STEP(o, "set aside stale definition", err, vd_hv_dom_rename(o->hv, o->conf->domain, aside, err)) < 0)
+    if (step_begin(o, "set aside stale definition", err) < 0 ||
+        step_end(o, "set aside stale definition", vd_hv_dom_rename(o->hv, o->conf->domain, aside, err)) < 0)
         return -1;
     drain(o, "vdesk: %s was defined again on %s while it ran on %s; that definition is kept as %s: "
           "remove it when seen, then 'scontrol update nodename=%s state=resume'", o->conf->domain,
@@ -828,7 +851,9 @@ static int come_home(op *o, vd_err *err)
         snprintf(step, sizeof(step), "home from %s", at->name);
         long long t0 = mono_ms();
         if (rc == 0)
-            rc = STEP(o, step, err, vd_hv_dom_migrate(away, o->conf->domain, &mp, &ms, err));
+            rc = step_begin(o, step, err);
+        if (rc == 0)
+            rc = step_end(o, step, vd_hv_dom_migrate(away, o->conf->domain, &mp, &ms, err));
         if (rc == 0)
             migration_note(o, at->name, o->conf->node, t0, &ms);
         vd_hv_close(away);
@@ -873,7 +898,9 @@ static int visitor_save(op *o, const char *dom, const vd_peer *home, vd_err *err
     if (visitor_save_path(o->conf, home->name, dom, path, sizeof(path), err) < 0)
         return -1;
     snprintf(step, sizeof(step), "visitor %s save", dom);
-    return STEP(o, step, err, vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err));
+    if (step_begin(o, step, err) < 0)
+        return -1;
+    return step_end(o, step, vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err));
 }
 
 /* Moves visitor `dom` (home: `home`) off this node; says how in `done`. */
@@ -890,7 +917,8 @@ static int visitor_leave(op *o, const vd_request *req, const char *dom, const vd
         vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
         vd_migrate_stats st;
         snprintf(step, sizeof(step), "visitor %s to %s", dom, to->name);
-        if (STEP(o, step, &why, vd_hv_dom_migrate(o->hv, dom, &mp, &st, &why)) == 0) {
+        if (step_begin(o, step, &why) == 0 &&
+            step_end(o, step, vd_hv_dom_migrate(o->hv, dom, &mp, &st, &why)) == 0) {
             snprintf(done, size, "visitor %s %s %s", dom, to == home ? "went home to" : "moved on to",
                      to->name);
             return 0;
@@ -957,8 +985,10 @@ static int memory_kept(const op *o)
 static int start_off(op *o, back_fail *why_not, vd_err *err)
 {
     if (!o->j.save_used && file_exists(o->j.save_file)) {
-        int rc = STEP(o, "restore", err, vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
-                      step_ms(o, o->conf->timeout_restore, 1, NULL), err));
+        if (step_begin(o, "restore", err) < 0)
+            return -1;
+        int rc = step_end(o, "restore", vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
+                                                          step_ms(o, o->conf->timeout_restore, 1, NULL), err));
         /* A restore that timed out may still have brought the VM (paused):
          * then it is the file's, and the file must not be used again. */
         vd_dom_info st;
@@ -975,7 +1005,10 @@ static int start_off(op *o, back_fail *why_not, vd_err *err)
         *why_not = BACK_DEVICES;
         return -1;
     }
-    return STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, step_ms(o, o->conf->timeout_restore, 1, NULL), err));
+    if (step_begin(o, "start", err) < 0)
+        return -1;
+    return step_end(o, "start", vd_hv_dom_start(o->hv, o->conf->domain,
+                                                step_ms(o, o->conf->timeout_restore, 1, NULL), err));
 }
 
 /* One action towards running, chosen by the state the VM is in. */
@@ -986,12 +1019,18 @@ static int act(op *o, const vd_dom_info *st, back_fail *why_not, vd_err *err)
     case VD_DOM_RUNNING:
         return 0;
     case VD_DOM_PAUSED:
-        return STEP(o, "resume", err, vd_hv_dom_resume(o->hv, dom, err));
+        if (step_begin(o, "resume", err) < 0)
+            return -1;
+        return step_end(o, "resume", vd_hv_dom_resume(o->hv, dom, err));
     case VD_DOM_PMSUSPENDED:
-        return STEP(o, "wake up", err, vd_hv_dom_wakeup(o->hv, dom, err));
+        if (step_begin(o, "wake up", err) < 0)
+            return -1;
+        return step_end(o, "wake up", vd_hv_dom_wakeup(o->hv, dom, err));
     case VD_DOM_CRASHED:
         lost(o, "the guest of %s had crashed: restarted from its disk", dom);
-        return STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, dom, err));
+        if (step_begin(o, "destroy", err) < 0)
+            return -1;
+        return step_end(o, "destroy", vd_hv_dom_destroy(o->hv, dom, err));
     case VD_DOM_SHUTOFF:
         return start_off(o, why_not, err);
     default:
@@ -1067,10 +1106,13 @@ static int replug_one(op *o, vd_saved_dev *sd, vd_err *err)
     char step[80];
     const vd_device *dev = conf_device(o->conf, sd->alias);
     snprintf(step, sizeof(step), "vfio %s", sd->alias);
-    if (dev && dev->pci[0] && STEP(o, step, err, group_to_vfio(o, dev, err)) < 0)
+    if (dev && dev->pci[0] &&
+        (step_begin(o, step, err) < 0 || step_end(o, step, group_to_vfio(o, dev, err)) < 0))
         return -1;
     snprintf(step, sizeof(step), "replug %s", sd->alias);
-    return STEP(o, step, err, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err));
+    if (step_begin(o, step, err) < 0)
+        return -1;
+    return step_end(o, step, vd_hv_dev_attach(o->hv, o->conf->domain, sd->alias, sd->xml, err));
 }
 
 /* A detach asked by a vdesk that was killed may still be under way: the
@@ -1148,18 +1190,22 @@ static int fall_back_to_snapshot(op *o, vd_err *err)
     if (st.state == VD_DOM_RUNNING || st.state == VD_DOM_PAUSED)
         return vd_err_set(err, "VM %s is %s: not reverting a VM that may hold the session; run "
                           "'vdeskctl recover' again", o->conf->domain, st.what);
-    if (st.state != VD_DOM_SHUTOFF && STEP(o, "destroy", err, vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0)
+    if (st.state != VD_DOM_SHUTOFF &&
+        (step_begin(o, "destroy", err) < 0 ||
+         step_end(o, "destroy", vd_hv_dom_destroy(o->hv, o->conf->domain, err)) < 0))
         return -1;
     if (file_exists(o->j.save_file) && !o->j.save_used && save_file_aside(o, "failed", err) < 0)
         return -1;
     o->j.save_file[0] = '\0';
     char tag[32];
     snprintf(tag, sizeof(tag), "revert-%lld", vd_now_ms());
-    if (STEP(o, "revert to snapshot", err, vd_hv_disk_revert(o->hv, o->conf->domain, o->j.snapshot,
-             o->conf->snapshot_dir, tag, err)) < 0)
+    if (step_begin(o, "revert to snapshot", err) < 0 ||
+        step_end(o, "revert to snapshot", vd_hv_disk_revert(o->hv, o->conf->domain, o->j.snapshot,
+                                                            o->conf->snapshot_dir, tag, err)) < 0)
         return -1;
-    if (devices_to(o, 1, err) < 0 ||
-        STEP(o, "start", err, vd_hv_dom_start(o->hv, o->conf->domain, step_ms(o, o->conf->timeout_restore, 1, NULL), err)) < 0 ||
+    if (devices_to(o, 1, err) < 0 || step_begin(o, "start", err) < 0 ||
+        step_end(o, "start", vd_hv_dom_start(o->hv, o->conf->domain,
+                                             step_ms(o, o->conf->timeout_restore, 1, NULL), err)) < 0 ||
         settle(o, &st, err) < 0)
         return -1;
     return st.state == VD_DOM_RUNNING ? 0 : vd_err_set(err, "VM %s is %s after booting the snapshot",
@@ -1222,8 +1268,7 @@ static int converge_off(op *o, vd_err *err)
         return -1;
     if (s == VD_DOM_SHUTOFF && devices_to(o, 1, err) < 0)
         return -1;
-    vd_journal_clear(&o->j);
-    return vd_journal_save(o->conf->state_dir, &o->j, err);
+    return phase_present(o, err);
 }
 
 /* Only a VM that cannot come back is worth its snapshot, and only once
@@ -1234,14 +1279,12 @@ static int converge_off(op *o, vd_err *err)
 static int converge(op *o, vd_err *err)
 {
     snprintf(o->interrupted, sizeof(o->interrupted), "%s", o->j.step);
-    o->j.phase = VD_RESTORING;
+    if (phase_set(o, VD_RESTORING, err) < 0)
+        return -1;
     if (!strcmp(o->j.used, "none"))
         return converge_off(o, err);
-    if (!o->j.used[0] && !o->j.ndevs) {
-        /* Nothing was done yet. */
-        vd_journal_clear(&o->j);
-        return vd_journal_save(o->conf->state_dir, &o->j, err);
-    }
+    if (!o->j.used[0] && !o->j.ndevs)
+        return phase_present(o, err);   /* nothing was done yet */
     vd_err why;
     back_fail f;
     if (pending_shutdown_settle(o, err) < 0)
@@ -1270,12 +1313,13 @@ static int converge(op *o, vd_err *err)
         return -1;
     int rc = replug(o, &why);
     if (rc == 0 && o->j.pinned)
-        rc = STEP(o, "unpin", &why, vd_hv_dom_pin(o->hv, o->conf->domain, NULL, &why));
+        rc = step_begin(o, "unpin", &why);
+    if (rc == 0 && o->j.pinned)
+        rc = step_end(o, "unpin", vd_hv_dom_pin(o->hv, o->conf->domain, NULL, &why));
     if (rc < 0)
         return vd_err_set(err, "%s runs again, but not all of it is back: %s", o->conf->domain,
                           why.msg);
-    vd_journal_clear(&o->j);
-    return vd_journal_save(o->conf->state_dir, &o->j, err);
+    return phase_present(o, err);
 }
 
 /* --- operations ---------------------------------------------------------- */
@@ -1314,9 +1358,9 @@ static int journal_rebuild(op *o, const vd_err *why, vd_err *err)
 {
     char kept[PATH_MAX];
     vd_journal_clear(&o->j);
-    if (vd_journal_set_aside(o->conf->state_dir, kept, sizeof(kept), err) < 0)
+    if (vd_journal_set_aside(o->conf->state_dir, kept, sizeof(kept), err) < 0 ||
+        phase_set(o, VD_RESTORING, err) < 0)
         return vd_err_prefix(err, "%s", why->msg);
-    o->j.phase = VD_RESTORING;
     snprintf(o->j.used, sizeof(o->j.used), "unknown");
     snprintf(o->j.step, sizeof(o->j.step), "rebuilt");
     if (save_path(o, o->j.save_file, sizeof(o->j.save_file), err) < 0)
@@ -1486,7 +1530,8 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
             drain(o, "vdesk: desktop VM %s is not defined on %s (%s): define it or fix %s, then "
                   "'scontrol update nodename=%s state=resume'", o->conf->domain, o->conf->node,
                   o->conf->uri, o->conf->path, o->conf->node);
-        o->j.phase = VD_EVICTED;
+        if (phase_set(o, VD_EVICTED, err) < 0)
+            return -1;
         snprintf(o->j.used, sizeof(o->j.used), "none");
         outcome(o, "desktop VM %s was %s: nothing to evict", o->conf->domain, vd_dom_state_name(s));
         if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
@@ -1495,15 +1540,15 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
         return devices_to(o, 0, err);
     }
 
-    o->j.phase = VD_EVICTING;
-    if (announce(o, "begin", err) < 0)
+    if (phase_set(o, VD_EVICTING, err) < 0 || announce(o, "begin", err) < 0)
         return -1;
     vd_mode chain[VD_MODE_COUNT];
-    int n = chain_build(o->conf, req->mode, chain);
+    int n = vd_policy_chain(o->conf, req->mode, chain);
     char tried[512] = "";
     if (run_chain(o, req, chain, n, tried, sizeof(tried)) == 0) {
-        o->j.phase = VD_EVICTED;
         snprintf(o->j.step, sizeof(o->j.step), "done");
+        if (phase_set(o, VD_EVICTED, err) < 0)
+            return -1;
         return vd_journal_save(o->conf->state_dir, &o->j, err);
     }
     /* Nothing freed the node: put the desktop back as it was. */
@@ -1513,20 +1558,6 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
           o->conf->domain, o->conf->node, tried, rc < 0 ? "; putting it back failed too: " : "",
           rc < 0 ? back.msg : "", o->conf->node);
     return vd_err_set(err, "cannot evict desktop %s: %s", o->conf->domain, tried);
-}
-
-/* How far a mode takes the desktop from the job: a mode ranks at least as
- * high as another when it frees all the other frees. */
-static int mode_rank(vd_mode m)
-{
-    switch (m) {
-    case VD_MODE_SHRINK: return 1;
-    case VD_MODE_SUSPEND: return 2;
-    case VD_MODE_SAVE:
-    case VD_MODE_SHUTDOWN:
-    case VD_MODE_MIGRATE: return 3;
-    default: return 0;
-    }
 }
 
 /* The desktop is away already, but maybe not far enough for this job: it
@@ -1544,7 +1575,8 @@ static int evict_again_undo(op *o, vd_mode used, vd_err *err)
     if (vd_hv_dom_state(o->hv, o->conf->domain, &s, &why) == 0 && s != VD_DOM_SHUTOFF)
         snprintf(o->j.used, sizeof(o->j.used), "%s", vd_mode_name(used));
     if (s != VD_DOM_SHUTOFF && used == VD_MODE_SUSPEND &&
-        STEP(o, "suspend", &why, vd_hv_dom_suspend(o->hv, o->conf->domain, &why)) < 0)
+        (step_begin(o, "suspend", &why) < 0 ||
+         step_end(o, "suspend", vd_hv_dom_suspend(o->hv, o->conf->domain, &why)) < 0))
         drain(o, "vdesk: desktop %s runs again on %s while jobs hold the node: %s; 'vdeskctl evict "
               "suspend', then 'scontrol update nodename=%s state=resume'", o->conf->domain,
               o->conf->node, why.msg, o->conf->node);
@@ -1559,7 +1591,7 @@ static int evict_again_undo(op *o, vd_mode used, vd_err *err)
 static int mode_now(op *o, vd_mode *used, int *cut, vd_err *err)
 {
     *cut = 0;
-    if (vd_mode_parse(o->j.used, used, NULL) == 0 && mode_rank(*used) < 3)
+    if (vd_mode_parse(o->j.used, used, NULL) == 0 && vd_policy_rank(*used) < 3)
         return 0;
     if (strcmp(o->j.used, "save") && strcmp(o->j.used, "shutdown") && strcmp(o->j.used, "destroy"))
         return -1;   /* off when the first job came ("none") */
@@ -1586,21 +1618,16 @@ static int evict_again(op *o, const vd_request *req, vd_err *err)
         return rc == -1 ? 0 : -1;
     if (hv_connect(o, err) < 0)
         return -1;
-    if (!cut && mode_rank(req->mode) <= mode_rank(used) && !holds_job_gpu(o, req))
+    int force = holds_job_gpu(o, req);
+    if (!cut && vd_policy_rank(req->mode) <= vd_policy_rank(used) && !force)
         return 0;
+    vd_mode chain[VD_MODE_COUNT] = { VD_MODE_AUTO };
+    int n = vd_policy_escalation(o->conf, used, req->mode, cut, force, chain);
     /* A paused guest cannot let go of a device: it runs for the unplug. */
-    if (used == VD_MODE_SUSPEND && STEP(o, "resume", err, vd_hv_dom_resume(o->hv, o->conf->domain, err)) < 0)
+    if (used == VD_MODE_SUSPEND &&
+        (step_begin(o, "resume", err) < 0 ||
+         step_end(o, "resume", vd_hv_dom_resume(o->hv, o->conf->domain, err)) < 0))
         return -1;
-    vd_mode all[VD_MODE_COUNT], chain[VD_MODE_COUNT] = { VD_MODE_AUTO };
-    /* A shrunk desktop first gives up more GPUs, if the job lets it. */
-    vd_mode first = used == VD_MODE_SHRINK && mode_rank(req->mode) <= 1 ? VD_MODE_SHRINK : req->mode;
-    int n = 0, na = chain_build(o->conf, first, all);
-    int floor = mode_rank(used) > mode_rank(req->mode) ? mode_rank(used) : mode_rank(req->mode);
-    if (cut)
-        floor = 3;   /* where the cut escalation was going */
-    for (int i = 0; i < na; i++)
-        if (mode_rank(all[i]) >= floor && !(used == VD_MODE_SUSPEND && mode_rank(all[i]) <= 2))
-            chain[n++] = all[i];
     char tried[512] = "";
     if (run_chain(o, req, chain, n, tried, sizeof(tried)) == 0) {
         outcome(o, "desktop %s %s (was %s) for job %u", o->conf->domain, o->j.used, vd_mode_name(used),
@@ -1673,8 +1700,7 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
     }
     /* From here on the restore is under way: if it fails (libvirt down,
      * say), the journal says so, and recover or the next prolog finish it. */
-    o->j.phase = VD_RESTORING;
-    if (announce(o, "begin restore", err) < 0)
+    if (phase_set(o, VD_RESTORING, err) < 0 || announce(o, "begin restore", err) < 0)
         return -1;
     int snapped = o->j.snapshot[0] != '\0';
     if (hv_connect(o, err) < 0 || converge(o, err) < 0)
@@ -1788,7 +1814,7 @@ int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn hold
     return rc < 0 ? -1 : n;
 }
 
-/* --- the record ---------------------------------------------------------- */
+/* --- the desktop in words ----------------------------------------------- */
 
 static const char *mode_words(const char *used)
 {
@@ -1827,72 +1853,4 @@ void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size)
     if (j.phase == VD_EVICTED && !j.njobs && n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " no job (vdeskctl recover brings it back)");
     vd_journal_clear(&j);
-}
-
-void vd_report_prefix(vd_report *rep, const char *note)
-{
-    /* The note gives way: the outcome (and a LOST: at its end) stays whole. */
-    size_t len = strlen(rep->outcome), n = strlen(note);
-    if (!n || len + 2 >= sizeof(rep->outcome) - 1)
-        return;
-    if (n > sizeof(rep->outcome) - 1 - len - 2)
-        n = sizeof(rep->outcome) - 1 - len - 2;
-    memmove(rep->outcome + n + 2, rep->outcome, len + 1);
-    memcpy(rep->outcome, note, n);
-    memcpy(rep->outcome + n, "; ", 2);
-}
-
-void vd_report_format(const vd_report *rep, char *buf, size_t size)
-{
-    int n = snprintf(buf, size, "vdesk %s: asked=%s used=%s devices=%s total=%ldms phases=",
-                     rep->op, rep->asked[0] ? rep->asked : "-", rep->used[0] ? rep->used : "-",
-                     rep->devices[0] ? rep->devices : "-", rep->total_ms);
-    for (int i = 0; i < rep->nphases && n > 0 && (size_t)n < size; i++)
-        n += snprintf(buf + n, size - (size_t)n, "%s%s:%ld%s", i ? "," : "", rep->phases[i].name,
-                      rep->phases[i].ms, rep->phases[i].ok ? "" : "!");
-    const struct vd_report_migration *m = &rep->migration;
-    if (m->to[0] && n > 0 && (size_t)n < size)
-        n += snprintf(buf + n, size - (size_t)n, " migrated=%s>%s:%lldms,downtime=%lldms,data=%lldMiB,"
-                      "iterations=%lld", m->from, m->to, m->ms, m->downtime_ms,
-                      m->data_bytes < 0 ? -1 : m->data_bytes >> 20, m->iterations);
-    if (n > 0 && (size_t)n < size)
-        snprintf(buf + n, size - (size_t)n, " outcome=\"%s\"", rep->outcome);
-}
-
-char *vd_report_json(const vd_report *rep)
-{
-    json_object *o = json_object_new_object();
-    json_object *phases = json_object_new_array();
-    json_object_object_add(o, "time_ms", json_object_new_int64(vd_now_ms()));
-    json_object_object_add(o, "job", json_object_new_int64(rep->job));
-    json_object_object_add(o, "op", json_object_new_string(rep->op));
-    json_object_object_add(o, "asked", json_object_new_string(rep->asked));
-    json_object_object_add(o, "used", json_object_new_string(rep->used));
-    json_object_object_add(o, "devices", json_object_new_string(rep->devices));
-    json_object_object_add(o, "outcome", json_object_new_string(rep->outcome));
-    json_object_object_add(o, "drain", json_object_new_string(rep->drain));
-    json_object_object_add(o, "lost", json_object_new_string(rep->lost));
-    json_object_object_add(o, "total_ms", json_object_new_int64(rep->total_ms));
-    for (int i = 0; i < rep->nphases; i++) {
-        json_object *p = json_object_new_object();
-        json_object_object_add(p, "name", json_object_new_string(rep->phases[i].name));
-        json_object_object_add(p, "ms", json_object_new_int64(rep->phases[i].ms));
-        json_object_object_add(p, "ok", json_object_new_boolean(rep->phases[i].ok));
-        json_object_array_add(phases, p);
-    }
-    json_object_object_add(o, "phases", phases);
-    const struct vd_report_migration *m = &rep->migration;
-    if (m->to[0]) {
-        json_object *mo = json_object_new_object();
-        json_object_object_add(mo, "from", json_object_new_string(m->from));
-        json_object_object_add(mo, "to", json_object_new_string(m->to));
-        json_object_object_add(mo, "ms", json_object_new_int64(m->ms));
-        json_object_object_add(mo, "downtime_ms", json_object_new_int64(m->downtime_ms));
-        json_object_object_add(mo, "data_bytes", json_object_new_int64(m->data_bytes));
-        json_object_object_add(mo, "iterations", json_object_new_int64(m->iterations));
-        json_object_object_add(o, "migration", mo);
-    }
-    char *s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
-    return s;
 }

@@ -4,8 +4,8 @@
  *
  * The state machine lives in engine.c, top to bottom; docs/design.md
  * describes it with the journal format and the recovery rules. The engine
- * does not talk to Slurm: it fills a vd_report, and the caller (prolog,
- * epilog, vdeskctl) writes the record and sets a drain reason from it.
+ * does not talk to Slurm: it fills a vd_report (record.h), and the caller
+ * (prolog, epilog, vdeskctl) keeps the record and sets a drain reason from it.
  */
 #ifndef VDESK_ENGINE_H
 #define VDESK_ENGINE_H
@@ -13,39 +13,11 @@
 #include "conf.h"
 #include "err.h"
 #include "mode.h"
-
-#define VD_MAX_PHASES 24
+#include "record.h"
 
 /* The longest an operation waits for another to release the node's lock
  * (less within a budget). */
 #define VD_LOCK_WAIT_S 600
-
-typedef struct vd_phase_time {
-    char name[48];
-    long ms;
-    int ok;
-} vd_phase_time;
-
-/* What an operation did: the job's record. */
-typedef struct vd_report {
-    unsigned job;
-    char op[16];          /* evict, restore, recover */
-    char asked[16];
-    char used[16];        /* mode applied, "none", or "" */
-    char outcome[1024];   /* one line: what happened */
-    char devices[256];    /* aliases moved, comma-separated */
-    char drain[512];      /* non-empty: drain the node with this reason */
-    char lost[512];       /* non-empty: what of the desktop did not survive (a
-                             session, a device); vdeskctl exits 1 */
-    vd_phase_time phases[VD_MAX_PHASES];
-    int nphases;
-    long total_ms;
-    /* a migration this operation made (away or home); to[0] == 0: none */
-    struct vd_report_migration {
-        char from[64], to[64];
-        long long ms, downtime_ms, data_bytes, iterations;   /* -1: not known */
-    } migration;
-} vd_report;
 
 /* What the evicting job asks for. */
 typedef struct vd_request {
@@ -113,15 +85,5 @@ int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn hold
  * 12", "desktop desk-n1 on n3 for job 12" (migrated), "desktop desk-n1
  * evicting (interrupted? see vdeskctl status)". */
 void vd_desktop_describe(const vd_conf *conf, char *buf, size_t size);
-
-/* Puts `note` ("" for none) before the report's outcome: what the caller
- * did or refused before the operation. */
-void vd_report_prefix(vd_report *rep, const char *note);
-
-/* One line, "key=value ..." , for AdminComment and syslog. */
-void vd_report_format(const vd_report *rep, char *buf, size_t size);
-
-/* The same as one JSON object, for records.jsonl. Caller frees. */
-char *vd_report_json(const vd_report *rep);
 
 #endif

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "hv.h"
+#include "cpulist.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <hwloc.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
@@ -1193,22 +1193,7 @@ static int cpumap_make(vd_hv *hv, const char *cpulist, unsigned char **map, int 
     int ncpus = virNodeGetCPUMap(hv->conn, NULL, NULL, 0);
     if (ncpus <= 0)
         return vd_err_set(err, "libvirt %s: cannot count host CPUs: %s", hv->uri, lv_msg());
-    hwloc_bitmap_t b = hwloc_bitmap_alloc();
-    if (!b)
-        return vd_err_set(err, "out of memory");
-    int rc = 0;
-    if (cpulist ? hwloc_bitmap_list_sscanf(b, cpulist) < 0 : hwloc_bitmap_set_range(b, 0, ncpus - 1) < 0)
-        rc = vd_err_set(err, "bad CPU list '%s'", cpulist);
-    else if (hwloc_bitmap_last(b) >= ncpus)
-        rc = vd_err_set(err, "CPU list '%s' names CPU %d, but the host has %d", cpulist,
-                        hwloc_bitmap_last(b), ncpus);
-    *maplen = VIR_CPU_MAPLEN(ncpus);
-    if (rc == 0 && !(*map = calloc((size_t)*maplen, 1)))
-        rc = vd_err_set(err, "out of memory");
-    for (int cpu = rc == 0 ? hwloc_bitmap_first(b) : -1; cpu >= 0; cpu = hwloc_bitmap_next(b, cpu))
-        VIR_USE_CPU(*map, cpu);
-    hwloc_bitmap_free(b);
-    return rc;
+    return vd_cpulist_map(cpulist, ncpus, map, maplen, err);
 }
 
 /* The I/O threads do the desktop's disk work: a shrunk desktop's stay on

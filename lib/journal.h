@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * journal.h - the node's desktop state on disk, crash-safe.
+ * journal.h - the desktop's state on disk, crash-safe.
  *
  * One JSON file, STATE_DIR/journal.json, rewritten whole for every change:
  * written to a temporary file, fsync'd, renamed over the old one, and the
@@ -8,12 +8,7 @@
  * The engine writes the step it is about to take before taking it, so after
  * a crash the journal says what may be half done (docs/design.md).
  *
- * STATE_DIR/lock serialises prologs, epilogs and vdeskctl on the node.
- * STATE_DIR/records.jsonl keeps one line per finished operation.
- *
- * Root acts on what the journal says, so STATE_DIR must be root's alone
- * (vd_state_dir_check), and no file in it is opened through a symbolic
- * link: one planted there is refused, not followed.
+ * The directory itself (its checks, the lock, the records) is statedir.h's.
  */
 #ifndef VDESK_JOURNAL_H
 #define VDESK_JOURNAL_H
@@ -22,6 +17,7 @@
 
 #include "conf.h"
 #include "err.h"
+#include "statedir.h"
 
 #define VD_MAX_JOBS 64
 
@@ -86,38 +82,5 @@ int vd_journal_has_job(const vd_journal *j, unsigned job);
 int vd_journal_add_job(vd_journal *j, unsigned job, vd_err *err);
 void vd_journal_drop_job(vd_journal *j, unsigned job);
 
-/* Takes STATE_DIR/lock (creating STATE_DIR, then vd_state_dir_check),
- * waiting up to timeout_s.
- * Returns the lock's fd in *fd; vd_lock_release closes it. */
-int vd_lock_take(const char *state_dir, int timeout_s, int *fd, vd_err *err);
-void vd_lock_release(int fd);
-
-/* Writes who holds the lock ("evict job 12") into the lock file, with the
- * pid and the time, for vd_lock_holder. Best effort: the lock is what
- * counts, this only lets an admin see it. */
-void vd_lock_note(int fd, const char *who);
-
-/* Whether an operation holds STATE_DIR/lock now: 1, with "pid 123, evict
- * job 12, since 08:01:02 (35 s)" in buf; 0 if free (or never taken). */
-int vd_lock_holder(const char *state_dir, char *buf, size_t size);
-
-/* Appends one JSON line to STATE_DIR/records.jsonl (fsync'd). */
-int vd_record_append(const char *state_dir, const char *json_line, vd_err *err);
-
-/* Makes `dir` and its parents (mode 0700 for new ones). */
-int vd_mkdirs(const char *dir, vd_err *err);
-
-/* Makes the state directory if missing, then refuses it unless it is a
- * real directory (not a symbolic link), owned by the process's effective
- * uid (root in production) and writable by no one else. The message names
- * the directory, its owner and mode, and the fix. */
-int vd_state_dir_check(const char *dir, vd_err *err);
-
-/* The same for the snapshot directory, whose new directories are made
- * 0711: QEMU, running as its own user under libvirt's DAC driver, opens
- * the disk layers in it by path. */
-int vd_snapshot_dir_check(const char *dir, vd_err *err);
-
-long long vd_now_ms(void);
 
 #endif

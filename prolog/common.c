@@ -79,15 +79,13 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
     char line[2048];
     vd_err err;
     int rc = 0;
-    vd_report_format(rep, line, sizeof(line));
+    vd_err kept;
+    int kept_rc = vd_record_keep(conf->state_dir, rep, line, sizeof(line), &kept);
     syslog(rep->drain[0] ? LOG_WARNING : LOG_INFO, "job %u: %s", rep->job, line);
     if (!log_to_stderr)   /* else syslog just wrote it there */
         fprintf(stderr, "%s: job %u: %s\n", prog, rep->job, line);
-
-    char *json = vd_report_json(rep);
-    if (!json || vd_record_append(conf->state_dir, json, &err) < 0)
-        syslog(LOG_ERR, "%s", json ? err.msg : "out of memory");
-    free(json);
+    if (kept_rc < 0)
+        syslog(LOG_ERR, "%s", kept.msg);
     /* The drain first: it is what an admin must see, and the AdminComment
      * below reads the job back to merge with the other nodes' records. */
     if (rep->drain[0]) {

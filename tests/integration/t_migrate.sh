@@ -92,6 +92,8 @@ test_migrate_job_moves_the_desktop_away_and_home() {
     assert_match "$(admin_comment "$id")" "asked=migrate used=migrate devices=ua-gpu0,ua-ib0 .*migrate $to:[0-9]+ migrated=n1>$to:[0-9]+ms,downtime=[0-9]+ms,data=[0-9]+MiB,iterations=[0-9]+ outcome=\"desktop desk-n1 migrated to $to\""
     assert_match "$(scontrol show node n1 | grep Comment)" "desktop desk-n1 on $to for job $id"
     assert_match "$(vdeskctl --node n1 status)" "on $to"
+    # any node says where it is
+    assert_match "$(vdeskctl --node n3 status)" "desk-n1 +home n1 +running on $to \(away\)"
     job_gone "$id"
     at_home "$boot" "$n"
     assert_beats_whole "$boot" "$n"
@@ -128,6 +130,26 @@ test_start_at_home_while_away_is_refused_by_the_lock_manager() {
     assert_beats_whole "$boot" "$n"
     assert_match "$(sinfo -h -N -n n1 -o '%E')" "desk-n1 was defined again on n1 while it ran on $to; that definition is kept as desk-n1.stale-"
     scontrol update nodename=n1 state=resume
+}
+
+# virtlockd protects the disk of a running desktop; killed, it protects
+# nothing (the lock dies with it), and status says so until a virtlockd
+# takes the lock again (a pause and resume of the guest).
+test_status_says_when_the_disk_is_not_locked() {
+    local pid lpid out
+    assert_match "$(vdeskctl --node n1 status)" "disk of desk-n1: locked by virtlockd"
+    pid=$(cat "$VDESK_BED/libvirt/run/virtlockd.pid")
+    lpid=$(cat "$VDESK_BED/libvirt/run/libvirtd.pid")
+    kill -KILL "$pid"
+    t_poll 10 sh -c "! kill -0 $pid"
+    out=$(vdeskctl --node n1 status) && t_fail "status exits 0 with the disk unlocked"
+    assert_match "$out" "disk of desk-n1: NOT locked by virtlockd \(!\)"
+    assert_match "$out" "is not locked by virtlockd: a second copy of a migrating desktop could start on it"
+    nsenter -t "$lpid" -m -- virtlockd -d -f /etc/libvirt/virtlockd.conf -p /run/libvirt/virtlockd.pid
+    t_poll 10 test -S "$VDESK_BED/libvirt/run/virtlockd-sock"
+    on n1 suspend desk-n1
+    on n1 resume desk-n1
+    assert_match "$(vdeskctl --node n1 status)" "disk of desk-n1: locked by virtlockd"
 }
 
 # desk_n2 up|down: n2's own desktop (a job on n2 evicts it first).
