@@ -48,12 +48,15 @@ DEPS_BENCH := gnuplot-nox
 
 PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib -I$(BUILD)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib -Ilib/base -I$(BUILD)
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS    = $(shell pkg-config --libs $(PKGS)) -lslurm -lpthread
 SAN         := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-LIB_SRC   := $(wildcard lib/*.c)
+# lib/base: what the SPANK plugin links too (libc only: it runs inside every
+# srun); lib: the node side's library, which may use it.
+BASE_SRC  := $(wildcard lib/base/*.c)
+LIB_SRC   := $(wildcard lib/*.c) $(BASE_SRC)
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -63,22 +66,22 @@ TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests
              $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
-# The plugin runs inside every srun: only the dependency-free parts of lib/.
-PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BUILD)/lib/mode.o $(BUILD)/lib/err.o
+# The plugin runs inside every srun: of lib/, only lib/base.
+PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BASE_SRC:%.c=$(BUILD)/%.o)
 
 # Fuzz targets (tests/fuzz/fuzz_NAME.c) and the lib/ sources each one needs.
 FUZZ_ALL         := conf mode journal gres sysfs
 FUZZ_TARGETS     ?= $(FUZZ_ALL)
 FUZZ_SECONDS     ?= 60
-FUZZ_LIB_conf    := conf cpulist mode err
-FUZZ_LIB_mode    := mode err
-FUZZ_LIB_journal := journal statedir err
-FUZZ_LIB_gres    := slurmapi err
-FUZZ_LIB_sysfs   := sysfs pci nvidia child err
+FUZZ_LIB_conf    := conf cpulist base/mode base/err
+FUZZ_LIB_mode    := base/mode base/err
+FUZZ_LIB_journal := journal statedir base/err
+FUZZ_LIB_gres    := slurmapi base/err
+FUZZ_LIB_sysfs   := sysfs pci nvidia child base/err
 FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)
 CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib -I$(BUILD) $(FUZZ_SAN)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fPIC $(WARN) -Ilib -Ilib/base -I$(BUILD) $(FUZZ_SAN)
 
 .PHONY: FORCE all deps fuzz-deps deb-deps bench-deps bench-here bench-root check check-here check-root unit integration demo bench install clean testbed-up testbed-down guest fuzz soak
 all: $(BUILD)/libvdesk.a $(PLUGIN) $(PROGS) $(TOOLS) $(UNIT_BIN) $(UNIT_ASAN) $(FUZZ_REPLAY)
@@ -95,11 +98,11 @@ $(CONFIG_H): FORCE
 	    '$(SYSCONFDIR)' '$(LOCALSTATEDIR)' '$(VERSION)' >$@.tmp
 	@if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
 
-$(BUILD)/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h prolog/*.h cli/*.h tests/unit/*.h)
+$(BUILD)/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h lib/base/*.h prolog/*.h cli/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Iprolog $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/asan/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h tests/unit/*.h tests/fuzz/*.h)
+$(BUILD)/asan/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h lib/base/*.h tests/unit/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(SAN) $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 
@@ -109,7 +112,7 @@ $(BUILD)/libvdesk.a: $(LIB_OBJ)
 $(BUILD)/libvdesk-asan.a: $(LIB_SRC:%.c=$(BUILD)/asan/%.o)
 	$(AR) rcs $@ $^
 
-$(BUILD)/spank/vdesk.o: spank/vdesk.c $(CONFIG_H) $(wildcard lib/*.h)
+$(BUILD)/spank/vdesk.o: spank/vdesk.c $(CONFIG_H) $(wildcard lib/base/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -I$(SLURM_INCDIR)/.. $(CFLAGS) -c $< -o $@
 
@@ -172,7 +175,7 @@ $(BUILD)/tests/fuzz/fuzz_%: $(BUILD)/asan/tests/fuzz/fuzz_%.o $(BUILD)/asan/test
             $(BUILD)/asan/tests/fuzz/replay.o
 
 # libFuzzer builds: everything compiled by clang with coverage, into $(BUILD)/fuzz.
-$(BUILD)/fuzz/obj/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h tests/fuzz/*.h)
+$(BUILD)/fuzz/obj/%.o: %.c $(CONFIG_H) $(wildcard lib/*.h lib/base/*.h tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) $(CFLAGS) -c $< -o $@
 

@@ -681,6 +681,46 @@ static const vd_peer *target_pick(op *o, const vd_request *req, unsigned long lo
     return NULL;
 }
 
+/* Two desktops that chose the same target at the same moment both saw a
+ * free slot. Once here, the first `desktop_slots` to have arrived stay
+ * (vd_hv_dom_arrived_after: the target's own order, which both see the
+ * same); a later one goes back where it came from, and the chain moves on.
+ * A way back that fails leaves it there, over the target's slots: said in
+ * the record, nothing lost. */
+static int slot_check(op *o, const vd_peer *self, const vd_peer *to, unsigned long long kib,
+                      vd_err *err)
+{
+    vd_hv *there;
+    vd_err why;
+    int before = 0;
+    if (vd_hv_open(to->migrate_uri, &there, &why) < 0)
+        return 0;   /* it got there; whether it is alone there cannot be told */
+    int rc = vd_hv_dom_arrived_after(there, o->conf->domain, &before, &why);
+    if (rc < 0 || before < to->desktop_slots) {
+        vd_hv_close(there);
+        return 0;
+    }
+    char step[96];
+    snprintf(step, sizeof(step), "back from %s", to->name);
+    vd_migrate_params mp = migrate_params_to(o, self, migrate_ms(o, kib));
+    vd_migrate_stats st;
+    rc = step_begin(o, step, err);
+    if (rc == 0)
+        rc = step_end(o, step, vd_hv_dom_migrate(there, o->conf->domain, &mp, &st, &why));
+    vd_hv_close(there);
+    if (rc < 0) {
+        outcome(o, "%s is over its desktop_slots (%d): %s could not come back (%s)", to->name,
+                to->desktop_slots, o->conf->domain, why.msg);
+        return 0;
+    }
+    o->j.where[0] = '\0';
+    o->rep->migration.to[0] = '\0';
+    if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
+        return vd_err_set(err, "%s", why.msg);
+    return vd_err_set(err, "%s filled up (desktop_slots = %d) while %s moved there: it came back",
+                      to->name, to->desktop_slots, o->conf->domain);
+}
+
 static int mode_migrate(op *o, const vd_request *req, vd_err *err)
 {
     const vd_peer *self = self_peer(o), *to;
@@ -710,7 +750,7 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
         return -1;
     }
     migration_note(o, o->conf->node, to->name, t0, &st);
-    return 0;
+    return slot_check(o, self, to, kib, err);
 }
 
 /* The daemon that has the desktop now, other than home: the journal's
@@ -819,23 +859,18 @@ static int come_home(op *o, vd_err *err)
      * by the lock manager): the running one elsewhere is, and comes home
      * over it. */
     int sent = o->j.where[0] || !strcmp(o->j.used, "migrate");
-    const vd_peer *at = NULL;
+    const vd_peer *at = NULL, *self = self_peer(o);
     vd_hv *away = NULL;
-    if (st.state == VD_DOM_SHUTOFF && sent && desktop_find(o, &at, &away, &st, NULL) == 0 &&
-        st.state == VD_DOM_SHUTOFF) {
-        vd_hv_close(away);
-        away = NULL;
-        at = NULL;
-    }
-    if (st.state == VD_DOM_MISSING || at) {
-        const vd_peer *self = self_peer(o);
-        if (!self || !self->migrate_uri[0]) {
-            vd_hv_close(away);
-            return vd_err_set(err, "desktop %s is away, and [node %s] of %s has no migrate_uri to "
-                              "bring it home by", o->conf->domain, o->conf->node, o->conf->path);
-        }
-        if (!at && desktop_find(o, &at, &away, &st, err) < 0)
-            return -1;
+    if (st.state == VD_DOM_MISSING && (!self || !self->migrate_uri[0]))
+        return vd_err_set(err, "VM %s is not defined on %s, and [node %s] of %s has no migrate_uri "
+                          "to look for it elsewhere: define it again, then run 'vdeskctl recover'",
+                          o->conf->domain, vd_hv_uri(o->hv), o->conf->node, o->conf->path);
+    if (st.state == VD_DOM_MISSING && desktop_find(o, &at, &away, &st, err) < 0)
+        return -1;
+    /* Off at home and found elsewhere: the one elsewhere is the desktop. */
+    if (st.state == VD_DOM_SHUTOFF && sent && self && self->migrate_uri[0])
+        desktop_find(o, &at, &away, &st, NULL);
+    if (at) {
         if (stale_home_set_aside(o, err) < 0) {
             vd_hv_close(away);
             return -1;
@@ -892,15 +927,24 @@ static const vd_peer *visitor_target(op *o, const vd_request *req, const vd_peer
     return target_pick(o, req, kib, err);
 }
 
+/* A visitor's moves are not this node's state: they are timed into the
+ * record, not journalled (its home's journal and come_home() cover them). */
+static int visitor_phase(op *o, const char *what, const char *dom, long long t0, int rc)
+{
+    char name[sizeof(o->rep->phases[0].name)];
+    snprintf(name, sizeof(name), "visitor %.24s %.14s", dom, what);   /* cut: a phase name */
+    phase_add(o, name, t0, rc == 0);
+    return rc;
+}
+
 static int visitor_save(op *o, const char *dom, const vd_peer *home, vd_err *err)
 {
-    char path[PATH_MAX], step[160];
+    char path[PATH_MAX];
     if (visitor_save_path(o->conf, home->name, dom, path, sizeof(path), err) < 0)
         return -1;
-    snprintf(step, sizeof(step), "visitor %s save", dom);
-    if (step_begin(o, step, err) < 0)
-        return -1;
-    return step_end(o, step, vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err));
+    long long t0 = mono_ms();
+    int rc = vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err);
+    return visitor_phase(o, "save", dom, t0, rc);
 }
 
 /* Moves visitor `dom` (home: `home`) off this node; says how in `done`. */
@@ -913,12 +957,12 @@ static int visitor_leave(op *o, const vd_request *req, const char *dom, const vd
     if (vd_hv_dom_memory_kib(o->hv, dom, &kib, &why) == 0)
         to = visitor_target(o, req, home, kib, &why);
     if (to) {
-        char step[160];
+        char what[80];
         vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
         vd_migrate_stats st;
-        snprintf(step, sizeof(step), "visitor %s to %s", dom, to->name);
-        if (step_begin(o, step, &why) == 0 &&
-            step_end(o, step, vd_hv_dom_migrate(o->hv, dom, &mp, &st, &why)) == 0) {
+        long long t0 = mono_ms();
+        snprintf(what, sizeof(what), "to %s", to->name);
+        if (visitor_phase(o, what, dom, t0, vd_hv_dom_migrate(o->hv, dom, &mp, &st, &why)) == 0) {
             snprintf(done, size, "visitor %s %s %s", dom, to == home ? "went home to" : "moved on to",
                      to->name);
             return 0;

@@ -1422,6 +1422,26 @@ int vd_hv_dom_rename(vd_hv *hv, const char *dom, const char *new_name, vd_err *e
     DOM_CALL(hv, dom, err, "rename it", virDomainRename(d, new_name, 0));
 }
 
+int vd_hv_dom_arrived_after(vd_hv *hv, const char *dom, int *before, vd_err *err)
+{
+    virDomainPtr *doms = NULL, d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    unsigned id = virDomainGetID(d);
+    virDomainFree(d);
+    int n = virConnectListAllDomains(hv->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+    if (n < 0 || id == (unsigned)-1)
+        return vd_err_set(err, "libvirt %s: cannot list its running VMs: %s", hv->uri, lv_msg());
+    *before = 0;
+    for (int i = 0; i < n; i++) {
+        unsigned other = virDomainGetID(doms[i]);
+        *before += other != (unsigned)-1 && other < id;
+        virDomainFree(doms[i]);
+    }
+    free(doms);
+    return 0;
+}
+
 int vd_hv_active_count(vd_hv *hv, int *count, vd_err *err)
 {
     int n = virConnectNumOfDomains(hv->conn);

@@ -36,6 +36,7 @@ static int usage(void)
           "                                file, the unplugged devices' XML goes to FILE.ALIAS.xml\n"
           "  restore NAME MODE FILE        the bare calls of vdesk's restore after evict\n"
           "  cycle NAME MODE FILE          evict and restore in one process\n"
+          "  list-active                   names of the running or paused domains\n"
           "  migrate NAME DEST-URI DATA-URI  live-migrate peer to peer (persist at DEST, undefine\n"
           "                                here), print 'migrate MS downtime MS data BYTES'\n"
           "  save-plain NAME FILE          virDomainSaveFlags(d, FILE, NULL, 0) and nothing else\n"
@@ -267,6 +268,23 @@ static int plain(const char *uri, char **argv, vd_err *err)
     return rc;
 }
 
+/* The names of the running or paused domains, one per line. */
+static int list_active(vd_hv *hv, vd_err *err)
+{
+    char **names = NULL;
+    int n = 0, rc = 0;
+    if (vd_hv_dom_list(hv, &names, &n, err) < 0)
+        return -1;
+    for (int i = 0; i < n && rc == 0; i++) {
+        vd_dom_state s;
+        rc = vd_hv_dom_state(hv, names[i], &s, err);
+        if (rc == 0 && (s == VD_DOM_RUNNING || s == VD_DOM_PAUSED))
+            printf("%s\n", names[i]);
+    }
+    vd_hv_names_free(names, n);
+    return rc;
+}
+
 /* The bare migration vdesk's migrate mode makes (no unplug, journal or
  * target choice): the benchmark's baseline and the test bed's way to move
  * a guest by hand. Prints "migrate MS downtime MS data BYTES". */
@@ -310,6 +328,8 @@ static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
     }
     if (!strcmp(cmd, "cycle") && argc == 4)
         return cycle(hv, argv[1], argv[2], argv[3], err);
+    if (!strcmp(cmd, "list-active") && argc == 1)
+        return list_active(hv, err);
     if (!strcmp(cmd, "migrate") && argc == 4)
         return migrate(hv, argv[1], argv[2], argv[3], err);
     if (!strcmp(cmd, "evict") && argc == 4)

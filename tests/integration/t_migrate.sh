@@ -20,7 +20,17 @@ t_setup() {
     VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
         bed_up "$T_BED" || return 1
     VDCONF=$VDESK_BED/vdesk/vdesk.conf
+    cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
     bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
+}
+
+# fresh: what a test before may have left (its vdesk.conf, drained nodes,
+# n2's desktop) is undone, so that one failure does not fail the rest.
+fresh() {
+    cp "$VDESK_BED/vdesk/good.conf" "$VDCONF"
+    scontrol update nodename=n1,n2,n3 state=resume >/dev/null 2>&1 || true
+    on n2 purge desk-n2 >/dev/null 2>&1 || true
+    [ "$(where)" = n1 ] || vdeskctl --node n1 recover >/dev/null 2>&1 || true
 }
 t_teardown() { bed_down "$T_BED"; }
 
@@ -82,6 +92,7 @@ job_gone() { t_poll 60 job_done "$1" && t_poll 60 sh -c "'$T_BUILD/cli/vdeskctl'
 # the heartbeat never restarts, goes back or skips.
 test_migrate_job_moves_the_desktop_away_and_home() {
     local boot n id to rec
+    fresh
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 migrate 6)
     to=$(where)
@@ -104,6 +115,7 @@ test_migrate_job_moves_the_desktop_away_and_home() {
 # No node to go to: the chain (save, shutdown) takes over, and says why.
 test_no_idle_node_hands_over_to_the_chain() {
     local boot n id
+    fresh
     read -r boot n <<<"$(bed_hb desk-n1)"
     scontrol update nodename=n2,n3 state=drain reason=t_migrate
     id=$(start_job n1 migrate 2)
@@ -118,6 +130,7 @@ test_no_idle_node_hands_over_to_the_chain() {
 # definition aside and brings the real desktop home over it.
 test_start_at_home_while_away_is_refused_by_the_lock_manager() {
     local boot n id to out
+    fresh
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 migrate 8)
     to=$(where)
@@ -137,6 +150,7 @@ test_start_at_home_while_away_is_refused_by_the_lock_manager() {
 # takes the lock again (a pause and resume of the guest).
 test_status_says_when_the_disk_is_not_locked() {
     local pid lpid out
+    fresh
     assert_match "$(vdeskctl --node n1 status)" "disk of desk-n1: locked by virtlockd"
     pid=$(cat "$VDESK_BED/libvirt/run/virtlockd.pid")
     lpid=$(cat "$VDESK_BED/libvirt/run/libvirtd.pid")
@@ -165,6 +179,7 @@ desk_n2() {
 # idle node left, and its home's epilog later finds it there.
 test_job_on_a_visitors_host_moves_it_on() {
     local boot n a b
+    fresh
     desk_n2 up
     read -r boot n <<<"$(bed_hb desk-n1)"
     scontrol update nodename=n3 state=drain reason=t_migrate
@@ -188,6 +203,7 @@ test_job_on_a_visitors_host_moves_it_on() {
 # comes home from that file, its session whole.
 test_visitor_with_nowhere_to_go_is_saved_for_its_home() {
     local boot n a b
+    fresh
     desk_n2 up
     read -r boot n <<<"$(bed_hb desk-n1)"
     scontrol update nodename=n3 state=drain reason=t_migrate
@@ -208,11 +224,47 @@ test_visitor_with_nowhere_to_go_is_saved_for_its_home() {
     desk_n2 down
 }
 
+# Two jobs start at the same moment on n1 and n2, both asking to migrate,
+# and the one idle node, n3, has one desktop slot: one desktop gets it, the
+# other does not land there too (it comes back, or finds no room, and is
+# saved); both come home with their sessions.
+test_two_desktops_evicted_at_once_take_one_slot() {
+    local b1 n1 b2 n2 a b
+    fresh
+    desk_n2 up
+    bed_wait_hb desk-n2 60
+    cp "$VDCONF" "$VDCONF.good"
+    printf 'desktop_slots = 1\n' >>"$VDCONF"   # the file ends with [node n3]
+    read -r b1 n1 <<<"$(bed_hb desk-n1)"
+    read -r b2 n2 <<<"$(bed_hb desk-n2)"
+    a=$(sbatch --parsable -H -w n1 --vdesk=migrate -o /dev/null --wrap 'sleep 10')
+    b=$(sbatch --parsable -H -w n2 --vdesk=migrate -o /dev/null --wrap 'sleep 10')
+    scontrol release "$a,$b"
+    t_poll 90 sh -c "scontrol -o show job $a | grep -q 'AdminComment=.*vdesk\[n1\] evict' &&
+                     scontrol -o show job $b | grep -q 'AdminComment=.*vdesk\[n2\] evict'"
+    assert_eq "$(on n3 list-active | sort | tr '\n' ' ')" "$( (admin_comment "$a"; admin_comment "$b") |
+        sed -n 's/.*vdesk\[n\([12]\)\] evict: .* migrated=n[12]>n3:.*/desk-n\1/p' | sort | tr '\n' ' ')" \
+        "the desktops on n3 are those whose records say they went there"
+    assert_eq "$(on n3 list-active | wc -l)" 1 "desktops on n3 (desktop_slots = 1)"
+    assert_match "$(admin_comment "$a") $(admin_comment "$b")" "used=save"
+    mv "$VDCONF.good" "$VDCONF"
+    t_poll 60 job_done "$a"
+    t_poll 60 job_done "$b"
+    job_gone "$a"
+    t_poll 60 sh -c "[ \"\$('$BEDCTL' -c '$(bed_node_uri "$VDESK_BED" n2)' state desk-n2)\" = running ]"
+    at_home "$b1" "$n1"
+    assert_beats_whole "$b1" "$n1"
+    t_poll 20 sh -c "grep -aq 'vdesk-hb boot=$b2 n=$((n2 + 3))' '$VDESK_BED/guests/desk-n2/console.log'" ||
+        t_fail "desk-n2's heartbeat did not go on"
+    desk_n2 down
+}
+
 # The target's daemon dies while the memory is on its way (bandwidth held
 # low so that it takes seconds): the migration fails, the desktop never
 # left, and the chain saves it instead.
 test_target_lost_mid_way_keeps_the_desktop_home() {
     local boot n id pid
+    fresh
     read -r boot n <<<"$(bed_hb desk-n1)"
     cp "$VDCONF" "$VDCONF.good"
     sed -i 's/^migrate_unsafe = yes$/&\nmigrate_bandwidth = 8/' "$VDCONF"
@@ -257,6 +309,7 @@ crash_at() {
 
 test_crash_at_every_journalled_step_of_a_migration_is_recovered() {
     local step
+    fresh
     scontrol update nodename=n3 state=drain reason=t_migrate
     for step in "migrate n2" "migrate n2+"; do crash_at away "$step"; done
     for step in "begin restore" "home from n2" "home from n2+" "replug ua-gpu0"; do crash_at home "$step"; done

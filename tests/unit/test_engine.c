@@ -595,6 +595,25 @@ static void journal_path_outside_the_state_dir_is_not_followed(void **state)
     assert_non_null(strstr(rep.drain, "is not vdesk's save file"));
 }
 
+/* A journal that says the desktop was sent to a node the file does not
+ * name as a migration peer (a planted journal, say) is not followed there:
+ * it is set aside, and the desktop comes back from what is true. */
+static void journal_naming_an_unknown_node_is_not_followed(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    evict(f, 32, VD_MODE_SAVE, &rep);
+    char jpath[PATH_MAX + 16];
+    snprintf(jpath, sizeof(jpath), "%s/journal.json", f->conf.state_dir);
+    write_file(jpath, "{\"version\":1,\"phase\":\"evicted\",\"used\":\"migrate\",\"where\":\"evil\","
+               "\"jobs\":[32],\"devices\":[]}");
+    OK(vd_restore(&f->conf, 32, &rep, &err));
+    assert_true(info_of(f).restored);          /* the session, from vdesk's save file */
+    assert_non_null(strstr(rep.drain, "where 'evil' is not a node"));
+    assert_int_equal(count_files(f, "journal.json.bad-"), 1);
+}
+
 /* --- item 17: one journal entry per device, whatever fails ------------- */
 
 static void failing_unplug_in_two_modes_journals_the_device_once(void **state)
@@ -680,6 +699,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(shut_off_desktop_gives_its_gpu_to_the_job, setup_ws, teardown),
         cmocka_unit_test_setup_teardown(truncated_journal, setup, teardown),
         cmocka_unit_test_setup_teardown(journal_with_wrong_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(journal_naming_an_unknown_node_is_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(journal_path_outside_the_state_dir_is_not_followed, setup, teardown),
         cmocka_unit_test_setup_teardown(failing_unplug_in_two_modes_journals_the_device_once, setup, teardown),
         cmocka_unit_test_setup_teardown(lock_wait_fits_the_budget, setup, teardown),

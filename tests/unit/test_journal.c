@@ -90,6 +90,7 @@ static void save_and_load_round_trip(void **state)
     snprintf(j.used, sizeof(j.used), "save");
     snprintf(j.step, sizeof(j.step), "unplug ua-gpu0");
     snprintf(j.save_file, sizeof(j.save_file), "/var/lib/vdesk/desk.save");
+    snprintf(j.where, sizeof(j.where), "n3");
     assert_int_equal(vd_journal_add_job(&j, 7, &err), 0);
     assert_int_equal(vd_journal_add_job(&j, 9, &err), 0);
     assert_int_equal(vd_journal_add_job(&j, 7, &err), 0);   /* once only */
@@ -106,6 +107,7 @@ static void save_and_load_round_trip(void **state)
     assert_string_equal(k.step, "unplug ua-gpu0");
     assert_string_equal(k.save_file, "/var/lib/vdesk/desk.save");
     assert_int_equal(k.pinned, 1);
+    assert_string_equal(k.where, "n3");
     assert_int_equal(k.since_ms, 42);
     assert_int_equal(k.njobs, 2);
     assert_true(vd_journal_has_job(&k, 9));
@@ -215,6 +217,8 @@ static void ill_typed_journals_are_refused(void **state)
         { HEAD "\"since_ms\":1.5}", "\"since_ms\"" },
         { HEAD "\"since_ms\":-1}", "\"since_ms\"" },
         { HEAD "\"save_used\":\"yes\"}", "\"save_used\"" },
+        { HEAD "\"where\":3}", "\"where\"" },
+        { HEAD "\"where\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}", "\"where\"" },
         { HEAD "\"jobs\":[-1]}", "jobs[0]" },
         { HEAD "\"jobs\":[7,4294967296]}", "jobs[1]" },
         { HEAD "\"jobs\":[\"7\"]}", "jobs[0]" },

@@ -2,6 +2,8 @@
 /*
  * err.h - how vdesk reports failures.
  *
+ * lib/base: libc only; the SPANK plugin, which every srun loads, links it.
+ *
  * Contract: every vdesk function that can fail takes a `vd_err *` as its last
  * argument and returns 0 on success or -1 on failure. On failure it has
  * written one human-readable line into the vd_err that names the object (VM,

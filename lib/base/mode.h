@@ -3,7 +3,7 @@
  * mode.h - what vdesk does with the desktop VM while a job runs.
  *
  * The one table of modes, shared by the SPANK plugin (submit-time checks)
- * and the node side. Pure C, no dependencies: the plugin links it.
+ * and the node side. lib/base: libc only; the plugin links it.
  */
 #ifndef VDESK_MODE_H
 #define VDESK_MODE_H
