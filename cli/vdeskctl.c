@@ -246,12 +246,18 @@ int main(int argc, char **argv)
         return cmd_status(&conf, inv.json);
     say_if_waiting(&conf, cmd);
     if (!strcmp(cmd, "evict") && optind + 2 == argc) {
-        vd_request req = { .job = 0 };
+        vd_request req = { .job = 0, .target_idle = vd_slurm_node_visitable };
         if (vd_mode_parse(argv[optind + 1], &req.mode, &err) < 0) {
             fprintf(stderr, "vdeskctl: %s\n", err.msg);
             return 2;
         }
+        /* By hand, as for a job: the idle nodes Slurm offers, never this one. */
+        vd_err why;
+        if (conf.migrate_uri[0] &&
+            vd_slurm_idle_nodes(conf.migrate_feature, conf.node, &req.targets, &req.ntargets, &why) < 0)
+            fprintf(stderr, "vdeskctl: no migration targets: %s\n", why.msg);
         rc = vd_evict(&conf, &req, &rep, &err);
+        vd_slurm_names_free(req.targets, req.ntargets);
     } else if (!strcmp(cmd, "restore") && optind + 1 == argc) {
         reconcile(&conf, note, sizeof(note));
         if (force && !even && jobs_still_running(&conf))

@@ -5,6 +5,9 @@
  *   PRESENT --evict--> EVICTING --(steps)--> EVICTED --last job out--> RESTORING --> PRESENT
  *
  * Its phases move only as the table `transitions` below says (phase_set).
+ * Migrate is one more mode of the chain: the desktop runs on at another
+ * node, the journal's `where` names it, and converge() brings it home
+ * first (come_home), from wherever it is found.
  * Eviction is a list of steps. Each step is written to the journal before
  * it is taken ("announced"), so a crash leaves a journal that says what may
  * be half done. Restoring is not a list of undo steps but one convergent
@@ -133,6 +136,18 @@ static void crash_point(const char *step, int done)
     size_t n = strlen(step);
     if (!strncmp(want, step, n) && want[n] == (done ? '+' : '\0'))
         raise(SIGKILL);
+}
+
+/* Test hook (docs/design.md): VDESK_TEST_PAUSE="POINT MS" sleeps MS ms at
+ * POINT, so that a test can act in between (another desktop arriving at
+ * the target just chosen, say). */
+static void pause_point(const char *point)
+{
+    const char *want = getenv("VDESK_TEST_PAUSE");
+    size_t n = strlen(point);
+    if (want && !strncmp(want, point, n) && want[n] == ' ')
+        nanosleep(&(struct timespec){ .tv_sec = atoi(want + n + 1) / 1000,
+                                      .tv_nsec = (long)(atoi(want + n + 1) % 1000) * 1000000 }, NULL);
 }
 
 /* Moves the journal's phase (not yet saved), if `transitions` allows it. */
@@ -555,6 +570,9 @@ static int settle_budget_ms(const vd_conf *c)
         s = c->timeout_restore;
     if (c->timeout_shutdown > s)
         s = c->timeout_shutdown;
+    /* a migration in or out, of a desktop of up to 16 GiB */
+    if ((long long)c->timeout_migrate * 16 > s)
+        s = (long long)c->timeout_migrate * 16;
     return s * 1000 > INT_MAX ? INT_MAX : (int)(s * 1000);
 }
 
@@ -687,16 +705,25 @@ static const vd_peer *target_pick(op *o, const vd_request *req, unsigned long lo
  * same); a later one goes back where it came from, and the chain moves on.
  * A way back that fails leaves it there, over the target's slots: said in
  * the record, nothing lost. */
-static int slot_check(op *o, const vd_peer *self, const vd_peer *to, unsigned long long kib,
-                      vd_err *err)
+static int slot_check(op *o, const vd_request *req, const vd_peer *self, const vd_peer *to,
+                      unsigned long long kib, vd_err *err)
 {
     vd_hv *there;
-    vd_err why;
+    vd_err why = { "" };
     int before = 0;
+    char reason[400] = "";
     if (vd_hv_open(to->migrate_uri, &there, &why) < 0)
         return 0;   /* it got there; whether it is alone there cannot be told */
-    int rc = vd_hv_dom_arrived_after(there, o->conf->domain, &before, &why);
-    if (rc < 0 || before < to->desktop_slots) {
+    /* A job may have taken the target since Slurm called it idle: its
+     * prolog may have looked for visitors before this one arrived. */
+    if (req->target_idle && req->target_idle(to->name, o->conf->migrate_feature) == 0)
+        snprintf(reason, sizeof(reason), "%s was given a job while %s moved there", to->name,
+                 o->conf->domain);
+    else if (vd_hv_dom_arrival_place(there, o->conf->domain, &before, &why) == 0 &&
+             before >= to->desktop_slots)
+        snprintf(reason, sizeof(reason), "%s filled up (desktop_slots = %d) while %s moved there",
+                 to->name, to->desktop_slots, o->conf->domain);
+    if (!reason[0]) {
         vd_hv_close(there);
         return 0;
     }
@@ -704,21 +731,33 @@ static int slot_check(op *o, const vd_peer *self, const vd_peer *to, unsigned lo
     snprintf(step, sizeof(step), "back from %s", to->name);
     vd_migrate_params mp = migrate_params_to(o, self, migrate_ms(o, kib));
     vd_migrate_stats st;
-    rc = step_begin(o, step, err);
+    int rc = step_begin(o, step, err);
     if (rc == 0)
         rc = step_end(o, step, vd_hv_dom_migrate(there, o->conf->domain, &mp, &st, &why));
     vd_hv_close(there);
     if (rc < 0) {
-        outcome(o, "%s is over its desktop_slots (%d): %s could not come back (%s)", to->name,
-                to->desktop_slots, o->conf->domain, why.msg);
+        /* It stays there (journalled as there): said, nothing lost. */
+        drain(o, "vdesk: %s, and %s could not come back from it (%s); see 'vdeskctl status', then "
+              "'scontrol update nodename=%s state=resume'", reason, o->conf->domain,
+              why.msg[0] ? why.msg : err->msg, o->conf->node);
         return 0;
     }
     o->j.where[0] = '\0';
     o->rep->migration.to[0] = '\0';
-    if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
-        return vd_err_set(err, "%s", why.msg);
-    return vd_err_set(err, "%s filled up (desktop_slots = %d) while %s moved there: it came back",
-                      to->name, to->desktop_slots, o->conf->domain);
+    if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
+        return -1;
+    return vd_err_set(err, "%s: it came back", reason);
+}
+
+/* A migration reported failed may have finished anyway (a watchdog's
+ * abort that came too late, a watchdog left behind on a hung daemon):
+ * once home's daemon is done with the desktop, whether home still has it
+ * says which. */
+static int migrate_went_anyway(op *o)
+{
+    vd_dom_info st;
+    vd_err why;
+    return settle(o, &st, &why) == 0 && st.state == VD_DOM_MISSING;
 }
 
 static int mode_migrate(op *o, const vd_request *req, vd_err *err)
@@ -731,6 +770,7 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
     if (vd_hv_dom_memory_kib(o->hv, o->conf->domain, &kib, err) < 0 ||
         !(to = target_pick(o, req, kib, err)))
         return -1;
+    pause_point("picked");
     /* Neither a GPU's state nor an IB function's migrates: they stay. */
     if (unplug(o, req, 0, err) < 0)
         return -1;
@@ -740,9 +780,14 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
     vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
     vd_migrate_stats st;
     long long t0 = mono_ms();
-    if (step_begin(o, step, err) < 0)
+    if (step_begin(o, step, err) < 0) {
+        o->j.where[0] = '\0';
         return -1;
-    if (step_end(o, step, vd_hv_dom_migrate(o->hv, o->conf->domain, &mp, &st, err)) < 0) {
+    }
+    int rc = vd_hv_dom_migrate(o->hv, o->conf->domain, &mp, &st, err);
+    if (rc < 0 && migrate_went_anyway(o))
+        rc = 0;   /* the watchdog's abort came too late: it is there */
+    if (step_end(o, step, rc) < 0) {
         o->j.where[0] = '\0';   /* it runs on here (hv.h): the next mode takes over */
         vd_err why;
         if (vd_journal_save(o->conf->state_dir, &o->j, &why) < 0)
@@ -750,7 +795,7 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
         return -1;
     }
     migration_note(o, o->conf->node, to->name, t0, &st);
-    return slot_check(o, self, to, kib, err);
+    return slot_check(o, req, self, to, kib, err);
 }
 
 /* The daemon that has the desktop now, other than home: the journal's
@@ -802,10 +847,19 @@ static int visitor_file_settle(op *o, vd_err *err)
 {
     char path[PATH_MAX];
     vd_dom_state s;
+    struct stat fst;
     if (visitor_save_path(o->conf, o->conf->node, o->conf->domain, path, sizeof(path), err) < 0)
         return -1;
-    if (!file_exists(path) || !strcmp(o->j.save_file, path))
+    if (lstat(path, &fst) < 0 || !strcmp(o->j.save_file, path))
         return 0;
+    /* The file is restored with the student's disk and devices: only one
+     * vdesk (root) could have written, in a directory nobody else may. */
+    if (vd_snapshot_dir_check(o->conf->snapshot_dir, err) < 0)
+        return vd_err_prefix(err, "not using %s", path);
+    if (!S_ISREG(fst.st_mode) || (fst.st_mode & S_IWOTH) || (fst.st_mode & S_IWGRP))
+        return vd_err_set(err, "%s is not a regular file only its owner may write: not restoring "
+                          "%s from it; see what it is, remove it, then run 'vdeskctl recover'",
+                          path, o->conf->domain);
     if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
         return -1;
     char was[sizeof(o->j.save_file)];
@@ -831,10 +885,15 @@ static int visitor_file_settle(op *o, vd_err *err)
  * desktop can come home under its own name. */
 static int stale_home_set_aside(op *o, vd_err *err)
 {
-    vd_dom_state s;
+    vd_dom_state s = VD_DOM_OTHER;
     char aside[sizeof(o->conf->domain) + 32];
-    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0 || s != VD_DOM_SHUTOFF)
-        return s == VD_DOM_MISSING ? 0 : -1;
+    if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+        return -1;
+    if (s == VD_DOM_MISSING)
+        return 0;
+    if (s != VD_DOM_SHUTOFF)
+        return vd_err_set(err, "%s is %s here and also found on another node: not bringing either "
+                          "over the other; see 'vdeskctl status'", o->conf->domain, vd_dom_state_name(s));
     snprintf(aside, sizeof(aside), "%s.stale-%lld", o->conf->domain, vd_now_ms());
     if (step_begin(o, "set aside stale definition", err) < 0 ||
         step_end(o, "set aside stale definition", vd_hv_dom_rename(o->hv, o->conf->domain, aside, err)) < 0)
@@ -939,8 +998,10 @@ static int visitor_phase(op *o, const char *what, const char *dom, long long t0,
 
 static int visitor_save(op *o, const char *dom, const vd_peer *home, vd_err *err)
 {
-    char path[PATH_MAX];
-    if (visitor_save_path(o->conf, home->name, dom, path, sizeof(path), err) < 0)
+    char path[PATH_MAX], dir[PATH_MAX];
+    if (visitor_save_path(o->conf, home->name, dom, path, sizeof(path), err) < 0 ||
+        vd_conf_snapshot_dir_of(o->conf, home->name, dir, sizeof(dir)) < 0 ||
+        vd_snapshot_dir_check(dir, err) < 0)
         return -1;
     long long t0 = mono_ms();
     int rc = vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err);
@@ -1562,6 +1623,34 @@ static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, 
     return rc;
 }
 
+/* Not here, but running on another node: away already, though the journal
+ * did not say so (it was lost, or set aside). It is adopted as migrated
+ * there, with every device of vdesk.conf to plug back when it comes home.
+ * 1: adopted; 0: it is nowhere else. */
+static int away_already(op *o, vd_err *err)
+{
+    const vd_peer *self = self_peer(o), *at;
+    vd_hv *away = NULL;
+    vd_dom_info st;
+    if (!self || !self->migrate_uri[0] || desktop_find(o, &at, &away, &st, NULL) < 0)
+        return 0;
+    vd_hv_close(away);
+    if (st.state != VD_DOM_RUNNING && st.state != VD_DOM_PAUSED)
+        return 0;
+    if (phase_set(o, VD_EVICTED, err) < 0)
+        return -1;
+    snprintf(o->j.used, sizeof(o->j.used), "migrate");
+    snprintf(o->j.where, sizeof(o->j.where), "%s", at->name);
+    for (int i = 0; i < o->conf->ndevices; i++)
+        if (!saved_dev(o, o->conf->devices[i].alias, err))
+            return -1;
+    outcome(o, "desktop %s is on %s already (the journal had it here): it stays there and comes home "
+            "after the job", o->conf->domain, at->name);
+    if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
+        return -1;
+    return 1;
+}
+
 static int evict_present(op *o, const vd_request *req, vd_err *err)
 {
     vd_dom_state s;
@@ -1569,6 +1658,9 @@ static int evict_present(op *o, const vd_request *req, vd_err *err)
         return -1;
     snprintf(o->j.asked, sizeof(o->j.asked), "%s", vd_mode_name(req->mode));
     o->j.since_ms = vd_now_ms();
+    int adopted = s == VD_DOM_MISSING ? away_already(o, err) : 0;
+    if (adopted)
+        return adopted < 0 ? -1 : devices_to(o, 0, err);
     if (s == VD_DOM_MISSING || s == VD_DOM_SHUTOFF) {
         if (s == VD_DOM_MISSING)
             drain(o, "vdesk: desktop VM %s is not defined on %s (%s): define it or fix %s, then "

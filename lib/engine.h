@@ -31,6 +31,10 @@ typedef struct vd_request {
      * one's libvirt for room and picks by vd_place_pick. */
     char **targets;
     int ntargets;
+    /* Whether `node` may still take a visitor (Slurm: idle, with
+     * `feature`): 1, 0, or -1 cannot say; NULL: not asked. Asked once the
+     * desktop arrived, since a job may have taken the node meanwhile. */
+    int (*target_idle)(const char *node, const char *feature);
 } vd_request;
 
 /* Budgets. Slurm kills a prolog or epilog that runs past its

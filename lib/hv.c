@@ -551,14 +551,15 @@ static const char *passing_state(int s, int reason, int *always)
     }
 }
 
-/* Whether a libvirt job runs on d. Drivers without job information (the
- * test driver) have none to wait for. */
+/* Whether a libvirt job runs on d: 1, 0, or -1 when the daemon does not
+ * say (the test driver has no job information; the target of a migration
+ * gives none for the incoming one). */
 static int job_active(virDomainPtr d)
 {
     virDomainJobInfo info;
     if (virDomainGetJobInfo(d, &info) < 0) {
         virResetLastError();
-        return 0;
+        return -1;
     }
     return info.type != VIR_DOMAIN_JOB_NONE;
 }
@@ -577,12 +578,20 @@ int vd_hv_dom_info(vd_hv *hv, const char *name, vd_dom_info *info, vd_err *err)
         return vd_err_set(err, "VM %s: cannot look up on %s: %s", name, hv->uri, lv_msg());
     }
     int s, reason, rc = 0;
-    if (virDomainGetState(d, &s, &reason, 0) < 0) {
+    int got = virDomainGetState(d, &s, &reason, 0);
+    if (got < 0 && lv_code() == VIR_ERR_NO_DOMAIN) {
+        /* gone between the lookup and now: a migration out that ended */
+        info->state = VD_DOM_MISSING;
+        snprintf(info->what, sizeof(info->what), "missing");
+    } else if (got < 0) {
         rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
     } else {
         int always;
         const char *passing = passing_state(s, reason, &always);
-        int job = s != VIR_DOMAIN_SHUTOFF && job_active(d);
+        int job = s != VIR_DOMAIN_SHUTOFF ? job_active(d) : 0;
+        /* A migration arriving here: paused for it, and no job shown. */
+        if (job < 0)
+            job = s == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_MIGRATION;
         info->state = state_from_libvirt(s);
         info->reason = reason;
         info->restored = s == VIR_DOMAIN_RUNNING && reason == VIR_DOMAIN_RUNNING_RESTORED;
@@ -1422,15 +1431,17 @@ int vd_hv_dom_rename(vd_hv *hv, const char *dom, const char *new_name, vd_err *e
     DOM_CALL(hv, dom, err, "rename it", virDomainRename(d, new_name, 0));
 }
 
-int vd_hv_dom_arrived_after(vd_hv *hv, const char *dom, int *before, vd_err *err)
+int vd_hv_dom_arrival_place(vd_hv *hv, const char *dom, int *before, vd_err *err)
 {
     virDomainPtr *doms = NULL, d = dom_get(hv, dom, err);
     if (!d)
         return -1;
     unsigned id = virDomainGetID(d);
     virDomainFree(d);
+    if (id == (unsigned)-1)
+        return vd_err_set(err, "VM %s: not running on %s", dom, hv->uri);
     int n = virConnectListAllDomains(hv->conn, &doms, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
-    if (n < 0 || id == (unsigned)-1)
+    if (n < 0)
         return vd_err_set(err, "libvirt %s: cannot list its running VMs: %s", hv->uri, lv_msg());
     *before = 0;
     for (int i = 0; i < n; i++) {

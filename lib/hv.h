@@ -246,11 +246,11 @@ int vd_hv_free_memory_kib(vd_hv *hv, unsigned long long *kib, vd_err *err);
 /* Renames a shut-off domain (its definition only; disks are untouched). */
 int vd_hv_dom_rename(vd_hv *hv, const char *dom, const char *new_name, vd_err *err);
 
-/* How many of the daemon's running (or paused) domains came before `dom`
- * there: domain ids grow as domains start or arrive by migration (from
- * the moment the daemon prepares the incoming one), so this is `dom`'s
- * place in the order of arrival. */
-int vd_hv_dom_arrived_after(vd_hv *hv, const char *dom, int *before, vd_err *err);
+/* `dom`'s place in the order its daemon's running (or paused) domains
+ * arrived, 0 for the first: *before is how many came before it. Domain
+ * ids grow as domains start or arrive by migration (from the moment the
+ * daemon prepares the incoming one), and every client sees the same. */
+int vd_hv_dom_arrival_place(vd_hv *hv, const char *dom, int *before, vd_err *err);
 
 /* How many domains run (or are paused) on the daemon. */
 int vd_hv_active_count(vd_hv *hv, int *count, vd_err *err);

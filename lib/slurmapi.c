@@ -670,6 +670,22 @@ int vd_slurm_node_takes_visitor(unsigned state, const char *features, const char
            has_feature(features, feature);
 }
 
+int vd_slurm_node_visitable(const char *node, const char *feature)
+{
+    node_info_msg_t *resp = NULL;
+    vd_err err;
+    if (init(&err) < 0 || slurm_load_node_single(&resp, (char *)node, SHOW_ALL) != SLURM_SUCCESS)
+        return -1;
+    int rc = -1;
+    if (resp && resp->record_count == 1) {
+        const node_info_t *ni = &resp->node_array[0];
+        rc = vd_slurm_node_takes_visitor(ni->node_state, ni->features_act ? ni->features_act
+                                                                          : ni->features, feature);
+    }
+    slurm_free_node_info_msg(resp);
+    return rc;
+}
+
 void vd_slurm_names_free(char **names, int n)
 {
     for (int i = 0; i < n; i++)

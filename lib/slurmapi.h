@@ -102,4 +102,8 @@ int vd_slurm_node_takes_visitor(unsigned state, const char *features, const char
 int vd_slurm_idle_nodes(const char *feature, const char *exclude, char ***names, int *n, vd_err *err);
 void vd_slurm_names_free(char **names, int n);
 
+/* Whether `node` may take a visiting desktop now (the rule above): 1, 0,
+ * or -1 when slurmctld does not say. */
+int vd_slurm_node_visitable(const char *node, const char *feature);
+
 #endif

@@ -100,7 +100,8 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc == VD_CONF_NO_DESKTOP ? 0 : 1;
     char refused[256], released[512];
-    vd_request req = { .job = job_id(), .gpus = getenv("SLURM_JOB_GPUS"), .budget_s = node_budget() };
+    vd_request req = { .job = job_id(), .gpus = getenv("SLURM_JOB_GPUS"), .budget_s = node_budget(),
+                       .target_idle = vd_slurm_node_visitable };
     request_check(&conf, &req, refused, sizeof(refused));
     if (refused[0])
         syslog(LOG_WARNING, "job %u: %s", req.job, refused);

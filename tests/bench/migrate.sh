@@ -6,8 +6,9 @@
 # and the epilog, devices and journal and all) against the bare peer-to-peer
 # migration of the same guest (`bedctl migrate`), interleaved. Downtimes
 # are QEMU's own figures (the completed job's statistics), against QEMU's
-# default 300 ms downtime target. Knobs: VDESK_BENCH_MIG_SIZES ("256:128
-# 1024:768": guest MiB:filled MiB), VDESK_BENCH_MIG_RUNS (5).
+# default 300 ms downtime target. Knobs: VDESK_BENCH_MIG_SIZES ("256:128:0
+# 1024:768:0 1024:384:64": guest MiB : filled MiB : MiB the guest keeps
+# rewriting, vdesk.dirty=), VDESK_BENCH_MIG_RUNS (5).
 
 mig_on() { "$build/tests/bedctl" -c "$(bed_node_uri "$VDESK_BED" "$1")" "${@:2}"; }
 
@@ -39,7 +40,7 @@ mig_bare() {
 median_col() { awk -v c="$2" '{ print $c }' "$1" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 bench_migrate() {
-    local out size mib fill runs=${VDESK_BENCH_MIG_RUNS:-5} v b i
+    local out size mib fill dirty runs=${VDESK_BENCH_MIG_RUNS:-5} v b i
     out=$("$build/tests/placebench" 10000 1001) || bench_fail "placebench" || return 1
     printf 'migrate: target choice over %d simulated nodes, median of 1001: %s ms (max %s ms; goal: under 10 ms)\n' \
         "$(awk '{ print $2 }' <<<"$out")" "$(awk '{ print $3 }' <<<"$out")" "$(awk '{ print $4 }' <<<"$out")"
@@ -51,16 +52,17 @@ bench_migrate() {
         bed_up "$mig_bed" 2>>"$bench_out/bed.log" || exit 1
         mig_conf=$VDESK_BED/vdesk/vdesk.conf
         scontrol update nodename=n3 state=drain reason=bench
-        for size in ${VDESK_BENCH_MIG_SIZES:-256:128 1024:768}; do
-            mib=${size%%:*} fill=${size#*:}
-            v=$bench_tmp/mig-vdesk-$mib b=$bench_tmp/mig-bare-$mib
+        for size in ${VDESK_BENCH_MIG_SIZES:-256:128:0 1024:768:0 1024:384:64}; do
+            IFS=: read -r mib fill dirty <<<"$size"
+            [ "${dirty:-0}" -gt 0 ] || dirty=
+            v=$bench_tmp/mig-vdesk-$mib-$dirty b=$bench_tmp/mig-bare-$mib-$dirty
             : >"$v"; : >"$b"
-            guest_start desk-n1 "$mib" "$fill" || exit 1
+            guest_start desk-n1 "$mib" "$fill" "${dirty:+vdesk.dirty=$dirty}" || exit 1
             for i in $(seq "$runs"); do
                 mig_vdesk "$v" && mig_bare "$b" || exit 1
             done
-            printf 'migrate: %s MiB guest, %s MiB in use, %d round trips, medians: away: vdesk prolog %s ms (its migration %s ms), bare %s ms, ratio %s; downtime vdesk %s ms, bare %s ms, QEMU target 300 ms; home: vdesk epilog %s ms (its migration %s ms), bare %s ms, ratio %s; downtime vdesk %s ms, bare %s ms\n' \
-                "$mib" "$fill" "$runs" "$(median_col "$v" 1)" "$(median_col "$v" 2)" "$(median_col "$b" 1)" \
+            printf 'migrate: %s MiB guest, %s MiB in use, %s MiB rewritten all the time, %d round trips, medians: away: vdesk prolog %s ms (its migration %s ms), bare %s ms, ratio %s; downtime vdesk %s ms, bare %s ms, QEMU target 300 ms; home: vdesk epilog %s ms (its migration %s ms), bare %s ms, ratio %s; downtime vdesk %s ms, bare %s ms\n' \
+                "$mib" "$fill" "${dirty:-0}" "$runs" "$(median_col "$v" 1)" "$(median_col "$v" 2)" "$(median_col "$b" 1)" \
                 "$(calc "$(median_col "$v" 1) / $(median_col "$b" 1)" %.2f)" "$(median_col "$v" 3)" "$(median_col "$b" 2)" \
                 "$(median_col "$v" 4)" "$(median_col "$v" 5)" "$(median_col "$b" 3)" \
                 "$(calc "$(median_col "$v" 4) / $(median_col "$b" 3)" %.2f)" "$(median_col "$v" 6)" "$(median_col "$b" 4)"

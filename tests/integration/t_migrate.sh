@@ -30,6 +30,7 @@ fresh() {
     cp "$VDESK_BED/vdesk/good.conf" "$VDCONF"
     scontrol update nodename=n1,n2,n3 state=resume >/dev/null 2>&1 || true
     on n2 purge desk-n2 >/dev/null 2>&1 || true
+    on n3 purge desk-n2 >/dev/null 2>&1 || true
     [ "$(where)" = n1 ] || vdeskctl --node n1 recover >/dev/null 2>&1 || true
 }
 t_teardown() { bed_down "$T_BED"; }
@@ -125,8 +126,22 @@ test_no_idle_node_hands_over_to_the_chain() {
     at_home "$boot" "$n"
 }
 
+# locked_by_virtlockd NODE: desk-n1's active disk layer, as NODE's daemon
+# runs it, has a POSIX write lock held by a virtlockd.
+locked_by_virtlockd() {
+    local disk ino pid
+    disk=$(on "$1" xml desk-n1 | sed -n "s/.*<source file='\([^']*\)'.*/\1/p" | head -n 1)
+    ino=$(stat -c %i "$disk") || return 1
+    for pid in $(awk -v i=":$ino" '$2 == "POSIX" && $4 == "WRITE" && substr($6, length($6) - length(i) + 1) == i { print $5 }' /proc/locks); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = virtlockd ] && return 0
+    done
+    return 1
+}
+
 # libvirt itself refuses a second copy: starting desk-n1 at home while it
-# runs on another node fails on the disk's lock; the epilog then sets that
+# runs on another node fails on the disk's lock (QEMU's own image lock
+# refuses first on one host; virtlockd, which holds the disk on the node
+# that runs it, refuses across hosts); the epilog then sets that
 # definition aside and brings the real desktop home over it.
 test_start_at_home_while_away_is_refused_by_the_lock_manager() {
     local boot n id to out
@@ -134,6 +149,7 @@ test_start_at_home_while_away_is_refused_by_the_lock_manager() {
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 migrate 8)
     to=$(where)
+    locked_by_virtlockd "$to" || t_fail "desk-n1's disk on $to is not locked by virtlockd"
     out=$(on n1 create "$VDESK_BED/guests/desk-n1/domain.xml" 2>&1) &&
         t_fail "a second desk-n1 started at home while it runs on $to"
     assert_match "$out" "lock|Lockspace resource"
@@ -259,6 +275,60 @@ test_two_desktops_evicted_at_once_take_one_slot() {
     desk_n2 down
 }
 
+# The deterministic form of the race above: n1's prolog chose n3 (its one
+# slot free), and desk-n2 takes the slot before desk-n1 arrives
+# (VDESK_TEST_PAUSE holds the prolog between the choice and the move).
+# desk-n1 comes back and is saved instead; nothing lost.
+test_a_desktop_that_arrives_after_the_slot_was_taken_comes_back() {
+    local boot n out rec
+    fresh
+    desk_n2 up
+    bed_wait_hb desk-n2 60
+    printf 'desktop_slots = 1\n' >>"$VDCONF"   # the file ends with [node n3]
+    scontrol update nodename=n2 state=drain reason=t_migrate
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    SLURM_JOB_ID=998 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
+        VDESK_TEST_PAUSE="picked 5000" "$T_BUILD/prolog/vdesk-prolog" >"$T_BED/prolog.out" 2>&1 &
+    local pid=$!
+    sleep 1
+    out=$(on n2 migrate desk-n2 "$(bed_peer_uri n3)" tcp://127.0.0.1) || t_fail "desk-n2 to n3: $out"
+    wait "$pid" || t_fail "the prolog failed: $(tail -n 3 "$T_BED/prolog.out")"
+    rec=$(records | tail -n 1)
+    assert_match "$rec" "\"migrate n3\".*\"back from n3\".*\"save\""
+    assert_match "$rec" "\"used\":\"save\""
+    assert_match "$rec" "n3 filled up \(desktop_slots = 1\) while desk-n1 moved there: it came back"
+    assert_eq "$(on n3 list-active | tr '\n' ' ')" "desk-n2 " "desktops on n3"
+    assert_eq "$(on n1 state desk-n1)" shutoff "desk-n1, saved at home"
+    SLURM_JOB_ID=998 SLURMD_NODENAME=n1 VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-epilog" >/dev/null 2>&1 ||
+        t_fail "the epilog"
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+}
+
+# The home's journal is lost while its desktop is away: the next job's
+# prolog finds the desktop where it runs instead of taking it for gone, and
+# that job's epilog brings it home with its devices.
+test_a_lost_journal_finds_the_desktop_where_it_runs() {
+    local boot n rec
+    fresh
+    scontrol update nodename=n3 state=drain reason=t_migrate
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    SLURM_JOB_ID=996 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
+        "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 || t_fail "the prolog of job 996"
+    assert_eq "$(where)" n2 "desk-n1 after job 996's prolog"
+    rm "$VDESK_BED/vdesk/state/n1/journal.json"
+    SLURM_JOB_ID=995 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=save VDESK_CONF=$VDCONF \
+        "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 || t_fail "the prolog of job 995"
+    rec=$(records | tail -n 1)
+    assert_match "$rec" "desktop desk-n1 is on n2 already \(the journal had it here\)"
+    assert_eq "$(where)" n2 "desk-n1 after job 995's prolog"
+    assert_match "$(vdeskctl --node n1 status)" "on n2"
+    SLURM_JOB_ID=995 SLURMD_NODENAME=n1 VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-epilog" >/dev/null 2>&1 ||
+        t_fail "the epilog of job 995"
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+}
+
 # The target's daemon dies while the memory is on its way (bandwidth held
 # low so that it takes seconds): the migration fails, the desktop never
 # left, and the chain saves it instead.
@@ -313,6 +383,25 @@ test_crash_at_every_journalled_step_of_a_migration_is_recovered() {
     scontrol update nodename=n3 state=drain reason=t_migrate
     for step in "migrate n2" "migrate n2+"; do crash_at away "$step"; done
     for step in "begin restore" "home from n2" "home from n2+" "replug ua-gpu0"; do crash_at home "$step"; done
+    # Killed in the middle of the move itself (held to 8 MiB/s, so that it
+    # takes seconds): libvirt ends the migration on its own, one way or the
+    # other, and recover waits for that before it looks.
+    local boot n pid out
+    read -r boot n <<<"$(bed_hb desk-n1)"
+    sed -i 's/^migrate_unsafe = yes$/&\nmigrate_bandwidth = 8/' "$VDCONF"
+    SLURM_JOB_ID=997 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
+        "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 &
+    pid=$!
+    t_poll 60 sh -c "grep -q '\"migrate n2\"' '$VDESK_BED/vdesk/state/n1/journal.json'"
+    sleep 2
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    cp "$VDESK_BED/vdesk/good.conf" "$VDCONF"
+    out=$(vdeskctl --node n1 recover) || t_fail "recover after a kill during the migration: $out"
+    assert_match "$out" "recovered an operation interrupted while evicting at step 'migrate n2'"
+    at_home "$boot" "$n"
+    assert_beats_whole "$boot" "$n"
+    [ "$(on n2 state desk-n1)" = missing ] || t_fail "n2 kept desk-n1 after the kill during the migration"
     scontrol update nodename=n3 state=resume
 }
 
