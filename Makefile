@@ -32,6 +32,11 @@ DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate
+# virtlockd and libvirt's lockd plugin (live migration's lock manager,
+# t_migrate): part of libvirt-daemon up to Debian 12, packages of their own
+# from Debian 13.
+DEPS_LOCKD_bookworm :=
+DEPS_LOCKD_trixie   := libvirt-daemon-lock libvirt-daemon-plugin-lockd
 # make check's second platform: the supported Debian this machine is not
 # (Debian 12 bookworm, Debian 13 trixie), in a root made by debootstrap and
 # cached in $(BUILD)/cache/$(ROOT_SUITE).
@@ -191,7 +196,7 @@ guest:
 	tests/guest/mkguest.sh $(BUILD)/cache/guest
 
 # Installs only what is missing; needs root only when something is.
-deps: DEPS_WANT = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)
+deps: DEPS_WANT = $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_LOCKD_$(HOST_SUITE)) $(DEPS_DEB)
 fuzz-deps: DEPS_WANT = $(DEPS_FUZZ)
 deb-deps: DEPS_WANT = $(DEPS_DEB)
 bench-deps: DEPS_WANT = $(DEPS_BENCH)
@@ -206,14 +211,14 @@ deps fuzz-deps deb-deps bench-deps:
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
 check: deps
-	tests/platforms.sh $(BUILD) $(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)"
+	tests/platforms.sh $(BUILD) $(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_LOCKD_$(ROOT_SUITE)) $(DEPS_DEB)"
 
 check-here: deps
 	$(MAKE) all guest
 	tests/check.sh $(BUILD)
 
 check-root:
-	tests/root.sh $(ROOT_SUITE) $(BUILD)/cache/$(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB)" -- \
+	tests/root.sh $(ROOT_SUITE) $(BUILD)/cache/$(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_LOCKD_$(ROOT_SUITE)) $(DEPS_DEB)" -- \
 	    make --no-print-directory check-here BUILD=/build
 
 unit: all
@@ -237,7 +242,7 @@ bench-here: deps bench-deps
 	tests/bench.sh $(BUILD)
 
 bench-root:
-	tests/root.sh $(ROOT_SUITE) $(BUILD)/cache/$(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_DEB) $(DEPS_BENCH)" -- \
+	tests/root.sh $(ROOT_SUITE) $(BUILD)/cache/$(ROOT_SUITE) "$(DEPS_BUILD) $(DEPS_RUN) $(DEPS_LOCKD_$(ROOT_SUITE)) $(DEPS_DEB) $(DEPS_BENCH)" -- \
 	    make --no-print-directory bench-here BUILD=/build
 
 # Each target FUZZ_SECONDS in turn, on a corpus in $(BUILD)/fuzz/corpus
