@@ -535,6 +535,19 @@ bed_libvirt_start() {
     bed__libvirt "${1:-n1}"
 }
 
+# bed_virtlockd_start [NODE]: starts virtlockd again in the mount namespace
+# (and root: make check's second platform runs in a chroot) of NODE's
+# libvirt daemon, after a test killed it. Its socket and pid file are where
+# the daemon looks.
+bed_virtlockd_start() {
+    local l pid
+    l=$(bed__libvirt_dir "$VDESK_BED" "${1:-n1}")
+    pid=$(cat "$l/run/libvirtd.pid") || return 1
+    rm -f "$l/run/virtlockd-sock" "$l/run/virtlockd-admin-sock"
+    nsenter -t "$pid" -m -r -w -- virtlockd -d -f /etc/libvirt/virtlockd.conf -p /run/libvirt/virtlockd.pid &&
+        bed__wait 10 test -S "$l/run/virtlockd-sock"
+}
+
 # bed_hw MACHINE: mounts the sysfs emulator (tests/sysfs/MACHINE.ini) at
 # $VDESK_BED/hw; bed_down unmounts it.
 bed_hw() {
