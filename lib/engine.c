@@ -19,7 +19,6 @@
 #include "engine.h"
 
 #include <errno.h>
-#include <json-c/json.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
