@@ -71,6 +71,7 @@ typedef struct status_view {
     int reachable;                 /* libvirt answered */
     char vm_error[1024];
     vd_dom_state state;
+    int autostart;                 /* libvirt's flag of the desktop, -1 not known */
     int locked;
     char holder[300];
     int journal_ok;
@@ -110,6 +111,7 @@ static void read_vm(status_view *v, vd_hv **hv)
 {
     vd_err err;
     v->state = VD_DOM_OTHER;
+    v->autostart = -1;
     if (vd_hv_open(v->c->uri, hv, &err) < 0) {
         snprintf(v->vm_error, sizeof(v->vm_error), "%s", err.msg);
         problem(v, "libvirt unreachable at %s: start the libvirt daemon (systemctl start libvirtd); "
@@ -120,7 +122,14 @@ static void read_vm(status_view *v, vd_hv **hv)
     if (vd_hv_dom_state(*hv, v->c->domain, &v->state, &err) < 0) {
         snprintf(v->vm_error, sizeof(v->vm_error), "%s", err.msg);
         problem(v, "desktop VM %s: %s; check domain = in %s", v->c->domain, err.msg, v->c->path);
+        return;
     }
+    if (v->state != VD_DOM_MISSING && vd_hv_dom_autostart(*hv, v->c->domain, &v->autostart, &err) < 0)
+        v->autostart = -1;
+    if (v->autostart == 1)
+        problem(v, "libvirt's autostart is on for %s: at the daemon's start it would boot the desktop "
+                "next to a save file and lose that session; run 'vdeskctl boot' (it turns autostart "
+                "off and starts the desktop itself)", v->c->domain);
 }
 
 /* The journal's jobs as Slurm sees them: one that no longer runs here
@@ -385,6 +394,14 @@ static void text_vm(const status_view *v)
         printf("VM %s: %s\n", c->domain, v->vm_error);
     else
         printf("VM %s on %s: %s\n", c->domain, c->uri, vd_dom_state_name(v->state));
+    if (c->ndesktops || strcmp(c->domain, vd_conf_default_domain(c))) {
+        printf("selected: %s (vdeskctl select; default %s; offered:", c->domain, vd_conf_default_domain(c));
+        printf(" %s", vd_conf_default_domain(c));
+        for (int i = 0; i < c->ndesktops; i++)
+            if (strcmp(c->desktops[i], vd_conf_default_domain(c)))
+                printf(", %s", c->desktops[i]);
+        printf(")\n");
+    }
     if (v->locked)
         printf("lock: held by %s\n", v->holder);
 }
@@ -559,6 +576,14 @@ static json_object *json_vm(const status_view *v)
     json_object_object_add(o, "libvirt_reachable", json_object_new_boolean(v->reachable));
     add_str(o, "state", v->reachable && !v->vm_error[0] ? vd_dom_state_name(v->state) : "unknown");
     add_str(o, "error", v->vm_error);
+    add_str(o, "default", vd_conf_default_domain(v->c));
+    json_object *offered = json_object_new_array();
+    json_object_array_add(offered, json_object_new_string(vd_conf_default_domain(v->c)));
+    for (int i = 0; i < v->c->ndesktops; i++)
+        if (strcmp(v->c->desktops[i], vd_conf_default_domain(v->c)))
+            json_object_array_add(offered, json_object_new_string(v->c->desktops[i]));
+    json_object_object_add(o, "offered", offered);
+    json_object_object_add(o, "autostart", v->autostart < 0 ? NULL : json_object_new_boolean(v->autostart));
     return o;
 }
 

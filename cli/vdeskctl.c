@@ -7,6 +7,8 @@
  *   vdeskctl [--conf FILE] [--node NAME] evict MODE
  *   vdeskctl [--conf FILE] [--node NAME] restore [--force [--even-if-running]]
  *   vdeskctl [--conf FILE] [--node NAME] recover
+ *   vdeskctl [--conf FILE] [--node NAME] boot
+ *   vdeskctl [--conf FILE] [--node NAME] select [DESKTOP]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,6 +43,11 @@ static int usage(FILE *f)
           "                      bring it back; --force also releases jobs the journal lists,\n"
           "                      but not those Slurm says still run here without --even-if-running\n"
           "  recover             finish or roll back an operation a crash interrupted\n"
+          "  boot                what vdesk-boot.service runs at boot: recover, release jobs Slurm\n"
+          "                      no longer runs, start the selected desktop (from its managed save\n"
+          "                      if it has one); a desktop jobs keep away stays away for them\n"
+          "  select [DESKTOP]    show, or choose, the desktop this node boots (its domain = or one of\n"
+          "                      its desktops =); the current one is kept in a managed save\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
@@ -158,6 +165,44 @@ static int jobs_still_running(const vd_conf *c)
     return 1;
 }
 
+/* One offered desktop's line: its state, and what a start would do. */
+static void select_show_one(const vd_conf *c, vd_hv *hv, const char *dom)
+{
+    vd_dom_state s = VD_DOM_OTHER;
+    int saved = 0, on = 0;
+    vd_err err;
+    const char *what = "libvirt unreachable";
+    if (hv && vd_hv_dom_state(hv, dom, &s, &err) == 0) {
+        what = vd_dom_state_name(s);
+        if (s == VD_DOM_MISSING)
+            what = "not defined";
+        if (s == VD_DOM_SHUTOFF && vd_hv_dom_managed_save_has(hv, dom, &saved, &err) == 0 && saved)
+            what = "shut off, session in its managed save";
+        if (s != VD_DOM_MISSING && vd_hv_dom_autostart(hv, dom, &on, &err) < 0)
+            on = 0;
+    }
+    printf("%s %-20s %s%s%s\n", strcmp(dom, c->domain) ? " " : "*", dom, what,
+           strcmp(dom, vd_conf_default_domain(c)) ? "" : " (default)",
+           on ? "; libvirt autostart ON: 'vdeskctl boot' turns it off" : "");
+}
+
+/* vdeskctl select: which desktop the node boots, of those it offers. */
+static int select_show(const vd_conf *c)
+{
+    vd_hv *hv = NULL;
+    vd_err err;
+    if (vd_hv_open(c->uri, &hv, &err) < 0)
+        fprintf(stderr, "vdeskctl select: %s\n", err.msg);
+    printf("node %s boots %s (* below); 'vdeskctl select DESKTOP' chooses another:\n", c->node,
+           c->domain);
+    select_show_one(c, hv, vd_conf_default_domain(c));
+    for (int i = 0; i < c->ndesktops; i++)
+        if (strcmp(c->desktops[i], vd_conf_default_domain(c)))
+            select_show_one(c, hv, c->desktops[i]);
+    vd_hv_close(hv);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -208,7 +253,9 @@ int main(int argc, char **argv)
     }
     /* The acting commands stop and start the desktop and rebind its devices:
      * without root they fail late, half way, with misleading messages. */
-    if ((!strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover")) && geteuid() != 0) {
+    int acting = !strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover") ||
+                 !strcmp(cmd, "boot") || (!strcmp(cmd, "select") && optind + 2 == argc);
+    if (acting && geteuid() != 0) {
         fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
                 "devices); status, check-config and inventory need no root\n", cmd);
         return 1;
@@ -244,6 +291,8 @@ int main(int argc, char **argv)
     char note[512] = "";
     if (!strcmp(cmd, "status") && optind + 1 == argc)
         return cmd_status(&conf, inv.json);
+    if (!strcmp(cmd, "select") && optind + 1 == argc)
+        return select_show(&conf);
     say_if_waiting(&conf, cmd);
     if (!strcmp(cmd, "evict") && optind + 2 == argc) {
         vd_request req = { .job = 0, .target_idle = vd_slurm_node_visitable };
@@ -269,6 +318,11 @@ int main(int argc, char **argv)
             rc = vd_recover(&conf, 0, &rep, &err);
         else
             rc = force ? vd_recover(&conf, 1, &rep, &err) : vd_restore(&conf, 0, &rep, &err);
+    } else if (!strcmp(cmd, "boot") && optind + 1 == argc) {
+        reconcile(&conf, note, sizeof(note));
+        rc = vd_boot(&conf, &rep, &err);
+    } else if (!strcmp(cmd, "select") && optind + 2 == argc) {
+        rc = vd_select(&conf, argv[optind + 1], &rep, &err);
     } else if (!strcmp(cmd, "recover") && optind + 1 == argc) {
         reconcile(&conf, note, sizeof(note));
         rc = vd_recover(&conf, 0, &rep, &err);

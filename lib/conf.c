@@ -2,6 +2,7 @@
 #include "conf.h"
 #include "cpulist.h"
 #include "pci.h"
+#include "statedir.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *vd_conf_path(void)
@@ -316,6 +319,42 @@ static int set_domain(vd_conf *c, const char *v, char *why, size_t whylen)
     return -1;
 }
 
+/* desktops = NAME, NAME: the other desktops the node may boot, one at a
+ * time (vdeskctl select). */
+static int set_desktops(vd_conf *c, const char *v, char *why, size_t whylen)
+{
+    char list[VD_MAX_DESKTOPS * (DOMAIN_MAX + 2) + 1];
+    if (copy_str(list, sizeof(list), v) < 0) {
+        snprintf(why, whylen, "at most %d names", VD_MAX_DESKTOPS);
+        return -1;
+    }
+    c->ndesktops = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        size_t n = strcspn(t, " \t");
+        if (t[n + strspn(t + n, " \t")] != '\0')
+            n = 0;   /* a blank inside a name */
+        t[n] = '\0';
+        int dup = 0;
+        for (int i = 0; i < c->ndesktops; i++)
+            dup |= !strcmp(c->desktops[i], t);
+        if (n < 1 || n > DOMAIN_MAX || t[0] == '.' || strspn(t, DOMAIN_CHARS) != n || dup ||
+            c->ndesktops == VD_MAX_DESKTOPS) {
+            snprintf(why, whylen, "must be a comma-separated list of at most %d libvirt domain "
+                     "names, each once (letters, digits, '-', '_', '.', not starting with '.', "
+                     "at most %d characters)", VD_MAX_DESKTOPS, DOMAIN_MAX);
+            return -1;
+        }
+        memcpy(c->desktops[c->ndesktops++], t, n + 1);
+    }
+    if (c->ndesktops)
+        return 0;
+    snprintf(why, whylen, "must name at least one desktop (or leave the key out)");
+    return -1;
+}
+
 static int set_cores(vd_conf *c, const char *v, char *why, size_t whylen)
 {
     char detail[160];
@@ -395,6 +434,7 @@ enum { N_URI, N_DOMAIN };
 static const struct key node_keys[] = {
     [N_URI] = SET_KEY("uri", set_uri, 0),
     [N_DOMAIN] = SET_KEY("domain", set_domain, 0),
+    SET_KEY("desktops", set_desktops, 0),
     SET_KEY("desktop_cores", set_cores, 0),
     SET_KEY("device", set_device, 1),
     SET_KEY("migrate_uri", set_migrate_uri, 0),
@@ -790,6 +830,95 @@ static int parse_file(const char *path, const char *node, vd_conf *conf, struct 
     return 0;
 }
 
+const char *vd_conf_default_domain(const vd_conf *conf)
+{
+    return conf->domain_default[0] ? conf->domain_default : conf->domain;
+}
+
+int vd_conf_offers(const vd_conf *conf, const char *name)
+{
+    if (!strcmp(vd_conf_default_domain(conf), name))
+        return 1;
+    for (int i = 0; i < conf->ndesktops; i++)
+        if (!strcmp(conf->desktops[i], name))
+            return 1;
+    return 0;
+}
+
+#define SELECTED "selected"
+
+int vd_conf_selected_read(const char *state_dir, char *buf, size_t size, vd_err *err)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    vd_state_path(path, sizeof(path), state_dir, SELECTED);
+    /* Without root (vdeskctl status by a user) the directory is closed:
+     * such a caller sees the default desktop, as it sees no journal. */
+    if (lstat(path, &st) < 0 && (errno == ENOENT || errno == EACCES))
+        return 0;
+    /* Whoever can write there chooses what root boots: the directory must
+     * be root's alone, as for the journal. */
+    if (vd_state_dir_check(state_dir, err) < 0)
+        return -1;
+    int fd = vd_state_open(path, O_RDONLY, err);
+    if (fd < 0)
+        return -1;
+    char text[DOMAIN_MAX + 3];
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    if (n < 0)
+        return vd_err_set(err, "%s: cannot read: %s", path, strerror(errno));
+    text[n] = '\0';
+    text[strcspn(text, "\n")] = '\0';
+    size_t len = strlen(text);
+    if (len < 1 || len > DOMAIN_MAX || len >= size || text[0] == '.' ||
+        strspn(text, DOMAIN_CHARS) != len || (size_t)n > len + 1)
+        return vd_err_set(err, "%s: not one desktop name: run 'vdeskctl select DESKTOP' to choose "
+                          "again", path);
+    memcpy(buf, text, len + 1);
+    return 1;
+}
+
+int vd_conf_selected_write(const vd_conf *conf, const char *name, vd_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (!vd_conf_offers(conf, name))
+        return vd_err_set(err, "node %s does not offer desktop %s (%s: domain, desktops)",
+                          conf->node, name, conf->path);
+    if (vd_mkdirs(conf->state_dir, err) < 0 || vd_state_dir_check(conf->state_dir, err) < 0)
+        return -1;
+    vd_state_path(path, sizeof(path), conf->state_dir, SELECTED);
+    vd_state_path(tmp, sizeof(tmp), conf->state_dir, "." SELECTED ".tmp");
+    unlink(tmp);
+    int fd = vd_state_open(tmp, O_WRONLY | O_CREAT | O_EXCL, err);
+    if (fd < 0)
+        return -1;
+    int rc = vd_state_write_line(fd, name);
+    rc = close(fd) < 0 ? -1 : rc;
+    if (rc < 0 || rename(tmp, path) < 0 || vd_state_fsync_dir(conf->state_dir) < 0) {
+        int e = errno;
+        unlink(tmp);
+        return vd_err_set(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* conf->domain becomes the desktop `vdeskctl select` chose. */
+static int selection_apply(vd_conf *conf, vd_err *err)
+{
+    char name[sizeof(conf->domain)];
+    snprintf(conf->domain_default, sizeof(conf->domain_default), "%s", conf->domain);
+    int rc = vd_conf_selected_read(conf->state_dir, name, sizeof(name), err);
+    if (rc <= 0)
+        return rc;
+    if (!vd_conf_offers(conf, name))
+        return vd_err_set(err, "%s/" SELECTED " chooses desktop %s, which %s no longer offers for "
+                          "node %s (domain, desktops): add it back, or run 'vdeskctl select DESKTOP' "
+                          "once it no longer runs", conf->state_dir, name, conf->path, conf->node);
+    snprintf(conf->domain, sizeof(conf->domain), "%s", name);
+    return 0;
+}
+
 int vd_conf_find(const char *path, const char *node, vd_conf *conf, vd_err *err)
 {
     vd_conf_defaults(conf);
@@ -804,6 +933,8 @@ int vd_conf_find(const char *path, const char *node, vd_conf *conf, vd_err *err)
     int rc = parse_file(path, node, conf, p, err);
     free(p->sections);
     free(p);
+    if (rc == 0 && node && selection_apply(conf, err) < 0)
+        return -1;
     return rc;
 }
 

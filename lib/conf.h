@@ -50,6 +50,8 @@
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
  *   domain = desk-n1                ; letters, digits, - _ . (not first), <= 64
+ *   desktops = proj-a, proj-b       ; other desktops the node may boot, one at a
+ *                                   ; time (vdeskctl select; not migrated)
  *   desktop_cores = 0-1             ; decimal cpulist, CPUs < VD_MAX_CPUS
  *   device = gpu ua-gpu0 0000:65:00.0   ; ROLE ALIAS [PCI], repeatable;
  *                                   ; PCI as in sysfs: DDDD:BB:DD.F, lower case
@@ -80,6 +82,7 @@
 #define VD_CONF_DEFAULT VD_SYSCONFDIR "/vdesk/vdesk.conf"
 #define VD_MAX_DEVICES 16
 #define VD_MAX_POLICY 4
+#define VD_MAX_DESKTOPS 8
 
 typedef enum vd_role { VD_ROLE_GPU, VD_ROLE_IB, VD_ROLE_OTHER } vd_role;
 
@@ -128,7 +131,10 @@ typedef struct vd_conf {
     int migrate_unsafe;
     /* [node NAME] of this node */
     char uri[256];
-    char domain[128];
+    char domain[128];        /* the desktop: the selected one (vd_conf_find) */
+    char domain_default[128];/* domain = as written: what the node boots unselected */
+    char desktops[VD_MAX_DESKTOPS][128];  /* desktops =, the others it may boot */
+    int ndesktops;
     char desktop_cores[128]; /* cpulist, "" if not set */
     vd_device devices[VD_MAX_DEVICES];
     int ndevices;
@@ -159,11 +165,28 @@ int vd_conf_load(const char *path, const char *node, vd_conf *conf, vd_err *err)
 /* The same, for programs that run on every node (Prolog= is cluster-wide):
  * returns VD_CONF_NO_DESKTOP when the file is valid but has no [node NODE]
  * section (the node has no desktop; `conf` holds the [vdesk] values and
- * err the message that names the file and its nodes). */
+ * err the message that names the file and its nodes). With a node, the
+ * desktop chosen by `vdeskctl select` (STATE_DIR/selected) becomes
+ * conf->domain; a choice the file no longer offers is an error that says
+ * so, since acting on another desktop than the one running is worse. */
 #define VD_CONF_NO_DESKTOP 1
 int vd_conf_find(const char *path, const char *node, vd_conf *conf, vd_err *err);
 
 const char *vd_role_name(vd_role role);
+
+/* Whether the node may boot desktop `name`: its domain or one of its
+ * desktops. */
+int vd_conf_offers(const vd_conf *conf, const char *name);
+
+/* domain = as written (domain_default; conf->domain for a vd_conf not
+ * read from a file). */
+const char *vd_conf_default_domain(const vd_conf *conf);
+
+/* The node's choice (vdeskctl select), as vd_conf_find applies it: reads
+ * STATE_DIR/selected into buf (1) or finds none (0), or -1. Writing it
+ * replaces the file atomically; name must be offered. */
+int vd_conf_selected_read(const char *state_dir, char *buf, size_t size, vd_err *err);
+int vd_conf_selected_write(const vd_conf *conf, const char *name, vd_err *err);
 
 /* The peer table's entry of node `name`, NULL if the file has none. */
 const vd_peer *vd_conf_peer(const vd_conf *conf, const char *name);

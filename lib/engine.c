@@ -63,6 +63,7 @@ typedef struct op {
     char lost[512];   /* what this operation could not keep: record, drain, exit 1 */
     char interrupted[96]; /* the journal's step when converge() began */
     char recovered[200];  /* what recover_interrupted() finished, for the record */
+    char aside[200];      /* what else it changed on the way, appended to the outcome */
     long long deadline;   /* mono_ms() by which the operation ends; 0: none (engine.h) */
     long long budget_ms;  /* deadline - t0 */
     long long limit;      /* while evicting: deadline less the third kept to put it back */
@@ -397,9 +398,13 @@ static int mode_suspend(op *o, const vd_request *req, vd_err *err)
     return step_end(o, "suspend", vd_hv_dom_suspend(o->hv, o->conf->domain, err));
 }
 
+static int autostart_off(op *o, const char *dom, vd_err *err);
+
 static int mode_save(op *o, const vd_request *req, vd_err *err)
 {
-    if (unplug(o, req, 0, err) < 0)
+    /* An autostart at the daemon's next start would boot the disk next to
+     * the save file: the session would be lost (save_file_settle). */
+    if (autostart_off(o, o->conf->domain, err) < 0 || unplug(o, req, 0, err) < 0)
         return -1;
     if (save_path(o, o->j.save_file, sizeof(o->j.save_file), err) < 0)
         return -1;
@@ -766,6 +771,11 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
     if (!self || !self->migrate_uri[0])
         return vd_err_set(err, "migrate needs migrate_uri = in [node %s] of %s", o->conf->node,
                           o->conf->path);
+    /* Peers find a node's desktop by its domain = (the peer table): one
+     * selected from desktops = would be lost to them once away. */
+    if (strcmp(o->conf->domain, self->domain) != 0)
+        return vd_err_set(err, "%s is one of the desktops = of [node %s], which do not migrate (only "
+                          "its domain = %s does)", o->conf->domain, o->conf->node, self->domain);
     if (vd_hv_dom_memory_kib(o->hv, o->conf->domain, &kib, err) < 0 ||
         !(to = target_pick(o, req, kib, err)))
         return -1;
@@ -1546,6 +1556,11 @@ static void op_end(op *o, int lock)
         snprintf(own, sizeof(own), "%s", o->rep->outcome);
         snprintf(o->rep->outcome, sizeof(o->rep->outcome), "%s; %.300s", o->recovered, own);
     }
+    if (o->aside[0]) {
+        size_t len = strlen(o->rep->outcome);
+        snprintf(o->rep->outcome + len, sizeof(o->rep->outcome) - len, "%s%s", len ? "; " : "",
+                 o->aside);
+    }
     if (o->lost[0]) {
         snprintf(o->rep->lost, sizeof(o->rep->lost), "%s", o->lost);
         size_t len = strlen(o->rep->outcome);
@@ -1950,6 +1965,243 @@ int vd_jobs_reconcile(const vd_conf *conf, unsigned except, vd_job_holds_fn hold
 }
 
 /* --- the desktop in words ----------------------------------------------- */
+
+/* --- lifecycle: the boot unit and vdeskctl select ------------------------
+ *
+ * vdesk, not libvirt, starts a node's desktop (docs/design.md, "Boot and
+ * selection"): at boot it finishes what a crash interrupted, leaves the
+ * desktop away while jobs hold the node, and otherwise starts the selected
+ * desktop, from its managed save if it has one. */
+
+/* libvirt's autostart would boot a desktop next to its save file: off for
+ * every desktop the node offers. */
+static int autostart_off(op *o, const char *dom, vd_err *err)
+{
+    int on = 0;
+    vd_dom_state s;
+    if (vd_hv_dom_state(o->hv, dom, &s, err) < 0)
+        return -1;
+    if (s == VD_DOM_MISSING)
+        return 0;
+    if (vd_hv_dom_autostart(o->hv, dom, &on, err) < 0)
+        return -1;
+    if (!on)
+        return 0;
+    if (vd_hv_dom_autostart_set(o->hv, dom, 0, err) < 0)
+        return vd_err_prefix(err, "vdesk starts %s itself, libvirt's autostart must be off", dom);
+    size_t len = strlen(o->aside);
+    snprintf(o->aside + len, sizeof(o->aside) - len, "%sturned libvirt's autostart of %s off (vdesk "
+             "starts it)", len ? "; " : "", dom);
+    return 0;
+}
+
+static int offered_autostart_off(op *o, vd_err *err)
+{
+    if (autostart_off(o, vd_conf_default_domain(o->conf), err) < 0)
+        return -1;
+    for (int i = 0; i < o->conf->ndesktops; i++)
+        if (autostart_off(o, o->conf->desktops[i], err) < 0)
+            return -1;
+    return 0;
+}
+
+/* Every device of vdesk.conf that the running desktop's definition has
+ * and its live XML lacks goes in: started from a managed save made without
+ * them (select), or left so by a crash in the middle of a select. */
+static int devices_complete(op *o, vd_err *err)
+{
+    for (int i = 0; i < o->conf->ndevices; i++) {
+        int defined = 0;
+        vd_saved_dev sd = { .xml = NULL };
+        snprintf(sd.alias, sizeof(sd.alias), "%s", o->conf->devices[i].alias);
+        if (vd_hv_dev_defined(o->hv, o->conf->domain, sd.alias, &defined, err) < 0)
+            return -1;
+        int rc = defined ? replug_one(o, &sd, err) : 0;
+        free(sd.xml);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The selected desktop runs, whole: booted, restored from its managed save
+ * or resumed, whichever its state calls for. */
+static int desktop_up(op *o, vd_err *err)
+{
+    const char *dom = o->conf->domain;
+    vd_dom_info st;
+    int saved = 0;
+    back_fail f;
+    if (settle(o, &st, err) < 0)
+        return -1;
+    if (st.state == VD_DOM_MISSING)
+        return vd_err_set(err, "desktop %s is not defined on %s: define it, or choose another with "
+                          "'vdeskctl select DESKTOP'", dom, vd_hv_uri(o->hv));
+    if (st.state == VD_DOM_SHUTOFF && vd_hv_dom_managed_save_has(o->hv, dom, &saved, err) < 0)
+        return -1;
+    if (bring_back_vm(o, &f, err) < 0 || devices_complete(o, err) < 0)
+        return -1;
+    o->j.step[0] = '\0';
+    if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
+        return -1;
+    outcome(o, "desktop %s %s", dom, st.state == VD_DOM_RUNNING ? "runs"
+            : st.state != VD_DOM_SHUTOFF ? "resumed" : saved ? "restored from its managed save" : "booted");
+    return 0;
+}
+
+/* "12, 13 (by hand)": who keeps the desktop away. */
+static void holders(const vd_journal *j, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    for (int i = 0, n = 0; i < j->njobs; i++) {
+        size_t len = strlen(buf);
+        n = j->jobs[i] ? snprintf(buf + len, size - len, "%sjob %u", len ? ", " : "", j->jobs[i])
+                       : snprintf(buf + len, size - len, "%san eviction by hand", len ? ", " : "");
+        if (n < 0 || (size_t)n >= size - len)
+            break;
+    }
+}
+
+static int boot_locked(op *o, vd_err *err)
+{
+    if (recover_interrupted(o, err) < 0)
+        return -1;
+    if (hv_connect(o, err) < 0 || offered_autostart_off(o, err) < 0)
+        return -1;
+    if (o->j.phase == VD_PRESENT)
+        return desktop_up(o, err);
+    /* A reboot during a job: its epilog brings the desktop back, and the
+     * reconcile before this released the jobs Slurm no longer runs. */
+    if (o->j.njobs > 0) {
+        char who[256];
+        holders(&o->j, who, sizeof(who));
+        outcome(o, "desktop %s stays away (was %s) for %s: the last one's end brings it back "
+                "('vdeskctl restore' for one by hand)", o->conf->domain, o->j.used, who);
+        return 0;
+    }
+    return restore_locked(o, 0, 0, err);
+}
+
+int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err)
+{
+    op o;
+    int lock;
+    if (op_begin(&o, conf, rep, "boot", 0, 0, &lock, err) < 0)
+        return -1;
+    int rc = boot_locked(&o, err);
+    if (rc < 0)
+        outcome(&o, "%s", err->msg);
+    op_end(&o, lock);
+    return rc;
+}
+
+/* The desktop the node stops booting keeps its session in a managed save;
+ * its devices come out first (a passed-through device cannot be saved) and
+ * go back in if the save fails. */
+static int put_aside(op *o, vd_err *err)
+{
+    const char *dom = o->conf->domain;
+    vd_dom_state s;
+    if (vd_hv_dom_state(o->hv, dom, &s, err) < 0)
+        return -1;
+    if (s == VD_DOM_SHUTOFF || s == VD_DOM_MISSING)
+        return 0;
+    int rc = 0;
+    for (int i = 0; i < o->conf->ndevices && rc == 0; i++) {
+        int present = 0;
+        const char *alias = o->conf->devices[i].alias;
+        char step[80];
+        snprintf(step, sizeof(step), "unplug %s", alias);
+        if (vd_hv_dev_present(o->hv, dom, alias, &present, err) < 0)
+            rc = -1;
+        else if (present && step_begin(o, step, err) == 0)
+            rc = step_end(o, step, vd_hv_dev_detach(o->hv, dom, alias, o->conf->timeout_unplug * 1000,
+                                                    NULL, err));
+        else if (present)
+            rc = -1;
+    }
+    if (rc == 0 && step_begin(o, "managed save", err) == 0 &&
+        step_end(o, "managed save", vd_hv_dom_managed_save(o->hv, dom, o->conf->timeout_save * 1000,
+                                                           err)) == 0)
+        return 0;
+    vd_err why;
+    if (devices_complete(o, &why) < 0)
+        vd_err_prefix(err, "%s; and its devices did not all go back in: %s", dom, why.msg);
+    return -1;
+}
+
+/* The node boots `to` from now on, and runs it now instead of the current
+ * one; a `to` that does not start gives the node its old desktop back. */
+static int switch_to(op *o, const vd_conf *to, vd_err *err)
+{
+    const vd_conf *from = o->conf;
+    if (put_aside(o, err) < 0)
+        return vd_err_prefix(err, "%s was not put aside, it runs on", from->domain);
+    o->conf = to;
+    vd_err first;
+    if (vd_conf_selected_write(to, to->domain, &first) == 0 && autostart_off(o, to->domain, &first) == 0 &&
+        desktop_up(o, &first) == 0) {
+        char up[200];
+        snprintf(up, sizeof(up), "%.199s", o->rep->outcome);
+        outcome(o, "selected %s: %s; %s kept in its managed save", to->domain, up, from->domain);
+        return 0;
+    }
+    o->conf = from;
+    vd_err why;
+    if (vd_conf_selected_write(from, from->domain, &why) < 0 || desktop_up(o, &why) < 0)
+        return vd_err_set(err, "%s did not start (%s), and %s did not come back either: %s", to->domain,
+                          first.msg, from->domain, why.msg);
+    return vd_err_set(err, "%s did not start: %s; %s runs again and stays selected", to->domain,
+                      first.msg, from->domain);
+}
+
+static int select_locked(op *o, vd_conf *to, vd_err *err)
+{
+    vd_dom_state s;
+    if (recover_interrupted(o, err) < 0 || hv_connect(o, err) < 0)
+        return -1;
+    if (o->j.phase != VD_PRESENT) {
+        char who[256];
+        holders(&o->j, who, sizeof(who));
+        return vd_err_set(err, "desktop %s is away for %s: select another once it is back", o->conf->domain,
+                          who[0] ? who : "no job (run 'vdeskctl recover')");
+    }
+    if (!strcmp(to->domain, o->conf->domain)) {
+        if (autostart_off(o, to->domain, err) < 0)
+            return -1;
+        return desktop_up(o, err);
+    }
+    if (vd_hv_dom_state(o->hv, to->domain, &s, err) < 0)
+        return -1;
+    if (s == VD_DOM_MISSING)
+        return vd_err_set(err, "desktop %s is not defined on %s: define it first", to->domain,
+                          vd_hv_uri(o->hv));
+    return switch_to(o, to, err);
+}
+
+int vd_select(const vd_conf *conf, const char *name, vd_report *rep, vd_err *err)
+{
+    if (!vd_conf_offers(conf, name))
+        return vd_err_set(err, "node %s does not offer desktop %s: add it to desktops = in [node %s] "
+                          "of %s", conf->node, name, conf->node, conf->path);
+    vd_conf *to = malloc(sizeof(*to));
+    if (!to)
+        return vd_err_set(err, "out of memory");
+    *to = *conf;
+    snprintf(to->domain, sizeof(to->domain), "%s", name);
+    op o;
+    int lock;
+    if (op_begin(&o, conf, rep, "select", 0, 0, &lock, err) < 0) {
+        free(to);
+        return -1;
+    }
+    int rc = select_locked(&o, to, err);
+    if (rc < 0)
+        outcome(&o, "%s", err->msg);
+    op_end(&o, lock);
+    free(to);
+    return rc;
+}
 
 static const char *mode_words(const char *used)
 {

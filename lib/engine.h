@@ -64,6 +64,22 @@ int vd_restore_within(const vd_conf *conf, unsigned job, int budget_s, vd_report
  * operation, and with `force` also releases jobs that still hold the node. */
 int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err);
 
+/* The boot unit's start (vdeskctl boot): finishes an operation a crash
+ * interrupted, turns libvirt's autostart off for every desktop the node
+ * offers, and starts the selected desktop (from its managed save if it has
+ * one, else cold, its devices on vfio-pci first). A desktop that jobs keep
+ * away (a reboot during a job) stays away for their epilogs; one away for
+ * no job comes back. Run vd_jobs_reconcile first, so that jobs Slurm no
+ * longer runs let go. */
+int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err);
+
+/* vdeskctl select: the node boots desktop `name` (its domain or one of its
+ * desktops) from now on, and runs it now: the current desktop's devices
+ * come out, it is kept in libvirt's managed save, and `name` starts (from
+ * its own managed save if it has one). Refused while the desktop is away;
+ * if `name` does not start, the old one comes back and stays selected. */
+int vd_select(const vd_conf *conf, const char *name, vd_report *rep, vd_err *err);
+
 /* Whether job `job` still holds `node`: 1 yes, 0 no, -1 cannot say; the
  * job's state in words in `state` (slurmapi.h, vd_slurm_job_holds). */
 typedef int (*vd_job_holds_fn)(unsigned job, const char *node, char *state, size_t size,

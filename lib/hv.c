@@ -911,6 +911,20 @@ int vd_hv_dev_xml_inactive(vd_hv *hv, const char *dom, const char *alias, char *
     return rc;
 }
 
+int vd_hv_dev_defined(vd_hv *hv, const char *dom, const char *alias, int *defined, vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    char *dom_xml_text = NULL, *dev = NULL;
+    if (vd_hv_dom_xml(hv, dom, 1, &dom_xml_text, err) < 0)
+        return -1;
+    int rc = xml_find_device(dom_xml_text, alias, &dev, err);
+    free(dom_xml_text);
+    *defined = dev != NULL;
+    free(dev);
+    return rc;
+}
+
 /* An attribute of the query's first node as a number ("0x01" or "1"). */
 static long xq_attr_num(const xml_query *q, const char *name)
 {
@@ -1423,6 +1437,47 @@ int vd_hv_free_memory_kib(vd_hv *hv, unsigned long long *kib, vd_err *err)
     if (b == 0)
         return vd_err_set(err, "libvirt %s: cannot read the host's free memory: %s", hv->uri, lv_msg());
     *kib = b / 1024;
+    return 0;
+}
+
+int vd_hv_dom_autostart(vd_hv *hv, const char *dom, int *on, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, "read its autostart flag", virDomainGetAutostart(d, on));
+}
+
+int vd_hv_dom_autostart_set(vd_hv *hv, const char *dom, int on, vd_err *err)
+{
+    DOM_CALL(hv, dom, err, on ? "turn its autostart on" : "turn its autostart off",
+             virDomainSetAutostart(d, on));
+}
+
+static int call_managed_save(virDomainPtr d, const char *unused)
+{
+    (void)unused;
+    return virDomainManagedSave(d, 0);
+}
+
+int vd_hv_dom_managed_save(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err)
+{
+    int code;
+    int rc = dom_call_within(hv, dom, timeout_ms, GUARD_ABORT_JOB, call_managed_save, NULL,
+                             "save it (managed save)", &code, err);
+    if (rc > 0)
+        return vd_err_set(err, "VM %s: saving took over %d s (timeout_save): aborted, the VM runs "
+                          "on; raise timeout_save if the disk is slow", dom, timeout_ms / 1000);
+    return rc;
+}
+
+int vd_hv_dom_managed_save_has(vd_hv *hv, const char *dom, int *has, vd_err *err)
+{
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    int rc = virDomainHasManagedSaveImage(d, 0);
+    virDomainFree(d);
+    if (rc < 0)
+        return vd_err_set(err, "VM %s: cannot tell whether it has a managed save: %s", dom, lv_msg());
+    *has = rc;
     return 0;
 }
 

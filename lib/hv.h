@@ -169,6 +169,27 @@ const char *vd_hv_save_form(const char *dir);
  * The file is left. */
 int vd_hv_dom_restore(vd_hv *hv, const char *dom, const char *path, int timeout_ms, vd_err *err);
 
+/* --- lifecycle: what the boot unit and vdeskctl select need ---------- */
+
+/* libvirt's autostart flag of `dom` (the daemon starts it when it starts):
+ * read, and set. vdesk starts its desktops itself (vdeskctl boot), since
+ * an autostart next to a vdesk save file would boot the disk and lose the
+ * session in the file. */
+int vd_hv_dom_autostart(vd_hv *hv, const char *dom, int *on, vd_err *err);
+int vd_hv_dom_autostart_set(vd_hv *hv, const char *dom, int on, vd_err *err);
+
+/* libvirt's managed save: the guest's state kept by libvirt, which the next
+ * start of the domain restores by itself. Used to put aside a desktop the
+ * node stops booting (vdeskctl select), so that selecting it again brings
+ * the session back. Under a watchdog that aborts it at timeout_ms (the VM
+ * runs on). */
+int vd_hv_dom_managed_save(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err);
+int vd_hv_dom_managed_save_has(vd_hv *hv, const char *dom, int *has, vd_err *err);
+
+/* Whether the persistent definition of `dom` has a device with user alias
+ * `alias` (*defined 0 or 1): a node's second desktop may lack one. */
+int vd_hv_dev_defined(vd_hv *hv, const char *dom, const char *alias, int *defined, vd_err *err);
+
 /* Stops the guest at once (power cut); the disk keeps what was written. */
 int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err);
 

@@ -456,6 +456,66 @@ static void peers_and_migration_keys(void **state)
                    "bad value 'desktop_slots = 0'");
 }
 
+/* desktops = and the choice vdeskctl select leaves in the state dir. */
+static void desktops_and_the_selection(void **state)
+{
+    (void)state;
+    char dir[64], text[512], sel[128];
+    vd_conf c;
+    vd_err err = { "" };
+    snprintf(dir, sizeof(dir), "/tmp/vdesk-test-sel-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(text, sizeof(text), "[vdesk]\nstate_dir = %s\n[node n1]\nuri = qemu:///system\n"
+             "domain = desk-n1\ndesktops = proj-a,  proj-b\n", dir);
+    load_ok(text, &c);
+    assert_int_equal(c.ndesktops, 2);
+    assert_string_equal(c.desktops[1], "proj-b");
+    assert_string_equal(c.domain, "desk-n1");
+    assert_true(vd_conf_offers(&c, "proj-a") && vd_conf_offers(&c, "desk-n1"));
+    assert_false(vd_conf_offers(&c, "proj-c"));
+    /* Selected: it becomes the desktop, the default stays known. */
+    assert_int_equal(vd_conf_selected_write(&c, "proj-b", &err), 0);
+    load_ok(text, &c);
+    assert_string_equal(c.domain, "proj-b");
+    assert_string_equal(vd_conf_default_domain(&c), "desk-n1");
+    assert_int_equal(vd_conf_selected_read(dir, sel, sizeof(sel), &err), 1);
+    assert_string_equal(sel, "proj-b");
+    /* What vdesk.conf does not offer is not written... */
+    assert_int_equal(vd_conf_selected_write(&c, "proj-c", &err), -1);
+    assert_non_null(strstr(err.msg, "does not offer"));
+    /* ...and a choice the file no longer offers stops everything, naming
+     * the fix: acting on another desktop than the one running is worse. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/selected", dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("proj-c\n", fp);
+    fclose(fp);
+    const char *p = conf_file(text);
+    assert_int_equal(vd_conf_load(p, "n1", &c, &err), -1);
+    assert_non_null(strstr(err.msg, "no longer offers"));
+    assert_non_null(strstr(err.msg, "vdeskctl select"));
+    /* Garbage, or a link planted there, is not followed. */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("../../etc/passwd\nx\n", fp);
+    fclose(fp);
+    assert_int_equal(vd_conf_load(p, "n1", &c, &err), -1);
+    assert_non_null(strstr(err.msg, "not one desktop name"));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink("/etc/hostname", path), 0);
+    assert_int_equal(vd_conf_load(p, "n1", &c, &err), -1);
+    assert_non_null(strstr(err.msg, "symbolic link"));
+    unlink(path);
+    unlink(p);
+    assert_int_equal(rmdir(dir), 0);
+    /* Bad lists. */
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktops = a,a\n", "each once");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktops = a b\n", "desktops");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktops = .x\n", "desktops");
+    assert_refused("[node n1]\nuri = qemu:///system\ndomain = d\ndesktops = ,\n", "at least one");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -476,6 +536,7 @@ int main(void)
         cmocka_unit_test(missing_file_says_what_to_do),
         cmocka_unit_test(conf_path_honours_env),
         cmocka_unit_test(peers_and_migration_keys),
+        cmocka_unit_test(desktops_and_the_selection),
     };
     return cmocka_run_group_tests_name("conf", tests, NULL, NULL);
 }

@@ -682,6 +682,166 @@ static void failed_create_says_why(void **state)
     assert_non_null(strstr(err.msg, "already"));
 }
 
+/* --- lifecycle: vdeskctl boot and select ------------------------------- */
+
+static int autostart_of(fixture *f, const char *dom)
+{
+    int on = -1;
+    vd_err err;
+    OK(vd_hv_dom_autostart(f->hv, dom, &on, &err));
+    return on;
+}
+
+static void boot_turns_autostart_off_and_starts_the_desktop(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    OK(vd_hv_dom_autostart_set(f->hv, DOM, 1, &err));
+    OK(vd_hv_dom_destroy(f->hv, DOM, &err));
+    OK(vd_boot(&f->conf, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_int_equal(autostart_of(f, DOM), 0);
+    assert_non_null(strstr(rep.outcome, "booted"));
+    assert_non_null(strstr(rep.outcome, "autostart of " DOM " off"));
+    assert_true(has_phase(&rep, "start"));
+    /* Again: it runs, nothing to do, nothing turned off. */
+    OK(vd_boot(&f->conf, &rep, &err));
+    assert_non_null(strstr(rep.outcome, "runs"));
+    assert_null(strstr(rep.outcome, "autostart"));
+}
+
+static void boot_restores_a_managed_save(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    int has = 0;
+    OK(vd_hv_dom_managed_save(f->hv, DOM, 0, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+    OK(vd_boot(&f->conf, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_non_null(strstr(rep.outcome, "restored from its managed save"));
+    OK(vd_hv_dom_managed_save_has(f->hv, DOM, &has, &err));
+    assert_int_equal(has, 0);
+}
+
+/* A reboot during job 21: the desktop stays saved for it; once Slurm no
+ * longer runs the job (the reconcile), the next boot brings it back. */
+static void boot_leaves_the_desktop_away_while_a_job_holds_the_node(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char released[256];
+    evict(f, 21, VD_MODE_SAVE, &rep);
+    OK(vd_boot(&f->conf, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+    assert_non_null(strstr(rep.outcome, "stays away"));
+    assert_non_null(strstr(rep.outcome, "job 21"));
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_EVICTED);
+    vd_journal_clear(&j);
+    assert_int_equal(vd_jobs_reconcile(&f->conf, 0, fake_holds, 1, released, sizeof(released), &err), 1);
+    OK(vd_boot(&f->conf, &rep, &err));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_string_equal(rep.lost, "");   /* from the save file, not booted */
+    j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+}
+
+/* The review's finding: an autostart next to a vdesk save file boots the
+ * disk and the session is lost. A save turns the autostart off. */
+static void save_turns_autostart_off(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    OK(vd_hv_dom_autostart_set(f->hv, DOM, 1, &err));
+    evict(f, 8, VD_MODE_SAVE, &rep);
+    assert_string_equal(rep.used, "save");
+    assert_int_equal(autostart_of(f, DOM), 0);
+    assert_non_null(strstr(rep.outcome, "autostart"));
+    OK(vd_restore(&f->conf, 8, &rep, &err));
+}
+
+#define DOM2 "proj-a"
+
+/* A second desktop the node offers, defined and shut off. */
+static void second_desktop(fixture *f)
+{
+    vd_err err;
+    OK(vd_hv_dom_create(f->hv, "<domain type='test'><name>" DOM2 "</name><memory>65536</memory>"
+                        "<os><type>hvm</type></os></domain>", &err));
+    OK(vd_hv_dom_destroy(f->hv, DOM2, &err));
+    snprintf(f->conf.desktops[0], sizeof(f->conf.desktops[0]), DOM2);
+    f->conf.ndesktops = 1;
+    snprintf(f->conf.domain_default, sizeof(f->conf.domain_default), DOM);
+}
+
+static vd_dom_state state_of(fixture *f, const char *dom)
+{
+    vd_dom_state s;
+    vd_err err;
+    OK(vd_hv_dom_state(f->hv, dom, &s, &err));
+    return s;
+}
+
+static void select_switches_and_keeps_the_old_session(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char chosen[128];
+    int has = 0;
+    second_desktop(f);
+    OK(vd_hv_dom_autostart_set(f->hv, DOM2, 1, &err));
+    OK(vd_select(&f->conf, DOM2, &rep, &err));
+    assert_int_equal(state_of(f, DOM2), VD_DOM_RUNNING);
+    assert_int_equal(state_of(f, DOM), VD_DOM_SHUTOFF);
+    OK(vd_hv_dom_managed_save_has(f->hv, DOM, &has, &err));
+    assert_int_equal(has, 1);
+    assert_int_equal(autostart_of(f, DOM2), 0);
+    assert_true(has_phase(&rep, "managed save"));
+    assert_non_null(strstr(rep.outcome, "selected " DOM2));
+    assert_int_equal(vd_conf_selected_read(f->conf.state_dir, chosen, sizeof(chosen), &err), 1);
+    assert_string_equal(chosen, DOM2);
+    /* Back: the first desktop's session comes out of its managed save. */
+    vd_conf now = f->conf;
+    snprintf(now.domain, sizeof(now.domain), DOM2);
+    OK(vd_select(&now, DOM, &rep, &err));
+    assert_int_equal(state_of(f, DOM), VD_DOM_RUNNING);
+    assert_int_equal(state_of(f, DOM2), VD_DOM_SHUTOFF);
+    assert_non_null(strstr(rep.outcome, "restored from its managed save"));
+    assert_int_equal(vd_conf_selected_read(f->conf.state_dir, chosen, sizeof(chosen), &err), 1);
+    assert_string_equal(chosen, DOM);
+}
+
+static void select_refuses_what_it_cannot_do(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char chosen[128];
+    /* Not offered by vdesk.conf. */
+    assert_int_equal(vd_select(&f->conf, DOM2, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "desktops ="));
+    /* Offered, but libvirt has no such domain. */
+    snprintf(f->conf.desktops[0], sizeof(f->conf.desktops[0]), "gone");
+    f->conf.ndesktops = 1;
+    assert_int_equal(vd_select(&f->conf, "gone", &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "not defined"));
+    /* While a job has the node. */
+    second_desktop(f);
+    evict(f, 9, VD_MODE_SUSPEND, &rep);
+    assert_int_equal(vd_select(&f->conf, DOM2, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "away for job 9"));
+    assert_int_equal(state_of(f, DOM2), VD_DOM_SHUTOFF);
+    assert_int_equal(vd_conf_selected_read(f->conf.state_dir, chosen, sizeof(chosen), &err), 0);
+    OK(vd_restore(&f->conf, 9, &rep, &err));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -709,6 +869,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(recover_brings_back_a_desktop_away_for_no_job, setup, teardown),
         cmocka_unit_test_setup_teardown(job_started_again_meanwhile_is_kept, setup, teardown),
         cmocka_unit_test(prefix_note_never_cuts_a_loss),
+        cmocka_unit_test_setup_teardown(boot_turns_autostart_off_and_starts_the_desktop, setup, teardown),
+        cmocka_unit_test_setup_teardown(boot_restores_a_managed_save, setup, teardown),
+        cmocka_unit_test_setup_teardown(boot_leaves_the_desktop_away_while_a_job_holds_the_node, setup, teardown),
+        cmocka_unit_test_setup_teardown(save_turns_autostart_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(select_switches_and_keeps_the_old_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(select_refuses_what_it_cannot_do, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
