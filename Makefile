@@ -269,6 +269,10 @@ DOCDIR ?= $(PREFIX)/share/doc/vdesk
 
 LIBEXECDIR ?= $(PREFIX)/libexec/vdesk
 SBINDIR    ?= $(PREFIX)/sbin
+# systemd reads units from /usr/lib/systemd/system and
+# /usr/local/lib/systemd/system (systemd.unit(5)).
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+UNITS      := vdesk-boot.service vdesk-boot-wait.service
 # lib/conf.c's default state_dir (config.h), which etc/logrotate.d/vdesk
 # names too: LOCALSTATEDIR, /var whatever the PREFIX unless told.
 STATEDIR   := $(LOCALSTATEDIR)/lib/vdesk
@@ -295,7 +299,7 @@ install: $(PLUGIN) $(PROGS)
 	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm \
-	    $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR)
+	    $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
 	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/
 	install -m 0755 $(BUILD)/cli/vdeskctl $(DESTDIR)$(SBINDIR)/
@@ -308,6 +312,9 @@ install: $(PLUGIN) $(PROGS)
 	$(EXAMPLE_SED) etc/slurm/vdesk-slurm.conf >$(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
 	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/vdesk.conf \
 	    $(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
+	for u in $(UNITS); do \
+	    sed 's|/usr/local/sbin/vdeskctl|$(SBINDIR)/vdeskctl|g' etc/systemd/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
+	    chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
 	sed 's|/var/lib/vdesk|$(STATEDIR)|g' etc/logrotate.d/vdesk >$(DESTDIR)$(LOGROTATEDIR)/vdesk
 	chmod 0644 $(DESTDIR)$(LOGROTATEDIR)/vdesk
 	@# The admin's vdesk.conf is never replaced, even by the example.
@@ -331,7 +338,8 @@ uninstall:
 	    $(DESTDIR)$(LIBEXECDIR)/vdesk-prolog $(DESTDIR)$(LIBEXECDIR)/vdesk-epilog \
 	    $(DESTDIR)$(SBINDIR)/vdeskctl $(DESTDIR)$(MANDIR)/man1/vdesk.1 \
 	    $(DESTDIR)$(MANDIR)/man5/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man8/vdeskctl.8 \
-	    $(DESTDIR)$(LOGROTATEDIR)/vdesk $(DOC_FILES:%=$(DESTDIR)$(DOCDIR)/%)
+	    $(DESTDIR)$(LOGROTATEDIR)/vdesk $(DOC_FILES:%=$(DESTDIR)$(DOCDIR)/%) \
+	    $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
 	@# vdesk's own directories only (not sbin, man8, Slurm's plugin dir...),
 	@# deepest first.
 	@for d in $(DESTDIR)$(DOCDIR)/examples/logrotate.d $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d \

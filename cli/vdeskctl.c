@@ -7,7 +7,7 @@
  *   vdeskctl [--conf FILE] [--node NAME] evict MODE
  *   vdeskctl [--conf FILE] [--node NAME] restore [--force [--even-if-running]]
  *   vdeskctl [--conf FILE] [--node NAME] recover
- *   vdeskctl [--conf FILE] [--node NAME] boot
+ *   vdeskctl [--conf FILE] [--node NAME] boot [--wait SECONDS]
  *   vdeskctl [--conf FILE] [--node NAME] select [DESKTOP]
  */
 #include <errno.h>
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -43,9 +44,12 @@ static int usage(FILE *f)
           "                      bring it back; --force also releases jobs the journal lists,\n"
           "                      but not those Slurm says still run here without --even-if-running\n"
           "  recover             finish or roll back an operation a crash interrupted\n"
-          "  boot                what vdesk-boot.service runs at boot: recover, release jobs Slurm\n"
+          "  boot [--wait SECONDS]\n"
+          "                      what vdesk-boot.service runs at boot: recover, release jobs Slurm\n"
           "                      no longer runs, start the selected desktop (from its managed save\n"
-          "                      if it has one); a desktop jobs keep away stays away for them\n"
+          "                      if it has one); a desktop jobs keep away stays away for them;\n"
+          "                      --wait: only then, ask Slurm every 10 s until they are gone and\n"
+          "                      start it (vdesk-boot-wait.service)\n"
           "  select [DESKTOP]    show, or choose, the desktop this node boots (its domain = or one of\n"
           "                      its desktops =); the current one is kept in a managed save\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
@@ -98,6 +102,20 @@ static int cores_parse(const char *s, int *out)
     return 0;
 }
 
+/* --wait: whole seconds, 1 to a day. */
+static int seconds_parse(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno || v < 1 || v > 86400) {
+        fprintf(stderr, "vdeskctl: --wait '%s': give whole seconds from 1 to 86400\n", s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
 /* A node without a section: nothing to show or do there, and no error for
  * status (it runs on every node as a health check). */
 static int no_desktop(const char *cmd, const char *node, const vd_err *why)
@@ -134,6 +152,45 @@ static void reconcile(const vd_conf *c, char *note, size_t size)
         fprintf(stderr, "vdeskctl: %s\n", err.msg);
     if (n > 0)
         snprintf(note, size, "released job(s) that Slurm no longer runs here: %s", released);
+}
+
+/* Whether the journal still lists jobs that keep the desktop away. */
+static int jobs_hold(const vd_conf *c)
+{
+    vd_journal j;
+    vd_err err;
+    if (vd_journal_load(c->state_dir, &j, &err) < 0)
+        return 0;   /* the next boot rebuilds it and says so */
+    int held = j.phase != VD_PRESENT && j.njobs > 0;
+    vd_journal_clear(&j);
+    return held;
+}
+
+/* boot --wait: the jobs a reboot left in the journal end in Slurm without
+ * an epilog here when slurmctld fails them for the reboot; ask Slurm until
+ * they are gone (or an epilog brought the desktop back), then boot again. */
+static int boot_wait(const vd_conf *c, int wait_s)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char note[512];
+    for (;;) {
+        reconcile(c, note, sizeof(note));
+        if (!jobs_hold(c))
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - t0.tv_sec >= wait_s) {
+            fprintf(stderr, "vdeskctl boot: jobs still hold node %s after %d s; their epilogs bring "
+                    "the desktop back\n", c->node, wait_s);
+            return 0;
+        }
+        sleep(10);
+    }
+    vd_report rep;
+    vd_err err;
+    int rc = vd_boot(c, &rep, &err);
+    vd_report_prefix(&rep, note);
+    return print_result(c, rc < 0 ? -1 : 0, &rep, &err);
 }
 
 /* restore --force releases every job: refused while Slurm says one still
@@ -212,12 +269,12 @@ int main(int argc, char **argv)
         { "topology", required_argument, NULL, 't' }, { "sysfs", required_argument, NULL, 'S' },
         { "dev", required_argument, NULL, 'D' }, { "desktop-cores", required_argument, NULL, 'k' },
         { "proc", required_argument, NULL, 'P' }, { "even-if-running", no_argument, NULL, 'E' },
-        { "live", no_argument, NULL, 'L' },
+        { "live", no_argument, NULL, 'L' }, { "wait", required_argument, NULL, 'w' },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
-    int force = 0, even = 0, live = 0, o;
+    int force = 0, even = 0, live = 0, wait_s = 0, o;
     inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
@@ -227,6 +284,10 @@ int main(int argc, char **argv)
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
+        case 'w':
+            if (seconds_parse(optarg, &wait_s) < 0)
+                return 2;
+            break;
         case 'h': return usage(stdout);
         case 'V': printf("vdeskctl " VD_VERSION " (default config " VD_CONF_DEFAULT ")\n"); return 0;
         case 'j': inv.json = 1; break;
@@ -246,9 +307,11 @@ int main(int argc, char **argv)
         return usage(stderr);
     const char *cmd = argv[optind];
     /* Options that belong to one command are refused elsewhere, not ignored. */
-    if ((force && strcmp(cmd, "restore")) || (even && !force) || (live && strcmp(cmd, "check-config"))) {
+    if ((force && strcmp(cmd, "restore")) || (even && !force) || (live && strcmp(cmd, "check-config")) ||
+        (wait_s && strcmp(cmd, "boot"))) {
         fprintf(stderr, "vdeskctl: %s\n", even && !force ? "--even-if-running goes with restore --force"
-                : force ? "--force goes with restore" : "--live goes with check-config");
+                : force ? "--force goes with restore" : live ? "--live goes with check-config"
+                : "--wait goes with boot");
         return 2;
     }
     /* The acting commands stop and start the desktop and rebind its devices:
@@ -319,8 +382,17 @@ int main(int argc, char **argv)
         else
             rc = force ? vd_recover(&conf, 1, &rep, &err) : vd_restore(&conf, 0, &rep, &err);
     } else if (!strcmp(cmd, "boot") && optind + 1 == argc) {
+        /* --wait (vdesk-boot-wait.service) comes after the boot itself:
+         * it has something to do only while jobs keep the desktop away. */
+        if (wait_s > 0 && !jobs_hold(&conf)) {
+            printf("vdeskctl boot --wait: no job keeps the desktop of node %s away: nothing to "
+                   "wait for\n", conf.node);
+            return 0;
+        }
+        if (wait_s > 0)
+            return boot_wait(&conf, wait_s);
         reconcile(&conf, note, sizeof(note));
-        rc = vd_boot(&conf, &rep, &err);
+        rc = vd_boot(&conf, &rep, &err) < 0 ? -1 : 0;
     } else if (!strcmp(cmd, "select") && optind + 2 == argc) {
         rc = vd_select(&conf, argv[optind + 1], &rep, &err);
     } else if (!strcmp(cmd, "recover") && optind + 1 == argc) {

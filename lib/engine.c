@@ -2077,7 +2077,7 @@ static int boot_locked(op *o, vd_err *err)
         holders(&o->j, who, sizeof(who));
         outcome(o, "desktop %s stays away (was %s) for %s: the last one's end brings it back "
                 "('vdeskctl restore' for one by hand)", o->conf->domain, o->j.used, who);
-        return 0;
+        return 1;
     }
     return restore_locked(o, 0, 0, err);
 }

@@ -70,7 +70,8 @@ int vd_recover(const vd_conf *conf, int force, vd_report *rep, vd_err *err);
  * one, else cold, its devices on vfio-pci first). A desktop that jobs keep
  * away (a reboot during a job) stays away for their epilogs; one away for
  * no job comes back. Run vd_jobs_reconcile first, so that jobs Slurm no
- * longer runs let go. */
+ * longer runs let go. Returns 0 (the desktop runs, or was off and is
+ * started), 1 (it stays away for jobs), or -1. */
 int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err);
 
 /* vdeskctl select: the node boots desktop `name` (its domain or one of its

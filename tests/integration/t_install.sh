@@ -16,7 +16,7 @@ vdesk_make() {
 }
 
 test_install_into_destdir() {
-    local d multiarch f
+    local d multiarch f out
     d=$(mktemp -d)
     multiarch=$(cc -print-multiarch)
     make -s -C "$T_ROOT" BUILD="$T_BUILD" install DESTDIR="$d" PREFIX=/usr >/dev/null
@@ -27,11 +27,26 @@ test_install_into_destdir() {
              usr/share/doc/vdesk/examples/plugstack.conf.d/vdesk.conf \
              usr/share/doc/vdesk/examples/slurm/vdesk-slurm.conf \
              usr/share/doc/vdesk/design.md usr/share/doc/vdesk/admin.md \
-             etc/vdesk/vdesk.conf etc/logrotate.d/vdesk; do
+             etc/vdesk/vdesk.conf etc/logrotate.d/vdesk \
+             usr/lib/systemd/system/vdesk-boot.service usr/lib/systemd/system/vdesk-boot-wait.service; do
         [ -s "$d/$f" ] || t_fail "missing after install: $f"
     done
     [ -d "/usr/lib/$multiarch/slurm-wlm" ] && assert_match "$(ls /usr/lib/"$multiarch"/slurm-wlm)" "spank|select_cons_tres" "Slurm's plugin dir"
-    assert_eq "$(find "$d" -type f | wc -l)" 14 "files installed"
+    assert_eq "$(find "$d" -type f | wc -l)" 16 "files installed"
+    # The boot units start the installed vdeskctl, and systemd takes them.
+    assert_match "$(cat "$d/usr/lib/systemd/system/vdesk-boot.service")" "^ExecStart=/usr/sbin/vdeskctl boot$"
+    assert_match "$(cat "$d/usr/lib/systemd/system/vdesk-boot.service")" "^Before=slurmd.service$"
+    if command -v systemd-analyze >/dev/null; then
+        # Installed under a prefix of its own, so that ExecStart's program exists.
+        local p
+        p=$(mktemp -d)
+        make -s -C "$T_ROOT" BUILD="$T_BUILD" install PREFIX="$p/usr" SYSCONFDIR="$p/etc" \
+            LOCALSTATEDIR="$p/var" SLURM_PLUGINDIR="$p/plugins" >/dev/null
+        out=$(systemd-analyze verify --man=no "$p/usr/lib/systemd/system/vdesk-boot.service" \
+            "$p/usr/lib/systemd/system/vdesk-boot-wait.service" 2>&1) ||
+            t_fail "systemd-analyze verify refuses the units: $out"
+        rm -rf "$p"
+    fi
     [ -d "$d/var/lib/vdesk" ] || t_fail "no state directory after install"
     cmp -s "$d/etc/vdesk/vdesk.conf" "$T_ROOT/etc/vdesk.conf.example" ||
         t_fail "the installed vdesk.conf is not the example"
@@ -243,7 +258,7 @@ test_deb_packages_build_install_and_purge() {
 test_acting_commands_refuse_non_root() {
     local conf=$T_ROOT/etc/vdesk.conf.example cmd out
     as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$T_BUILD/cli/vdeskctl" --conf "$conf" --node ws01 "$@" 2>&1; }
-    for cmd in "evict save" restore "restore --force" recover; do
+    for cmd in "evict save" restore "restore --force" recover boot "select desk-b"; do
         # shellcheck disable=SC2086
         if out=$(as_nobody $cmd); then t_fail "'vdeskctl $cmd' as nobody succeeded"; fi
         assert_eq "$out" "vdeskctl ${cmd%% *}: must run as root (it acts on the desktop VM and its devices); status, check-config and inventory need no root" "vdeskctl $cmd as nobody"

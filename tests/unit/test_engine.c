@@ -735,7 +735,7 @@ static void boot_leaves_the_desktop_away_while_a_job_holds_the_node(void **state
     vd_err err;
     char released[256];
     evict(f, 21, VD_MODE_SAVE, &rep);
-    OK(vd_boot(&f->conf, &rep, &err));
+    assert_int_equal(vd_boot(&f->conf, &rep, &err), 1);
     assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
     assert_non_null(strstr(rep.outcome, "stays away"));
     assert_non_null(strstr(rep.outcome, "job 21"));
