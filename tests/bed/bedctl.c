@@ -29,6 +29,9 @@ static int usage(void)
           "  attach NAME ALIAS XMLFILE     hot-plug the device in XMLFILE\n"
           "  shutdown NAME [MS]            ACPI shutdown, wait until shut off (default 20000 ms)\n"
           "  start NAME                    start a defined domain (from its managed save, if any)\n"
+          "  destroy NAME                  power it off at once\n"
+          "  managedsave NAME              libvirt's managed save; has-managedsave NAME prints 1 or 0\n"
+          "  autostart NAME [on|off]       set libvirt's autostart flag, or print it (1 or 0)\n"
           "  suspend NAME / resume NAME    pause / resume the vCPUs\n"
           "  evict NAME MODE FILE          the bare libvirt calls of vdesk's eviction (suspend,\n"
           "                                save, shutdown, shrink) of a guest with ua-gpu0 and\n"
@@ -299,9 +302,39 @@ static int migrate(vd_hv *hv, const char *dom, const char *dest, const char *dat
     return 0;
 }
 
+/* What the boot and select tests do to a guest: a power cut, libvirt's
+ * autostart flag, its managed save. Returns 1 for a command not its own. */
+static int run_lifecycle(vd_hv *hv, int argc, char **argv, vd_err *err)
+{
+    const char *cmd = argv[0];
+    int v = 0;
+    if (!strcmp(cmd, "destroy") && argc == 2)
+        return vd_hv_dom_destroy(hv, argv[1], err);
+    if (!strcmp(cmd, "managedsave") && argc == 2)
+        return vd_hv_dom_managed_save(hv, argv[1], 0, err);
+    if (!strcmp(cmd, "has-managedsave") && argc == 2) {
+        if (vd_hv_dom_managed_save_has(hv, argv[1], &v, err) < 0)
+            return -1;
+        printf("%d\n", v);
+        return 0;
+    }
+    if (!strcmp(cmd, "autostart") && argc == 3 && (!strcmp(argv[2], "on") || !strcmp(argv[2], "off")))
+        return vd_hv_dom_autostart_set(hv, argv[1], !strcmp(argv[2], "on"), err);
+    if (!strcmp(cmd, "autostart") && argc == 2) {
+        if (vd_hv_dom_autostart(hv, argv[1], &v, err) < 0)
+            return -1;
+        printf("%d\n", v);
+        return 0;
+    }
+    return 1;
+}
+
 static int run(vd_hv *hv, int argc, char **argv, vd_err *err)
 {
     const char *cmd = argv[0];
+    int rc = run_lifecycle(hv, argc, argv, err);
+    if (rc <= 0)
+        return rc;
     if (!strcmp(cmd, "ping") && argc == 1)
         return 0;
     if (!strcmp(cmd, "purge-all") && argc == 1)
