@@ -127,8 +127,8 @@ $(PLUGIN): $(PLUGIN_OBJ) spank/vdesk.map
 $(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/cli/inventory.o $(BUILD)/cli/status.o $(BUILD)/cli/check.o \
-        $(BUILD)/libvdesk.a
+# vdeskctl: every cli/*.c, one file a command (or a few related ones).
+$(BUILD)/cli/vdeskctl: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c)) $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The sysfs emulator is a test tool: only it links libfuse3.

@@ -9,6 +9,7 @@
  *   vdeskctl [--conf FILE] [--node NAME] recover
  *   vdeskctl [--conf FILE] [--node NAME] boot [--wait SECONDS]
  *   vdeskctl [--conf FILE] [--node NAME] select [DESKTOP]
+ *   vdeskctl [--conf FILE] [--node NAME] display
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +25,7 @@
 #include "hv.h"
 #include "check.h"
 #include "comment.h"
+#include "display.h"
 #include "inventory.h"
 #include "status.h"
 #include "journal.h"
@@ -50,6 +52,8 @@ static int usage(FILE *f)
           "                      if it has one); a desktop jobs keep away stays away for them;\n"
           "                      --wait: only then, ask Slurm every 10 s until they are gone and\n"
           "                      start it (vdesk-boot-wait.service)\n"
+          "  display             where a viewer finds the desktop's screen now (spice://HOST:PORT);\n"
+          "                      exits 3 while it runs nowhere, 4 if it has no emulated display\n"
           "  select [DESKTOP]    show, or choose, the desktop this node boots (its domain = or one of\n"
           "                      its desktops =); the current one is kept in a managed save\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
@@ -356,6 +360,8 @@ int main(int argc, char **argv)
         return cmd_status(&conf, inv.json);
     if (!strcmp(cmd, "select") && optind + 1 == argc)
         return select_show(&conf);
+    if (!strcmp(cmd, "display") && optind + 1 == argc)
+        return cmd_display(&conf);
     say_if_waiting(&conf, cmd);
     if (!strcmp(cmd, "evict") && optind + 2 == argc) {
         vd_request req = { .job = 0, .target_idle = vd_slurm_node_visitable };

@@ -925,6 +925,39 @@ int vd_hv_dev_defined(vd_hv *hv, const char *dom, const char *alias, int *define
     return rc;
 }
 
+/* An attribute of node `n`, copied into buf ("" when absent). */
+static void xml_attr_copy(xmlNodePtr n, const char *name, char *buf, size_t size)
+{
+    xmlChar *v = xmlGetProp(n, BAD_CAST name);
+    snprintf(buf, size, "%s", v ? (const char *)v : "");
+    xmlFree(v);
+}
+
+int vd_hv_dom_display(vd_hv *hv, const char *dom, vd_display *d, vd_err *err)
+{
+    char *text = NULL, port[16];
+    xml_query q;
+    memset(d, 0, sizeof(*d));
+    d->port = -1;
+    if (vd_hv_dom_xml(hv, dom, 0, &text, err) < 0)
+        return -1;
+    int rc = xq_open(&q, text, "/domain/devices/graphics[@type='spice' or @type='vnc']", err);
+    free(text);
+    if (rc < 0)
+        return -1;
+    if (xq_count(&q) > 0) {
+        xmlNodePtr g = q.res->nodesetval->nodeTab[0];
+        char *end;
+        xml_attr_copy(g, "type", d->type, sizeof(d->type));
+        xml_attr_copy(g, "port", port, sizeof(port));
+        xml_attr_copy(g, "listen", d->listen, sizeof(d->listen));
+        long v = strtol(port, &end, 10);
+        d->port = port[0] && !*end && v > 0 && v < 65536 ? (int)v : -1;
+    }
+    xq_close(&q);
+    return 0;
+}
+
 /* An attribute of the query's first node as a number ("0x01" or "1"). */
 static long xq_attr_num(const xml_query *q, const char *name)
 {

@@ -190,6 +190,15 @@ int vd_hv_dom_managed_save_has(vd_hv *hv, const char *dom, int *has, vd_err *err
  * `alias` (*defined 0 or 1): a node's second desktop may lack one. */
 int vd_hv_dev_defined(vd_hv *hv, const char *dom, const char *alias, int *defined, vd_err *err);
 
+/* The desktop's emulated display (SPICE or VNC) as the running domain has
+ * it: what a viewer connects to, the port libvirt chose for autoport. */
+typedef struct vd_display {
+    char type[16];      /* "spice", "vnc"; "" when the domain has none */
+    int port;           /* -1: none (not running, or a TLS-only port) */
+    char listen[128];   /* the address it listens on, "" for libvirt's default */
+} vd_display;
+int vd_hv_dom_display(vd_hv *hv, const char *dom, vd_display *d, vd_err *err);
+
 /* Stops the guest at once (power cut); the disk keeps what was written. */
 int vd_hv_dom_destroy(vd_hv *hv, const char *dom, vd_err *err);
 
