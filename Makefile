@@ -32,6 +32,9 @@ DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate
+# The student's screen (t_display): a real X server, the kiosk's viewer,
+# and screenshots of it.
+DEPS_RUN   += xvfb virt-viewer matchbox-window-manager x11-apps imagemagick
 # virtlockd and libvirt's lockd plugin (live migration's lock manager,
 # t_migrate): part of libvirt-daemon up to Debian 12, packages of their own
 # from Debian 13.
@@ -273,6 +276,8 @@ SBINDIR    ?= $(PREFIX)/sbin
 # /usr/local/lib/systemd/system (systemd.unit(5)).
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 UNITS      := vdesk-boot.service vdesk-boot-wait.service
+# The kiosk session: display managers list the sessions of share/xsessions.
+XSESSIONDIR ?= $(PREFIX)/share/xsessions
 # lib/conf.c's default state_dir (config.h), which etc/logrotate.d/vdesk
 # names too: LOCALSTATEDIR, /var whatever the PREFIX unless told.
 STATEDIR   := $(LOCALSTATEDIR)/lib/vdesk
@@ -299,7 +304,8 @@ install: $(PLUGIN) $(PROGS)
 	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm \
-	    $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
+	    $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(XSESSIONDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
 	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/
 	install -m 0755 $(BUILD)/cli/vdeskctl $(DESTDIR)$(SBINDIR)/
@@ -312,6 +318,10 @@ install: $(PLUGIN) $(PROGS)
 	$(EXAMPLE_SED) etc/slurm/vdesk-slurm.conf >$(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
 	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/vdesk.conf \
 	    $(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
+	sed 's|/usr/local/sbin/vdeskctl|$(SBINDIR)/vdeskctl|g' etc/kiosk/vdesk-kiosk >$(DESTDIR)$(LIBEXECDIR)/vdesk-kiosk
+	chmod 0755 $(DESTDIR)$(LIBEXECDIR)/vdesk-kiosk
+	sed 's|/usr/local/libexec/vdesk|$(LIBEXECDIR)|g' etc/kiosk/vdesk-kiosk.desktop >$(DESTDIR)$(XSESSIONDIR)/vdesk-kiosk.desktop
+	chmod 0644 $(DESTDIR)$(XSESSIONDIR)/vdesk-kiosk.desktop
 	for u in $(UNITS); do \
 	    sed 's|/usr/local/sbin/vdeskctl|$(SBINDIR)/vdeskctl|g' etc/systemd/$$u >$(DESTDIR)$(SYSTEMDUNITDIR)/$$u && \
 	    chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$$u || exit 1; done
@@ -339,7 +349,8 @@ uninstall:
 	    $(DESTDIR)$(SBINDIR)/vdeskctl $(DESTDIR)$(MANDIR)/man1/vdesk.1 \
 	    $(DESTDIR)$(MANDIR)/man5/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man8/vdeskctl.8 \
 	    $(DESTDIR)$(LOGROTATEDIR)/vdesk $(DOC_FILES:%=$(DESTDIR)$(DOCDIR)/%) \
-	    $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%)
+	    $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) $(DESTDIR)$(LIBEXECDIR)/vdesk-kiosk \
+	    $(DESTDIR)$(XSESSIONDIR)/vdesk-kiosk.desktop
 	@# vdesk's own directories only (not sbin, man8, Slurm's plugin dir...),
 	@# deepest first.
 	@for d in $(DESTDIR)$(DOCDIR)/examples/logrotate.d $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d \

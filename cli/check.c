@@ -134,6 +134,38 @@ static void check_pci(checker *k, const vd_device *d)
     ok("device %s: %s, IOMMU group %d: %s", d->alias, d->pci, g.id, members);
 }
 
+/* Each desktop the node offers: defined, started by vdesk alone, and with
+ * a screen that survives losing the GPU. */
+static void check_offered_one(checker *k, vd_hv *hv, const char *dom)
+{
+    vd_err err;
+    vd_dom_state s;
+    vd_display d;
+    int on = 0;
+    if (vd_hv_dom_state(hv, dom, &s, &err) < 0 || s == VD_DOM_MISSING) {
+        bad(k, "desktop %s of [node %s] is not defined at %s: define it, or fix domain = or "
+            "desktops = in %s", dom, k->c->node, k->c->uri, k->c->path);
+        return;
+    }
+    if (vd_hv_dom_autostart(hv, dom, &on, &err) == 0 && on)
+        bad(k, "libvirt's autostart is on for %s: it would boot the desktop next to its save file "
+            "after a crash and lose the session; 'vdeskctl boot' (vdesk-boot.service) turns it off "
+            "and starts the desktop itself", dom);
+    if (vd_hv_dom_display(hv, dom, &d, &err) == 0 && !d.type[0])
+        printf("  note: desktop %s has no emulated display (SPICE or VNC): while a job has its GPU "
+               "the student sees nothing (admin.md, \"The student's screen\")\n", dom);
+    else if (d.type[0])
+        ok("desktop %s: %s display", dom, d.type);
+}
+
+static void check_offered(checker *k, vd_hv *hv)
+{
+    check_offered_one(k, hv, vd_conf_default_domain(k->c));
+    for (int i = 0; i < k->c->ndesktops; i++)
+        if (strcmp(k->c->desktops[i], vd_conf_default_domain(k->c)))
+            check_offered_one(k, hv, k->c->desktops[i]);
+}
+
 static void check_libvirt(checker *k)
 {
     const vd_conf *c = k->c;
@@ -154,6 +186,7 @@ static void check_libvirt(checker *k)
         for (int i = 0; i < c->ndevices; i++)
             check_alias(k, hv, &c->devices[i]);
     }
+    check_offered(k, hv);
     vd_hv_close(hv);
 }
 

@@ -410,7 +410,9 @@ bed_down() {
 # 192 MiB (BED_GUEST_MIB=N for another size), q35 with ACPI hotplug, a
 # qcow2 disk with one I/O thread, console in
 # $VDESK_BED/guests/NAME/console.log and two hot-pluggable stand-in devices
-# (user aliases ua-gpu0 and ua-ib0; see tests/guest/devices/). Kernel
+# (user aliases ua-gpu0 and ua-ib0; see tests/guest/devices/); with
+# BED_GUEST_DISPLAY=spice or vnc, an emulated display on 127.0.0.1 and a
+# VGA card whose text console the guest paints (tests/guest/init). Kernel
 # arguments the guest's init reads: vdesk.ignore_power=1, vdesk.fill=MIB
 # (that much non-zero data in RAM), vdesk.busy=1 (a busy loop).
 bed_guest() {
@@ -425,7 +427,11 @@ bed_guest() {
         chmod 0711 "$VDESK_BED/guests" "$g"
     fi
     qemu-img create -q -f qcow2 "$g/disk.qcow2" 16M || return 1
+    local display=
+    [ -n "${BED_GUEST_DISPLAY:-}" ] &&
+        display="<graphics type='$BED_GUEST_DISPLAY' autoport='yes' listen='127.0.0.1'/><video><model type='vga'/></video>"
     sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$g|g" -e "s|@CMDLINE@|$args|g" -e "s|@MEM@|$mib|g" \
+        -e "s|@DISPLAY@|$display|g" \
         -e "s|@KERNEL@|$boot/vmlinuz|g" -e "s|@INITRD@|$boot/initrd.img|g" \
         "$BED_SRC/tests/guest/domain.xml.in" >"$g/domain.xml"
     "$BED_BUILD/tests/bedctl" create "$g/domain.xml"
