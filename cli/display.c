@@ -10,6 +10,7 @@
  */
 #include "display.h"
 
+#include <libxml/uri.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,15 +59,29 @@ static int desktop_locate(const vd_conf *c, const char *dom, found *f)
     return 0;
 }
 
+/* The host of a libvirt URI ("qemu+tls://n3-adm/system": n3-adm), parsed by
+ * libxml2; `fallback` when it has none. */
+static void uri_host(const char *uri, const char *fallback, char *buf, size_t size)
+{
+    xmlURIPtr u = xmlParseURI(uri);
+    snprintf(buf, size, "%s", u && u->server && u->server[0] ? u->server : fallback);
+    xmlFreeURI(u);
+}
+
 /* The host a viewer on this node connects to: the address the display
- * listens on, unless it is "any" or loopback of another node. */
-static const char *display_host(const vd_conf *c, const found *f)
+ * listens on, unless that is "any" or loopback of another node: then the
+ * host this node reaches that node's daemon at (its migrate_uri). */
+static void display_host(const vd_conf *c, const found *f, char *buf, size_t size)
 {
     const char *l = f->d.listen;
     int any = !l[0] || !strcmp(l, "0.0.0.0") || !strcmp(l, "::");
+    const vd_peer *p = vd_conf_peer(c, f->node);
     if (!strcmp(f->node, c->node))
-        return any ? "127.0.0.1" : l;
-    return any || !strncmp(l, "127.", 4) || !strcmp(l, "::1") ? f->node : l;
+        snprintf(buf, size, "%s", any ? "127.0.0.1" : l);
+    else if (any || !strncmp(l, "127.", 4) || !strcmp(l, "::1"))
+        uri_host(p ? p->migrate_uri : "", f->node, buf, size);
+    else
+        snprintf(buf, size, "%s", l);
 }
 
 int cmd_display(const vd_conf *c)
@@ -93,6 +108,8 @@ int cmd_display(const vd_conf *c)
                 "(TLS only, or not listening yet)\n", f.dom, f.node, f.d.type);
         return DISPLAY_AWAY;
     }
-    printf("%s://%s:%d\n", f.d.type, display_host(c, &f), f.d.port);
+    char host[256];
+    display_host(c, &f, host, sizeof(host));
+    printf("%s://%s:%d\n", f.d.type, host, f.d.port);
     return 0;
 }

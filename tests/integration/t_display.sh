@@ -6,7 +6,9 @@
 # the X screen before, during and after jobs: the guest's console fills
 # the screen and changes as the heartbeat goes on; a suspended desktop's
 # picture stays, frozen; a saved one's goes, and comes back by itself after
-# the job. The screenshots stay in the bed's directory ($T_BED/shots).
+# the job; a migrated one's is shown from the node it runs on, and from
+# home again after. The screenshots stay in the bed's directory
+# ($T_BED/shots).
 . "$(dirname "$0")/../lib.sh"
 
 BEDCTL=$T_BUILD/tests/bedctl
@@ -15,6 +17,9 @@ t_setup() {
     T_BED=$(mktemp -d /tmp/vdd.XXXXXX)
     SHOTS=$T_BED/shots
     mkdir -p "$SHOTS"
+    # n1, n2 and n3 each with its own libvirt daemon: the desktop may
+    # migrate, and the kiosk on n1 follows its display.
+    export VDESK_BED_MIGRATION=1
     bed_vdesk_files "$T_BED"
     VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
     VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
@@ -122,6 +127,24 @@ test_kiosk_loses_a_saved_desktop_and_reconnects_after() {
     t_poll 90 shows_console after || t_fail "the kiosk did not show the desktop again after job $id: $(blue_permille after)‰ (kiosk: $(cat "$T_BED/kiosk.log"))"
     t_poll 30 alive after || t_fail "the picture after job $id is not alive"
     assert_match "$(cat "$T_BED/kiosk.log")" "does not run now"
+}
+
+test_kiosk_follows_a_migrated_desktop() {
+    local id out where
+    t_poll 60 shows_console ready || return 1
+    id=$(start_job migrate 20) || return 1
+    where=$(scontrol -o show job "$id" | sed -n 's/.*desktop desk-n1 migrated to \(n[0-9]\).*/\1/p')
+    [ -n "$where" ] || t_fail "job $id: the desktop did not migrate: $(scontrol -o show job "$id" | grep -o 'AdminComment=.*')"
+    out=$("$T_BUILD/cli/vdeskctl" --conf "$VDCONF" --node n1 display) || t_fail "display while on $where: $out"
+    # The bed's daemons all listen on 127.0.0.1: the peer's migrate_uri host.
+    assert_match "$out" '^spice://127\.0\.0\.1:[0-9]+$'
+    t_poll 60 shows_console migrated || t_fail "the kiosk does not show the desktop on $where: $(blue_permille migrated)‰ (kiosk: $(cat "$T_BED/kiosk.log"))"
+    t_poll 30 alive migrated || t_fail "the picture from $where is not alive"
+    assert_match "$(cat "$T_BED/kiosk.log")" "showing spice://127.0.0.1:[0-9]+"
+    t_poll 90 job_done "$id"
+    t_poll 60 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]" || t_fail "desk-n1 not home after job $id"
+    t_poll 60 shows_console home || t_fail "the kiosk does not show the desktop home again"
+    t_poll 30 alive home || t_fail "the picture at home after job $id is not alive"
 }
 
 t_main

@@ -145,4 +145,16 @@ test_select_refuses_what_the_node_does_not_offer() {
     vdeskctl status >/dev/null || t_fail "status after the selection was fixed"
 }
 
+# The bed's desktops here have no emulated display: display says so and
+# what to add, and check-config --live notes it (t_display has one).
+test_display_says_what_is_missing() {
+    local out rc
+    out=$(vdeskctl display 2>&1) && rc=0 || rc=$?
+    assert_eq "$rc" 4 "display of a desktop without one: $out"
+    assert_match "$out" "has no emulated display: add <graphics type='spice'"
+    out=$(vdeskctl check-config --live 2>&1) || t_fail "check-config --live: $out"
+    assert_match "$out" "note: desktop desk-n1 has no emulated display"
+    assert_no_match "$out" "not defined"
+}
+
 t_main
