@@ -1158,10 +1158,12 @@ static int restore_from_file(op *o, vd_err *err)
  * kept for an admin and forgotten; the desktop boots from its disk. */
 static int save_file_unusable(op *o, const vd_err *why, vd_err *err)
 {
+    char was[sizeof(o->j.save_file)];
+    snprintf(was, sizeof(was), "%s", o->j.save_file);
     if (save_file_aside(o, "unusable", err) < 0)
         return -1;
-    lost(o, "%s (%s): kept as %s, %s booted from its disk", o->j.save_file, why->msg, o->j.save_file,
-         o->conf->domain);
+    lost(o, "save file %s not used (%s): kept as %s, %s booted from its disk", was, why->msg,
+         o->j.save_file, o->conf->domain);
     o->j.save_file[0] = '\0';
     return vd_journal_save(o->conf->state_dir, &o->j, err);
 }

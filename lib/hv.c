@@ -771,7 +771,7 @@ static const struct driver_row {
       "the guest's shutdown request (PV control or ACPI)" },
     /* libvirt's in-process test driver: states, save and managed save, but
      * no migration, no device hotplug, no disk snapshots. */
-    { "Test", NULL, "test", VD_CAN_ALL & ~(VD_CAN_MIGRATE | VD_CAN_HOTPLUG | VD_CAN_SNAPSHOT), 0,
+    { "TEST", NULL, "test", VD_CAN_ALL & ~(VD_CAN_MIGRATE | VD_CAN_HOTPLUG | VD_CAN_SNAPSHOT), 0,
       "a shutdown request" },
 };
 
