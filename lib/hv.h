@@ -55,7 +55,7 @@ const char *vd_hv_uri(const vd_hv *hv);
  *
  * vdesk talks to any libvirt driver, as far as that driver allows. What a
  * driver allows is one row of a table in hv.c (`drivers`), chosen by the
- * connection's type (virConnectGetType: "QEMU", "LXC", "Xen", "Test"), and
+ * connection's type (virConnectGetType: "QEMU", "LXC", "Xen", "TEST"), and
  * narrowed by what the daemon itself advertises: no <migration_features>
  * in its capabilities, no migration. A driver not in the table is assumed
  * to do everything, and libvirt's own refusals move the chain on.
