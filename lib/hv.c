@@ -656,9 +656,12 @@ int vd_hv_dom_purge(vd_hv *hv, const char *name, vd_err *err)
     if (rc == 0 && virDomainHasManagedSaveImage(d, 0) == 1 &&
         virDomainManagedSaveRemove(d, 0) < 0)
         rc = vd_err_set(err, "VM %s: cannot remove its managed save: %s", name, lv_msg());
+    /* Drivers without managed save or snapshots (LXC) refuse the flags
+     * that remove them: there is nothing of either to remove there. */
     if (rc == 0 && virDomainIsPersistent(d) == 1 &&
         virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
+                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0 &&
+        (lv_code() != VIR_ERR_INVALID_ARG || virDomainUndefineFlags(d, 0) < 0))
         rc = vd_err_set(err, "VM %s: cannot undefine: %s", name, lv_msg());
     virDomainFree(d);
     return rc;
