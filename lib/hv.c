@@ -813,12 +813,6 @@ const char *vd_hv_can_name(unsigned can)
     return w ? w->name : "?";
 }
 
-const char *vd_hv_can_lack(unsigned can)
-{
-    const struct can_word *w = can_word(can);
-    return w ? w->lack : "?";
-}
-
 void vd_hv_caps_for_type(const char *type, vd_hv_caps *caps)
 {
     const struct driver_row *r = &unknown_driver;

@@ -89,10 +89,9 @@ int vd_hv_caps_get(vd_hv *hv, vd_hv_caps *caps, vd_err *err);
  * and docs); an unknown type gets the row that assumes everything. */
 void vd_hv_caps_for_type(const char *type, vd_hv_caps *caps);
 
-/* A capability's short name ("save", "hotplug"), and what lacking it
- * means, in words ("no save and restore of a running domain"). */
+/* A capability's short name ("save", "hotplug"), as the test hook and
+ * the docs name it. */
 const char *vd_hv_can_name(unsigned can);
-const char *vd_hv_can_lack(unsigned can);
 
 /* 0 when the driver can do all of `need`; else -1 with err saying
  * "WHAT: not supported by libvirt's DRIVER driver (LACK)" for the first

@@ -145,7 +145,7 @@ if [ -n "$why" ]; then
     echo "$FILE: 0 passed, 0 failed"
     exit 0
 fi
-[ -x /usr/lib/libvirt/libvirt_lxc ] ||
+dpkg -s libvirt-daemon-driver-lxc >/dev/null 2>&1 ||
     { echo "FAIL $FILE: libvirt's LXC driver is not installed (libvirt-daemon-driver-lxc): run make deps"
       echo "$FILE: 0 passed, 1 failed"; exit 1; }
 t_main
