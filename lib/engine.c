@@ -1135,8 +1135,6 @@ static int memory_kept(const op *o)
            !strcmp(o->j.used, "save");
 }
 
-/* A shut-off VM comes back from its save file if it has one it has not
- * run from yet, else by booting, its devices on vfio-pci first. */
 static int restore_from_file(op *o, vd_err *err)
 {
     if (step_begin(o, "restore", err) < 0)
@@ -1168,8 +1166,12 @@ static int save_file_unusable(op *o, const vd_err *why, vd_err *err)
     return vd_journal_save(o->conf->state_dir, &o->j, err);
 }
 
+/* A shut-off VM comes back from its save file if it has one it has not
+ * run from yet (and its driver can restore), else by booting, its devices
+ * on vfio-pci first. */
 static int start_off(op *o, back_fail *why_not, vd_err *err)
 {
+    int unusable = 0;
     if (!o->j.save_used && file_exists(o->j.save_file)) {
         vd_err why;
         int can = driver_can(o, VD_CAN_SAVE, "restore from a save file", &why);
@@ -1179,8 +1181,9 @@ static int start_off(op *o, back_fail *why_not, vd_err *err)
             return restore_from_file(o, err);
         if (save_file_unusable(o, &why, err) < 0)
             return -1;
+        unusable = 1;   /* the loss is said, once */
     }
-    if (memory_kept(o) && !o->j.save_used)
+    if (!unusable && memory_kept(o) && !o->j.save_used)
         lost(o, "the session of %s was gone before vdesk came back for it (the VM was found shut off "
              "and no save file was left): booted from its disk", o->conf->domain);
     if (devices_to(o, 1, err) < 0) {
