@@ -29,7 +29,7 @@ VERSION        := 0.5.0
 # Debian packages: to build, and to run the tests and the demo.
 DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev \
               libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev
-DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon \
+DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon libvirt-daemon-driver-lxc \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate
 # The student's screen (t_display): a real X server, the kiosk's viewer,

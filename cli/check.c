@@ -7,8 +7,13 @@
  * names must exist as the file says, so that the first job does not find
  * out: the libvirt daemon at uri =, the domain, each device's alias in its
  * definition and the host PCI address it passes through, each PCI
- * address's IOMMU group and driver, the directories' owners and modes.
+ * address's IOMMU group and driver, the directories' owners and modes,
+ * and what the libvirt driver at uri = cannot do (each mode, hotplug,
+ * snapshots, managed save: a line "no  WHAT: not supported by ..." each).
  * Each problem is one line, "(!) WHAT: FIX"; the exit status is 1 if any.
+ * A driver lacking something is a problem only where vdesk.conf relies on
+ * it: a policy none of whose modes the driver can do, or devices to free
+ * on a driver that cannot unplug them.
  */
 #include "check.h"
 
@@ -23,10 +28,12 @@
 #include "conf.h"
 #include "hv.h"
 #include "pci.h"
+#include "policy.h"
 
 typedef struct checker {
     const vd_conf *c;
     int problems;
+    int can_save;   /* the driver saves: the save file's form is worth a line */
 } checker;
 
 static void ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -35,6 +42,18 @@ static void ok(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fputs("  ok  ", stdout);
+    vprintf(fmt, ap);
+    putchar('\n');
+    va_end(ap);
+}
+
+/* What the driver cannot do, where vdesk does without it. */
+static void lacks(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void lacks(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("  no  ", stdout);
     vprintf(fmt, ap);
     putchar('\n');
     va_end(ap);
@@ -166,6 +185,102 @@ static void check_offered(checker *k, vd_hv *hv)
             check_offered_one(k, hv, k->c->desktops[i]);
 }
 
+/* Each mode against the driver; returns the set (1 << mode) it can do. */
+static unsigned check_modes(const vd_hv_caps *caps)
+{
+    static const vd_mode modes[] = { VD_MODE_SUSPEND, VD_MODE_SAVE, VD_MODE_SHUTDOWN, VD_MODE_SHRINK,
+                                     VD_MODE_MIGRATE };
+    unsigned can = 0;
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+        vd_err why;
+        const char *name = vd_mode_name(modes[i]);
+        if (vd_hv_caps_need(caps, vd_policy_mode_needs(modes[i]), name, &why) == 0) {
+            ok("mode %s", name);
+            can |= 1u << modes[i];
+        } else {
+            lacks("%s: a job that asks for it gets the next mode of policy =", why.msg);
+        }
+    }
+    return can;
+}
+
+/* policy = must hold a mode the driver can do, or no job gets the node. */
+static void check_policy(checker *k, const vd_hv_caps *caps, unsigned can)
+{
+    const vd_conf *c = k->c;
+    char list[128] = "", able[128] = "";
+    int usable = 0;
+    for (int i = 0; i < c->npolicy; i++) {
+        size_t len = strlen(list);
+        snprintf(list + len, sizeof(list) - len, "%s%s", i ? "," : "", vd_mode_name(c->policy[i]));
+        usable |= (can >> c->policy[i]) & 1;
+    }
+    for (int m = 0; m < VD_MODE_COUNT; m++) {
+        size_t len = strlen(able);
+        if ((can >> m) & 1)
+            snprintf(able + len, sizeof(able) - len, "%s%s", len ? "," : "", vd_mode_name((vd_mode)m));
+    }
+    if (c->npolicy && !usable)
+        bad(k, "policy = %s: libvirt's %s driver can do none of these modes: put one it can (%s) into "
+            "policy = in %s", list, caps->driver, able, c->path);
+}
+
+/* The rest of what vdesk would use: device hotplug (a problem where
+ * vdesk.conf names devices), disk snapshots, managed save. */
+static void check_features(checker *k, const vd_hv_caps *caps)
+{
+    vd_err why;
+    if (vd_hv_caps_need(caps, VD_CAN_HOTPLUG, "device hotplug", &why) < 0) {
+        if (k->c->ndevices)
+            bad(k, "%s, and [node %s] names %d device(s) to free for jobs: remove the device = lines "
+                "from %s", why.msg, k->c->node, k->c->ndevices, k->c->path);
+        else
+            lacks("%s", why.msg);
+    }
+    if (vd_hv_caps_need(caps, VD_CAN_SNAPSHOT, "disk snapshots", &why) < 0)
+        lacks("%s: no recovery point is taken before a mode that stops the desktop", why.msg);
+    if (vd_hv_caps_need(caps, VD_CAN_MANAGED_SAVE, "managed save", &why) < 0)
+        lacks("%s: 'vdeskctl select' cannot keep the old desktop's session", why.msg);
+    if (caps->can & VD_CAN_SHUTDOWN)
+        ok("a clean shutdown is asked by %s", caps->shutdown_how);
+}
+
+/* The host's PCI passthrough backends, as the driver's domain
+ * capabilities list them: said, not judged (the devices' own checks are). */
+static void check_passthrough(const checker *k, vd_hv *hv)
+{
+    char backends[64];
+    vd_err why;
+    int pci = 0;
+    for (int i = 0; i < k->c->ndevices; i++)
+        pci |= k->c->devices[i].pci[0] != '\0';
+    if (!pci)
+        return;
+    if (vd_hv_pci_backends(hv, backends, sizeof(backends), &why) < 0)
+        lacks("PCI passthrough backends: %s", why.msg);
+    else if (!backends[0])
+        lacks("PCI passthrough: the driver's domain capabilities list no backend (no VFIO or IOMMU?)");
+    else
+        ok("PCI passthrough backends: %s", backends);
+}
+
+/* What the libvirt driver at uri = can do, against what vdesk.conf asks. */
+static void check_driver(checker *k, vd_hv *hv)
+{
+    vd_hv_caps caps;
+    vd_err err;
+    if (vd_hv_caps_get(hv, &caps, &err) < 0) {
+        bad(k, "%s: check the daemon at uri = in %s", err.msg, k->c->path);
+        return;
+    }
+    ok("libvirt's %s driver (connection type %s)", caps.driver, caps.type);
+    unsigned can = check_modes(&caps);
+    check_policy(k, &caps, can);
+    check_features(k, &caps);
+    check_passthrough(k, hv);
+    k->can_save = (caps.can & VD_CAN_SAVE) != 0;
+}
+
 static void check_libvirt(checker *k)
 {
     const vd_conf *c = k->c;
@@ -178,6 +293,7 @@ static void check_libvirt(checker *k)
         return;
     }
     ok("libvirt at %s answers", c->uri);
+    check_driver(k, hv);
     if (vd_hv_dom_state(hv, c->domain, &s, &err) < 0) {
         bad(k, "domain %s: %s: define it (virsh define) or fix domain = in %s", c->domain, err.msg,
             c->path);
@@ -204,7 +320,7 @@ static int check_live(const vd_conf *c)
             check_pci(&k, &c->devices[i]);
     check_dir(&k, "state_dir", c->state_dir, 0700);
     check_dir(&k, "snapshot_dir", c->snapshot_dir, 0711);
-    if (access(c->state_dir, W_OK) == 0)
+    if (k.can_save && access(c->state_dir, W_OK) == 0)
         ok("save files: %s", vd_hv_save_form(c->state_dir));
     printf("%s: %d problem(s)\n", c->node, k.problems);
     return k.problems ? 1 : 0;

@@ -126,6 +126,35 @@ static void lost(op *o, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Something else the operation changed or left out on the way: appended
+ * to the outcome (op_end). */
+static void note_aside(op *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_aside(op *o, const char *fmt, ...)
+{
+    size_t len = strlen(o->aside);
+    if (len + 3 >= sizeof(o->aside))
+        return;
+    if (len)
+        len += (size_t)snprintf(o->aside + len, sizeof(o->aside) - len, "; ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->aside + len, sizeof(o->aside) - len, fmt, ap);
+    va_end(ap);
+}
+
+/* Whether the desktop's libvirt driver can do all of `need` (VD_CAN_*,
+ * hv.h): 1 yes; 0 no, `err` says "WHAT: not supported by libvirt's lxc
+ * driver (...)"; -1 libvirt cannot say. A driver is asked before the
+ * action, so that what it cannot do is refused by that reason, not by
+ * whichever call happens to fail first. */
+static int driver_can(op *o, unsigned need, const char *what, vd_err *err)
+{
+    vd_hv_caps caps;
+    if (vd_hv_caps_get(o->hv, &caps, err) < 0)
+        return -1;
+    return vd_hv_caps_need(&caps, need, what, err) == 0;
+}
+
 /* Test hook (docs/design.md): VDESK_TEST_CRASH=STEP kills the process right
  * after STEP is journalled, STEP+ right after it is done. */
 static void crash_point(const char *step, int done)
@@ -361,7 +390,11 @@ static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
         if (gpus_only && !is_job_gpu(o, i, req->gpus))
             continue;
         int present = 0;
+        char what[80];
+        snprintf(what, sizeof(what), "unplug %s", dev->alias);
         if (vd_hv_dev_present(o->hv, o->conf->domain, dev->alias, &present, err) < 0)
+            return -1;
+        if (present && driver_can(o, VD_CAN_HOTPLUG, what, err) != 1)
             return -1;
         if (present && unplug_one(o, dev, step_ms(o, o->conf->timeout_unplug, 1, req), err) < 0)
             return -1;
@@ -470,6 +503,14 @@ static void snapshot(op *o)
     vd_err why;
     char tag[32];
     snprintf(tag, sizeof(tag), "%lld", vd_now_ms());
+    /* A driver without disk snapshots (a container's disk is a directory)
+     * gives no recovery point: said in the record, nothing an admin can
+     * fix, so no drain. */
+    if (driver_can(o, VD_CAN_SNAPSHOT, "recovery point", &why) == 0) {
+        phase_add(o, "snapshot", mono_ms(), 0);
+        note_aside(o, "%s", why.msg);
+        return;
+    }
     /* The snapshot directory holds the disk's layers: like the state
      * directory, nobody but root may plant or swap a file in it. */
     if (vd_snapshot_dir_check(o->conf->snapshot_dir, &why) == 0 &&
@@ -1094,25 +1135,55 @@ static int memory_kept(const op *o)
            !strcmp(o->j.used, "save");
 }
 
+static int restore_from_file(op *o, vd_err *err)
+{
+    if (step_begin(o, "restore", err) < 0)
+        return -1;
+    int rc = step_end(o, "restore", vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
+                                                      step_ms(o, o->conf->timeout_restore, 1, NULL), err));
+    /* A restore that timed out may still have brought the VM (paused):
+     * then it is the file's, and the file must not be used again. */
+    vd_dom_info st;
+    if (rc < 0 && (vd_hv_dom_info(o->hv, o->conf->domain, &st, NULL) < 0 ||
+                   st.state == VD_DOM_SHUTOFF || st.state == VD_DOM_MISSING))
+        return -1;
+    o->j.save_used = 1;
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
+/* A save file that the desktop's driver cannot restore (vdesk never
+ * writes one there: the file is from before uri = named this driver) is
+ * kept for an admin and forgotten; the desktop boots from its disk. */
+static int save_file_unusable(op *o, const vd_err *why, vd_err *err)
+{
+    char was[sizeof(o->j.save_file)];
+    snprintf(was, sizeof(was), "%s", o->j.save_file);
+    if (save_file_aside(o, "unusable", err) < 0)
+        return -1;
+    lost(o, "save file %s not used (%s): kept as %s, %s booted from its disk", was, why->msg,
+         o->j.save_file, o->conf->domain);
+    o->j.save_file[0] = '\0';
+    return vd_journal_save(o->conf->state_dir, &o->j, err);
+}
+
 /* A shut-off VM comes back from its save file if it has one it has not
- * run from yet, else by booting, its devices on vfio-pci first. */
+ * run from yet (and its driver can restore), else by booting, its devices
+ * on vfio-pci first. */
 static int start_off(op *o, back_fail *why_not, vd_err *err)
 {
+    int unusable = 0;
     if (!o->j.save_used && file_exists(o->j.save_file)) {
-        if (step_begin(o, "restore", err) < 0)
+        vd_err why;
+        int can = driver_can(o, VD_CAN_SAVE, "restore from a save file", &why);
+        if (can < 0)
+            return vd_err_set(err, "%s", why.msg);
+        if (can)
+            return restore_from_file(o, err);
+        if (save_file_unusable(o, &why, err) < 0)
             return -1;
-        int rc = step_end(o, "restore", vd_hv_dom_restore(o->hv, o->conf->domain, o->j.save_file,
-                                                          step_ms(o, o->conf->timeout_restore, 1, NULL), err));
-        /* A restore that timed out may still have brought the VM (paused):
-         * then it is the file's, and the file must not be used again. */
-        vd_dom_info st;
-        if (rc < 0 && (vd_hv_dom_info(o->hv, o->conf->domain, &st, NULL) < 0 ||
-                       st.state == VD_DOM_SHUTOFF || st.state == VD_DOM_MISSING))
-            return -1;
-        o->j.save_used = 1;
-        return vd_journal_save(o->conf->state_dir, &o->j, err);
+        unusable = 1;   /* the loss is said, once */
     }
-    if (memory_kept(o) && !o->j.save_used)
+    if (!unusable && memory_kept(o) && !o->j.save_used)
         lost(o, "the session of %s was gone before vdesk came back for it (the VM was found shut off "
              "and no save file was left): booted from its disk", o->conf->domain);
     if (devices_to(o, 1, err) < 0) {
@@ -1621,6 +1692,13 @@ static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, 
                      vd_mode_name(chain[i]));
             break;
         }
+        /* What the driver cannot do is refused before anything is done
+         * for it (the snapshot included): said, and the chain moves on. */
+        if (driver_can(o, vd_policy_mode_needs(chain[i]), vd_mode_name(chain[i]), &why) != 1) {
+            if (snprintf(tried + len, size - len, "%s%s", len ? "; " : "", why.msg) >= (int)(size - len))
+                memcpy(tried + size - 4, "...", 4);
+            continue;
+        }
         if (stops_vm(chain[i]) && !snapped++)
             snapshot(o);
         if (apply(o, chain[i], req, &why) == 0) {
@@ -1989,9 +2067,7 @@ static int autostart_off(op *o, const char *dom, vd_err *err)
         return 0;
     if (vd_hv_dom_autostart_set(o->hv, dom, 0, err) < 0)
         return vd_err_prefix(err, "vdesk starts %s itself, libvirt's autostart must be off", dom);
-    size_t len = strlen(o->aside);
-    snprintf(o->aside + len, sizeof(o->aside) - len, "%sturned libvirt's autostart of %s off (vdesk "
-             "starts it)", len ? "; " : "", dom);
+    note_aside(o, "turned libvirt's autostart of %s off (vdesk starts it)", dom);
     return 0;
 }
 
@@ -2106,6 +2182,8 @@ static int put_aside(op *o, vd_err *err)
         return -1;
     if (s == VD_DOM_SHUTOFF || s == VD_DOM_MISSING)
         return 0;
+    if (driver_can(o, VD_CAN_MANAGED_SAVE, "keeping its session in a managed save", err) != 1)
+        return -1;
     int rc = 0;
     for (int i = 0; i < o->conf->ndevices && rc == 0; i++) {
         int present = 0;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 struct vd_hv {
     virConnectPtr conn;
     char *uri;
+    vd_hv_caps caps;   /* what its driver can do, once caps_known */
+    int caps_known;
 };
 
 static const char *lv_msg(void)
@@ -618,17 +621,22 @@ int vd_hv_dom_shutdown(vd_hv *hv, const char *name, int timeout_ms, vd_err *err)
     if (!d)
         return -1;
     int rc = 0, s = VIR_DOMAIN_RUNNING, reason;
-    /* The default method: the ACPI power button on QEMU (or its guest agent,
-     * if the VM has one configured), whatever the driver supports elsewhere. */
-    if (virDomainShutdown(d) < 0)
-        rc = vd_err_set(err, "VM %s: cannot ask the guest to shut down: %s", name, lv_msg());
+    vd_hv_caps caps;
+    /* The method that works on this driver (vd_hv_caps): QEMU's default
+     * (the ACPI power button, or the guest agent if the VM has one); LXC's
+     * default returns 0 and does nothing, its signal works. */
+    if (vd_hv_caps_get(hv, &caps, err) < 0)
+        rc = -1;
+    else if (virDomainShutdownFlags(d, caps.shutdown_flags) < 0)
+        rc = vd_err_set(err, "VM %s: cannot ask the guest to shut down (%s): %s", name,
+                        caps.shutdown_how, lv_msg());
     long long deadline = now_ms() + timeout_ms;
     while (rc == 0 && s != VIR_DOMAIN_SHUTOFF) {
         if (virDomainGetState(d, &s, &reason, 0) < 0)
             rc = vd_err_set(err, "VM %s: cannot read state: %s", name, lv_msg());
         else if (s != VIR_DOMAIN_SHUTOFF && now_ms() >= deadline)
-            rc = vd_err_set(err, "VM %s: still running %d ms after the ACPI power button "
-                            "(the guest ignores it or is busy)", name, timeout_ms);
+            rc = vd_err_set(err, "VM %s: still running %d ms after %s (the guest ignores it or "
+                            "is busy)", name, timeout_ms, caps.shutdown_how);
         else if (s != VIR_DOMAIN_SHUTOFF)
             nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
     }
@@ -648,9 +656,12 @@ int vd_hv_dom_purge(vd_hv *hv, const char *name, vd_err *err)
     if (rc == 0 && virDomainHasManagedSaveImage(d, 0) == 1 &&
         virDomainManagedSaveRemove(d, 0) < 0)
         rc = vd_err_set(err, "VM %s: cannot remove its managed save: %s", name, lv_msg());
+    /* Drivers without managed save or snapshots (LXC) refuse the flags
+     * that remove them: there is nothing of either to remove there. */
     if (rc == 0 && virDomainIsPersistent(d) == 1 &&
         virDomainUndefineFlags(d, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0)
+                                  VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA) < 0 &&
+        (lv_code() != VIR_ERR_INVALID_ARG || virDomainUndefineFlags(d, 0) < 0))
         rc = vd_err_set(err, "VM %s: cannot undefine: %s", name, lv_msg());
     virDomainFree(d);
     return rc;
@@ -734,6 +745,172 @@ static int xq_open(xml_query *q, const char *xml, const char *expr, vd_err *err)
 static int xq_count(const xml_query *q)
 {
     return q->res->nodesetval ? q->res->nodesetval->nodeNr : 0;
+}
+
+/* --- what the driver can do (hv.h, vd_hv_caps) ----------------------------
+ *
+ * One row per libvirt driver, from libvirt's API support matrix
+ * (libvirt.org/hvsupport.html) and its driver pages, and tried here for
+ * QEMU, LXC and the test driver (docs/design.md, "Hypervisors"). */
+static const struct driver_row {
+    const char *type, *also;   /* virConnectGetType's answers for it */
+    const char *driver;        /* libvirt's name for it, for messages */
+    unsigned can;
+    unsigned shutdown_flags;
+    const char *shutdown_how;
+} drivers[] = {
+    { "QEMU", NULL, "qemu", VD_CAN_ALL, 0, "the ACPI power button (or the guest agent)" },
+    /* A container is paused by the freezer cgroup. It has no memory image
+     * to save or send, no PCI passthrough, a directory for a disk and no
+     * vCPUs to pin. Its default shutdown method (/run/initctl) does nothing
+     * without a SysV init: SIGTERM to its init does, if the init traps it
+     * (an init in a PID namespace ignores signals it has no handler for). */
+    { "LXC", NULL, "lxc", VD_CAN_SUSPEND | VD_CAN_SHUTDOWN, VIR_DOMAIN_SHUTDOWN_SIGNAL,
+      "SIGTERM to the container's init" },
+    /* Xen through libxl: save, managed save, migration (v3, peer to peer),
+     * device attach/detach; no snapshots or block jobs, and vCPU pinning
+     * only (QEMU's device model runs in dom0: no emulator threads here). */
+    { "Xen", "xenlight", "libxl", VD_CAN_ALL & ~(VD_CAN_SNAPSHOT | VD_CAN_PIN), 0,
+      "the guest's shutdown request (PV control or ACPI)" },
+    /* libvirt's in-process test driver: states, save and managed save, but
+     * no migration, no device hotplug, no disk snapshots. */
+    { "TEST", NULL, "test", VD_CAN_ALL & ~(VD_CAN_MIGRATE | VD_CAN_HOTPLUG | VD_CAN_SNAPSHOT), 0,
+      "a shutdown request" },
+};
+
+/* A driver vdesk does not know: it tries every mode, and libvirt's own
+ * refusals move the chain on. */
+static const struct driver_row unknown_driver = {
+    "", NULL, "unknown", VD_CAN_ALL, 0, "libvirt's default shutdown method"
+};
+
+static const struct can_word {
+    unsigned can;
+    const char *name, *lack;
+} can_words[] = {
+    { VD_CAN_SUSPEND, "suspend", "it cannot pause a running domain" },
+    { VD_CAN_SAVE, "save", "no save and restore of a domain's memory" },
+    { VD_CAN_MANAGED_SAVE, "managed-save", "no managed save" },
+    { VD_CAN_MIGRATE, "migrate", "no live migration" },
+    { VD_CAN_HOTPLUG, "hotplug", "no hot-unplug of devices" },
+    { VD_CAN_SNAPSHOT, "snapshot", "no external disk snapshots" },
+    { VD_CAN_SHUTDOWN, "shutdown", "no clean shutdown" },
+    { VD_CAN_PIN, "pin", "no pinning of a running domain to host CPUs" },
+};
+#define CAN_WORDS (sizeof(can_words) / sizeof(can_words[0]))
+
+static const struct can_word *can_word(unsigned can)
+{
+    for (size_t i = 0; i < CAN_WORDS; i++)
+        if (can_words[i].can == can)
+            return &can_words[i];
+    return NULL;
+}
+
+const char *vd_hv_can_name(unsigned can)
+{
+    const struct can_word *w = can_word(can);
+    return w ? w->name : "?";
+}
+
+void vd_hv_caps_for_type(const char *type, vd_hv_caps *caps)
+{
+    const struct driver_row *r = &unknown_driver;
+    for (size_t i = 0; i < sizeof(drivers) / sizeof(drivers[0]); i++)
+        if (!strcasecmp(type, drivers[i].type) || (drivers[i].also && !strcasecmp(type, drivers[i].also)))
+            r = &drivers[i];
+    memset(caps, 0, sizeof(*caps));
+    snprintf(caps->type, sizeof(caps->type), "%s", type);
+    caps->driver = r->driver;
+    caps->can = r->can;
+    caps->shutdown_flags = r->shutdown_flags;
+    caps->shutdown_how = r->shutdown_how;
+}
+
+int vd_hv_caps_need(const vd_hv_caps *caps, unsigned need, const char *what, vd_err *err)
+{
+    for (size_t i = 0; i < CAN_WORDS; i++)
+        if ((need & can_words[i].can) && !(caps->can & can_words[i].can))
+            return vd_err_set(err, "%s: not supported by libvirt's %s driver (%s)", what, caps->driver,
+                              can_words[i].lack);
+    return 0;
+}
+
+/* Test hook (docs/design.md): VDESK_TEST_DRIVER_LACKS="save,migrate"
+ * takes those capabilities away, so that the refusals run on the test
+ * driver; an unknown name is ignored. */
+static void caps_test_lacks(vd_hv_caps *caps)
+{
+    const char *lacks = getenv("VDESK_TEST_DRIVER_LACKS");
+    for (const char *s = lacks; s && *s;) {
+        size_t len = strcspn(s, ",");
+        for (size_t i = 0; i < CAN_WORDS; i++)
+            if (strlen(can_words[i].name) == len && !strncmp(s, can_words[i].name, len))
+                caps->can &= ~can_words[i].can;
+        s += len + (s[len] == ',');
+    }
+}
+
+/* Whether the daemon advertises migration (<migration_features> in its
+ * capabilities: libvirt leaves it out where the driver, or the build of
+ * its hypervisor, cannot migrate). 1 yes, 0 no, -1 it does not say. */
+static int caps_advertise_migration(vd_hv *hv)
+{
+    char *xml = virConnectGetCapabilities(hv->conn);
+    xml_query q;
+    vd_err why;
+    if (!xml) {
+        virResetLastError();
+        return -1;
+    }
+    int rc = xq_open(&q, xml, "/capabilities/host/migration_features", &why);
+    free(xml);
+    if (rc < 0)
+        return -1;
+    rc = xq_count(&q) > 0;
+    xq_close(&q);
+    return rc;
+}
+
+int vd_hv_caps_get(vd_hv *hv, vd_hv_caps *caps, vd_err *err)
+{
+    if (!hv->caps_known) {
+        const char *type = virConnectGetType(hv->conn);
+        if (!type)
+            return vd_err_set(err, "libvirt %s: cannot tell which driver it is: %s", hv->uri, lv_msg());
+        vd_hv_caps_for_type(type, &hv->caps);
+        /* The table says what the driver can do at best; a daemon that
+         * does not say (an error) keeps the table's word. */
+        if ((hv->caps.can & VD_CAN_MIGRATE) && caps_advertise_migration(hv) == 0)
+            hv->caps.can &= ~VD_CAN_MIGRATE;
+        caps_test_lacks(&hv->caps);
+        hv->caps_known = 1;
+    }
+    *caps = hv->caps;
+    return 0;
+}
+
+int vd_hv_pci_backends(vd_hv *hv, char *buf, size_t size, vd_err *err)
+{
+    buf[0] = '\0';
+    char *xml = virConnectGetDomainCapabilities(hv->conn, NULL, NULL, NULL, NULL, 0);
+    if (!xml)
+        return vd_err_set(err, "libvirt %s: no domain capabilities: %s", hv->uri, lv_msg());
+    xml_query q;
+    int rc = xq_open(&q, xml, "/domainCapabilities/devices/hostdev[@supported='yes']"
+                              "/enum[@name='pciBackend']/value", err);
+    free(xml);
+    if (rc < 0)
+        return -1;
+    for (int i = 0; i < xq_count(&q); i++) {
+        xmlChar *v = xmlNodeGetContent(q.res->nodesetval->nodeTab[i]);
+        size_t len = strlen(buf);
+        if (v)
+            snprintf(buf + len, size - len, "%s%s", len ? "," : "", (const char *)v);
+        xmlFree(v);
+    }
+    xq_close(&q);
+    return 0;
 }
 
 /* Finds the device with `alias` in `dom_xml`; *xml is NULL if it is absent. */
@@ -1503,6 +1680,13 @@ int vd_hv_dom_managed_save(vd_hv *hv, const char *dom, int timeout_ms, vd_err *e
 
 int vd_hv_dom_managed_save_has(vd_hv *hv, const char *dom, int *has, vd_err *err)
 {
+    vd_hv_caps caps;
+    *has = 0;
+    /* LXC has no such call at all: without managed save there is none. */
+    if (vd_hv_caps_get(hv, &caps, err) < 0)
+        return -1;
+    if (!(caps.can & VD_CAN_MANAGED_SAVE))
+        return 0;
     virDomainPtr d = dom_get(hv, dom, err);
     if (!d)
         return -1;

@@ -51,6 +51,58 @@ void vd_hv_close(vd_hv *hv);
 /* The URI actually connected to, for messages. */
 const char *vd_hv_uri(const vd_hv *hv);
 
+/* --- what the connected driver can do -----------------------------------
+ *
+ * vdesk talks to any libvirt driver, as far as that driver allows. What a
+ * driver allows is one row of a table in hv.c (`drivers`), chosen by the
+ * connection's type (virConnectGetType: "QEMU", "LXC", "Xen", "TEST"), and
+ * narrowed by what the daemon itself advertises: no <migration_features>
+ * in its capabilities, no migration. A driver not in the table is assumed
+ * to do everything, and libvirt's own refusals move the chain on.
+ * docs/design.md, "Hypervisors", has the table in words. */
+typedef enum vd_hv_can {
+    VD_CAN_SUSPEND = 1u << 0,      /* pause in place and resume (QEMU: vCPUs; LXC: the freezer) */
+    VD_CAN_SAVE = 1u << 1,         /* memory to a file, restored from it later */
+    VD_CAN_MANAGED_SAVE = 1u << 2, /* the same, with libvirt keeping the file */
+    VD_CAN_MIGRATE = 1u << 3,      /* live migration, peer to peer */
+    VD_CAN_HOTPLUG = 1u << 4,      /* hot-unplug and replug of devices (PCI hostdevs) */
+    VD_CAN_SNAPSHOT = 1u << 5,     /* external disk snapshots and block commit */
+    VD_CAN_SHUTDOWN = 1u << 6,     /* ask the guest to shut down cleanly */
+    VD_CAN_PIN = 1u << 7,          /* pin vCPUs and emulator threads to host CPUs */
+    VD_CAN_ALL = (1u << 8) - 1,
+} vd_hv_can;
+
+typedef struct vd_hv_caps {
+    char type[32];              /* virConnectGetType's answer */
+    const char *driver;         /* libvirt's name for the driver: "qemu", "lxc", "libxl", "test" */
+    unsigned can;               /* VD_CAN_* */
+    unsigned shutdown_flags;    /* virDomainShutdownFlags: the method that works there */
+    const char *shutdown_how;   /* that method in words, for messages */
+} vd_hv_caps;
+
+/* What the connected driver can do (read once per connection). For tests,
+ * VDESK_TEST_DRIVER_LACKS="save,migrate" (names as vd_hv_can_name) takes
+ * capabilities away from whatever the driver is (docs/design.md). */
+int vd_hv_caps_get(vd_hv *hv, vd_hv_caps *caps, vd_err *err);
+
+/* The table's row for connection type `type` (no connection: for tests
+ * and docs); an unknown type gets the row that assumes everything. */
+void vd_hv_caps_for_type(const char *type, vd_hv_caps *caps);
+
+/* A capability's short name ("save", "hotplug"), as the test hook and
+ * the docs name it. */
+const char *vd_hv_can_name(unsigned can);
+
+/* 0 when the driver can do all of `need`; else -1 with err saying
+ * "WHAT: not supported by libvirt's DRIVER driver (LACK)" for the first
+ * capability missing. */
+int vd_hv_caps_need(const vd_hv_caps *caps, unsigned need, const char *what, vd_err *err);
+
+/* The host PCI passthrough backends the driver's domain capabilities list
+ * ("vfio", "xen"), comma separated, into buf; "" when it lists none. -1
+ * when the driver gives no domain capabilities (LXC, the test driver). */
+int vd_hv_pci_backends(vd_hv *hv, char *buf, size_t size, vd_err *err);
+
 /* Defines a persistent domain from XML and starts it. */
 int vd_hv_dom_create(vd_hv *hv, const char *xml, vd_err *err);
 
@@ -73,8 +125,9 @@ int vd_hv_dom_wakeup(vd_hv *hv, const char *dom, vd_err *err);
 /* Whether the connection still reaches the daemon. */
 int vd_hv_alive(vd_hv *hv);
 
-/* Asks the guest to shut down cleanly (libvirt's default method: the ACPI
- * power button on QEMU without a guest agent) and waits up to
+/* Asks the guest to shut down cleanly, by the method its driver has
+ * (vd_hv_caps: QEMU's default, the ACPI power button without a guest
+ * agent; LXC: SIGTERM to the container's init) and waits up to
  * timeout_ms for it to be shut off. A guest still running then is an error:
  * the caller decides whether to destroy it. */
 int vd_hv_dom_shutdown(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err);
@@ -184,6 +237,7 @@ int vd_hv_dom_autostart_set(vd_hv *hv, const char *dom, int on, vd_err *err);
  * the session back. Under a watchdog that aborts it at timeout_ms (the VM
  * runs on). */
 int vd_hv_dom_managed_save(vd_hv *hv, const char *dom, int timeout_ms, vd_err *err);
+/* A driver without managed save (vd_hv_caps) has none: *has = 0. */
 int vd_hv_dom_managed_save_has(vd_hv *hv, const char *dom, int *has, vd_err *err);
 
 /* Whether the persistent definition of `dom` has a device with user alias

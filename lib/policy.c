@@ -78,3 +78,16 @@ long long vd_policy_migrate_s(int timeout_migrate, unsigned long long kib)
     long long s = (long long)timeout_migrate * (long long)(gib ? (gib > 1000000 ? 1000000 : gib) : 1);
     return s < 10 ? 10 : s;
 }
+
+unsigned vd_policy_mode_needs(vd_mode m)
+{
+    switch (m) {
+    case VD_MODE_SUSPEND: return VD_CAN_SUSPEND;
+    /* the file is restored after the job: both halves or neither */
+    case VD_MODE_SAVE: return VD_CAN_SAVE;
+    case VD_MODE_SHUTDOWN: return VD_CAN_SHUTDOWN;
+    case VD_MODE_SHRINK: return VD_CAN_PIN;
+    case VD_MODE_MIGRATE: return VD_CAN_MIGRATE;
+    default: return 0;
+    }
+}

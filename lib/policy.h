@@ -9,6 +9,7 @@
 #define VDESK_POLICY_H
 
 #include "conf.h"
+#include "hv.h"
 #include "mode.h"
 
 /* The modes to try, in order, into chain[VD_MODE_COUNT]: the one asked
@@ -45,5 +46,12 @@ int vd_policy_job_gpu(int gres_index, const char *job_gpus);
 /* The migration's deadline in seconds: timeout_migrate per GiB of the
  * desktop's RAM (KiB), rounded up, at least 10. */
 long long vd_policy_migrate_s(int timeout_migrate, unsigned long long kib);
+
+/* What a mode needs of the hypervisor's driver (VD_CAN_*, hv.h): the
+ * engine refuses a mode whose driver lacks any of it, by that reason, and
+ * the chain moves on. Unplugging devices (save, migrate, shrink with the
+ * job's GPUs) needs hotplug only when a device is there to unplug: the
+ * engine asks that of each device. */
+unsigned vd_policy_mode_needs(vd_mode m);
 
 #endif

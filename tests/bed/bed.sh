@@ -7,6 +7,7 @@
 #   bed_down DIR      stop everything started in DIR, by PID, and remove DIR
 #   bed_guest NAME [ARGS]  create and start a desktop guest (heartbeat, stand-in devices);
 #                   ARGS: extra kernel arguments (vdesk.ignore_power=1, acpiphp.disable=1)
+#   bed_lxc NAME      create and start a container desktop (libvirt's LXC driver)
 #
 # Knobs (environment, read by bed_up):
 #   VDESK_BED_PORT     first of 20 TCP ports on 127.0.0.1 (default: a free range)
@@ -23,6 +24,9 @@
 #   VDESK_BED_GPU_NODES                   nodes that offer one GPU as gres
 #   VDESK_BED_CRED_EXPIRE                 job credential lifetime (s), which is
 #                                         also how long a requeued job waits
+#   VDESK_BED_LXC_NODES                   nodes whose desktop is a container on the
+#                                         LXC driver of the same daemon (bed_lxc
+#                                         ct-NODE; bed_vdesk_files, bed_lxc_uri)
 #   VDESK_BED_QEMU_USER                   run QEMU as this user with libvirt's DAC
 #                                         driver and dynamic ownership (Debian's
 #                                         defaults: libvirt-qemu); default root
@@ -237,6 +241,8 @@ namespaces = [ ]
 migration_port_min = $((BED_PORT + 6 + 3 * k))
 migration_port_max = $((BED_PORT + 7 + 3 * k))
 EOF
+    # Containers (LXC driver): no security driver, as for QEMU.
+    echo 'security_driver = "none"' >"$l/etc/lxc.conf"
     # Locks on the disk files themselves (qemu-lockd.conf's default,
     # auto_disk_leases): every daemon's virtlockd sees the same files.
     [ -n "$listen" ] && echo 'lock_manager = "lockd"' >>"$l/etc/qemu.conf"
@@ -260,13 +266,20 @@ EOF
         mount --bind "$1/run" /run/libvirt
         mount --bind "$1/passwd" /etc/passwd
         mount --bind "$1/group" /etc/group
+        # The LXC driver fails to start a container ("Unable to create
+        # directory /sys/fs/cgroup/unified") where the host mounts a cgroup2
+        # "unified" hierarchy beside its v1 controllers: libvirt then mixes
+        # v1 and v2. Without it, in this namespace only, it uses v1.
+        if [ -n "$4" ] && grep -q " /sys/fs/cgroup/unified cgroup2 " /proc/self/mounts; then
+            umount /sys/fs/cgroup/unified
+        fi
         # A daemon started again finds the first virtlockd (and its socket)
         # still there: it keeps the locks, so it stays.
         if [ -n "$3" ] && ! kill -0 "$(cat /run/libvirt/virtlockd.pid 2>/dev/null)" 2>/dev/null; then
             virtlockd -d -f /etc/libvirt/virtlockd.conf -p /run/libvirt/virtlockd.pid
         fi
         exec libvirtd $3 -f /etc/libvirt/libvirtd.conf -p /run/libvirt/libvirtd.pid
-    ' bed-libvirtd "$l" "$VDESK_CACHE/libvirt" "$listen"
+    ' bed-libvirtd "$l" "$VDESK_CACHE/libvirt" "$listen" "${VDESK_BED_LXC_NODES:-}"
     bed__wait_up "$name" 10 test -S "$l/run/libvirt-sock" &&
         bed__wait_up "$name" 10 "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$l/run/libvirt-sock" ping ||
         bed__fail "$name" "$l/libvirtd.log" "no answer on $l/run/libvirt-sock (see also $l/libvirtd.out)"
@@ -283,9 +296,12 @@ bed__tcp_port() { echo $((BED_PORT + 8 + 3 * $(bed__node_index "$1"))); }
 # bed_up, or with VDESK_BED_PORT set).
 bed_node_uri() {
     local n=$2
+    case " ${VDESK_BED_LXC_NODES:-} " in *" $n "*) bed_lxc_uri "$1"; return ;; esac
     [ "${VDESK_BED_MIGRATION:-0}" = 1 ] || n=n1
     echo "qemu:///system?socket=$(bed__libvirt_dir "$1" "$n")/run/libvirt-sock"
 }
+# bed_lxc_uri DIR: the LXC driver of the bed's (n1's) daemon.
+bed_lxc_uri() { echo "lxc:///system?socket=$1/libvirt/run/libvirt-sock"; }
 bed_peer_uri() { local BED_PORT=${VDESK_BED_PORT:-$VDESK_BED_PORT_BASE}; echo "qemu+tcp://127.0.0.1:$(bed__tcp_port "$1")/system"; }
 
 bed__libvirts() {
@@ -314,6 +330,7 @@ export VDESK_BED_PORT_BASE=$BED_PORT
 export VDESK_BED_MIGRATION=${VDESK_BED_MIGRATION:-0}
 export SLURM_CONF="$BED/slurm/slurm.conf"
 export LIBVIRT_DEFAULT_URI="qemu:///system?socket=$BED/libvirt/run/libvirt-sock"
+export VDESK_BED_LXC_NODES="${VDESK_BED_LXC_NODES:-}"
 export VDESK_CACHE="$VDESK_CACHE"
 EOF
     # shellcheck disable=SC1091
@@ -379,9 +396,10 @@ bed_down() {
         "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$l/run/libvirt-sock" purge-all ||
             bed__log "could not purge guests through libvirt; stopping their QEMUs by PID"
     done
-    local qemus
+    local qemus cts
     qemus=$(bed_qemu_pids "$dir")
     for pid in $qemus; do bed__stop qemu "$pid"; done
+    cts=$(bed__lxc_down "$dir")
     if [ -S "$dir/munge/munge.socket" ] && [ -f "$dir/slurm/slurm.conf" ]; then
         SLURM_CONF=$dir/slurm/slurm.conf scancel --quiet --full --user=root 2>/dev/null || true
     fi
@@ -395,9 +413,10 @@ bed_down() {
     for pid in $marked; do kill -KILL "$pid" 2>/dev/null; done
     # Stopped processes linger as zombies until PID 1 reaps them; wait for
     # that so that nothing of the bed shows in ps afterwards.
-    for pid in $(awk '{ print $2 }' "$dir/pids") $qemus $marked; do
+    for pid in $(awk '{ print $2 }' "$dir/pids") $qemus $cts $marked; do
         bed__wait 10 bed__pid_gone "$pid" || bed__log "pid $pid still there after 10 s"
     done
+    bed__lxc_cgroups_rm "$dir"
     rm -f "$dir/pids"
     if [ "$keep" = keep ]; then
         bed__log "stopped; $dir kept for inspection (rm -rf $dir when done)"
@@ -435,6 +454,59 @@ bed_guest() {
         -e "s|@KERNEL@|$boot/vmlinuz|g" -e "s|@INITRD@|$boot/initrd.img|g" \
         "$BED_SRC/tests/guest/domain.xml.in" >"$g/domain.xml"
     "$BED_BUILD/tests/bedctl" create "$g/domain.xml"
+}
+
+# bed_lxc NAME: a container desktop on the bed's LXC driver (same daemon
+# as the guests; VDESK_BED_LXC_NODES set before bed_up): its root is
+# $VDESK_BED/guests/NAME/root, busybox-static with tests/guest/lxc-init as
+# /init, which counts boots and writes a heartbeat to root/hb (bed_lxc_hb).
+bed_lxc() {
+    local name=${1:?usage: bed_lxc NAME} g r a
+    g=$VDESK_BED/guests/$name
+    r=$g/root
+    mkdir -p "$r/bin" "$r/proc" "$r/sys" "$r/dev" "$r/tmp" "$r/etc" || return 1
+    cp /bin/busybox "$r/bin/busybox" && cp "$BED_SRC/tests/guest/lxc-init" "$r/init" || return 1
+    for a in sh sleep cat mv echo; do ln -sf busybox "$r/bin/$a"; done
+    echo "$name" >>"$VDESK_BED/lxc-names"
+    sed -e "s|@NAME@|$name|g" -e "s|@ROOT@|$r|g" "$BED_SRC/tests/guest/lxc.xml.in" >"$g/domain.xml"
+    "$BED_BUILD/tests/bedctl" -c "$(bed_lxc_uri "$VDESK_BED")" create "$g/domain.xml"
+}
+
+# bed_lxc_hb NAME: "BOOT N" of the container's last heartbeat.
+bed_lxc_hb() {
+    sed -n 's/^vdesk-hb boot=\([0-9]*\) n=\([0-9]*\).*/\1 \2/p' "$VDESK_BED/guests/$1/root/hb" 2>/dev/null
+}
+
+# bed__lxc_down DIR: purges the bed's containers through libvirt, stops any
+# left (their libvirt_lxc controllers, by the PIDs libvirt keeps), and
+# prints those PIDs for bed_down to wait on.
+bed__lxc_down() {
+    local f pid
+    [ -s "$1/lxc-names" ] || return 0
+    for f in "$1"/libvirt/run/lxc/*.pid; do [ -f "$f" ] && cat "$f" && echo; done
+    [ -S "$1/libvirt/run/libvirt-sock" ] &&
+        { "$BED_BUILD/tests/bedctl" -c "$(bed_lxc_uri "$1")" purge-all >&2 ||
+              bed__log "could not purge containers through libvirt; stopping them by PID"; }
+    for f in "$1"/libvirt/run/lxc/*.pid; do
+        [ -f "$f" ] && pid=$(cat "$f") && bed__stop libvirt_lxc "$pid"
+    done
+    return 0
+}
+
+# bed__lxc_cgroups_rm DIR: the LXC driver leaves its containers' cgroup
+# directories (machine/lxc-PID-NAME.libvirt-lxc on each v1 hierarchy) on the
+# host; those of this bed's containers whose controller is gone go (rmdir:
+# only empty ones).
+bed__lxc_cgroups_rm() {
+    local name d pid
+    [ -s "$1/lxc-names" ] || return 0
+    while read -r name; do
+        for d in /sys/fs/cgroup/*/machine/lxc-*-"$name".libvirt-lxc; do
+            [ -d "$d" ] || continue
+            pid=${d##*/lxc-}; pid=${pid%%-*}
+            [ -e "/proc/$pid" ] || rmdir "$d" 2>/dev/null || true
+        done
+    done <"$1/lxc-names"
 }
 
 # bed_hb NAME: "BOOT N" of the guest's last heartbeat on its console.
@@ -478,7 +550,7 @@ bed_disk() {
 # IOMMU group has 4 functions) and HCA, at DIR/hw (bed_hw): vdesk then also
 # rebinds them between vfio-pci and their host drivers.
 bed_vdesk_files() {
-    local dir=$1 hw=${2:-} d n p gpu ib
+    local dir=$1 hw=${2:-} d n p gpu ib kind
     # A migration bed's vdesk.conf names the daemons' TCP ports: fix them now.
     if [ "${VDESK_BED_MIGRATION:-0}" = 1 ] && [ -z "${VDESK_BED_PORT:-}" ]; then
         VDESK_BED_PORT=$(bed__pick_ports)
@@ -501,11 +573,14 @@ EOF
             "$dir" "$dir" "$dir"
         [ "${VDESK_BED_MIGRATION:-0}" = 1 ] && printf 'migrate_unsafe = yes\n'
         for n in $BED_NODES; do
-            printf '\n[node %s]\nuri = %s\ndomain = desk-%s\n' "$n" "$(bed_node_uri "$dir" "$n")" "$n"
+            kind=desk
+            case " ${VDESK_BED_LXC_NODES:-} " in *" $n "*) kind=ct ;; esac
+            printf '\n[node %s]\nuri = %s\ndomain = %s-%s\n' "$n" "$(bed_node_uri "$dir" "$n")" "$kind" "$n"
             [ "${VDESK_BED_MIGRATION:-0}" = 1 ] &&
                 printf 'migrate_uri = %s\nmigrate_address = tcp://127.0.0.1\n' "$(bed_peer_uri "$n")"
             gpu= ib=
             [ -n "$hw" ] && [ "$n" = n1 ] && gpu=" 0000:01:00.0" ib=" 0000:02:00.0"
+            case " ${VDESK_BED_LXC_NODES:-} " in *" $n "*) continue ;; esac
             printf 'desktop_cores = 1\ndevice = gpu ua-gpu0%s\ndevice = ib ua-ib0%s\n' "$gpu" "$ib"
         done
     } >"$d/vdesk.conf"

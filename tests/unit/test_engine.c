@@ -77,6 +77,7 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 static int teardown(void **state)
 {
     fixture *f = *state;
+    unsetenv("VDESK_TEST_DRIVER_LACKS");
     if (f->e) {
         void *e = f->e;
         emu_stop(&e);
@@ -842,6 +843,151 @@ static void select_refuses_what_it_cannot_do(void **state)
     OK(vd_restore(&f->conf, 9, &rep, &err));
 }
 
+/* --- what the driver cannot do (hv.h, vd_hv_caps) ---------------------- */
+
+/* The driver of the engine's own connections lacks `what` (the test hook:
+ * the test driver itself does save, managed save and suspend). */
+static void driver_lacks(const char *what)
+{
+    assert_int_equal(setenv("VDESK_TEST_DRIVER_LACKS", what, 1), 0);
+}
+
+/* policy = save,shutdown on a driver without save (LXC): save is refused
+ * by that reason before anything is done for it, and shutdown frees the
+ * node; no recovery point is said, not drained for. */
+static void save_refused_by_the_driver_moves_on_to_shutdown(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char save[SAVE_MAX];
+    save_path(f, save);
+    driver_lacks("save,managed-save");
+    evict(f, 60, VD_MODE_SAVE, &rep);
+    assert_string_equal(rep.used, "shutdown");
+    assert_non_null(strstr(rep.outcome, "shutdown after save: not supported by libvirt's test driver "
+                           "(no save and restore of a domain's memory)"));
+    assert_non_null(strstr(rep.outcome, "recovery point: not supported by libvirt's test driver"));
+    assert_string_equal(rep.drain, "");
+    assert_false(has_phase(&rep, "save"));
+    assert_false(exists(save));
+    assert_int_equal(info_of(f).state, VD_DOM_SHUTOFF);
+    OK(vd_restore(&f->conf, 60, &rep, &err));
+    vd_dom_info st = info_of(f);
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_false(st.restored);   /* booted: there is no file */
+    assert_string_equal(rep.lost, "");
+}
+
+/* The test driver has no migration at all: refused by capability (before
+ * any migrate_uri is looked for), and the policy's save is used. */
+static void migrate_refused_by_the_driver(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    evict(f, 61, VD_MODE_MIGRATE, &rep);
+    assert_string_equal(rep.used, "save");
+    assert_non_null(strstr(rep.outcome, "save after migrate: not supported by libvirt's test driver "
+                           "(no live migration)"));
+    OK(vd_restore(&f->conf, 61, &rep, &err));
+    assert_true(info_of(f).restored);
+}
+
+/* Nothing of the chain is possible: the job cannot have the node, the
+ * desktop runs on untouched, and the error says why, mode by mode. */
+static void nothing_the_driver_can_do_leaves_the_desktop_running(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    driver_lacks("save,shutdown,suspend");
+    vd_request req = { .job = 62, .mode = VD_MODE_SUSPEND };
+    assert_int_equal(vd_evict(&f->conf, &req, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "suspend: not supported by libvirt's test driver"));
+    assert_non_null(strstr(err.msg, "; save: not supported"));
+    assert_non_null(strstr(err.msg, "; shutdown: not supported"));
+    assert_non_null(strstr(rep.drain, "cannot evict"));
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+    assert_false(has_phase(&rep, "snapshot"));
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+}
+
+/* A save file on a driver that cannot restore (the uri changed while the
+ * desktop was saved): not tried, kept for an admin, said as a loss; the
+ * desktop boots from its disk. */
+static void save_file_the_driver_cannot_restore_is_kept_and_the_desktop_boots(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    evict(f, 63, VD_MODE_SAVE, &rep);
+    driver_lacks("save");
+    OK(vd_restore(&f->conf, 63, &rep, &err));
+    vd_dom_info st = info_of(f);
+    assert_int_equal(st.state, VD_DOM_RUNNING);
+    assert_false(st.restored);
+    assert_false(has_phase(&rep, "restore"));
+    assert_int_equal(count_files(f, DOM ".save.unusable-"), 1);
+    assert_non_null(strstr(rep.lost, "not supported by libvirt's test driver"));
+    assert_null(strstr(rep.lost, "was gone"));   /* one loss, said once */
+    vd_journal j = journal_of(f);
+    assert_int_equal(j.phase, VD_PRESENT);
+    assert_string_equal(j.save_file, "");
+    vd_journal_clear(&j);
+}
+
+/* A shrink on a driver that cannot pin, and a device to unplug on one
+ * without hotplug: both refused by name. */
+static void shrink_and_unplug_refused_by_the_driver(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    snprintf(f->conf.desktop_cores, sizeof(f->conf.desktop_cores), "0");
+    f->conf.npolicy = 0;
+    driver_lacks("pin");
+    vd_request req = { .job = 64, .mode = VD_MODE_SHRINK };
+    assert_int_equal(vd_evict(&f->conf, &req, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "shrink: not supported by libvirt's test driver (no pinning"));
+    const char *xml =
+        "<domain type='test'><name>vd-dev</name><memory>65536</memory><os><type>hvm</type></os>"
+        "<devices><rng model='virtio'><backend model='random'>/dev/urandom</backend>"
+        "<alias name='ua-gpu0'/></rng></devices></domain>";
+    OK(vd_hv_dom_create(f->hv, xml, &err));
+    int present = 0;
+    OK(vd_hv_dev_present(f->hv, "vd-dev", "ua-gpu0", &present, &err));
+    if (!present)
+        skip();   /* this libvirt's test driver drops user aliases */
+    snprintf(f->conf.domain, sizeof(f->conf.domain), "vd-dev");
+    f->conf.devices[0] = (vd_device){ .role = VD_ROLE_GPU, .alias = "ua-gpu0" };
+    f->conf.ndevices = 1;
+    req = (vd_request){ .job = 65, .mode = VD_MODE_SAVE };
+    assert_int_equal(vd_evict(&f->conf, &req, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "save failed: unplug ua-gpu0: not supported by libvirt's test driver "
+                           "(no hot-unplug of devices)"));
+}
+
+/* select keeps the old desktop's session in a managed save: refused on a
+ * driver without one, and the old desktop runs on, still selected. */
+static void select_refused_without_managed_save(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    char chosen[128];
+    second_desktop(f);
+    driver_lacks("managed-save");
+    assert_int_equal(vd_select(&f->conf, DOM2, &rep, &err), -1);
+    assert_non_null(strstr(err.msg, "keeping its session in a managed save: not supported by libvirt's "
+                           "test driver"));
+    assert_int_equal(state_of(f, DOM), VD_DOM_RUNNING);
+    assert_int_equal(state_of(f, DOM2), VD_DOM_SHUTOFF);
+    assert_int_equal(vd_conf_selected_read(f->conf.state_dir, chosen, sizeof(chosen), &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -875,6 +1021,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(save_turns_autostart_off, setup, teardown),
         cmocka_unit_test_setup_teardown(select_switches_and_keeps_the_old_session, setup, teardown),
         cmocka_unit_test_setup_teardown(select_refuses_what_it_cannot_do, setup, teardown),
+        cmocka_unit_test_setup_teardown(save_refused_by_the_driver_moves_on_to_shutdown, setup, teardown),
+        cmocka_unit_test_setup_teardown(migrate_refused_by_the_driver, setup, teardown),
+        cmocka_unit_test_setup_teardown(nothing_the_driver_can_do_leaves_the_desktop_running, setup, teardown),
+        cmocka_unit_test_setup_teardown(save_file_the_driver_cannot_restore_is_kept_and_the_desktop_boots, setup, teardown),
+        cmocka_unit_test_setup_teardown(shrink_and_unplug_refused_by_the_driver, setup, teardown),
+        cmocka_unit_test_setup_teardown(select_refused_without_managed_save, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

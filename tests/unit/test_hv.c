@@ -173,6 +173,93 @@ static void paused_by_vdesk_is_not_busy(void **state)
     assert_int_equal(st.state, VD_DOM_MISSING);
 }
 
+/* --- what the driver can do (vd_hv_caps) --- */
+
+static void caps_of_the_test_driver(void **state)
+{
+    vd_err err;
+    vd_hv_caps c;
+    OK(vd_hv_caps_get(*state, &c, &err));
+    assert_string_equal(c.type, "TEST");
+    assert_string_equal(c.driver, "test");
+    unsigned want = VD_CAN_SUSPEND | VD_CAN_SAVE | VD_CAN_MANAGED_SAVE | VD_CAN_SHUTDOWN;
+    assert_int_equal(c.can & want, want);
+    assert_int_equal(c.can & (VD_CAN_MIGRATE | VD_CAN_HOTPLUG | VD_CAN_SNAPSHOT), 0);
+    assert_int_equal(vd_hv_caps_need(&c, VD_CAN_SAVE | VD_CAN_SUSPEND, "save", &err), 0);
+    assert_int_equal(vd_hv_caps_need(&c, VD_CAN_MIGRATE, "migrate", &err), -1);
+    assert_string_equal(err.msg, "migrate: not supported by libvirt's test driver (no live migration)");
+}
+
+/* One row per driver; a driver not in the table may try everything. */
+static void caps_table_rows(void **state)
+{
+    (void)state;
+    vd_hv_caps c;
+    vd_err err;
+    vd_hv_caps_for_type("LXC", &c);
+    assert_string_equal(c.driver, "lxc");
+    assert_int_equal(c.can, VD_CAN_SUSPEND | VD_CAN_SHUTDOWN);
+    assert_int_not_equal(c.shutdown_flags, 0);   /* the signal: its default does nothing */
+    assert_non_null(strstr(c.shutdown_how, "SIGTERM"));
+    assert_int_equal(vd_hv_caps_need(&c, VD_CAN_SAVE, "save", &err), -1);
+    assert_string_equal(err.msg, "save: not supported by libvirt's lxc driver (no save and restore of "
+                        "a domain's memory)");
+    vd_hv_caps_for_type("QEMU", &c);
+    assert_string_equal(c.driver, "qemu");
+    assert_int_equal(c.can, VD_CAN_ALL);
+    assert_int_equal(c.shutdown_flags, 0);
+    vd_hv_caps_for_type("Xen", &c);
+    assert_string_equal(c.driver, "libxl");
+    assert_int_equal(c.can & (VD_CAN_SNAPSHOT | VD_CAN_PIN), 0);
+    assert_true(c.can & VD_CAN_SAVE && c.can & VD_CAN_MIGRATE && c.can & VD_CAN_HOTPLUG);
+    vd_hv_caps_for_type("xenlight", &c);
+    assert_string_equal(c.driver, "libxl");
+    vd_hv_caps_for_type("VBOX", &c);
+    assert_string_equal(c.driver, "unknown");
+    assert_string_equal(c.type, "VBOX");
+    assert_int_equal(c.can, VD_CAN_ALL);
+    assert_string_equal(vd_hv_can_name(VD_CAN_MANAGED_SAVE), "managed-save");
+}
+
+/* The test hook takes capabilities away, read once per connection (at
+ * its first question). */
+static void caps_test_hook_takes_away(void **state)
+{
+    vd_err err;
+    vd_hv *hv = NULL;
+    vd_hv_caps c;
+    int has = 1;
+    OK(vd_hv_dom_create(*state, dom_xml, &err));
+    OK(vd_hv_dom_managed_save(*state, "vd-unit", 5000, &err));
+    OK(vd_hv_dom_managed_save_has(*state, "vd-unit", &has, &err));
+    assert_int_equal(has, 1);
+    assert_int_equal(setenv("VDESK_TEST_DRIVER_LACKS", "save,bogus,managed-save", 1), 0);
+    int rc = vd_hv_open(TEST_URI, &hv, &err);
+    if (rc == 0)
+        rc = vd_hv_caps_get(hv, &c, &err);
+    unsetenv("VDESK_TEST_DRIVER_LACKS");
+    OK(rc);
+    assert_int_equal(c.can & (VD_CAN_SAVE | VD_CAN_MANAGED_SAVE), 0);
+    assert_true(c.can & VD_CAN_SUSPEND);
+    /* Without managed save there is none, and no call is made for it. */
+    OK(vd_hv_dom_managed_save_has(hv, "vd-unit", &has, &err));
+    assert_int_equal(has, 0);
+    vd_hv_close(hv);
+    OK(vd_hv_dom_purge(*state, "vd-unit", &err));
+}
+
+/* Domain capabilities: a list of PCI backends, or an error naming the
+ * daemon (drivers without domain capabilities). */
+static void pci_backends_answer_or_name_the_daemon(void **state)
+{
+    vd_err err = { "" };
+    char buf[64];
+    if (vd_hv_pci_backends(*state, buf, sizeof(buf), &err) < 0)
+        assert_non_null(strstr(err.msg, TEST_URI));
+    else
+        assert_true(strlen(buf) < sizeof(buf));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -186,6 +273,10 @@ int main(void)
         cmocka_unit_test(absent_device_is_reported),
         cmocka_unit_test(bounded_calls_that_finish_in_time),
         cmocka_unit_test(paused_by_vdesk_is_not_busy),
+        cmocka_unit_test(caps_of_the_test_driver),
+        cmocka_unit_test(caps_table_rows),
+        cmocka_unit_test(caps_test_hook_takes_away),
+        cmocka_unit_test(pci_backends_answer_or_name_the_daemon),
     };
     return cmocka_run_group_tests_name("hv", tests, hv_setup, hv_teardown);
 }

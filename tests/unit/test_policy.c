@@ -102,6 +102,25 @@ static void migration_deadline_by_ram(void **state)
     assert_true(vd_policy_migrate_s(86400, ~0ULL) > 0);               /* no overflow */
 }
 
+/* What each mode asks of the driver: LXC's row (suspend, shutdown) keeps
+ * those two and refuses the rest. */
+static void each_mode_needs_of_the_driver(void **state)
+{
+    (void)state;
+    vd_hv_caps lxc;
+    vd_err err;
+    vd_hv_caps_for_type("LXC", &lxc);
+    assert_int_equal(vd_policy_mode_needs(VD_MODE_SUSPEND), VD_CAN_SUSPEND);
+    assert_int_equal(vd_policy_mode_needs(VD_MODE_SAVE), VD_CAN_SAVE);
+    assert_int_equal(vd_policy_mode_needs(VD_MODE_MIGRATE), VD_CAN_MIGRATE);
+    assert_int_equal(vd_policy_mode_needs(VD_MODE_AUTO), 0);
+    assert_int_equal(vd_hv_caps_need(&lxc, vd_policy_mode_needs(VD_MODE_SUSPEND), "suspend", &err), 0);
+    assert_int_equal(vd_hv_caps_need(&lxc, vd_policy_mode_needs(VD_MODE_SHUTDOWN), "shutdown", &err), 0);
+    assert_int_equal(vd_hv_caps_need(&lxc, vd_policy_mode_needs(VD_MODE_SHRINK), "shrink", &err), -1);
+    assert_string_equal(err.msg, "shrink: not supported by libvirt's lxc driver (no pinning of a running "
+                        "domain to host CPUs)");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +130,7 @@ int main(void)
         cmocka_unit_test(a_job_shortens_a_step_never_below_the_floor),
         cmocka_unit_test(the_jobs_gpus_by_gres_index),
         cmocka_unit_test(migration_deadline_by_ram),
+        cmocka_unit_test(each_mode_needs_of_the_driver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
