@@ -128,6 +128,7 @@ $(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/l
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/cli/vdeskctl: $(BUILD)/cli/vdeskctl.o $(BUILD)/cli/inventory.o $(BUILD)/cli/status.o $(BUILD)/cli/check.o \
+        $(BUILD)/cli/profile.o \
         $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 

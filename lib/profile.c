@@ -787,6 +787,9 @@ static void cloud_init_msg(char *out)
     for (char *c = out; *c; c++)
         if (*c == '\n' || *c == '\r' || *c == '\t')
             *c = ' ';
+    size_t n = strlen(out);
+    while (n && out[n - 1] == ' ')
+        out[--n] = '\0';
 }
 
 #define CLOUD_INIT_INSTALL "install Debian's cloud-init package (apt-get install cloud-init) to check it"
