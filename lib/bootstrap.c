@@ -640,13 +640,14 @@ static int register_desktop(run *r, vd_err *err)
         say(r, "conf: [node %s] of %s offers %s already", r->conf->node, r->conf->path, r->name);
         return 0;
     }
-    if (vd_conf_add_desktop(r->conf->path, r->conf->node, r->name, &r->conf_old, &r->conf_oldlen, err) < 0)
+    if (vd_conf_add_desktop(r->o->conf_path, r->o->node, r->name, &r->conf_old, &r->conf_oldlen, err) < 0)
         return -1;
     /* Proof that the file is still what every vdesk program reads. */
     vd_err why;
-    if (vd_conf_load(r->conf->path, r->conf->node, r->conf, &why) < 0 || !vd_conf_offers(r->conf, r->name))
+    why.msg[0] = '\0';
+    if (vd_conf_load(r->o->conf_path, r->o->node, r->conf, &why) < 0 || !vd_conf_offers(r->conf, r->name))
         return vd_err_set(err, "%s with %s added to desktops = of [node %s] is refused: %s",
-                          r->conf->path, r->name, r->conf->node, why.msg);
+                          r->o->conf_path, r->name, r->o->node, why.msg);
     say(r, "conf: %s added to desktops = of [node %s] in %s", r->name, r->conf->node, r->conf->path);
     return 0;
 }
@@ -657,7 +658,7 @@ static int boot(run *r, vd_err *err)
     if (step(r, "boot", err) < 0)
         return -1;
     /* Read as vd_conf_find does, with the node's current selection. */
-    if (vd_conf_find(r->conf->path, r->conf->node, r->conf, err) != 0)
+    if (vd_conf_find(r->o->conf_path, r->o->node, r->conf, err) != 0)
         return -1;
     if (vd_select(r->conf, r->name, &rep, err) < 0)
         return vd_err_prefix(err, "boot");
@@ -682,8 +683,8 @@ static void undo(run *r, vd_err *err)
     vd_err why;
     char what[PATH_MAX + 64];
     if (r->conf_old) {
-        snprintf(what, sizeof(what), "%s restored", r->conf->path);
-        undo_one(r, vd_conf_file_put(r->conf->path, r->conf_old, r->conf_oldlen, &why), what, &why, err);
+        snprintf(what, sizeof(what), "%s restored", r->o->conf_path);
+        undo_one(r, vd_conf_file_put(r->o->conf_path, r->conf_old, r->conf_oldlen, &why), what, &why, err);
     }
     if (r->defined) {
         snprintf(what, sizeof(what), "domain %s undefined", r->name);
