@@ -408,8 +408,10 @@ static void conf_rewrite_keeps_every_other_byte(void **state)
     assert_non_null(strstr(now, "\ndesktops = a,b, proj-x   # two\n[node n2]"));
     free(now);
     /* No desktops = yet; the section header is the file's last line. */
-    if (vd_conf_add_desktop(path, "n2", "proj-y", &old, &oldlen, &err) < 0 ||
-        vd_conf_add_desktop(path, "n3", "proj-z", &old, &oldlen, &err) < 0)
+    if (vd_conf_add_desktop(path, "n2", "proj-y", &old, &oldlen, &err) < 0)
+        fail_msg("%s", err.msg);
+    free(old);
+    if (vd_conf_add_desktop(path, "n3", "proj-z", &old, &oldlen, &err) < 0)
         fail_msg("%s", err.msg);
     free(old);
     now = slurp(path);
