@@ -31,7 +31,10 @@ DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev
               libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon libvirt-daemon-driver-lxc \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
-              tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate
+              tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate \
+              xorriso cloud-init
+# (xorriso makes the cloud-init seed of vdeskctl bootstrap; cloud-init's
+# schema check is what vdeskctl profile check runs on user-data.)
 # The student's screen (t_display): a real X server, the kiosk's viewer,
 # and screenshots of it.
 DEPS_RUN   += xvfb virt-viewer matchbox-window-manager x11-apps imagemagick
@@ -289,7 +292,8 @@ LOGROTATEDIR = $(if $(filter /usr,$(PREFIX)),$(SYSCONFDIR)/logrotate.d,$(DOCDIR)
 STATE_OWNER = $(if $(filter 0,$(shell id -u)),-o root -g root)
 # What install puts into DOCDIR.
 DOC_FILES  := design.md admin.md examples/vdesk.conf.example \
-              examples/plugstack.conf.d/vdesk.conf examples/slurm/vdesk-slurm.conf
+              examples/plugstack.conf.d/vdesk.conf examples/slurm/vdesk-slurm.conf \
+              examples/profiles/example.profile
 # The examples name the paths of the default install; an install elsewhere
 # gets them with its own.
 EXAMPLE_SED = sed -e 's|/usr/local/libexec/vdesk|$(LIBEXECDIR)|g' \
@@ -304,16 +308,17 @@ install: $(PLUGIN) $(PROGS)
 	install -d $(DESTDIR)$(SLURM_PLUGINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SBINDIR) \
 	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 	    $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d $(DESTDIR)$(DOCDIR)/examples/slurm \
-	    $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(DOCDIR)/examples/profiles $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
 	    $(DESTDIR)$(XSESSIONDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
 	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/
 	install -m 0755 $(BUILD)/cli/vdeskctl $(DESTDIR)$(SBINDIR)/
 	install -m 0644 docs/vdesk.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 0644 docs/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 docs/vdesk.conf.5 docs/vdesk-profile.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 docs/vdeskctl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -m 0644 docs/design.md docs/admin.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 etc/vdesk.conf.example $(DESTDIR)$(DOCDIR)/examples/
+	install -m 0644 etc/profiles/example.profile $(DESTDIR)$(DOCDIR)/examples/profiles/
 	$(EXAMPLE_SED) etc/plugstack.conf.d/vdesk.conf >$(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/vdesk.conf
 	$(EXAMPLE_SED) etc/slurm/vdesk-slurm.conf >$(DESTDIR)$(DOCDIR)/examples/slurm/vdesk-slurm.conf
 	chmod 0644 $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d/vdesk.conf \
@@ -347,13 +352,15 @@ uninstall:
 	rm -f $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so \
 	    $(DESTDIR)$(LIBEXECDIR)/vdesk-prolog $(DESTDIR)$(LIBEXECDIR)/vdesk-epilog \
 	    $(DESTDIR)$(SBINDIR)/vdeskctl $(DESTDIR)$(MANDIR)/man1/vdesk.1 \
-	    $(DESTDIR)$(MANDIR)/man5/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man8/vdeskctl.8 \
+	    $(DESTDIR)$(MANDIR)/man5/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man5/vdesk-profile.5 \
+	    $(DESTDIR)$(MANDIR)/man8/vdeskctl.8 \
 	    $(DESTDIR)$(LOGROTATEDIR)/vdesk $(DOC_FILES:%=$(DESTDIR)$(DOCDIR)/%) \
 	    $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) $(DESTDIR)$(LIBEXECDIR)/vdesk-kiosk \
 	    $(DESTDIR)$(XSESSIONDIR)/vdesk-kiosk.desktop
 	@# vdesk's own directories only (not sbin, man8, Slurm's plugin dir...),
 	@# deepest first.
 	@for d in $(DESTDIR)$(DOCDIR)/examples/logrotate.d $(DESTDIR)$(DOCDIR)/examples/plugstack.conf.d \
+	        $(DESTDIR)$(DOCDIR)/examples/profiles \
 	        $(DESTDIR)$(DOCDIR)/examples/slurm $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) \
 	        $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(STATEDIR); do \
 	    [ -d "$$d" ] || continue; \

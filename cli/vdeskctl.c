@@ -10,6 +10,8 @@
  *   vdeskctl [--conf FILE] [--node NAME] boot [--wait SECONDS]
  *   vdeskctl [--conf FILE] [--node NAME] select [DESKTOP]
  *   vdeskctl [--conf FILE] [--node NAME] display
+ *   vdeskctl [--conf FILE] [--node NAME] profile list | show PROFILE | check [--live] PROFILE
+ *   vdeskctl [--conf FILE] [--node NAME] bootstrap PROFILE NAME
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +29,7 @@
 #include "comment.h"
 #include "display.h"
 #include "inventory.h"
+#include "profile.h"
 #include "status.h"
 #include "journal.h"
 #include "pci.h"
@@ -56,6 +59,13 @@ static int usage(FILE *f)
           "                      exits 3 while it runs nowhere, 4 if it has no emulated display\n"
           "  select [DESKTOP]    show, or choose, the desktop this node boots (its domain = or one of\n"
           "                      its desktops =); the current one is kept in a managed save\n"
+          "  profile list | show PROFILE | check [--live] PROFILE\n"
+          "                      the desktop profiles of profile_dir; show: resolved, with where each\n"
+          "                      value comes from; check: files, user-data (cloud-init's schema), devices;\n"
+          "                      --live: also whole cores on this machine\n"
+          "  bootstrap PROFILE NAME\n"
+          "                      make desktop NAME from PROFILE (overlay, cloud-init seed, domain),\n"
+          "                      add it to desktops = of the node and boot it (vdesk-profile(5))\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
@@ -311,20 +321,21 @@ int main(int argc, char **argv)
         return usage(stderr);
     const char *cmd = argv[optind];
     /* Options that belong to one command are refused elsewhere, not ignored. */
-    if ((force && strcmp(cmd, "restore")) || (even && !force) || (live && strcmp(cmd, "check-config")) ||
-        (wait_s && strcmp(cmd, "boot"))) {
+    if ((force && strcmp(cmd, "restore")) || (even && !force) ||
+        (live && strcmp(cmd, "check-config") && strcmp(cmd, "profile")) || (wait_s && strcmp(cmd, "boot"))) {
         fprintf(stderr, "vdeskctl: %s\n", even && !force ? "--even-if-running goes with restore --force"
-                : force ? "--force goes with restore" : live ? "--live goes with check-config"
+                : force ? "--force goes with restore" : live ? "--live goes with check-config or profile check"
                 : "--wait goes with boot");
         return 2;
     }
     /* The acting commands stop and start the desktop and rebind its devices:
      * without root they fail late, half way, with misleading messages. */
     int acting = !strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover") ||
-                 !strcmp(cmd, "boot") || (!strcmp(cmd, "select") && optind + 2 == argc);
+                 !strcmp(cmd, "boot") || (!strcmp(cmd, "select") && optind + 2 == argc) ||
+                 !strcmp(cmd, "bootstrap");
     if (acting && geteuid() != 0) {
         fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
-                "devices); status, check-config and inventory need no root\n", cmd);
+                "devices); status, check-config, profile and inventory need no root\n", cmd);
         return 1;
     }
     openlog("vdeskctl", LOG_PID, LOG_DAEMON);
@@ -346,6 +357,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "check-config") && optind + 1 == argc)
         return cmd_check_config(path, node, live);
+    if (!strcmp(cmd, "profile"))
+        return cmd_profile(path, node, live, argc - optind, argv + optind);
+    if (!strcmp(cmd, "bootstrap") && optind + 3 == argc)
+        return cmd_bootstrap(path, node, argv[optind + 1], argv[optind + 2]);
     int found = vd_conf_find(path, node, &conf, &err);
     if (found < 0) {
         fprintf(stderr, "vdeskctl: %s\n", err.msg);

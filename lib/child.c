@@ -2,12 +2,16 @@
 #include "child.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -204,4 +208,105 @@ int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err)
     if (a.rc < 0)
         return vd_err_set(err, "%s", a.err.msg);
     return 0;
+}
+
+/* --- running a program (vd_child_exec) --- */
+
+int vd_child_which(const char *name, char *buf, size_t size)
+{
+    if (strchr(name, '/')) {
+        if (access(name, X_OK) < 0 || (size_t)snprintf(buf, size, "%s", name) >= size)
+            return -1;
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    for (const char *p = path && *path ? path : "/usr/local/bin:/usr/bin:/bin"; *p;) {
+        size_t len = strcspn(p, ":");
+        int n = snprintf(buf, size, "%.*s/%s", (int)len, p, name);
+        if (len && n > 0 && (size_t)n < size && access(buf, X_OK) == 0)
+            return 0;
+        p += len + (p[len] == ':');
+    }
+    return -1;
+}
+
+typedef struct exec_arg {
+    char *const *argv;
+    const char *prog;     /* the resolved path */
+    const char *outpath;  /* where the program's output goes */
+} exec_arg;
+
+/* The program itself: dies with the child that waits for it (the timeout
+ * kills that one), so that nothing of it is left running. */
+static void exec_program(const exec_arg *a, int outfd)
+{
+    int in = open("/dev/null", O_RDONLY);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1 || in < 0 || dup2(in, 0) < 0 ||
+        dup2(outfd, 1) < 0 || dup2(outfd, 2) < 0)
+        _exit(126);
+    execv(a->prog, a->argv);
+    _exit(127);
+}
+
+/* vd_child_run's function: runs the program and says how it ended. */
+static int exec_wait(void *arg, vd_err *err)
+{
+    const exec_arg *a = arg;
+    int outfd = open(a->outpath, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (outfd < 0)
+        return vd_err_set(err, "%s: cannot open its output file %s: %s", a->prog, a->outpath,
+                          strerror(errno));
+    pid_t pid = fork();
+    if (pid == 0)
+        exec_program(a, outfd);
+    close(outfd);
+    if (pid < 0)
+        return vd_err_set(err, "%s: fork: %s", a->prog, strerror(errno));
+    int status;
+    pid_t r;
+    do
+        r = waitpid(pid, &status, 0);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return vd_err_set(err, "%s: waitpid: %s", a->prog, strerror(errno));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (WIFEXITED(status))
+        return vd_err_set(err, "%s exited with status %d%s", a->prog, WEXITSTATUS(status),
+                          WEXITSTATUS(status) == 127 ? " (it could not be started)" : "");
+    return vd_err_set(err, "%s was killed by signal %d (%s)", a->prog, WTERMSIG(status),
+                      strsignal(WTERMSIG(status)));
+}
+
+/* The program's output, from the file it wrote, into out. */
+static void read_output(int fd, char *out, size_t size)
+{
+    if (!out || !size)
+        return;
+    size_t used = 0;
+    ssize_t n;
+    while (used + 1 < size && (n = pread(fd, out + used, size - 1 - used, (off_t)used)) > 0)
+        used += (size_t)n;
+    out[used] = '\0';
+}
+
+int vd_child_exec(char *const argv[], int timeout_ms, char *out, size_t size, vd_err *err)
+{
+    char prog[PATH_MAX], outpath[] = "/tmp/vdesk-exec-XXXXXX";
+    if (out && size)
+        out[0] = '\0';
+    if (vd_child_which(argv[0], prog, sizeof(prog)) < 0)
+        return vd_err_set(err, "%s: not found (not installed, or not on PATH)", argv[0]);
+    int fd = mkstemp(outpath);
+    if (fd < 0)
+        return vd_err_set(err, "%s: cannot create a file for its output: %s", argv[0], strerror(errno));
+    exec_arg a = { .argv = argv, .prog = prog, .outpath = outpath };
+    vd_err why;
+    int rc = vd_child_run(exec_wait, &a, timeout_ms, &why);
+    read_output(fd, out, size);
+    close(fd);
+    unlink(outpath);
+    if (rc < 0 && !strncmp(why.msg, "hung for", 8))
+        return vd_err_set(err, "%s: %s", prog, why.msg);
+    return rc < 0 ? vd_err_set(err, "%s", why.msg) : 0;
 }

@@ -7,6 +7,8 @@
 #ifndef VDESK_CHILD_H
 #define VDESK_CHILD_H
 
+#include <stddef.h>
+
 #include "err.h"
 
 /* What the child runs: returns 0, or -1 with the cause in `err` (which
@@ -22,5 +24,18 @@ typedef int (*vd_child_fn)(void *arg, vd_err *err);
  * names the process left behind. One that ends without answering is
  * reaped, and err says how it ended. */
 int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err);
+
+/* Runs the program `argv[0]` (an absolute path, or a name found on PATH;
+ * no shell) with `argv`, stdin from /dev/null, its stdout and stderr
+ * together into `out` (at most size - 1 bytes kept, NUL-terminated, may be
+ * NULL), and waits up to timeout_ms for it, through vd_child_run: a program
+ * that runs over is killed with the child that waits for it. Returns 0 when
+ * it exits with status 0; else -1, err naming the program and how it ended
+ * (exit status N, a signal, hung, not found). */
+int vd_child_exec(char *const argv[], int timeout_ms, char *out, size_t size, vd_err *err);
+
+/* Whether program `name` is installed: its path on PATH (or `name` itself
+ * if it holds a '/') into buf; 0 found, -1 not (no message). */
+int vd_child_which(const char *name, char *buf, size_t size);
 
 #endif

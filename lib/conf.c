@@ -427,6 +427,7 @@ static const struct key site_keys[] = {
     INT_KEY("migrate_bandwidth", T_NUMBER, migrate_bandwidth, 0, 1000000),
     INT_KEY("timeout_migrate", T_SECONDS, timeout_migrate, 1, 86400),
     SET_KEY("migrate_unsafe", set_unsafe, 0),
+    PATH_KEY("profile_dir", profile_dir),
 };
 
 enum { N_URI, N_DOMAIN };
@@ -741,6 +742,7 @@ void vd_conf_defaults(vd_conf *c)
     snprintf(c->sysfs_root, sizeof(c->sysfs_root), "/sys");
     snprintf(c->dev_root, sizeof(c->dev_root), "/dev");
     snprintf(c->proc_root, sizeof(c->proc_root), "/proc");
+    snprintf(c->profile_dir, sizeof(c->profile_dir), VD_SYSCONFDIR "/vdesk/profiles");
     c->nvidia_persistence = VD_PERSIST_REFUSE;
     c->allow = VD_MODE_SET_ALL;
     c->max_timeout = 3600;

@@ -47,6 +47,10 @@
  *   migrate_unsafe = no             ; yes: migrate although libvirt cannot tell
  *                                   ; that the disks are shared (test beds)
  *
+ *   ; Profiles (profile.h): where `vdeskctl profile` and `bootstrap` find
+ *   ; PROFILE.profile files.
+ *   profile_dir = SYSCONFDIR/vdesk/profiles
+ *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
  *   domain = desk-n1                ; letters, digits, - _ . (not first), <= 64
@@ -129,6 +133,8 @@ typedef struct vd_conf {
     int migrate_bandwidth;      /* MiB/s, 0: unlimited */
     int timeout_migrate;        /* seconds per GiB of RAM */
     int migrate_unsafe;
+    /* [vdesk] profiles (profile.h) */
+    char profile_dir[PATH_MAX];
     /* [node NAME] of this node */
     char uri[256];
     char domain[128];        /* the desktop: the selected one (vd_conf_find) */

@@ -1733,3 +1733,148 @@ int vd_hv_active_count(vd_hv *hv, int *count, vd_err *err)
     *count = n;
     return 0;
 }
+
+/* --- bootstrapping: definitions and storage volumes (hv.h) --- */
+
+int vd_hv_dom_define(vd_hv *hv, const char *xml, vd_err *err)
+{
+    virDomainPtr d = virDomainDefineXML(hv->conn, xml);
+    if (!d)
+        return vd_err_set(err, "libvirt %s: cannot define domain: %s", hv->uri, lv_msg());
+    virDomainFree(d);
+    return 0;
+}
+
+int vd_hv_dom_metadata(vd_hv *hv, const char *dom, const char *ns, char **xml, vd_err *err)
+{
+    *xml = NULL;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    int rc = 0;
+    *xml = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, ns, VIR_DOMAIN_AFFECT_CONFIG);
+    if (!*xml && virGetLastErrorCode() != VIR_ERR_NO_DOMAIN_METADATA)
+        rc = vd_err_set(err, "VM %s: cannot read its metadata: %s", dom, lv_msg());
+    virDomainFree(d);
+    return rc;
+}
+
+/* An active pool: volumes of an inactive one cannot be created or used. */
+static virStoragePoolPtr pool_get(vd_hv *hv, const char *pool, vd_err *err)
+{
+    virStoragePoolPtr p = virStoragePoolLookupByName(hv->conn, pool);
+    if (!p) {
+        vd_err_set(err, "libvirt %s: no storage pool '%s' (%s): define and start one (a directory "
+                   "pool, say), or name another with pool = in the profile", hv->uri, pool, lv_msg());
+        return NULL;
+    }
+    if (virStoragePoolIsActive(p) != 1) {
+        vd_err_set(err, "libvirt %s: storage pool '%s' is not active: start it (and set it to "
+                   "autostart)", hv->uri, pool);
+        virStoragePoolFree(p);
+        return NULL;
+    }
+    return p;
+}
+
+int vd_hv_vol_path(vd_hv *hv, const char *pool, const char *vol, char *path, size_t size, int *exists,
+                   vd_err *err)
+{
+    *exists = 0;
+    virStoragePoolPtr p = pool_get(hv, pool, err);
+    if (!p)
+        return -1;
+    /* A volume made behind libvirt's back (by hand) shows after a refresh;
+     * a driver without one (the test driver) has nothing to refresh. */
+    if (virStoragePoolRefresh(p, 0) < 0)
+        virResetLastError();
+    virStorageVolPtr v = virStorageVolLookupByName(p, vol);
+    int rc = 0;
+    if (v) {
+        char *real = virStorageVolGetPath(v);
+        *exists = 1;
+        if (!real || (size_t)snprintf(path, size, "%s", real) >= size)
+            rc = vd_err_set(err, "volume %s of pool %s: no path: %s", vol, pool, lv_msg());
+        free(real);
+        virStorageVolFree(v);
+    } else if (virGetLastErrorCode() != VIR_ERR_NO_STORAGE_VOL) {
+        rc = vd_err_set(err, "pool %s: cannot look up volume %s: %s", pool, vol, lv_msg());
+    }
+    virStoragePoolFree(p);
+    return rc;
+}
+
+int vd_hv_vol_create(vd_hv *hv, const char *pool, const char *xml, char *path, size_t size, vd_err *err)
+{
+    virStoragePoolPtr p = pool_get(hv, pool, err);
+    if (!p)
+        return -1;
+    virStorageVolPtr v = virStorageVolCreateXML(p, xml, 0);
+    int rc = 0;
+    char *real = v ? virStorageVolGetPath(v) : NULL;
+    if (!v)
+        rc = vd_err_set(err, "pool %s: cannot create a volume: %s", pool, lv_msg());
+    else if (!real || (size_t)snprintf(path, size, "%s", real) >= size)
+        rc = vd_err_set(err, "pool %s: the new volume has no path: %s", pool, lv_msg());
+    free(real);
+    if (v)
+        virStorageVolFree(v);
+    virStoragePoolFree(p);
+    return rc;
+}
+
+static int read_chunk(virStreamPtr st, char *data, size_t n, void *opaque)
+{
+    (void)st;
+    ssize_t got;
+    do
+        got = read(*(int *)opaque, data, n);
+    while (got < 0 && errno == EINTR);
+    return (int)got;
+}
+
+int vd_hv_vol_upload(vd_hv *hv, const char *pool, const char *vol, const char *file, vd_err *err)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return vd_err_set(err, "%s: cannot open: %s", file, strerror(errno));
+    virStoragePoolPtr p = pool_get(hv, pool, err);
+    virStorageVolPtr v = p ? virStorageVolLookupByName(p, vol) : NULL;
+    virStreamPtr st = v ? virStreamNew(hv->conn, 0) : NULL;
+    int rc = 0;
+    if (!p)
+        rc = -1;
+    else if (!v || !st)
+        rc = vd_err_set(err, "pool %s: volume %s: %s", pool, vol, lv_msg());
+    else if (virStorageVolUpload(v, st, 0, 0, 0) < 0)
+        rc = vd_err_set(err, "pool %s: cannot upload %s into volume %s: %s", pool, file, vol, lv_msg());
+    else if (virStreamSendAll(st, read_chunk, &fd) < 0 || virStreamFinish(st) < 0) {
+        rc = vd_err_set(err, "pool %s: upload of %s into volume %s failed: %s", pool, file, vol, lv_msg());
+        virStreamAbort(st);
+    }
+    if (st)
+        virStreamFree(st);
+    if (v)
+        virStorageVolFree(v);
+    if (p)
+        virStoragePoolFree(p);
+    close(fd);
+    return rc;
+}
+
+int vd_hv_vol_delete(vd_hv *hv, const char *pool, const char *vol, vd_err *err)
+{
+    virStoragePoolPtr p = pool_get(hv, pool, err);
+    if (!p)
+        return -1;
+    virStorageVolPtr v = virStorageVolLookupByName(p, vol);
+    int rc = 0;
+    if (!v && virGetLastErrorCode() != VIR_ERR_NO_STORAGE_VOL)
+        rc = vd_err_set(err, "pool %s: cannot look up volume %s: %s", pool, vol, lv_msg());
+    else if (v && virStorageVolDelete(v, 0) < 0)
+        rc = vd_err_set(err, "pool %s: cannot delete volume %s: %s", pool, vol, lv_msg());
+    if (v)
+        virStorageVolFree(v);
+    virStoragePoolFree(p);
+    return rc;
+}

@@ -339,4 +339,31 @@ int vd_hv_dom_arrival_place(vd_hv *hv, const char *dom, int *before, vd_err *err
 /* How many domains run (or are paused) on the daemon. */
 int vd_hv_active_count(vd_hv *hv, int *count, vd_err *err);
 
+/* --- bootstrapping (bootstrap.h): definitions and storage volumes ---
+ *
+ * Volumes are named by pool and volume name; the pool must exist and be
+ * active (an error says how to fix it otherwise). */
+
+/* Defines a persistent domain from XML, without starting it. */
+int vd_hv_dom_define(vd_hv *hv, const char *xml, vd_err *err);
+
+/* The element of namespace `ns` in the <metadata> of `dom`'s persistent
+ * definition (malloc'd into *xml; NULL when it has none). */
+int vd_hv_dom_metadata(vd_hv *hv, const char *dom, const char *ns, char **xml, vd_err *err);
+
+/* Whether volume `vol` is in `pool` (*exists), and its path if so. */
+int vd_hv_vol_path(vd_hv *hv, const char *pool, const char *vol, char *path, size_t size, int *exists,
+                   vd_err *err);
+
+/* Creates a volume from its XML (virStorageVolCreateXML); its path into `path`. */
+int vd_hv_vol_create(vd_hv *hv, const char *pool, const char *xml, char *path, size_t size, vd_err *err);
+
+/* Writes `file`'s bytes into volume `vol` through libvirt's stream
+ * (virStorageVolUpload), so that the caller needs no access to the
+ * pool's storage. */
+int vd_hv_vol_upload(vd_hv *hv, const char *pool, const char *vol, const char *file, vd_err *err);
+
+/* Deletes volume `vol` of `pool`; one already gone is no error. */
+int vd_hv_vol_delete(vd_hv *hv, const char *pool, const char *vol, vd_err *err);
+
 #endif

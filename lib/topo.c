@@ -178,3 +178,32 @@ int vd_topo_split(const vd_topo *t, const char *const *dev_cpulists, int ndev, i
     hwloc_bitmap_free(logical);
     return rc;
 }
+
+/* A core split between a desktop and whatever else runs on the node shares
+ * its caches and execution units with it: pinning is by whole cores. */
+int vd_topo_whole_cores(const vd_topo *t, const char *os_cpulist, vd_err *err)
+{
+    hwloc_bitmap_t cpus = hwloc_bitmap_alloc(), missing = hwloc_bitmap_alloc();
+    int rc = cpus && missing ? parse_list(os_cpulist, cpus, err) : vd_err_set(err, "out of memory");
+    char have[256], want[256];
+    if (rc == 0) {
+        hwloc_bitmap_andnot(missing, cpus, hwloc_topology_get_topology_cpuset(t->t));
+        if (!hwloc_bitmap_iszero(missing) && print_list(missing, have, sizeof(have), err) == 0)
+            rc = vd_err_set(err, "CPU(s) %s are not in the node's topology", have);
+    }
+    hwloc_obj_t core = NULL;
+    while (rc == 0 && (core = hwloc_get_next_obj_by_type(t->t, HWLOC_OBJ_CORE, core))) {
+        if (!hwloc_bitmap_intersects(core->cpuset, cpus) || hwloc_bitmap_isincluded(core->cpuset, cpus))
+            continue;
+        hwloc_bitmap_and(missing, core->cpuset, cpus);
+        if (print_list(core->cpuset, want, sizeof(want), err) == 0 &&
+            print_list(missing, have, sizeof(have), err) == 0)
+            rc = vd_err_set(err, "core %u has CPUs %s, the list only %s: name every CPU of a core "
+                            "or none (SMT siblings share the core)", core->logical_index, want, have);
+        else
+            rc = -1;
+    }
+    hwloc_bitmap_free(cpus);
+    hwloc_bitmap_free(missing);
+    return rc;
+}

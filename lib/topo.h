@@ -44,4 +44,10 @@ int vd_topo_cores_of(const vd_topo *t, const char *os_cpulist, char *out, size_t
 int vd_topo_split(const vd_topo *t, const char *const *dev_cpulists, int ndev, int ncores,
                   char *desk_os, char *desk_slurm, char *job_os, size_t size, vd_err *err);
 
+/* Whether `os_cpulist` (OS numbering) is made of whole cores: each core
+ * has all of its PUs in the list or none, and every CPU of the list exists.
+ * Returns 0, or -1 naming the first core that is split (its CPUs and those
+ * the list has) or the CPUs the node lacks. */
+int vd_topo_whole_cores(const vd_topo *t, const char *os_cpulist, vd_err *err);
+
 #endif

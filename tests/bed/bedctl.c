@@ -10,6 +10,7 @@
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/tree.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,8 @@ static int usage(void)
           "  restore-plain FILE            virDomainRestoreFlags(conn, FILE, NULL, 0) and nothing else\n"
           "  evict, restore and the plain ones print the save or restore call's time:\n"
           "  'save MS' or 'restore MS'\n"
+          "  pool NAME DIR                 define, build and start a directory storage pool (the\n"
+          "                                pool vdeskctl bootstrap puts a desktop's volumes in)\n"
           "  purge NAME                    destroy and undefine one domain\n"
           "  purge-all                     destroy and undefine every domain\n",
           stderr);
@@ -271,6 +274,39 @@ static int plain(const char *uri, char **argv, vd_err *err)
     return rc;
 }
 
+/* A directory pool, as an admin defines the one bootstrap uses; its XML
+ * built with libxml2 like every XML vdesk writes. */
+static int pool(const char *uri, const char *name, const char *dir, vd_err *err)
+{
+    xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
+    xmlNodePtr p = doc ? xmlNewDocNode(doc, NULL, BAD_CAST "pool", NULL) : NULL;
+    xmlChar *xml = NULL;
+    int len = 0;
+    if (p) {
+        xmlDocSetRootElement(doc, p);
+        xmlNodePtr t = xmlNewProp(p, BAD_CAST "type", BAD_CAST "dir") &&
+                       xmlNewTextChild(p, NULL, BAD_CAST "name", BAD_CAST name) ?
+                       xmlNewChild(p, NULL, BAD_CAST "target", NULL) : NULL;
+        if (t && xmlNewTextChild(t, NULL, BAD_CAST "path", BAD_CAST dir))
+            xmlDocDumpMemory(doc, &xml, &len);
+    }
+    xmlFreeDoc(doc);
+    if (!xml)
+        return vd_err_set(err, "out of memory");
+    virConnectPtr conn = virConnectOpen(uri);
+    virStoragePoolPtr sp = conn ? virStoragePoolDefineXML(conn, (const char *)xml, 0) : NULL;
+    int rc = 0;
+    if (!sp || virStoragePoolBuild(sp, 0) < 0 || virStoragePoolCreate(sp, 0) < 0 ||
+        virStoragePoolSetAutostart(sp, 1) < 0)
+        rc = vd_err_set(err, "pool %s at %s: %s", name, dir, lv_msg());
+    if (sp)
+        virStoragePoolFree(sp);
+    if (conn)
+        virConnectClose(conn);
+    xmlFree(xml);
+    return rc;
+}
+
 /* The names of the running or paused domains, one per line. */
 static int list_active(vd_hv *hv, vd_err *err)
 {
@@ -421,6 +457,12 @@ int main(int argc, char **argv)
     /* The plain calls must not pay for lib/hv's connection and event loop. */
     if ((!strcmp(argv[i], "save-plain") && argc - i == 3) || (!strcmp(argv[i], "restore-plain") && argc - i == 2)) {
         rc = plain(uri, argv + i, &err);
+        if (rc < 0)
+            fprintf(stderr, "bedctl: %s\n", err.msg);
+        return rc < 0 ? 1 : 0;
+    }
+    if (!strcmp(argv[i], "pool") && argc - i == 3) {
+        rc = pool(uri, argv[i + 1], argv[i + 2], &err);
         if (rc < 0)
             fprintf(stderr, "bedctl: %s\n", err.msg);
         return rc < 0 ? 1 : 0;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Build the test guest's boot files into DIR: vmlinuz (Debian's cloud kernel,
 # downloaded, never installed) and initrd.img (busybox-static + tests/guest/init
-# + the virtio, ACPI button and evdev modules of the same kernel).
+# + the virtio, ACPI button, evdev, cdrom and isofs modules of the same kernel).
 # Idempotent: does nothing when DIR is up to date.
 set -euo pipefail
 out=${1:?usage: mkguest.sh DIR}
@@ -45,8 +45,10 @@ cp /bin/busybox "$root/bin/busybox"
 install -m 0755 "$here/init" "$root/init"
 # Each module that the kernel does not have built in, in load order.
 : >"$root/lib/modules/order"
+# cdrom, isofs: the cloud-init seed (vdeskctl bootstrap) is an ISO 9660 image on a
+# virtio disk (isofs needs cdrom).
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \
-         virtio_blk virtio-rng button evdev; do
+         virtio_blk virtio-rng button evdev cdrom isofs; do
     f=$(find "$mods/$kver" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" \) | head -n 1)
     if [ -z "$f" ]; then
         grep -q "/$m.ko\$" "$mods/$kver/modules.builtin" 2>/dev/null && continue

@@ -93,6 +93,20 @@ static void good_file_for_a_node(void **state)
     assert_string_equal(c.devices[0].pci, "0000:65:00.0");
     assert_string_equal(c.devices[1].alias, "ua-ib0");
     assert_string_equal(c.devices[1].pci, "");
+    assert_string_equal(c.profile_dir, VD_SYSCONFDIR "/vdesk/profiles");   /* default */
+}
+
+/* profile_dir: where vdeskctl profile and bootstrap look; an absolute path. */
+static void profile_dir_is_an_absolute_path(void **state)
+{
+    (void)state;
+    vd_conf c;
+    load_ok("[vdesk]\nprofile_dir = /srv/vdesk/profiles\n[node n1]\nuri = test:///default\n"
+            "domain = d\n", &c);
+    assert_string_equal(c.profile_dir, "/srv/vdesk/profiles");
+    assert_refused("[vdesk]\nprofile_dir = profiles\n", ":2: bad value 'profile_dir = profiles': "
+                   "must be an absolute path");
+    assert_refused("[vdesk]\nprofile_dir = /a\nprofile_dir = /b\n", ":3: key 'profile_dir' given twice");
 }
 
 static void whole_file_check_without_node(void **state)
@@ -520,6 +534,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_file_for_a_node),
+        cmocka_unit_test(profile_dir_is_an_absolute_path),
         cmocka_unit_test(node_without_a_section_has_no_desktop),
         cmocka_unit_test(whole_file_check_without_node),
         cmocka_unit_test(bad_files_name_line_and_cause),
