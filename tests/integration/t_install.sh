@@ -29,11 +29,12 @@ test_install_into_destdir() {
              usr/share/doc/vdesk/design.md usr/share/doc/vdesk/admin.md \
              etc/vdesk/vdesk.conf etc/logrotate.d/vdesk \
              usr/lib/systemd/system/vdesk-boot.service usr/lib/systemd/system/vdesk-boot-wait.service \
-             usr/libexec/vdesk/vdesk-kiosk usr/share/xsessions/vdesk-kiosk.desktop; do
+             usr/libexec/vdesk/vdesk-kiosk usr/share/xsessions/vdesk-kiosk.desktop \
+             usr/share/man/man5/vdesk-profile.5 usr/share/doc/vdesk/examples/profiles/example.profile; do
         [ -s "$d/$f" ] || t_fail "missing after install: $f"
     done
     [ -d "/usr/lib/$multiarch/slurm-wlm" ] && assert_match "$(ls /usr/lib/"$multiarch"/slurm-wlm)" "spank|select_cons_tres" "Slurm's plugin dir"
-    assert_eq "$(find "$d" -type f | wc -l)" 18 "files installed"
+    assert_eq "$(find "$d" -type f | wc -l)" 20 "files installed"
     assert_match "$(cat "$d/usr/libexec/vdesk/vdesk-kiosk")" '^vdeskctl=\$\{VDESKCTL:-/usr/sbin/vdeskctl\}$'
     assert_match "$(cat "$d/usr/share/xsessions/vdesk-kiosk.desktop")" '^Exec=/usr/libexec/vdesk/vdesk-kiosk$' 
     # The boot units start the installed vdeskctl, and systemd takes them.
