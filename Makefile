@@ -42,7 +42,9 @@ DEPS_RUN   += xvfb virt-viewer matchbox-window-manager x11-apps imagemagick
 # t_migrate): part of libvirt-daemon up to Debian 12, packages of their own
 # from Debian 13.
 DEPS_LOCKD_bookworm :=
-DEPS_LOCKD_trixie   := libvirt-daemon-lock libvirt-daemon-plugin-lockd
+# Debian 13 also splits the storage driver (vdeskctl bootstrap's volumes,
+# t_bootstrap) out of libvirt-daemon.
+DEPS_LOCKD_trixie   := libvirt-daemon-lock libvirt-daemon-plugin-lockd libvirt-daemon-driver-storage
 # make check's second platform: the supported Debian this machine is not
 # (Debian 12 bookworm, Debian 13 trixie), in a root made by debootstrap and
 # cached in $(BUILD)/cache/$(ROOT_SUITE).

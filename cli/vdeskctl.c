@@ -335,7 +335,7 @@ int main(int argc, char **argv)
                  !strcmp(cmd, "bootstrap");
     if (acting && geteuid() != 0) {
         fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
-                "devices); status, check-config, profile and inventory need no root\n", cmd);
+                "devices); status, check-config and inventory need no root\n", cmd);
         return 1;
     }
     openlog("vdeskctl", LOG_PID, LOG_DAEMON);
