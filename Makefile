@@ -43,8 +43,10 @@ DEPS_RUN   += xvfb virt-viewer matchbox-window-manager x11-apps imagemagick
 # from Debian 13.
 DEPS_LOCKD_bookworm :=
 # Debian 13 also splits the storage driver (vdeskctl bootstrap's volumes,
-# t_bootstrap) out of libvirt-daemon.
-DEPS_LOCKD_trixie   := libvirt-daemon-lock libvirt-daemon-plugin-lockd libvirt-daemon-driver-storage
+# t_bootstrap) out of libvirt-daemon, and QEMU's SPICE display (t_display)
+# out of qemu-system-x86.
+DEPS_LOCKD_trixie   := libvirt-daemon-lock libvirt-daemon-plugin-lockd libvirt-daemon-driver-storage \
+                       qemu-system-modules-spice
 # make check's second platform: the supported Debian this machine is not
 # (Debian 12 bookworm, Debian 13 trixie), in a root made by debootstrap and
 # cached in $(BUILD)/cache/$(ROOT_SUITE).

@@ -51,9 +51,11 @@ t_teardown() {
     # The kiosk's session: the loop and the viewer it started.
     [ -n "${KIOSK_PID:-}" ] && kill -TERM -- "-$KIOSK_PID" 2>/dev/null
     [ -n "${XVFB_PID:-}" ] && kill "$XVFB_PID" 2>/dev/null
-    # These two only: the bed's daemons are this shell's children too, and
-    # bed_down stops them.
-    wait ${KIOSK_PID:+"$KIOSK_PID"} ${XVFB_PID:+"$XVFB_PID"} 2>/dev/null
+    # These two only, if they were started: the bed's daemons are this
+    # shell's children too (a bare wait waits for them), and bed_down stops
+    # them.
+    [ -n "${KIOSK_PID:-}" ] && wait "$KIOSK_PID" 2>/dev/null
+    [ -n "${XVFB_PID:-}" ] && wait "$XVFB_PID" 2>/dev/null
     bed_down "$T_BED"
 }
 
