@@ -168,14 +168,17 @@ static void reconcile(const vd_conf *c, char *note, size_t size)
         snprintf(note, size, "released job(s) that Slurm no longer runs here: %s", released);
 }
 
-/* Whether the journal still lists jobs that keep the desktop away. */
+/* Whether the journal still lists jobs that keep the desktop away (an
+ * eviction by hand is no job: Slurm never releases it, an admin does). */
 static int jobs_hold(const vd_conf *c)
 {
     vd_journal j;
     vd_err err;
     if (vd_journal_load(c->state_dir, &j, &err) < 0)
         return 0;   /* the next boot rebuilds it and says so */
-    int held = j.phase != VD_PRESENT && j.njobs > 0;
+    int held = 0;
+    for (int i = 0; i < j.njobs && j.phase != VD_PRESENT; i++)
+        held |= j.jobs[i] != 0;
     vd_journal_clear(&j);
     return held;
 }

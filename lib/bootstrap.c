@@ -319,12 +319,14 @@ static int slurp(const char *path, char **text, size_t *len, vd_err *err)
     return 0;
 }
 
-int vd_conf_file_put(const char *path, const char *text, size_t len, vd_err *err)
+int vd_conf_file_put(const char *link, const char *text, size_t len, vd_err *err)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX];
+    char tmp[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
     struct stat st;
-    if (stat(path, &st) < 0)
-        return vd_err_set(err, "%s: %s", path, strerror(errno));
+    /* vdesk.conf is often a link to a copy shared by the cluster: the
+     * rename replaces the file it points to, not the link. */
+    if (!realpath(link, path) || stat(path, &st) < 0)
+        return vd_err_set(err, "%s: %s", link, strerror(errno));
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.vdesk-new", path) >= sizeof(tmp))
         return vd_err_set(err, "%s: path too long", path);
     snprintf(dir, sizeof(dir), "%s", path);
@@ -332,7 +334,10 @@ int vd_conf_file_put(const char *path, const char *text, size_t len, vd_err *err
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
     if (fd < 0)
         return vd_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
-    int rc = fchown(fd, st.st_uid, st.st_gid) < 0 && geteuid() == 0 ? -1 : 0;
+    /* The mode as it was (open's is cut by the umask): users' vdeskctl
+     * status and every srun's plugin read the file. */
+    int rc = (fchown(fd, st.st_uid, st.st_gid) < 0 && geteuid() == 0) || fchmod(fd, st.st_mode & 07777) < 0
+             ? -1 : 0;
     for (size_t off = 0; rc == 0 && off < len;) {
         ssize_t w = write(fd, text + off, len - off);
         if (w < 0 && errno == EINTR)
@@ -471,6 +476,8 @@ typedef struct run {
     int made_overlay, made_seed, defined;
     char *conf_old;      /* vdesk.conf before the conf step */
     size_t conf_oldlen;
+    char *conf_new;      /* and as the conf step left it */
+    size_t conf_newlen;
 } run;
 
 static void say(const run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -640,7 +647,8 @@ static int register_desktop(run *r, vd_err *err)
         say(r, "conf: [node %s] of %s offers %s already", r->conf->node, r->conf->path, r->name);
         return 0;
     }
-    if (vd_conf_add_desktop(r->o->conf_path, r->o->node, r->name, &r->conf_old, &r->conf_oldlen, err) < 0)
+    if (vd_conf_add_desktop(r->o->conf_path, r->o->node, r->name, &r->conf_old, &r->conf_oldlen, err) < 0 ||
+        slurp(r->o->conf_path, &r->conf_new, &r->conf_newlen, err) < 0)
         return -1;
     /* Proof that the file is still what every vdesk program reads. */
     vd_err why;
@@ -683,8 +691,20 @@ static void undo(run *r, vd_err *err)
     vd_err why;
     char what[PATH_MAX + 64];
     if (r->conf_old) {
+        /* Only the file as bootstrap left it goes back: an edit made since
+         * (an admin, another bootstrap) is not undone with it. */
+        char *now = NULL;
+        size_t nowlen = 0;
+        int same = slurp(r->o->conf_path, &now, &nowlen, &why) == 0 && r->conf_new &&
+                   nowlen == r->conf_newlen && !memcmp(now, r->conf_new, nowlen);
+        free(now);
         snprintf(what, sizeof(what), "%s restored", r->o->conf_path);
-        undo_one(r, vd_conf_file_put(r->o->conf_path, r->conf_old, r->conf_oldlen, &why), what, &why, err);
+        if (same)
+            undo_one(r, vd_conf_file_put(r->o->conf_path, r->conf_old, r->conf_oldlen, &why), what, &why, err);
+        else
+            undo_one(r, vd_err_set(&why, "it changed since bootstrap added %s to desktops =: take %s out "
+                                   "of desktops = of [node %s] by hand", r->name, r->name, r->o->node),
+                     what, &why, err);
     }
     if (r->defined) {
         snprintf(what, sizeof(what), "domain %s undefined", r->name);
@@ -770,6 +790,11 @@ static int refuse_early(run *r, vd_err *err)
     if (!strcmp(r->name, vd_conf_default_domain(r->conf)))
         return vd_err_set(err, "%s is node %s's own desktop (domain = in %s): choose another name",
                           r->name, r->conf->node, r->conf->path);
+    /* A migrating desktop is found by its name on every node. */
+    const vd_peer *home = vd_conf_home_of(r->conf, r->name);
+    if (home)
+        return vd_err_set(err, "%s is node %s's desktop (domain = in %s): choose another name",
+                          r->name, home->name, r->conf->path);
     if (p->uri[0] && strcmp(p->uri, r->conf->uri))
         return vd_err_set(err, "%s: uri = %s is not node %s's (%s): vdesk boots and evicts desktops "
                           "on the node's libvirt; remove uri = or make it the node's",
@@ -842,6 +867,7 @@ int vd_bootstrap(const vd_profile *p, const char *name, const vd_bootstrap_opts 
         nftw(r->tmpdir, rm_one, 4, FTW_DEPTH | FTW_PHYS);
     vd_hv_close(r->hv);
     free(r->conf_old);
+    free(r->conf_new);
     free(r);
     free(conf);
     return rc;

@@ -915,8 +915,9 @@ static int selection_apply(vd_conf *conf, vd_err *err)
         return rc;
     if (!vd_conf_offers(conf, name))
         return vd_err_set(err, "%s/" SELECTED " chooses desktop %s, which %s no longer offers for "
-                          "node %s (domain, desktops): add it back, or run 'vdeskctl select DESKTOP' "
-                          "once it no longer runs", conf->state_dir, name, conf->path, conf->node);
+                          "node %s (domain, desktops): add it back to desktops =, or once %s no longer "
+                          "runs (virsh managedsave %s) remove %s/" SELECTED " and run 'vdeskctl boot'",
+                          conf->state_dir, name, conf->path, conf->node, name, name, conf->state_dir);
     snprintf(conf->domain, sizeof(conf->domain), "%s", name);
     return 0;
 }

@@ -54,6 +54,7 @@ static const struct transition {
 /* One operation in progress: what every step needs. */
 typedef struct op {
     const vd_conf *conf;
+    vd_conf *reselected;  /* conf with the selection as it is under the lock, or NULL */
     vd_journal j;
     vd_hv *hv;
     vd_report *rep;
@@ -1571,6 +1572,30 @@ static void budget_set(op *o, int budget_s)
     o->deadline = o->t0 + o->budget_ms;
 }
 
+/* The caller read STATE_DIR/selected before it had the lock; a select
+ * that held the lock meanwhile may have switched desktops. The one that
+ * runs now is the one to act on: read again, under the lock. */
+static int selection_settle(op *o, vd_err *err)
+{
+    char now[sizeof(o->conf->domain)];
+    int rc = vd_conf_selected_read(o->conf->state_dir, now, sizeof(now), err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        snprintf(now, sizeof(now), "%s", vd_conf_default_domain(o->conf));
+    if (!strcmp(now, o->conf->domain))
+        return 0;
+    if (!vd_conf_offers(o->conf, now))
+        return vd_err_set(err, "%s/selected chooses desktop %s, which %s does not offer for node %s",
+                          o->conf->state_dir, now, o->conf->path, o->conf->node);
+    if (!(o->reselected = malloc(sizeof(*o->reselected))))
+        return vd_err_set(err, "out of memory");
+    *o->reselected = *o->conf;
+    snprintf(o->reselected->domain, sizeof(o->reselected->domain), "%s", now);
+    o->conf = o->reselected;
+    return 0;
+}
+
 static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name, unsigned job,
                     int budget_s, int *lock, vd_err *err)
 {
@@ -1596,6 +1621,10 @@ static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name
         snprintf(who, sizeof(who), "%s by hand", name);
     vd_lock_note(*lock, who);
     phase_add(o, "lock", t, 1);
+    if (selection_settle(o, err) < 0) {
+        vd_lock_release(*lock);
+        return -1;
+    }
     vd_err why;
     if ((vd_journal_load(conf->state_dir, &o->j, &why) < 0 || journal_check(o, &why) < 0) &&
         journal_rebuild(o, &why, err) < 0) {
@@ -1650,12 +1679,39 @@ static void op_end(op *o, int lock)
     vd_hv_close(o->hv);
     vd_journal_clear(&o->j);
     vd_lock_release(lock);
+    free(o->reselected);
+    o->reselected = NULL;
 }
 
 /* A crash left an operation half done: finish it the only safe way, by
  * bringing the desktop back, before anything else happens. */
+static int devices_complete(op *o, vd_err *err);
+
+/* A boot or select killed half way (their steps are journalled at
+ * PRESENT): a desktop left running without the devices it was being
+ * put aside with gets them back. */
+static int lifecycle_settle(op *o, vd_err *err)
+{
+    vd_dom_state s;
+    char was[sizeof(o->j.step)];
+    snprintf(was, sizeof(was), "%s", o->j.step);
+    if (hv_connect(o, err) < 0 || vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
+        return -1;
+    if (s == VD_DOM_RUNNING && devices_complete(o, err) < 0)
+        return vd_err_prefix(err, "finishing a boot or select interrupted at step '%s'", was);
+    o->j.step[0] = '\0';
+    if (vd_journal_save(o->conf->state_dir, &o->j, err) < 0)
+        return -1;
+    snprintf(o->recovered, sizeof(o->recovered), "finished a boot or select interrupted at step '%.60s'",
+             was);
+    outcome(o, "%s", o->recovered);
+    return 0;
+}
+
 static int recover_interrupted(op *o, vd_err *err)
 {
+    if (o->j.phase == VD_PRESENT && o->j.step[0])
+        return lifecycle_settle(o, err);
     if (o->j.phase != VD_EVICTING && o->j.phase != VD_RESTORING)
         return 0;
     char was[sizeof(o->j.step) + 32];
@@ -2224,8 +2280,15 @@ static int switch_to(op *o, const vd_conf *to, vd_err *err)
         outcome(o, "selected %s: %s; %s kept in its managed save", to->domain, up, from->domain);
         return 0;
     }
-    o->conf = from;
+    /* `to` may run although it did not come up whole (a device that would
+     * not attach, say): its session goes back to its managed save, or it
+     * would run on unselected, never evicted, holding the devices. */
     vd_err why;
+    if (put_aside(o, &why) < 0) {
+        vd_err was = first;
+        vd_err_set(&first, "%.500s; and it could not be put aside again: %.400s", was.msg, why.msg);
+    }
+    o->conf = from;
     if (vd_conf_selected_write(from, from->domain, &why) < 0 || desktop_up(o, &why) < 0)
         return vd_err_set(err, "%s did not start (%s), and %s did not come back either: %s", to->domain,
                           first.msg, from->domain, why.msg);

@@ -141,7 +141,11 @@ test_select_refuses_what_the_node_does_not_offer() {
     echo proj-b >"$VDESK_BED/vdesk/state/n1/selected"
     out=$(vdeskctl status 2>&1) && t_fail "status with a selection not offered: $out"
     assert_match "$out" "chooses desktop proj-b, which .* no longer offers"
-    echo desk-n1 >"$VDESK_BED/vdesk/state/n1/selected"
+    # The fix the message names: once proj-b does not run, remove the
+    # choice and boot.
+    assert_match "$out" "remove .*/selected and run 'vdeskctl boot'"
+    rm "$VDESK_BED/vdesk/state/n1/selected"
+    out=$(vdeskctl boot) || t_fail "boot after the selection was removed: $out"
     vdeskctl status >/dev/null || t_fail "status after the selection was fixed"
 }
 

@@ -508,7 +508,7 @@ static void desktops_and_the_selection(void **state)
     const char *p = conf_file(text);
     assert_int_equal(vd_conf_load(p, "n1", &c, &err), -1);
     assert_non_null(strstr(err.msg, "no longer offers"));
-    assert_non_null(strstr(err.msg, "vdeskctl select"));
+    assert_non_null(strstr(err.msg, "/selected and run 'vdeskctl boot'"));
     /* Garbage, or a link planted there, is not followed. */
     fp = fopen(path, "w");
     assert_non_null(fp);

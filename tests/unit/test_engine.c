@@ -988,6 +988,45 @@ static void select_refused_without_managed_save(void **state)
     assert_int_equal(vd_conf_selected_read(f->conf.state_dir, chosen, sizeof(chosen), &err), 0);
 }
 
+/* Review finding: the selection is read before the lock; a select that held
+ * the lock meanwhile switched desktops. The prolog acts on the one that
+ * runs now, not on the one it read. */
+static void evict_acts_on_the_desktop_selected_while_it_waited(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    second_desktop(f);
+    OK(vd_select(&f->conf, DOM2, &rep, &err));   /* then the select ran */
+    assert_int_equal(state_of(f, DOM2), VD_DOM_RUNNING);
+    evict(f, 31, VD_MODE_SUSPEND, &rep);      /* f->conf still says test */
+    assert_int_equal(state_of(f, DOM2), VD_DOM_PAUSED);
+    assert_int_equal(state_of(f, DOM), VD_DOM_SHUTOFF);
+    assert_string_equal(rep.used, "suspend");
+    OK(vd_restore(&f->conf, 31, &rep, &err));
+    assert_int_equal(state_of(f, DOM2), VD_DOM_RUNNING);
+}
+
+/* A select killed after it unplugged the devices leaves its step in the
+ * journal at PRESENT: the next operation finishes it. */
+static void interrupted_select_is_finished_by_recover(void **state)
+{
+    fixture *f = *state;
+    vd_report rep;
+    vd_err err;
+    vd_journal j = journal_of(f);
+    snprintf(j.step, sizeof(j.step), "managed save");
+    OK(vd_journal_save(f->conf.state_dir, &j, &err));
+    vd_journal_clear(&j);
+    OK(vd_recover(&f->conf, 0, &rep, &err));
+    assert_non_null(strstr(rep.outcome, "finished a boot or select interrupted at step 'managed save'"));
+    j = journal_of(f);
+    assert_string_equal(j.step, "");
+    assert_int_equal(j.phase, VD_PRESENT);
+    vd_journal_clear(&j);
+    assert_int_equal(info_of(f).state, VD_DOM_RUNNING);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1021,6 +1060,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(save_turns_autostart_off, setup, teardown),
         cmocka_unit_test_setup_teardown(select_switches_and_keeps_the_old_session, setup, teardown),
         cmocka_unit_test_setup_teardown(select_refuses_what_it_cannot_do, setup, teardown),
+        cmocka_unit_test_setup_teardown(evict_acts_on_the_desktop_selected_while_it_waited, setup, teardown),
+        cmocka_unit_test_setup_teardown(interrupted_select_is_finished_by_recover, setup, teardown),
         cmocka_unit_test_setup_teardown(save_refused_by_the_driver_moves_on_to_shutdown, setup, teardown),
         cmocka_unit_test_setup_teardown(migrate_refused_by_the_driver, setup, teardown),
         cmocka_unit_test_setup_teardown(nothing_the_driver_can_do_leaves_the_desktop_running, setup, teardown),

@@ -426,6 +426,36 @@ static void conf_rewrite_keeps_every_other_byte(void **state)
     assert_non_null(strstr(err.msg, "no [node n9] section"));
 }
 
+/* Review finding: the rewrite replaced a link to a shared vdesk.conf with
+ * a file of its own, and root's umask cut the mode users read it by. */
+static void conf_rewrite_follows_a_link_and_keeps_the_mode(void **state)
+{
+    fixture *f = *state;
+    char *old;
+    size_t oldlen;
+    vd_err err;
+    char shared[128], link[128];
+    put(f, "shared.conf", "[node n1]\nuri = " URI "\ndomain = test\n");
+    snprintf(shared, sizeof(shared), "%s/shared.conf", f->dir);
+    snprintf(link, sizeof(link), "%s/linked.conf", f->dir);
+    assert_int_equal(chmod(shared, 0644), 0);
+    assert_int_equal(symlink(shared, link), 0);
+    mode_t mask = umask(077);
+    int rc = vd_conf_add_desktop(link, "n1", "proj-x", &old, &oldlen, &err);
+    umask(mask);
+    if (rc < 0)
+        fail_msg("%s", err.msg);
+    free(old);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(stat(shared, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    char *now = slurp(shared);
+    assert_non_null(strstr(now, "desktops = proj-x\n"));
+    free(now);
+}
+
 /* --- bootstrap on the test driver ------------------------------------------ */
 
 /* The seed as xorriso made it: ISO 9660 ("CD001" at 0x8001), volume id
@@ -652,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(check_notes_devices_the_node_lacks, setup, teardown),
         cmocka_unit_test_setup_teardown(domain_xml_has_what_the_profile_says, setup, teardown),
         cmocka_unit_test_setup_teardown(conf_rewrite_keeps_every_other_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(conf_rewrite_follows_a_link_and_keeps_the_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(image_probe_reads_format_and_size, setup, teardown),
         cmocka_unit_test_setup_teardown(bootstrap_refuses_before_making_anything, setup, teardown),
         cmocka_unit_test_setup_teardown(bootstrap_makes_registers_and_boots, setup, teardown),
