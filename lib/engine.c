@@ -1708,9 +1708,18 @@ static int lifecycle_settle(op *o, vd_err *err)
     return 0;
 }
 
+/* put_aside's steps: the only ones journalled at PRESENT that leave the
+ * desktop running short of its devices (a merge's are journalled there
+ * too, and are the next restore's). */
+static int aside_interrupted(const op *o)
+{
+    return o->j.phase == VD_PRESENT &&
+           (!strcmp(o->j.step, "managed save") || !strncmp(o->j.step, "unplug ", 7));
+}
+
 static int recover_interrupted(op *o, vd_err *err)
 {
-    if (o->j.phase == VD_PRESENT && o->j.step[0])
+    if (aside_interrupted(o))
         return lifecycle_settle(o, err);
     if (o->j.phase != VD_EVICTING && o->j.phase != VD_RESTORING)
         return 0;
