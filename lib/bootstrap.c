@@ -229,10 +229,11 @@ int vd_bootstrap_domain_xml(const vd_profile *p, const vd_conf *conf, const char
     return 0;
 }
 
-/* The overlay's volume: a qcow2 whose backing store is the base image,
- * with the base's format given (libvirt will not probe it) and size. */
-static int overlay_xml(const char *name, const char *base, const char *format, unsigned long long bytes,
-                       char **xml, vd_err *err)
+/* A volume of `bytes` in format `type`; with `base`, a qcow2 overlay whose
+ * backing store is `base` in `base_format` (given: libvirt will not probe
+ * it). */
+static int volume_xml(const char *name, const char *type, unsigned long long bytes, const char *base,
+                      const char *base_format, char **xml, vd_err *err)
 {
     xb b = { .doc = xmlNewDoc(BAD_CAST "1.0"), .oom = 0 };
     xmlNodePtr v = b.doc ? xmlNewDocNode(b.doc, NULL, BAD_CAST "volume", NULL) : NULL;
@@ -246,38 +247,12 @@ static int overlay_xml(const char *name, const char *base, const char *format, u
     snprintf(size, sizeof(size), "%llu", bytes);
     el(&b, v, "name", name);
     attr(&b, el(&b, v, "capacity", size), "unit", "bytes");
-    el_attr(&b, el(&b, v, "target", NULL), "format", "type", "qcow2");
-    xmlNodePtr bs = el(&b, v, "backingStore", NULL);
-    el(&b, bs, "path", base);
-    el_attr(&b, bs, "format", "type", format);
-    xmlChar *out = NULL;
-    int len = 0;
-    if (!b.oom)
-        xmlDocDumpMemory(b.doc, &out, &len);
-    xmlFreeDoc(b.doc);
-    if (!out || !(*xml = strdup((const char *)out))) {
-        xmlFree(out);
-        return vd_err_set(err, "out of memory building the volume XML");
+    el_attr(&b, el(&b, v, "target", NULL), "format", "type", type);
+    if (base) {
+        xmlNodePtr bs = el(&b, v, "backingStore", NULL);
+        el(&b, bs, "path", base);
+        el_attr(&b, bs, "format", "type", base_format);
     }
-    xmlFree(out);
-    return 0;
-}
-
-static int raw_volume_xml(const char *name, unsigned long long bytes, char **xml, vd_err *err)
-{
-    xb b = { .doc = xmlNewDoc(BAD_CAST "1.0"), .oom = 0 };
-    xmlNodePtr v = b.doc ? xmlNewDocNode(b.doc, NULL, BAD_CAST "volume", NULL) : NULL;
-    char size[32];
-    *xml = NULL;
-    if (!v) {
-        xmlFreeDoc(b.doc);
-        return vd_err_set(err, "out of memory building the volume XML");
-    }
-    xmlDocSetRootElement(b.doc, v);
-    snprintf(size, sizeof(size), "%llu", bytes);
-    el(&b, v, "name", name);
-    attr(&b, el(&b, v, "capacity", size), "unit", "bytes");
-    el_attr(&b, el(&b, v, "target", NULL), "format", "type", "raw");
     xmlChar *out = NULL;
     int len = 0;
     if (!b.oom)
@@ -505,7 +480,7 @@ static int make_overlay(run *r, vd_err *err)
     unsigned long long bytes;
     char *xml;
     if (step(r, "overlay", err) < 0 || vd_image_probe(r->p->base_image, &format, &bytes, err) < 0 ||
-        overlay_xml(r->overlay_vol, r->p->base_image, format, bytes, &xml, err) < 0)
+        volume_xml(r->overlay_vol, "qcow2", bytes, r->p->base_image, format, &xml, err) < 0)
         return -1;
     int rc = vd_hv_vol_create(r->hv, r->p->pool, xml, r->overlay, sizeof(r->overlay), err);
     free(xml);
@@ -585,7 +560,7 @@ static int put_seed(run *r, const char *iso, vd_err *err)
     char *xml;
     if (stat(iso, &st) < 0)
         return vd_err_set(err, "%s: %s", iso, strerror(errno));
-    if (raw_volume_xml(r->seed_vol, (unsigned long long)st.st_size, &xml, err) < 0)
+    if (volume_xml(r->seed_vol, "raw", (unsigned long long)st.st_size, NULL, NULL, &xml, err) < 0)
         return -1;
     int rc = vd_hv_vol_create(r->hv, r->p->pool, xml, r->seed, sizeof(r->seed), err);
     free(xml);
