@@ -14,6 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jsonfile.h"
+#include "statedir.h"
+
 static const char *phase_names[] = { "present", "evicting", "evicted", "restoring" };
 
 const char *vd_phase_name(vd_phase phase)
@@ -250,112 +253,17 @@ static int from_json(json_object *o, vd_journal *j, const char *path, vd_err *er
     return 0;
 }
 
-static int read_all(int fd, char *buf, size_t size, size_t *len)
-{
-    *len = 0;
-    while (*len < size) {
-        ssize_t n = read(fd, buf + *len, size - *len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        *len += (size_t)n;
-    }
-    return 0;
-}
-
-/* Only a regular file of a journal's size: not a device or FIFO that
- * would block the reader, not a file that would fill its memory. */
-static int check_file(int fd, const char *path, off_t *size, vd_err *err)
-{
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return vd_err_set(err, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return refuse(err, path, "not a regular file");
-    if (st.st_size > JOURNAL_MAX_BYTES)
-        return refuse(err, path, "%lld bytes, more than a vdesk journal has (%d)",
-                      (long long)st.st_size, JOURNAL_MAX_BYTES);
-    *size = st.st_size;
-    return 0;
-}
-
-/* The journal's text, NUL-terminated, in *text (NULL: no journal). */
-static int read_text(const char *path, char **text, size_t *len, vd_err *err)
-{
-    off_t size = 0;
-    *text = NULL;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : vd_state_open_failed(path, err);
-    if (check_file(fd, path, &size, err) < 0) {
-        close(fd);
-        return -1;
-    }
-    if (!(*text = malloc((size_t)size + 1))) {
-        close(fd);
-        return vd_err_set(err, "%s: out of memory reading it", path);
-    }
-    int rc = read_all(fd, *text, (size_t)size, len);
-    int e = errno;
-    close(fd);
-    if (rc < 0) {
-        free(*text);
-        *text = NULL;
-        return vd_err_set(err, "%s: cannot read: %s", path, strerror(e));
-    }
-    (*text)[*len] = '\0';
-    return 0;
-}
-
-static int only_space(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!isspace((unsigned char)s[i]))
-            return 0;
-    return 1;
-}
-
-/* One JSON value and nothing after it but white space. */
-static int parse_text(const char *path, const char *text, size_t len, json_object **o, vd_err *err)
-{
-    *o = NULL;
-    if (len == 0)
-        return refuse(err, path, "empty file");
-    if (memchr(text, '\0', len))
-        return refuse(err, path, "not JSON (it holds NUL bytes)");
-    json_tokener *tok = json_tokener_new();
-    if (!tok)
-        return vd_err_set(err, "%s: out of memory reading it", path);
-    /* The NUL counts, as in json_tokener_parse: it ends a number at the end. */
-    *o = json_tokener_parse_ex(tok, text, (int)len + 1);
-    enum json_tokener_error e = json_tokener_get_error(tok);
-    size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
-    if (e != json_tokener_success)
-        return refuse(err, path, "not JSON (%s at byte %zu)", json_tokener_error_desc(e), end);
-    if (end < len && !only_space(text + end, len - end))
-        return refuse(err, path, "not JSON (more text after the object, at byte %zu)", end);
-    return 0;
-}
-
 int vd_journal_load(const char *state_dir, vd_journal *j, vd_err *err)
 {
-    char path[PATH_MAX], *text;
-    size_t len;
+    char path[PATH_MAX];
     json_object *o = NULL;
     vd_state_path(path, sizeof(path), state_dir, "journal.json");
     memset(j, 0, sizeof(*j));
-    if (read_text(path, &text, &len, err) < 0)
+    if (vd_json_file_load(path, JOURNAL_MAX_BYTES, LOAD_FIX, &o, err) < 0)
         return -1;
-    if (!text)
+    if (!o)
         return 0;   /* no journal: the desktop is present */
-    int rc = parse_text(path, text, len, &o, err);
-    free(text);
-    if (rc == 0)
-        rc = from_json(o, j, path, err);
+    int rc = from_json(o, j, path, err);
     json_object_put(o);
     if (rc < 0)
         vd_journal_clear(j);
@@ -439,38 +347,14 @@ static json_object *to_json(const vd_journal *j)
 
 /* Writes tmp afresh: a stale one (a crash) is removed, and O_EXCL makes
  * sure that what is written is a new file of vdesk's, not one planted. */
-static int write_tmp(const char *tmp, const char *text, const char *state_dir, vd_err *err)
-{
-    if (unlink(tmp) < 0 && errno != ENOENT)
-        return vd_err_set(err, "%s: cannot remove the stale one: %s", tmp, strerror(errno));
-    int fd = vd_state_open(tmp, O_WRONLY | O_CREAT | O_EXCL, err);
-    if (fd < 0)
-        return -1;
-    int rc = 0;
-    if (vd_state_write_line(fd, text) < 0)
-        rc = vd_err_set(err, "%s: cannot write: %s (is %s full or read-only?)", tmp,
-                        strerror(errno), state_dir);
-    if (close(fd) < 0 && rc == 0)
-        rc = vd_err_set(err, "%s: close: %s", tmp, strerror(errno));
-    return rc;
-}
-
 int vd_journal_save(const char *state_dir, const vd_journal *j, vd_err *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    vd_state_path(path, sizeof(path), state_dir, "journal.json");
-    vd_state_path(tmp, sizeof(tmp), state_dir, ".journal.json.tmp");
     if (vd_state_dir_check(state_dir, err) < 0)
         return -1;
     json_object *o = to_json(j);
-    const char *text = o ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY) : NULL;
-    int rc = text ? write_tmp(tmp, text, state_dir, err)
-                  : vd_err_set(err, "%s: out of memory writing it", path);
+    int rc = o ? vd_json_file_save(state_dir, "journal.json", o, err)
+               : vd_err_set(err, "%s/journal.json: out of memory writing it", state_dir);
     json_object_put(o);
-    if (rc == 0 && (rename(tmp, path) < 0 || vd_state_fsync_dir(state_dir) < 0))
-        rc = vd_err_set(err, "%s: cannot replace: %s", path, strerror(errno));
-    if (rc < 0)
-        unlink(tmp);
     return rc;
 }
 
