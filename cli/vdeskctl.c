@@ -12,6 +12,10 @@
  *   vdeskctl [--conf FILE] [--node NAME] display
  *   vdeskctl [--conf FILE] [--node NAME] profile list | show PROFILE | check [--live] PROFILE
  *   vdeskctl [--conf FILE] [--node NAME] bootstrap PROFILE NAME
+ *   vdeskctl [--conf FILE] [--node NAME] snapshot [DESKTOP] [--name NAME | --schedule]
+ *   vdeskctl [--conf FILE] [--node NAME] snapshots [DESKTOP] [--json]
+ *   vdeskctl [--conf FILE] [--node NAME] revert | discard DESKTOP SNAPSHOT
+ *   vdeskctl [--conf FILE] [--node NAME] flatten [DESKTOP] [--keep N]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +38,7 @@
 #include "journal.h"
 #include "pci.h"
 #include "slurmapi.h"
+#include "snapshots.h"
 
 static int usage(FILE *f)
 {
@@ -66,6 +71,19 @@ static int usage(FILE *f)
           "  bootstrap PROFILE NAME\n"
           "                      make desktop NAME from PROFILE (overlay, cloud-init seed, domain),\n"
           "                      add it to desktops = of the node and boot it (vdesk-profile(5))\n"
+          "  snapshot [DESKTOP] [--name NAME | --schedule]\n"
+          "                      a recovery point of the desktop's disk now (live, disk only);\n"
+          "                      --schedule: as vdesk-snapshot.timer does, then apply the retention\n"
+          "  snapshots [DESKTOP] [--json]\n"
+          "                      its recovery points: time, origin, size, the one it runs on\n"
+          "  revert DESKTOP SNAPSHOT\n"
+          "                      its disk back to SNAPSHOT (a running desktop is stopped first and\n"
+          "                      started again); the state it had is kept as a snapshot\n"
+          "  discard DESKTOP SNAPSHOT\n"
+          "                      remove a snapshot (a kept one, or one merged out of the chain)\n"
+          "  flatten [DESKTOP] [--keep N]\n"
+          "                      merge the running desktop's chain, keeping the newest N points\n"
+          "                      (default: snapshots_keep and snapshots_keep_days)\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
@@ -124,6 +142,20 @@ static int seconds_parse(const char *s, int *out)
     long v = strtol(s, &end, 10);
     if (*s < '0' || *s > '9' || *end || errno || v < 1 || v > 86400) {
         fprintf(stderr, "vdeskctl: --wait '%s': give whole seconds from 1 to 86400\n", s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* --keep: recovery points, 1 to 100 (as snapshots_keep). */
+static int keep_parse(const char *s, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno || v < 1 || v > 100) {
+        fprintf(stderr, "vdeskctl: --keep '%s': give a whole number of recovery points from 1 to 100\n", s);
         return -1;
     }
     *out = (int)v;
@@ -287,11 +319,14 @@ int main(int argc, char **argv)
         { "dev", required_argument, NULL, 'D' }, { "desktop-cores", required_argument, NULL, 'k' },
         { "proc", required_argument, NULL, 'P' }, { "even-if-running", no_argument, NULL, 'E' },
         { "live", no_argument, NULL, 'L' }, { "wait", required_argument, NULL, 'w' },
+        { "name", required_argument, NULL, 'N' }, { "schedule", no_argument, NULL, 'C' },
+        { "keep", required_argument, NULL, 'K' },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
-    int force = 0, even = 0, live = 0, wait_s = 0, o;
+    int force = 0, even = 0, live = 0, wait_s = 0, schedule = 0, keep = 0, o;
+    const char *snap_name = NULL;
     inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
@@ -303,6 +338,12 @@ int main(int argc, char **argv)
         case 'L': live = 1; break;
         case 'w':
             if (seconds_parse(optarg, &wait_s) < 0)
+                return 2;
+            break;
+        case 'N': snap_name = optarg; break;
+        case 'C': schedule = 1; break;
+        case 'K':
+            if (keep_parse(optarg, &keep) < 0)
                 return 2;
             break;
         case 'h': return usage(stdout);
@@ -324,6 +365,12 @@ int main(int argc, char **argv)
         return usage(stderr);
     const char *cmd = argv[optind];
     /* Options that belong to one command are refused elsewhere, not ignored. */
+    if (((snap_name || schedule) && strcmp(cmd, "snapshot")) || (snap_name && schedule) ||
+        (keep && strcmp(cmd, "flatten"))) {
+        fprintf(stderr, "vdeskctl: %s\n", snap_name && schedule ? "--name and --schedule: give one (a scheduled "
+                "snapshot is named by its time)" : keep ? "--keep goes with flatten" : "--name and --schedule go with snapshot");
+        return 2;
+    }
     if ((force && strcmp(cmd, "restore")) || (even && !force) ||
         (live && strcmp(cmd, "check-config") && strcmp(cmd, "profile")) || (wait_s && strcmp(cmd, "boot"))) {
         fprintf(stderr, "vdeskctl: %s\n", even && !force ? "--even-if-running goes with restore --force"
@@ -335,7 +382,8 @@ int main(int argc, char **argv)
      * without root they fail late, half way, with misleading messages. */
     int acting = !strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover") ||
                  !strcmp(cmd, "boot") || (!strcmp(cmd, "select") && optind + 2 == argc) ||
-                 !strcmp(cmd, "bootstrap");
+                 !strcmp(cmd, "bootstrap") || !strcmp(cmd, "snapshot") || !strcmp(cmd, "revert") ||
+                 !strcmp(cmd, "discard") || !strcmp(cmd, "flatten");
     if (acting && geteuid() != 0) {
         fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
                 "devices); status, check-config and inventory need no root\n", cmd);
@@ -380,6 +428,8 @@ int main(int argc, char **argv)
         return select_show(&conf);
     if (!strcmp(cmd, "display") && optind + 1 == argc)
         return cmd_display(&conf);
+    if (!strcmp(cmd, "snapshots") && optind + 2 >= argc)
+        return cmd_snapshots(&conf, optind + 2 == argc ? argv[optind + 1] : NULL, inv.json);
     say_if_waiting(&conf, cmd);
     if (!strcmp(cmd, "evict") && optind + 2 == argc) {
         vd_request req = { .job = 0, .target_idle = vd_slurm_node_visitable };
@@ -419,6 +469,15 @@ int main(int argc, char **argv)
         rc = vd_boot(&conf, &rep, &err) < 0 ? -1 : 0;
     } else if (!strcmp(cmd, "select") && optind + 2 == argc) {
         rc = vd_select(&conf, argv[optind + 1], &rep, &err);
+    } else if (!strcmp(cmd, "snapshot") && optind + 2 >= argc) {
+        rc = vd_snapshot_take(&conf, optind + 2 == argc ? argv[optind + 1] : NULL,
+                              schedule ? VD_SNAP_SCHEDULE : VD_SNAP_HAND, snap_name, &rep, &err);
+    } else if (!strcmp(cmd, "flatten") && optind + 2 >= argc) {
+        rc = vd_snapshot_flatten(&conf, optind + 2 == argc ? argv[optind + 1] : NULL, keep, &rep, &err);
+    } else if (!strcmp(cmd, "revert") && optind + 3 == argc) {
+        rc = vd_snapshot_revert(&conf, argv[optind + 1], argv[optind + 2], &rep, &err);
+    } else if (!strcmp(cmd, "discard") && optind + 3 == argc) {
+        rc = vd_snapshot_discard(&conf, argv[optind + 1], argv[optind + 2], &rep, &err);
     } else if (!strcmp(cmd, "recover") && optind + 1 == argc) {
         reconcile(&conf, note, sizeof(note));
         rc = vd_recover(&conf, 0, &rep, &err);

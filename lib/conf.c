@@ -428,6 +428,7 @@ static const struct key site_keys[] = {
     INT_KEY("timeout_migrate", T_SECONDS, timeout_migrate, 1, 86400),
     SET_KEY("migrate_unsafe", set_unsafe, 0),
     PATH_KEY("profile_dir", profile_dir),
+    INT_KEY("snapshots_keep_days", T_NUMBER, snapshots_keep_days, 0, 3650),
 };
 
 enum { N_URI, N_DOMAIN };

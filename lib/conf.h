@@ -14,7 +14,8 @@
  *   [vdesk]                         ; site-wide, all optional
  *   state_dir = /var/lib/vdesk      ; journal, lock, records (%n: node name)
  *   snapshot_dir = /var/lib/vdesk/snapshots
- *   snapshots_keep = 3
+ *   snapshots_keep = 3              ; eviction and scheduled snapshots kept
+ *   snapshots_keep_days = 0         ; ... and all younger than this (0: off)
  *   policy = migrate,save,shutdown  ; what --vdesk=auto tries, in order
  *   timeout_unplug = 30             ; seconds, per step
  *   timeout_save = 600
@@ -114,6 +115,7 @@ typedef struct vd_conf {
     char snapshot_dir[PATH_MAX];
     char snapshot_tmpl[PATH_MAX];  /* snapshot_dir as written, %n not expanded */
     int snapshots_keep;
+    int snapshots_keep_days;       /* 0: no age rule (snap.h, vd_snap_keep) */
     vd_mode policy[VD_MAX_POLICY];
     int npolicy;
     int timeout_unplug, timeout_save, timeout_shutdown, timeout_restore;

@@ -33,6 +33,7 @@
 #include "pci.h"
 #include "place.h"
 #include "policy.h"
+#include "snap.h"
 
 
 /* Every move of the journal's phase, and what makes it; phase_set()
@@ -86,7 +87,7 @@ static void phase_add(op *o, const char *name, long long since, int ok)
     if (r->nphases == VD_MAX_PHASES)
         return;
     vd_phase_time *p = &r->phases[r->nphases++];
-    snprintf(p->name, sizeof(p->name), "%s", name);
+    snprintf(p->name, sizeof(p->name), "%.*s", (int)sizeof(p->name) - 1, name);
     p->ms = (long)(mono_ms() - since);
     p->ok = ok;
 }
@@ -499,11 +500,12 @@ static int apply(op *o, vd_mode mode, const vd_request *req, vd_err *err)
     }
 }
 
+/* The recovery point of an eviction (snap.h): the disk as it was when the
+ * job came, for the restore to fall back on. */
 static void snapshot(op *o)
 {
     vd_err why;
-    char tag[32];
-    snprintf(tag, sizeof(tag), "%lld", vd_now_ms());
+    vd_snap made;
     /* A driver without disk snapshots (a container's disk is a directory)
      * gives no recovery point: said in the record, nothing an admin can
      * fix, so no drain. */
@@ -514,83 +516,43 @@ static void snapshot(op *o)
     }
     /* The snapshot directory holds the disk's layers: like the state
      * directory, nobody but root may plant or swap a file in it. */
-    if (vd_snapshot_dir_check(o->conf->snapshot_dir, &why) == 0 &&
-        step_begin(o, "snapshot", &why) == 0 &&
-        step_end(o, "snapshot", vd_hv_disk_snapshot(o->hv, o->conf->domain, o->conf->snapshot_dir, tag,
-                                                    o->j.snapshot, sizeof(o->j.snapshot), &why)) == 0)
+    int rc = vd_snapshot_dir_check(o->conf->snapshot_dir, &why) == 0 && step_begin(o, "snapshot", &why) == 0
+                 ? vd_snap_take(o->hv, o->conf->domain, o->conf->snapshot_dir, VD_SNAP_EVICTION, o->rep->job,
+                                NULL, &made, &why)
+                 : -2;
+    if (rc != -2 && step_end(o, "snapshot", rc < 0 ? -1 : 0) == 0) {
+        snprintf(o->j.snapshot, sizeof(o->j.snapshot), "%s", made.layer);
+        if (rc == 1)
+            note_aside(o, "snapshot %s has no label: %s", made.layer, why.msg);
         return;
+    }
     /* The job can still have the node; an admin must fix the directory. */
     o->j.snapshot[0] = '\0';
     drain(o, "vdesk: no snapshot of %s: %s; fix %s, then 'scontrol update nodename=%s state=resume'",
           o->conf->domain, why.msg, o->conf->snapshot_dir, o->conf->node);
 }
 
-/* Whether `path` is a file directly inside `dir`: a layer vdesk made. */
-static int made_by_vdesk(const char *path, const char *dir)
+static vd_snap_keep keep_of(const vd_conf *c)
 {
-    size_t n = strlen(dir);
-    return !strncmp(path, dir, n) && path[n] == '/' && !strchr(path + n + 1, '/') &&
-           strcmp(path + n + 1, "..") && strcmp(path + n + 1, ".");
+    return (vd_snap_keep){ .n = c->snapshots_keep, .age_ms = c->snapshots_keep_days * 86400000LL };
 }
 
-/* Merges the frozen layers older than the newest `snapshots_keep` into the
- * oldest layer vdesk made (chain: active layer first, base last). The base
- * below it is the site's (a golden image other desktops may share) and is
- * never written. A layer file is removed only once the live chain, read
- * again after the merge, no longer has it: a merge that ended without
- * doing its work must not cost the disk a layer it still reads. */
-/* The first layer of the chain to merge: the newest snapshots_keep frozen
- * layers stay, and never the one just frozen (chain[1], the journal's
- * recovery point), whatever snapshots_keep says. */
-static int merge_top(const op *o)
-{
-    return o->conf->snapshots_keep < 2 ? 2 : o->conf->snapshots_keep;
-}
-
-static int merge_old_layers(op *o, char **chain, int n, vd_err *err)
-{
-    int keep = merge_top(o);
-    const char *into = chain[n - 2];
-    if (n - 2 <= keep || !made_by_vdesk(into, o->conf->snapshot_dir))
-        return 0;
-    if (vd_hv_disk_commit(o->hv, o->conf->domain, chain[keep], into,
-                          left_ms(o, o->conf->timeout_save * 1000), err) < 0)
-        return -1;
-    char **now = NULL;
-    int m = 0;
-    if (vd_hv_disk_chain(o->hv, o->conf->domain, &now, &m, err) < 0)
-        return vd_err_prefix(err, "after merging into %s; no layer removed", into);
-    int rc = 0;
-    for (int i = keep; i < n - 2 && rc == 0; i++) {
-        if (in_list(chain[i], now, m))
-            rc = vd_err_set(err, "%s is still in the disk chain of %s after the merge: kept",
-                            chain[i], o->conf->domain);
-        else if (made_by_vdesk(chain[i], o->conf->snapshot_dir) && unlink(chain[i]) < 0)
-            rc = vd_err_set(err, "%s: merged, but cannot remove: %s", chain[i], strerror(errno));
-    }
-    vd_hv_names_free(now, m);
-    return rc;
-}
-
-/* Keeps the disk's chain short while the VM runs. It runs once the desktop
- * is back, not in the prolog: the job that evicts does not wait for it,
- * nor does the student, and a live merge needs the VM running. Never
- * fatal: a failure is a failed phase in the record, and the next restore
- * tries again. A crash during it leaves the journal PRESENT: QEMU finishes
- * or drops the block job, and the next merge reads the chain afresh. */
+/* Keeps the disk's chain short while the VM runs, as the retention of
+ * vdesk.conf says (vd_snap_flatten). It runs once the desktop is back,
+ * not in the prolog: the job that evicts does not wait for it, nor does
+ * the student, and a live merge needs the VM running. Never fatal: a
+ * failure is a failed phase in the record, and the next restore tries
+ * again. A crash during it leaves the journal PRESENT: QEMU finishes or
+ * drops the block job, and the next merge reads the chain afresh. */
 static void prune(op *o)
 {
     vd_err why;
-    char **chain = NULL;
-    int n = 0;
-    long long t = mono_ms();
-    if (vd_hv_disk_chain(o->hv, o->conf->domain, &chain, &n, &why) < 0) {
-        phase_add(o, "prune snapshots", t, 0);
+    int merged = 0;
+    vd_snap_keep keep = keep_of(o->conf);
+    if (driver_can(o, VD_CAN_SNAPSHOT, "merge", &why) == 0 || step_begin(o, "prune snapshots", &why) < 0)
         return;
-    }
-    if (n - 2 > merge_top(o) && step_begin(o, "prune snapshots", &why) == 0)
-        step_end(o, "prune snapshots", merge_old_layers(o, chain, n, &why));
-    vd_hv_names_free(chain, n);
+    step_end(o, "prune snapshots", vd_snap_flatten(o->hv, o->conf->domain, o->conf->snapshot_dir, &keep,
+                                                   left_ms(o, o->conf->timeout_save * 1000), &merged, &why));
 }
 
 /* --- restore: one convergent function ------------------------------------ */
@@ -1383,12 +1345,12 @@ static int fall_back_to_snapshot(op *o, vd_err *err)
     if (file_exists(o->j.save_file) && !o->j.save_used && save_file_aside(o, "failed", err) < 0)
         return -1;
     o->j.save_file[0] = '\0';
-    char tag[32];
-    snprintf(tag, sizeof(tag), "revert-%lld", vd_now_ms());
+    char kept[200];
     if (step_begin(o, "revert to snapshot", err) < 0 ||
-        step_end(o, "revert to snapshot", vd_hv_disk_revert(o->hv, o->conf->domain, o->j.snapshot,
-                                                            o->conf->snapshot_dir, tag, err)) < 0)
+        step_end(o, "revert to snapshot", vd_snap_revert(o->hv, o->conf->domain, o->conf->snapshot_dir,
+                                                         o->j.snapshot, kept, sizeof(kept), err)) < 0)
         return -1;
+    note_aside(o, "the disk as the restore found it is kept as snapshot %s", kept);
     if (devices_to(o, 1, err) < 0 || step_begin(o, "start", err) < 0 ||
         step_end(o, "start", vd_hv_dom_start(o->hv, o->conf->domain,
                                              step_ms(o, o->conf->timeout_restore, 1, NULL), err)) < 0 ||
@@ -2351,6 +2313,238 @@ int vd_select(const vd_conf *conf, const char *name, vd_report *rep, vd_err *err
     op_end(&o, lock);
     free(to);
     return rc;
+}
+
+/* --- recovery points by hand: vdeskctl snapshot, revert, flatten, discard --
+ *
+ * snap.h keeps the rules for the disk's layers; these operations add the
+ * node's: they run under the node's lock, on the daemon that has the
+ * desktop now (home, or the node it migrated to: its layers are on shared
+ * storage, in home's snapshot directory), and never change a disk whose
+ * memory is in a save file (vdesk's or libvirt's managed save), since that
+ * memory belongs to the disk as it is. */
+
+typedef struct snap_op {
+    op o;
+    int lock;
+    const char *dom;   /* the desktop acted on */
+    int current;       /* it is the node's selected desktop, the journal's */
+    vd_hv *hv;         /* the daemon that has it: o.hv, or a peer's */
+    vd_hv *peer;       /* that peer's connection, closed at the end */
+    vd_dom_state state;
+} snap_op;
+
+static int snap_locate(snap_op *s, vd_err *err)
+{
+    op *o = &s->o;
+    vd_dom_info st;
+    const vd_peer *at = NULL;
+    s->hv = o->hv;
+    if (vd_hv_dom_info(o->hv, s->dom, &st, err) < 0)
+        return -1;
+    if (st.state == VD_DOM_MISSING && s->current && o->conf->migrate_uri[0] &&
+        desktop_find(o, &at, &s->peer, &st, err) == 0)
+        s->hv = s->peer;
+    if (st.state == VD_DOM_MISSING)
+        return vd_err_set(err, "desktop %s is not defined on %s%s", s->dom, vd_hv_uri(o->hv),
+                          s->current && o->conf->migrate_uri[0] ? " nor on any peer that answers" : "");
+    s->state = st.state;
+    return 0;
+}
+
+/* Its disk must not change under a save of its memory. */
+static int snap_disk_free(snap_op *s, vd_err *err)
+{
+    op *o = &s->o;
+    int managed = 0;
+    if (s->current && o->j.phase == VD_EVICTED && o->j.save_file[0] && !o->j.where[0])
+        return vd_err_set(err, "desktop %s is saved (%s) for the job that holds node %s: its memory belongs "
+                          "to the disk as it is; try again once the job is over", s->dom, o->j.save_file,
+                          o->conf->node);
+    if (s->state == VD_DOM_SHUTOFF && vd_hv_dom_managed_save_has(s->hv, s->dom, &managed, err) < 0)
+        return -1;
+    if (managed)
+        return vd_err_set(err, "desktop %s is kept in libvirt's managed save (put aside by 'vdeskctl "
+                          "select'): its memory belongs to the disk as it is; select it first", s->dom);
+    return 0;
+}
+
+static int snap_begin(snap_op *s, const vd_conf *conf, const char *dom, const char *name, vd_report *rep,
+                      vd_err *err)
+{
+    memset(s, 0, sizeof(*s));
+    memset(rep, 0, sizeof(*rep));
+    snprintf(rep->op, sizeof(rep->op), "%s", name);
+    if (dom && !vd_conf_offers(conf, dom))
+        return vd_err_set(err, "node %s has no desktop %s: its desktops are domain = and desktops = in "
+                          "[node %s] of %s", conf->node, dom, conf->node, conf->path);
+    if (op_begin(&s->o, conf, rep, name, 0, 0, &s->lock, err) < 0)
+        return -1;
+    op *o = &s->o;
+    s->dom = dom ? dom : o->conf->domain;
+    s->current = !strcmp(s->dom, o->conf->domain);
+    if (recover_interrupted(o, err) == 0 && hv_connect(o, err) == 0 &&
+        driver_can(o, VD_CAN_SNAPSHOT, "snapshots", err) == 1 && vd_snapshot_dir_check(o->conf->snapshot_dir, err) == 0 &&
+        snap_locate(s, err) == 0)
+        return 0;
+    outcome(o, "%s", err->msg);
+    vd_hv_close(s->peer);
+    op_end(o, s->lock);
+    return -1;
+}
+
+static int snap_end(snap_op *s, int rc, vd_err *err)
+{
+    if (rc < 0)
+        outcome(&s->o, "%s", err->msg);
+    vd_hv_close(s->peer);
+    op_end(&s->o, s->lock);
+    return rc;
+}
+
+int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin, const char *name,
+                     vd_report *rep, vd_err *err)
+{
+    snap_op s;
+    vd_snap made;
+    if (snap_begin(&s, conf, dom, "snapshot", rep, err) < 0)
+        return -1;
+    op *o = &s.o;
+    long long t = mono_ms();
+    int rc = snap_disk_free(&s, err) < 0 ? -1 : vd_snap_take(s.hv, s.dom, o->conf->snapshot_dir, origin, 0,
+                                                               name, &made, err);
+    phase_add(o, "snapshot", t, rc >= 0);
+    if (rc >= 0)
+        outcome(o, "snapshot %s of %s (%s, %s)%s%s", made.name[0] ? made.name : made.layer, s.dom,
+                vd_snap_origin_name(origin), vd_hv_uri(s.hv), rc == 1 ? ": not labelled: " : "",
+                rc == 1 ? err->msg : "");
+    /* A scheduled snapshot applies retention too: the timer is what keeps
+     * a desktop that never meets a job from growing its chain forever. */
+    if (rc >= 0 && origin == VD_SNAP_SCHEDULE && s.state == VD_DOM_RUNNING) {
+        vd_err why;
+        int merged = 0;
+        vd_snap_keep keep = keep_of(o->conf);
+        t = mono_ms();
+        int m = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, o->conf->timeout_save * 1000,
+                                &merged, &why);
+        phase_add(o, "prune snapshots", t, m == 0);
+        if (m < 0)
+            note_aside(o, "retention not applied: %s", why.msg);
+        else if (merged)
+            note_aside(o, "%d older snapshot%s merged (retention)", merged, merged > 1 ? "s" : "");
+    }
+    return snap_end(&s, rc < 0 ? -1 : 0, err);
+}
+
+/* A running desktop is stopped before its disk goes back: cleanly if it
+ * will (timeout_shutdown), else switched off, which the kept state then
+ * holds as a power cut would. */
+static int snap_stop(snap_op *s, vd_err *err)
+{
+    op *o = &s->o;
+    long long t = mono_ms();
+    if (s->state == VD_DOM_SHUTOFF)
+        return 0;
+    vd_err why;
+    int rc = s->state == VD_DOM_RUNNING
+                 ? vd_hv_dom_shutdown(s->hv, s->dom, o->conf->timeout_shutdown * 1000, &why) : -1;
+    int clean = rc == 0;
+    phase_add(o, "shutdown", t, rc == 0);
+    if (rc < 0) {
+        t = mono_ms();
+        rc = vd_hv_dom_destroy(s->hv, s->dom, err);
+        phase_add(o, "destroy", t, rc == 0);
+    }
+    if (rc == 0)
+        note_aside(o, "%s was %s: stopped it first (%s)", s->dom, s->state == VD_DOM_RUNNING ? "running" : "paused",
+                   clean ? "shut down" : "switched off");
+    return rc;
+}
+
+static int revert_locked(snap_op *s, const char *name, vd_err *err)
+{
+    op *o = &s->o;
+    vd_snap *v = NULL;
+    int n = 0;
+    char kept[200];
+    if (s->current && o->j.phase != VD_PRESENT)
+        return vd_err_set(err, "desktop %s is away (%s): revert it once it is back", s->dom, o->j.used);
+    if (s->hv != o->hv)
+        return vd_err_set(err, "desktop %s runs on another node: revert it once it is home", s->dom);
+    if (snap_disk_free(s, err) < 0 || vd_snap_list(s->hv, s->dom, o->conf->snapshot_dir, &v, &n, err) < 0)
+        return -1;
+    const vd_snap *to = vd_snap_find(v, n, name);
+    int rc = to ? 0 : vd_err_set(err, "desktop %s has no snapshot called %s: 'vdeskctl snapshots %s' lists them",
+                                 s->dom, name, s->dom);
+    char layer[PATH_MAX];
+    if (to)
+        snprintf(layer, sizeof(layer), "%s", to->layer);
+    free(v);
+    int was = s->state;
+    long long t = mono_ms();
+    if (rc == 0 && snap_stop(s, err) == 0) {
+        rc = vd_snap_revert(s->hv, s->dom, o->conf->snapshot_dir, layer, kept, sizeof(kept), err);
+        phase_add(o, "revert", t, rc == 0);
+    } else {
+        rc = -1;
+    }
+    if (rc < 0)
+        return -1;
+    outcome(o, "reverted %s to snapshot %s; the state it had is kept as snapshot %s until 'vdeskctl discard "
+            "%s %s'", s->dom, name, kept, s->dom, kept);
+    if (was == VD_DOM_SHUTOFF || !s->current)
+        return 0;
+    char said[sizeof(o->rep->outcome)];
+    snprintf(said, sizeof(said), "%s", o->rep->outcome);
+    rc = desktop_up(o, err);
+    outcome(o, "%.700s; %s", said, rc == 0 ? "started it again" : "it did not start again");
+    return rc;
+}
+
+int vd_snapshot_revert(const vd_conf *conf, const char *dom, const char *name, vd_report *rep, vd_err *err)
+{
+    snap_op s;
+    if (snap_begin(&s, conf, dom, "revert", rep, err) < 0)
+        return -1;
+    return snap_end(&s, revert_locked(&s, name, err), err);
+}
+
+int vd_snapshot_flatten(const vd_conf *conf, const char *dom, int keep_n, vd_report *rep, vd_err *err)
+{
+    snap_op s;
+    if (snap_begin(&s, conf, dom, "flatten", rep, err) < 0)
+        return -1;
+    op *o = &s.o;
+    vd_snap_keep keep = keep_of(o->conf);
+    int merged = 0, rc = 0;
+    if (keep_n > 0)
+        keep = (vd_snap_keep){ .n = keep_n, .age_ms = 0 };
+    if (s.state != VD_DOM_RUNNING && s.state != VD_DOM_PAUSED)
+        rc = vd_err_set(err, "desktop %s is not running: flatten merges layers of a running desktop (a live "
+                        "block commit); start it first", s.dom);
+    long long t = mono_ms();
+    if (rc == 0) {
+        rc = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, o->conf->timeout_save * 1000, &merged, err);
+        phase_add(o, "flatten", t, rc == 0);
+    }
+    if (rc == 0)
+        outcome(o, "flattened %s: %d snapshot%s merged, keeping the newest %d%s", s.dom, merged,
+                merged == 1 ? "" : "s", keep.n, keep.age_ms ? " and those younger than snapshots_keep_days" : "");
+    return snap_end(&s, rc, err);
+}
+
+int vd_snapshot_discard(const vd_conf *conf, const char *dom, const char *name, vd_report *rep, vd_err *err)
+{
+    snap_op s;
+    if (snap_begin(&s, conf, dom, "discard", rep, err) < 0)
+        return -1;
+    op *o = &s.o;
+    long long t = mono_ms();
+    int rc = vd_snap_discard(s.hv, s.dom, o->conf->snapshot_dir, name, o->conf->timeout_save * 1000, err);
+    phase_add(o, "discard", t, rc == 0);
+    if (rc == 0)
+        outcome(o, "discarded snapshot %s of %s", name, s.dom);
+    return snap_end(&s, rc, err);
 }
 
 static const char *mode_words(const char *used)

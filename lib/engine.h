@@ -14,6 +14,7 @@
 #include "err.h"
 #include "mode.h"
 #include "record.h"
+#include "snap.h"
 
 /* The longest an operation waits for another to release the node's lock
  * (less within a budget). */
@@ -80,6 +81,31 @@ int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err);
  * its own managed save if it has one). Refused while the desktop is away;
  * if `name` does not start, the old one comes back and stays selected. */
 int vd_select(const vd_conf *conf, const char *name, vd_report *rep, vd_err *err);
+
+/* Recovery points by hand (docs/design.md, "Recovery snapshots"; snap.h).
+ * `dom` NULL: the node's selected desktop; else one it offers. Each runs
+ * under the node's lock, on the daemon that has the desktop now (a
+ * migrated desktop at its peer), and refuses a desktop whose memory is in
+ * a save file (saved for a job, or in a managed save): that memory belongs
+ * to the disk as it is. */
+
+/* vdeskctl snapshot: a recovery point now (`name` NULL: one is made). A
+ * scheduled one (vdesk-snapshot.timer) then applies the retention. */
+int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin, const char *name,
+                     vd_report *rep, vd_err *err);
+
+/* vdeskctl revert: the desktop's disk goes back to snapshot `name`; a
+ * running desktop is stopped first (said in the outcome) and started
+ * again. The state it had is kept as a snapshot until discarded. Refused
+ * while the desktop is away or not home. */
+int vd_snapshot_revert(const vd_conf *conf, const char *dom, const char *name, vd_report *rep, vd_err *err);
+
+/* vdeskctl flatten: merges the running desktop's chain down to the newest
+ * keep_n points (0: the retention of vdesk.conf), by live block commits. */
+int vd_snapshot_flatten(const vd_conf *conf, const char *dom, int keep_n, vd_report *rep, vd_err *err);
+
+/* vdeskctl discard: removes snapshot `name` (vd_snap_discard). */
+int vd_snapshot_discard(const vd_conf *conf, const char *dom, const char *name, vd_report *rep, vd_err *err);
 
 /* Whether job `job` still holds `node`: 1 yes, 0 no, -1 cannot say; the
  * job's state in words in `state` (slurmapi.h, vd_slurm_job_holds). */
