@@ -282,7 +282,7 @@ SBINDIR    ?= $(PREFIX)/sbin
 # systemd reads units from /usr/lib/systemd/system and
 # /usr/local/lib/systemd/system (systemd.unit(5)).
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-UNITS      := vdesk-boot.service vdesk-boot-wait.service
+UNITS      := vdesk-boot.service vdesk-boot-wait.service vdesk-snapshot.service vdesk-snapshot.timer
 # The kiosk session: display managers list the sessions of share/xsessions.
 XSESSIONDIR ?= $(PREFIX)/share/xsessions
 # lib/conf.c's default state_dir (config.h), which etc/logrotate.d/vdesk

@@ -2411,6 +2411,14 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
         return -1;
     op *o = &s.o;
     long long t = mono_ms();
+    /* The timer's snapshot skips a disk that does not change (off) or must
+     * not (saved): every hour of a long job is no failed unit. */
+    vd_err why;
+    if (origin == VD_SNAP_SCHEDULE && (s.state == VD_DOM_SHUTOFF || snap_disk_free(&s, &why) < 0)) {
+        outcome(o, "no scheduled snapshot of %s: %s", s.dom, s.state == VD_DOM_SHUTOFF && !s.current
+                ? "it is not running" : s.state == VD_DOM_SHUTOFF ? "it is off, its disk does not change" : why.msg);
+        return snap_end(&s, 0, err);
+    }
     int rc = snap_disk_free(&s, err) < 0 ? -1 : vd_snap_take(s.hv, s.dom, o->conf->snapshot_dir, origin, 0,
                                                                name, &made, err);
     phase_add(o, "snapshot", t, rc >= 0);
@@ -2421,7 +2429,6 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
     /* A scheduled snapshot applies retention too: the timer is what keeps
      * a desktop that never meets a job from growing its chain forever. */
     if (rc >= 0 && origin == VD_SNAP_SCHEDULE && s.state == VD_DOM_RUNNING) {
-        vd_err why;
         int merged = 0;
         vd_snap_keep keep = keep_of(o->conf);
         t = mono_ms();

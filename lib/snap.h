@@ -19,8 +19,8 @@
  *  - only files directly inside DIR whose names vdesk gives its layers
  *    (DOM-DIGITS.qcow2, DOM-revert-DIGITS.qcow2) are ever written into or
  *    removed; the base image, and any layer elsewhere, is only read;
- *  - a layer that another layer is built on is never written into or
- *    removed (a layer kept off the chain by a revert reads through it);
+ *  - a layer that a layer off the chain is built on is never written into
+ *    or removed (a state kept by a revert reads through it);
  *  - a layer leaves the disk only after libvirt's chain, read again, no
  *    longer has it.
  */

@@ -196,6 +196,8 @@ test_bad_input_is_refused_with_the_fix() {
     vdeskctl evict save >/dev/null || t_fail "evict save"
     out=$(vdeskctl snapshot 2>&1) && t_fail "a snapshot of a saved desktop"
     assert_match "$out" "desktop desk-n1 is saved .* try again once the job is over"
+    out=$(vdeskctl snapshot --schedule 2>&1) || t_fail "the timer's snapshot failed on a saved desktop: $out"
+    assert_match "$out" "no scheduled snapshot of desk-n1: desktop desk-n1 is saved"
     vdeskctl restore >/dev/null || t_fail "restore"
     # A hostile index is refused, named, with the fix; the layers are safe.
     idx=$SNAPDIR/desk-n1.snapshots.json
