@@ -240,8 +240,7 @@ test_deb_packages_build_install_and_purge() {
     assert_eq "$(/usr/libexec/vdesk/vdesk-prolog --version)" "vdesk-prolog $VERSION (reads /etc/vdesk/vdesk.conf)"
     assert_match "$(/usr/sbin/vdeskctl check-config)" "OK$"
     assert_eq "$(stat -c '%a %U' /var/lib/vdesk)" "700 root" "the package's state directory"
-    # The boot units are enabled; scheduled snapshots are the admin's choice.
-    [ -L /etc/systemd/system/multi-user.target.wants/vdesk-boot.service ] || t_fail "vdesk-boot.service not enabled"
+    # The admin enables the units (admin.md); scheduled snapshots above all.
     [ ! -e /etc/systemd/system/timers.target.wants/vdesk-snapshot.timer ] || t_fail "vdesk-snapshot.timer enabled by the package"
     [ -s /usr/lib/systemd/system/vdesk-snapshot.timer ] || t_fail "no vdesk-snapshot.timer in the package"
     # Debian's plugstack.conf includes plugstack.conf.d/*.conf: with the
