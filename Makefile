@@ -78,7 +78,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench \
              $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1 \
-             $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench
+             $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench $(BUILD)/tests/snapbench
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: of lib/, only lib/base.
@@ -164,6 +164,10 @@ $(BUILD)/tests/bedctl: $(BUILD)/tests/bed/bedctl.o $(BUILD)/libvdesk.a
 
 # The migration target choice over simulated nodes (tests/bench/migrate.sh).
 $(BUILD)/tests/placebench: $(BUILD)/tests/bench/placebench.o $(BUILD)/libvdesk.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Snapshot and flatten against the bare libvirt calls (tests/bench.sh).
+$(BUILD)/tests/snapbench: $(BUILD)/tests/bench/snapbench.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The isolation benchmark's job (tests/bench.sh): no library at all.

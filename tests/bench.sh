@@ -14,6 +14,9 @@
 #   migrate:   target choice over 10,000 simulated nodes; desk-n1 to n2 and
 #              back by vdesk versus the bare peer-to-peer migration, on a
 #              bed of its own with a daemon per node (tests/bench/migrate.sh)
+#   snapshot:  a recovery point, and a chain flattened under a running
+#              guest, through lib/snap versus the bare libvirt calls
+#              (tests/bench/snap.sh)
 #   pci:       one whole-IOMMU-group rebind (to vfio-pci and back) on the
 #              sysfs emulator through lib/pci (a child process and a timeout
 #              per write, every result checked) versus the same writes bare
@@ -42,6 +45,8 @@ bench_src=$here/bench
 . "$bench_src/curve.sh"
 # shellcheck source=tests/bench/migrate.sh
 . "$bench_src/migrate.sh"
+# shellcheck source=tests/bench/snap.sh
+. "$bench_src/snap.sh"
 
 bench_die() { echo "bench: $*" >&2; exit 1; }
 
@@ -110,5 +115,6 @@ bench_spank || bench_die "spank benchmark failed"
 bench_isolation || bench_die "isolation benchmark failed"
 bench_curve || bench_die "curve benchmark failed"
 bench_pci || bench_die "pci benchmark failed"
+bench_snap || bench_die "snapshot benchmark failed"
 bench_migrate || bench_die "migrate benchmark failed"
 echo "bench: done in $((SECONDS - t0)) s, load average $(cut -d ' ' -f 1 /proc/loadavg) at the end; output in $bench_out"
