@@ -98,7 +98,7 @@ job_gone() { t_poll 60 job_done "$1" && t_poll 60 sh -c "'$T_BUILD/cli/vdeskctl'
 # the devices; the node's Comment says where; home after, devices back;
 # the heartbeat never restarts, goes back or skips.
 test_migrate_job_moves_the_desktop_away_and_home() {
-    local boot n id to rec
+    local boot n id to rec out
     fresh
     read -r boot n <<<"$(bed_hb desk-n1)"
     id=$(start_job n1 migrate 6)
@@ -112,9 +112,15 @@ test_migrate_job_moves_the_desktop_away_and_home() {
     assert_match "$(vdeskctl --node n1 status)" "on $to"
     # any node says where it is
     assert_match "$(vdeskctl --node n3 status)" "desk-n1 +home n1 +running on $to \(away\)"
+    # A recovery point of the desktop where it runs (issue 14), in home's
+    # snapshot directory on the shared storage; it stays after the return.
+    out=$(vdeskctl --node n1 snapshot --name away) || t_fail "snapshot while on $to: $out"
+    assert_match "$out" "snapshot away of desk-n1 \(hand, "
+    assert_match "$(vdeskctl --node n1 snapshots)" "^away .*runs on it"
     job_gone "$id"
     at_home "$boot" "$n"
     assert_beats_whole "$boot" "$n"
+    assert_match "$(vdeskctl --node n1 snapshots)" "^away .*kept until discarded"
     rec=$(records | tail -n 1)
     assert_match "$rec" "\"op\":\"restore\".*\"home from $to\".*\"migration\":\\{\"from\":\"$to\",\"to\":\"n1\",\"ms\":[0-9]+,\"downtime_ms\":[0-9]+,\"data_bytes\":[1-9][0-9]*,\"iterations\":[0-9]+\\}"
 }
