@@ -135,6 +135,12 @@ test_kiosk_loses_a_saved_desktop_and_reconnects_after() {
 
 test_kiosk_follows_a_migrated_desktop() {
     local id out where
+    # CI runs both platforms within 45 min: this case (a 20 s job) runs on
+    # Debian 12 only; t_migrate moves the desktop on both.
+    if [ "$(. /etc/os-release && echo "$VERSION_CODENAME")" = trixie ] && [ -z "${VDESK_TEST_ALL:-}" ]; then
+        t_say "skipped on Debian 13 (VDESK_TEST_ALL=1 runs it): the kiosk's migration case runs on Debian 12"
+        return 0
+    fi
     t_poll 60 shows_console ready || return 1
     id=$(start_job migrate 20) || return 1
     where=$(scontrol -o show job "$id" | sed -n 's/.*desktop desk-n1 migrated to \(n[0-9]\).*/\1/p')
