@@ -3,8 +3,8 @@
  * snapshots.c - `vdeskctl snapshots [DESKTOP]`: a desktop's recovery
  * points, newest first, with when, why, how much disk, and where each is:
  * the one the desktop runs on, further down its chain, or kept aside (by
- * a revert) until discarded. Read-only: no lock, no root needed beyond
- * reading libvirt and the snapshot directory.
+ * a revert) until discarded. Read-only, no lock; it reads libvirt and the
+ * snapshot directory (0711, the index 0600: root's, like vdesk.conf says).
  */
 #include "snapshots.h"
 
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snap.h"
 #include "hv.h"
@@ -129,7 +130,8 @@ int cmd_snapshots(const vd_conf *c, const char *dom, int json)
     }
     vd_hv *hv = desktop_daemon(c, dom, &err);
     if (!hv || vd_snap_list(hv, dom, c->snapshot_dir, &v, &n, &err) < 0) {
-        fprintf(stderr, "vdeskctl snapshots: %s\n", err.msg);
+        fprintf(stderr, "vdeskctl snapshots: %s%s\n", err.msg,
+                geteuid() ? " (the snapshot directory and its index are root's: run it as root)" : "");
         vd_hv_close(hv);
         return 1;
     }

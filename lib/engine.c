@@ -551,7 +551,7 @@ static void prune(op *o)
     vd_snap_keep keep = keep_of(o->conf);
     if (driver_can(o, VD_CAN_SNAPSHOT, "merge", &why) == 0 || step_begin(o, "prune snapshots", &why) < 0)
         return;
-    step_end(o, "prune snapshots", vd_snap_flatten(o->hv, o->conf->domain, o->conf->snapshot_dir, &keep,
+    step_end(o, "prune snapshots", vd_snap_flatten(o->hv, o->conf->domain, o->conf->snapshot_dir, &keep, NULL,
                                                    left_ms(o, o->conf->timeout_save * 1000), &merged, &why));
 }
 
@@ -2334,6 +2334,13 @@ typedef struct snap_op {
     vd_dom_state state;
 } snap_op;
 
+/* The recovery point of the eviction the desktop is away for: the
+ * restore's fallback, which no merge or discard may touch meanwhile. */
+static const char *snap_protected(const snap_op *s)
+{
+    return s->current && s->o.j.phase != VD_PRESENT && s->o.j.snapshot[0] ? s->o.j.snapshot : NULL;
+}
+
 static int snap_locate(snap_op *s, vd_err *err)
 {
     op *o = &s->o;
@@ -2414,9 +2421,9 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
     /* The timer's snapshot skips a disk that does not change (off) or must
      * not (saved): every hour of a long job is no failed unit. */
     vd_err why;
-    if (origin == VD_SNAP_SCHEDULE && (s.state == VD_DOM_SHUTOFF || snap_disk_free(&s, &why) < 0)) {
-        outcome(o, "no scheduled snapshot of %s: %s", s.dom, s.state == VD_DOM_SHUTOFF && !s.current
-                ? "it is not running" : s.state == VD_DOM_SHUTOFF ? "it is off, its disk does not change" : why.msg);
+    int saved = origin == VD_SNAP_SCHEDULE && snap_disk_free(&s, &why) < 0;
+    if (saved || (origin == VD_SNAP_SCHEDULE && s.state == VD_DOM_SHUTOFF)) {
+        outcome(o, "no scheduled snapshot of %s: %s", s.dom, saved ? why.msg : "it is off, its disk does not change");
         return snap_end(&s, 0, err);
     }
     int rc = snap_disk_free(&s, err) < 0 ? -1 : vd_snap_take(s.hv, s.dom, o->conf->snapshot_dir, origin, 0,
@@ -2432,8 +2439,8 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
         int merged = 0;
         vd_snap_keep keep = keep_of(o->conf);
         t = mono_ms();
-        int m = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, o->conf->timeout_save * 1000,
-                                &merged, &why);
+        int m = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, snap_protected(&s),
+                                o->conf->timeout_save * 1000, &merged, &why);
         phase_add(o, "prune snapshots", t, m == 0);
         if (m < 0)
             note_aside(o, "retention not applied: %s", why.msg);
@@ -2492,6 +2499,9 @@ static int revert_locked(snap_op *s, const char *name, vd_err *err)
     if (rc == 0 && snap_stop(s, err) == 0) {
         rc = vd_snap_revert(s->hv, s->dom, o->conf->snapshot_dir, layer, kept, sizeof(kept), err);
         phase_add(o, "revert", t, rc == 0);
+        if (rc < 0 && was != VD_DOM_SHUTOFF)
+            vd_err_prefix(err, "%s is off now (stopped for the revert), on its disk as it was: "
+                          "'vdeskctl boot' starts it", s->dom);
     } else {
         rc = -1;
     }
@@ -2531,7 +2541,8 @@ int vd_snapshot_flatten(const vd_conf *conf, const char *dom, int keep_n, vd_rep
                         "block commit); start it first", s.dom);
     long long t = mono_ms();
     if (rc == 0) {
-        rc = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, o->conf->timeout_save * 1000, &merged, err);
+        rc = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, snap_protected(&s),
+                             o->conf->timeout_save * 1000, &merged, err);
         phase_add(o, "flatten", t, rc == 0);
     }
     if (rc == 0)
@@ -2547,7 +2558,18 @@ int vd_snapshot_discard(const vd_conf *conf, const char *dom, const char *name, 
         return -1;
     op *o = &s.o;
     long long t = mono_ms();
-    int rc = vd_snap_discard(s.hv, s.dom, o->conf->snapshot_dir, name, o->conf->timeout_save * 1000, err);
+    vd_snap *v = NULL;
+    int n = 0;
+    int rc = vd_snap_list(s.hv, s.dom, o->conf->snapshot_dir, &v, &n, err);
+    const vd_snap *found = rc == 0 ? vd_snap_find(v, n, name) : NULL;
+    /* A point of the chain goes by a live block commit. */
+    if (found && found->depth > 0 && s.state != VD_DOM_RUNNING && s.state != VD_DOM_PAUSED)
+        rc = vd_err_set(err, "snapshot %s is in the disk chain of %s, and merging it away needs the desktop "
+                        "running (a live block commit): discard it once the desktop runs", name, s.dom);
+    free(v);
+    if (rc == 0)
+        rc = vd_snap_discard(s.hv, s.dom, o->conf->snapshot_dir, name, snap_protected(&s),
+                             o->conf->timeout_save * 1000, err);
     phase_add(o, "discard", t, rc == 0);
     if (rc == 0)
         outcome(o, "discarded snapshot %s of %s", name, s.dom);

@@ -1404,7 +1404,6 @@ int vd_hv_disk_revert(vd_hv *hv, const char *dom, const char *frozen, const char
     if (!xml)
         return -1;
     int rc = xml_set_first_disk(xml, frozen, &edited, err);
-    free(xml);
     if (rc == 0) {
         virDomainPtr d = virDomainDefineXML(hv->conn, edited);
         if (!d)
@@ -1414,8 +1413,18 @@ int vd_hv_disk_revert(vd_hv *hv, const char *dom, const char *frozen, const char
     }
     free(edited);
     char ignored[PATH_MAX];
-    if (rc == 0)
-        rc = vd_hv_disk_snapshot(hv, dom, dir, tag, ignored, sizeof(ignored), err);
+    if (rc == 0 && vd_hv_disk_snapshot(hv, dom, dir, tag, ignored, sizeof(ignored), err) < 0) {
+        /* Defined on the frozen layer itself, the next start would write
+         * into it: the definition goes back to what it was. */
+        virDomainPtr d = virDomainDefineXML(hv->conn, xml);
+        if (d)
+            virDomainFree(d);
+        else
+            vd_err_prefix(err, "VM %s stays defined on %s, which its next start would write into; "
+                          "define it again on its former disk before starting it (%s)", dom, frozen, lv_msg());
+        rc = -1;
+    }
+    free(xml);
     return rc;
 }
 

@@ -25,17 +25,17 @@
 #define INDEX_MAX 1000
 #define INDEX_FIX "; move it aside (its snapshots are then listed as 'unknown') and try again"
 
-static const char *origin_names[] = { "unknown", "eviction", "schedule", "hand", "revert", "base" };
+static const char *origin_names[] = { "unknown", "eviction", "schedule", "hand", "revert", "base", "merging" };
 
 const char *vd_snap_origin_name(vd_snap_origin o)
 {
-    return o <= VD_SNAP_BASE ? origin_names[o] : "unknown";
+    return o <= VD_SNAP_MERGING ? origin_names[o] : "unknown";
 }
 
 static int origin_parse(const char *s, vd_snap_origin *o)
 {
-    for (int i = VD_SNAP_EVICTION; i <= VD_SNAP_REVERT; i++)
-        if (!strcmp(s, origin_names[i])) {
+    for (int i = VD_SNAP_EVICTION; i <= VD_SNAP_MERGING; i++)
+        if (i != VD_SNAP_BASE && !strcmp(s, origin_names[i])) {
             *o = (vd_snap_origin)i;
             return 0;
         }
@@ -50,16 +50,16 @@ int vd_snap_name_ok(const char *name)
     return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-/* DIR/DOM-DIGITS.qcow2 or DIR/DOM-revert-DIGITS.qcow2: the names
- * vd_hv_disk_snapshot gives; another desktop's "DOM-2-..." is not one. */
+/* DIR/DOM-DIGITS.qcow2, the names vdesk gives its layers: another
+ * desktop's "DOM-2-..." or "DOM-revert-..." is not one. (Releases before
+ * 0.6 named a fallback's layer DOM-revert-DIGITS: such a file is now read
+ * like the site's, never written or removed.) */
 int vd_snap_ours(const char *path, const char *dir, const char *dom)
 {
     size_t d = strlen(dir), m = strlen(dom);
     if (strncmp(path, dir, d) || path[d] != '/' || strncmp(path + d + 1, dom, m) || path[d + 1 + m] != '-')
         return 0;
     const char *tag = path + d + 1 + m + 1;
-    if (!strncmp(tag, "revert-", 7))
-        tag += 7;
     size_t digits = strspn(tag, "0123456789");
     return digits > 0 && !strcmp(tag + digits, ".qcow2");
 }
@@ -76,7 +76,8 @@ static uint64_t be(const unsigned char *p, int n)
 
 /* The backing file named in a qcow2 header (docs/interop/qcow2.txt in
  * QEMU: the name's offset at byte 8, its length at 16), as a path: a
- * relative name is relative to the layer's directory. "" for none. */
+ * relative name is relative to the layer's directory. "" for none; -2 for
+ * a file that is no qcow2 layer at all (nothing can read through it). */
 static int backing_of(const char *path, char *out, size_t size, vd_err *err)
 {
     unsigned char h[20];
@@ -85,8 +86,12 @@ static int backing_of(const char *path, char *out, size_t size, vd_err *err)
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return vd_err_set(err, "%s: cannot open: %s", path, strerror(errno));
-    int rc = pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && !memcmp(h, "QFI\xfb", 4) ? 0
-             : vd_err_set(err, "%s: not a qcow2 layer", path);
+    int rc = 0;
+    if (pread(fd, h, sizeof(h), 0) != (ssize_t)sizeof(h) || memcmp(h, "QFI\xfb", 4)) {
+        close(fd);
+        vd_err_set(err, "%s: not a qcow2 layer", path);
+        return -2;
+    }
     uint64_t off = rc == 0 ? be(h + 8, 8) : 0;
     uint64_t len = rc == 0 ? be(h + 16, 4) : 0;
     if (rc == 0 && off && (len == 0 || len >= sizeof(name) || off > (uint64_t)1 << 30))
@@ -304,8 +309,10 @@ static int layers_read(vd_hv *hv, const char *dom, const char *dir, layers *l, v
     memset(l, 0, sizeof(*l));
     if (vd_hv_disk_chain(hv, dom, &l->chain, &l->n, err) < 0)
         return -1;
-    if (l->n == 0)
+    if (l->n == 0) {
+        layers_free(l);
         return vd_err_set(err, "VM %s: its first disk has no file: vdesk snapshots file-backed disks only", dom);
+    }
     DIR *d = opendir(dir);
     if (!d && errno == ENOENT)
         return 0;
@@ -325,19 +332,63 @@ static int layers_read(vd_hv *hv, const char *dom, const char *dir, layers *l, v
     return rc;
 }
 
-/* Marks the layers of the chain that a layer off it is built on. */
+/* Whether two paths name one file (the same inode): a backing name may be
+ * spelt otherwise than libvirt spells the chain ("./x", "a//x"). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    if (!strcmp(a, b))
+        return 1;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+static int in_chain(const layers *l, const char *path)
+{
+    for (int i = 0; i < l->n; i++)
+        if (same_file(l->chain[i], path))
+            return i;
+    return -1;
+}
+
+/* Marks the layers of the chain that a layer off it reads through: its
+ * backing files are followed, whatever and wherever they are, until one is
+ * in the chain. A layer whose backing cannot be read pins nothing only if
+ * it is no qcow2 layer at all; otherwise nothing is merged (fail closed). */
 static int pins_find(const layers *l, int *pinned, vd_err *err)
 {
     for (int i = 0; i < l->noff; i++) {
-        char b[PATH_MAX];
-        if (backing_of(l->off[i], b, sizeof(b), err) < 0)
-            return vd_err_prefix(err, "cannot tell what it is built on, so no layer is merged (discard it "
-                                 "if it is not needed)");
-        int k = b[0] ? in(l->chain, l->n, b) : -1;
-        if (k >= 0)
-            pinned[k] = 1;
+        char cur[PATH_MAX], b[PATH_MAX];
+        snprintf(cur, sizeof(cur), "%s", l->off[i]);
+        for (int depth = 0; depth < 64; depth++) {
+            int rc = backing_of(cur, b, sizeof(b), err);
+            if (rc == -2 && depth == 0)
+                break;
+            if (rc < 0)
+                return vd_err_prefix(err, "cannot tell what %s reads through, so no layer is merged (discard "
+                                     "it if it is not needed)", l->off[i]);
+            int k = b[0] ? in_chain(l, b) : -1;
+            if (k >= 0)
+                pinned[k] = 1;
+            if (!b[0] || k >= 0)
+                break;
+            snprintf(cur, sizeof(cur), "%s", b);
+        }
     }
     return 0;
+}
+
+/* snapshot_dir as libvirt spells the paths it keeps (virFileSanitizePath):
+ * no "//", no trailing "/". */
+static const char *dir_norm(const char *dir, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (const char *p = dir; *p && n + 1 < size; p++)
+        if (!(*p == '/' && n && buf[n - 1] == '/'))
+            buf[n++] = *p;
+    while (n > 1 && buf[n - 1] == '/')
+        n--;
+    buf[n] = '\0';
+    return buf;
 }
 
 /* --- the list -------------------------------------------------------------- */
@@ -404,6 +455,8 @@ int vd_snap_list(vd_hv *hv, const char *dom, const char *dir, vd_snap **snaps, i
 {
     layers l;
     idx x;
+    char nd[PATH_MAX];
+    dir = dir_norm(dir, nd, sizeof(nd));
     *snaps = NULL;
     *n = 0;
     if (idx_load(dir, dom, &x, err) < 0)
@@ -481,6 +534,8 @@ int vd_snap_take(vd_hv *hv, const char *dom, const char *dir, vd_snap_origin ori
 {
     layers l;
     idx x;
+    char nd[PATH_MAX];
+    dir = dir_norm(dir, nd, sizeof(nd));
     memset(made, 0, sizeof(*made));
     if (name && !vd_snap_name_ok(name))
         return vd_err_set(err, "snapshot name '%s': use 1 to 63 letters, digits, '.', '_' or '-', not "
@@ -527,17 +582,30 @@ int vd_snap_revert(vd_hv *hv, const char *dom, const char *dir, const char *laye
 {
     layers l;
     idx x;
+    vd_err why;
+    char nd[PATH_MAX];
+    dir = dir_norm(dir, nd, sizeof(nd));
     kept[0] = '\0';
-    if (idx_load(dir, dom, &x, err) < 0)
-        return -1;
+    /* The restore's last resort must not depend on a label file: without
+     * a readable index the revert goes on, unlabelled. */
+    int indexed = idx_load(dir, dom, &x, &why);
+    if (indexed < 0)
+        memset(&x, 0, sizeof(x));
     if (layers_read(hv, dom, dir, &l, err) < 0) {
         free(x.e);
         return -1;
     }
     int rc = 0;
     vd_snap was = { .origin = VD_SNAP_REVERT, .kept = 1 };
+    const vd_snap *to = idx_by_layer(&x, layer);
     if (in(l.chain, l.n, layer) < 1 && in(l.off, l.noff, layer) < 0)
         rc = vd_err_set(err, "%s is not a recovery point of %s", layer, dom);
+    else if (to && to->origin == VD_SNAP_MERGING)
+        rc = vd_err_set(err, "%s was being merged when a merge stopped half way: it is no recovery point; "
+                        "'vdeskctl flatten' removes it", layer);
+    else if (!vd_snap_ours(l.chain[0], dir, dom))
+        rc = vd_err_set(err, "the disk %s runs on, %s, is not a layer vdesk made: a revert would leave it where "
+                        "'vdeskctl snapshots' cannot show it; take a snapshot first, then revert", dom, l.chain[0]);
     snprintf(was.layer, sizeof(was.layer), "%s", l.chain[0]);
     was.time_ms = vd_now_ms();
     if (rc == 0)
@@ -550,10 +618,13 @@ int vd_snap_revert(vd_hv *hv, const char *dom, const char *dir, const char *laye
      * crash here lists it as "unknown", never loses it. */
     if (rc == 0) {
         snprintf(kept, kept_size, "%s", was.name);
-        vd_err why;
         idx_drop(&x, was.layer);
-        if (idx_add(&x, &was, &why) < 0 || idx_save(dir, dom, &x, &why) < 0)
-            snprintf(kept, kept_size, "%s (unlabelled: %.100s)", l.chain[0], why.msg);
+        if (indexed < 0 || idx_add(&x, &was, &why) < 0 || idx_save(dir, dom, &x, &why) < 0) {
+            /* Listed then by its file's tag, as snap_of names it. */
+            vd_snap as;
+            snap_of(&(idx){ .e = NULL, .n = 0 }, l.chain[0], dir, dom, &as);
+            snprintf(kept, kept_size, "%s", as.name);
+        }
     }
     layers_free(&l);
     free(x.e);
@@ -593,8 +664,8 @@ int vd_snap_plan(const vd_snap_layer *c, int n, const vd_snap_keep *keep, long l
 }
 
 /* The plan's view of the live chain. */
-static int plan_layers(const layers *l, const idx *x, const char *dir, const char *dom, vd_snap_layer **out,
-                       vd_err *err)
+static int plan_layers(const layers *l, const idx *x, const char *dir, const char *dom, const char *protect,
+                       vd_snap_layer **out, vd_err *err)
 {
     vd_snap_layer *c = calloc((size_t)l->n, sizeof(*c));
     int *pinned = calloc((size_t)l->n, sizeof(*pinned));
@@ -602,7 +673,10 @@ static int plan_layers(const layers *l, const idx *x, const char *dir, const cha
     for (int i = 0; rc == 0 && i < l->n; i++) {
         vd_snap s;
         snap_of(x, l->chain[i], dir, dom, &s);
-        c[i] = (vd_snap_layer){ .time_ms = s.time_ms, .pinned = pinned[i],
+        /* The journal's recovery point, while the desktop is away, is the
+         * restore's fallback: its file stays as it is. */
+        int kept_for_restore = protect && protect[0] && same_file(l->chain[i], protect);
+        c[i] = (vd_snap_layer){ .time_ms = s.time_ms, .pinned = pinned[i] || kept_for_restore,
                                 .named = s.kept,
                                 .ours = vd_snap_ours(l->chain[i], dir, dom) };
     }
@@ -615,13 +689,33 @@ static int plan_layers(const layers *l, const idx *x, const char *dir, const cha
     return 0;
 }
 
+/* Before a commit, the layers whose state it ends (top+1 .. base: base is
+ * written into, the others leave the chain) are labelled "merging": a
+ * crash or an aborted job may leave them half merged or off the chain,
+ * and such a layer is never a recovery point again (revert refuses it,
+ * flatten removes it once it is off the chain). */
+static int merge_mark(const layers *l, idx *x, const char *dir, const char *dom, int top, int base, vd_err *err)
+{
+    for (int i = top + 1; i <= base; i++) {
+        vd_snap s;
+        snap_of(x, l->chain[i], dir, dom, &s);
+        s.origin = VD_SNAP_MERGING;
+        s.kept = 0;
+        idx_drop(x, l->chain[i]);
+        if (idx_add(x, &s, err) < 0)
+            return -1;
+    }
+    return idx_save(dir, dom, x, err) < 0 ? vd_err_prefix(err, "no layer merged") : 0;
+}
+
 /* Commits chain[top .. base-1] into chain[base], then removes the files
  * the chain, read again, no longer has; point `top`'s label moves to the
  * file that now holds its state. */
 static int merge(vd_hv *hv, const char *dom, const char *dir, const layers *l, idx *x, int top, int base,
                  int timeout_ms, vd_err *err)
 {
-    if (vd_hv_disk_commit(hv, dom, l->chain[top], l->chain[base], timeout_ms, err) < 0)
+    if (merge_mark(l, x, dir, dom, top, base, err) < 0 ||
+        vd_hv_disk_commit(hv, dom, l->chain[top], l->chain[base], timeout_ms, err) < 0)
         return -1;
     char **now = NULL;
     int m = 0;
@@ -657,7 +751,7 @@ static int merge(vd_hv *hv, const char *dom, const char *dir, const layers *l, i
 /* One planned merge, or 0 when the plan has none; `pick` overrides the
  * plan (a discard names its point). */
 static int merge_next(vd_hv *hv, const char *dom, const char *dir, const vd_snap_keep *keep, const char *pick,
-                      int timeout_ms, int *merged, vd_err *err)
+                      const char *protect, int timeout_ms, int *merged, vd_err *err)
 {
     layers l;
     idx x;
@@ -669,14 +763,20 @@ static int merge_next(vd_hv *hv, const char *dom, const char *dir, const vd_snap
         free(x.e);
         return -1;
     }
-    rc = plan_layers(&l, &x, dir, dom, &c, err);
+    rc = plan_layers(&l, &x, dir, dom, protect, &c, err);
     if (rc == 0 && pick) {
         int j = in(l.chain, l.n, pick);
-        if (j < 2 || j >= l.n - 1 || !c[j].ours || c[j].pinned || !c[j - 1].ours || c[j - 1].pinned)
-            rc = vd_err_set(err, "%s cannot be merged away: %s", pick,
-                            j == 1 ? "the desktop runs on it; take a newer snapshot first"
-                            : j == l.n - 1 || (j >= 0 && !c[j].ours) ? "it is the site's disk, which vdesk never writes"
-                            : "a layer kept off the chain is built on it or on the one above; discard that first");
+        const char *why = j < 1 ? "it is not in the disk's chain"
+                          : j == 1 ? "the desktop runs on it; take a newer snapshot first"
+                          : j == l.n - 1 || !c[j].ours ? "it is the site's disk, which vdesk never writes"
+                          : protect && protect[0] && same_file(l.chain[j], protect)
+                              ? "it is the recovery point of the eviction the desktop is away for"
+                          : c[j].pinned ? "a layer kept off the chain reads through it; discard that first"
+                          : !c[j - 1].ours ? "the layer above it is not vdesk's, and would have to be removed"
+                          : c[j - 1].pinned ? "a layer kept off the chain reads through the layer above it; discard that first"
+                          : NULL;
+        if (why)
+            rc = vd_err_set(err, "%s cannot be merged away: %s", pick, why);
         else
             top = j - 1, base = j, rc = 1;
     } else if (rc == 0) {
@@ -684,7 +784,8 @@ static int merge_next(vd_hv *hv, const char *dom, const char *dir, const vd_snap
     }
     if (rc == 1) {
         rc = merge(hv, dom, dir, &l, &x, top, base, timeout_ms, err) < 0 ? -1 : 1;
-        *merged += base - top;
+        if (rc == 1)
+            *merged += base - top;
     }
     free(c);
     layers_free(&l);
@@ -692,15 +793,54 @@ static int merge_next(vd_hv *hv, const char *dom, const char *dir, const vd_snap
     return rc;
 }
 
-int vd_snap_flatten(vd_hv *hv, const char *dom, const char *dir, const vd_snap_keep *keep, int timeout_ms,
-                    int *merged, vd_err *err)
+static int built_on(const layers *l, const char *layer, char *by, size_t size, vd_err *err);
+
+/* Layers a merge left off the chain half done (a crash, an aborted job):
+ * labelled "merging", never a recovery point; removed once nothing off the
+ * chain reads through them. */
+static int leftovers_remove(vd_hv *hv, const char *dom, const char *dir, vd_err *err)
 {
+    layers l;
+    idx x;
+    if (idx_load(dir, dom, &x, err) < 0)
+        return -1;
+    if (layers_read(hv, dom, dir, &l, err) < 0) {
+        free(x.e);
+        return -1;
+    }
+    int rc = 0, gone = 0;
+    for (int i = 0; rc == 0 && i < l.noff; i++) {
+        const vd_snap *e = idx_by_layer(&x, l.off[i]);
+        char by[PATH_MAX];
+        int b = e && e->origin == VD_SNAP_MERGING ? built_on(&l, l.off[i], by, sizeof(by), err) : 1;
+        if (b < 0)
+            rc = -1;
+        else if (b == 0 && unlink(l.off[i]) < 0 && errno != ENOENT)
+            rc = vd_err_set(err, "%s: left by an interrupted merge, cannot remove: %s", l.off[i], strerror(errno));
+        else if (b == 0)
+            idx_drop(&x, l.off[i]), gone++;
+    }
+    if (gone && idx_save(dir, dom, &x, err) < 0)
+        rc = -1;
+    layers_free(&l);
+    free(x.e);
+    return rc;
+}
+
+static const char *dir_norm(const char *dir, char *buf, size_t size);
+
+int vd_snap_flatten(vd_hv *hv, const char *dom, const char *dir, const vd_snap_keep *keep, const char *protect,
+                    int timeout_ms, int *merged, vd_err *err)
+{
+    char nd[PATH_MAX];
     int rc;
+    dir = dir_norm(dir, nd, sizeof(nd));
     *merged = 0;
     /* Each merge changes the chain: plan again on the chain as it is. */
-    for (int i = 0; i < 100 && (rc = merge_next(hv, dom, dir, keep, NULL, timeout_ms, merged, err)) == 1; i++)
+    for (int i = 0; i < 100 && (rc = merge_next(hv, dom, dir, keep, NULL, protect, timeout_ms, merged, err)) == 1;
+         i++)
         ;
-    return rc < 0 ? -1 : 0;
+    return rc < 0 || leftovers_remove(hv, dom, dir, err) < 0 ? -1 : 0;
 }
 
 /* Whether another layer off the chain is built on `layer`. */
@@ -710,9 +850,12 @@ static int built_on(const layers *l, const char *layer, char *by, size_t size, v
         char b[PATH_MAX];
         if (!strcmp(l->off[i], layer))
             continue;
-        if (backing_of(l->off[i], b, sizeof(b), err) < 0)
-            return -1;
-        if (!strcmp(b, layer)) {
+        int rc = backing_of(l->off[i], b, sizeof(b), err);
+        if (rc == -2)
+            continue;   /* no qcow2 layer: it reads through nothing */
+        if (rc < 0)
+            return vd_err_prefix(err, "cannot tell whether it reads through %s", layer);
+        if (b[0] && same_file(b, layer)) {
             snprintf(by, size, "%s", l->off[i]);
             return 1;
         }
@@ -739,9 +882,11 @@ static int discard_off(const layers *l, idx *x, const char *dir, const char *dom
     return idx_save(dir, dom, x, err);
 }
 
-int vd_snap_discard(vd_hv *hv, const char *dom, const char *dir, const char *name, int timeout_ms,
-                    vd_err *err)
+int vd_snap_discard(vd_hv *hv, const char *dom, const char *dir, const char *name, const char *protect,
+                    int timeout_ms, vd_err *err)
 {
+    char nd[PATH_MAX];
+    dir = dir_norm(dir, nd, sizeof(nd));
     layers l;
     idx x;
     vd_snap *v = NULL;
@@ -757,6 +902,9 @@ int vd_snap_discard(vd_hv *hv, const char *dom, const char *dir, const char *nam
     if (rc == 0 && !s)
         rc = vd_err_set(err, "desktop %s has no snapshot called %s: 'vdeskctl snapshots %s' lists them", dom,
                         name, dom);
+    else if (rc == 0 && protect && protect[0] && same_file(s->layer, protect))
+        rc = vd_err_set(err, "snapshot %s is the recovery point of the eviction desktop %s is away for: discard "
+                        "it once the desktop is back", name, dom);
     else if (rc == 0 && !vd_snap_ours(s->layer, dir, dom))
         rc = vd_err_set(err, "%s is the site's disk under every snapshot of %s: vdesk never removes it", name, dom);
     else if (rc == 0 && s->depth == 0)
@@ -769,6 +917,6 @@ int vd_snap_discard(vd_hv *hv, const char *dom, const char *dir, const char *nam
     layers_free(&l);
     free(x.e);
     if (on_chain)
-        rc = merge_next(hv, dom, dir, NULL, layer, timeout_ms, &merged, err) < 0 ? -1 : 0;
+        rc = merge_next(hv, dom, dir, NULL, layer, protect, timeout_ms, &merged, err) < 0 ? -1 : 0;
     return rc;
 }

@@ -13,12 +13,12 @@
  * index is only a label: the chain itself comes from libvirt, the layers
  * off the chain from the directory, and what each is built on from the
  * layer's own qcow2 header. A layer the index does not know is listed with
- * origin "unknown" and kept; an index entry without its file is dropped.
+ * origin "unknown" and kept; an index entry without its file is not listed.
  *
  * Rules that hold for every function here:
  *  - only files directly inside DIR whose names vdesk gives its layers
- *    (DOM-DIGITS.qcow2, DOM-revert-DIGITS.qcow2) are ever written into or
- *    removed; the base image, and any layer elsewhere, is only read;
+ *    (DOM-DIGITS.qcow2) are ever written into or removed; the base image,
+ *    and any layer elsewhere, is only read;
  *  - a layer that a layer off the chain is built on is never written into
  *    or removed (a state kept by a revert reads through it);
  *  - a layer leaves the disk only after libvirt's chain, read again, no
@@ -39,6 +39,7 @@ typedef enum vd_snap_origin {
     VD_SNAP_HAND,      /* vdeskctl snapshot */
     VD_SNAP_REVERT,    /* the state a revert left: kept until discarded */
     VD_SNAP_BASE,      /* the disk under vdesk's first layer: never written */
+    VD_SNAP_MERGING,   /* a layer a merge was ending: never a recovery point */
 } vd_snap_origin;
 
 const char *vd_snap_origin_name(vd_snap_origin o);
@@ -95,22 +96,27 @@ int vd_snap_take(vd_hv *hv, const char *dom, const char *dir, vd_snap_origin ori
  * vd_snap_list) with a new overlay on top, so it boots from that state and
  * the layer itself stays as it is. The state it had (the active layer) is
  * kept as point `kept` (origin revert), with every layer it reads through,
- * until vd_snap_discard. */
+ * until vd_snap_discard. Refused when the active layer is not vdesk's (it
+ * would be kept where no list shows it) and for a "merging" layer. An
+ * unreadable index does not stop it: the kept state is then unlabelled. */
 int vd_snap_revert(vd_hv *hv, const char *dom, const char *dir, const char *layer, char *kept,
                    size_t kept_size, vd_err *err);
 
 /* Removes point `name`: a point off the chain that no other layer is built
  * on (its file goes), or a point of the running domain's chain below the
  * newest (merged away: the layer above is committed into it). Never the
- * base or the point the desktop runs on. */
-int vd_snap_discard(vd_hv *hv, const char *dom, const char *dir, const char *name, int timeout_ms,
-                    vd_err *err);
+ * base, the point the desktop runs on, or `protect` (vd_snap_flatten). */
+int vd_snap_discard(vd_hv *hv, const char *dom, const char *dir, const char *name, const char *protect,
+                    int timeout_ms, vd_err *err);
 
 /* Applies `keep` to the running domain's chain: each run of points it
  * lets go is merged by one block commit (at most timeout_ms each). The
- * number of points merged away goes into *merged. */
+ * number of points merged away goes into *merged. `protect` (NULL: none)
+ * is a layer whose file stays as it is: the recovery point of the eviction
+ * the desktop is away for (journal.h, snapshot). Layers an interrupted
+ * merge left off the chain are removed. */
 int vd_snap_flatten(vd_hv *hv, const char *dom, const char *dir, const vd_snap_keep *keep,
-                    int timeout_ms, int *merged, vd_err *err);
+                    const char *protect, int timeout_ms, int *merged, vd_err *err);
 
 /* --- the merge plan, pure (unit-tested) --- */
 

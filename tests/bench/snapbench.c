@@ -114,7 +114,7 @@ int main(int argc, char **argv)
         sb[r] = now_ms() - t;
         rc |= layers_add(hv, dom, dir, layers) < 0;
         t = now_ms();
-        rc |= vd_snap_flatten(hv, dom, dir, &keep1, 120000, &merged, &err) < 0;
+        rc |= vd_snap_flatten(hv, dom, dir, &keep1, NULL, 120000, &merged, &err) < 0;
         fv[r] = now_ms() - t;
         rc |= layers_add(hv, dom, dir, layers) < 0;
         char **chain = NULL;
@@ -127,7 +127,7 @@ int main(int argc, char **argv)
             rc |= unlink(chain[i]) < 0;
         vd_hv_names_free(chain, n);
         /* Put the chain back in shape for the next run (not timed). */
-        rc |= vd_snap_flatten(hv, dom, dir, &keep1, 120000, &merged, &err) < 0;
+        rc |= vd_snap_flatten(hv, dom, dir, &keep1, NULL, 120000, &merged, &err) < 0;
         if (rc)
             fprintf(stderr, "snapbench: run %d failed: %s / %s\n", r, err.msg, virGetLastErrorMessage());
     }

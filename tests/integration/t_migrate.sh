@@ -98,9 +98,12 @@ job_gone() { t_poll 60 job_done "$1" && t_poll 60 sh -c "'$T_BUILD/cli/vdeskctl'
 # the devices; the node's Comment says where; home after, devices back;
 # the heartbeat never restarts, goes back or skips.
 test_migrate_job_moves_the_desktop_away_and_home() {
-    local boot n id to rec out
+    local boot n id to rec out evp
     fresh
     read -r boot n <<<"$(bed_hb desk-n1)"
+    # A layer of vdesk's under the eviction's: its recovery point is then
+    # a layer a merge could write into (below).
+    vdeskctl --node n1 snapshot >/dev/null || t_fail "snapshot before the job"
     id=$(start_job n1 migrate 6)
     to=$(where)
     case $to in n2 | n3) ;; *) t_fail "desk-n1 runs on '$to' during job $id, not on an idle node" ;; esac
@@ -117,6 +120,14 @@ test_migrate_job_moves_the_desktop_away_and_home() {
     out=$(vdeskctl --node n1 snapshot --name away) || t_fail "snapshot while on $to: $out"
     assert_match "$out" "snapshot away of desk-n1 \(hand, "
     assert_match "$(vdeskctl --node n1 snapshots)" "^away .*runs on it"
+    # The eviction's recovery point is the restore's fallback while the
+    # desktop is away: no merge or discard touches it.
+    evp=$(vdeskctl --node n1 snapshots | sed -n "s/^\(job$id-[-0-9]*\) .*/\1/p")
+    [ -n "$evp" ] || t_fail "no recovery point of job $id listed: $(vdeskctl --node n1 snapshots)"
+    out=$(vdeskctl --node n1 discard desk-n1 "$evp" 2>&1) && t_fail "the eviction's point discarded while away"
+    assert_match "$out" "is the recovery point of the eviction desktop desk-n1 is away for"
+    out=$(vdeskctl --node n1 flatten --keep 1) || t_fail "flatten while on $to: $out"
+    assert_match "$(vdeskctl --node n1 snapshots)" "^$evp "
     job_gone "$id"
     at_home "$boot" "$n"
     assert_beats_whole "$boot" "$n"

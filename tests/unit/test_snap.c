@@ -134,7 +134,9 @@ static void only_vdesks_own_layer_files_are_ours(void **state)
 {
     (void)state;
     assert_true(vd_snap_ours("/s/desk-17000.qcow2", "/s", "desk"));
-    assert_true(vd_snap_ours("/s/desk-revert-17000.qcow2", "/s", "desk"));
+    /* Desktop desk-revert's layer, not desk's (an old fallback's name). */
+    assert_false(vd_snap_ours("/s/desk-revert-17000.qcow2", "/s", "desk"));
+    assert_true(vd_snap_ours("/s/desk-revert-17000.qcow2", "/s", "desk-revert"));
     assert_false(vd_snap_ours("/s/desk-2-17000.qcow2", "/s", "desk"));   /* desktop desk-2's */
     assert_false(vd_snap_ours("/s/desk-.qcow2", "/s", "desk"));
     assert_false(vd_snap_ours("/s/desk-17000.qcow2.bak", "/s", "desk"));
