@@ -30,6 +30,7 @@
 #include "display.h"
 #include "inventory.h"
 #include "profile.h"
+#include "shmem.h"
 #include "status.h"
 #include "journal.h"
 #include "pci.h"
@@ -66,6 +67,10 @@ static int usage(FILE *f)
           "  bootstrap PROFILE NAME\n"
           "                      make desktop NAME from PROFILE (overlay, cloud-init seed, domain),\n"
           "                      add it to desktops = of the node and boot it (vdesk-profile(5))\n"
+          "  shmem create NAME SIZE | attach NAME DESKTOP [--role master|peer] |\n"
+          "        detach NAME DESKTOP | list | destroy NAME\n"
+          "                      memory shared by desktop VMs of this host (ivshmem): SIZE a power\n"
+          "                      of two (1M); attach live and in the definition (peer by default)\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
@@ -287,11 +292,13 @@ int main(int argc, char **argv)
         { "dev", required_argument, NULL, 'D' }, { "desktop-cores", required_argument, NULL, 'k' },
         { "proc", required_argument, NULL, 'P' }, { "even-if-running", no_argument, NULL, 'E' },
         { "live", no_argument, NULL, 'L' }, { "wait", required_argument, NULL, 'w' },
+        { "role", required_argument, NULL, 'r' },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
     int force = 0, even = 0, live = 0, wait_s = 0, o;
+    const char *role = NULL;
     inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
@@ -301,6 +308,7 @@ int main(int argc, char **argv)
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
+        case 'r': role = optarg; break;
         case 'w':
             if (seconds_parse(optarg, &wait_s) < 0)
                 return 2;
@@ -324,6 +332,10 @@ int main(int argc, char **argv)
         return usage(stderr);
     const char *cmd = argv[optind];
     /* Options that belong to one command are refused elsewhere, not ignored. */
+    if (role && strcmp(cmd, "shmem")) {
+        fprintf(stderr, "vdeskctl: --role goes with shmem attach\n");
+        return 2;
+    }
     if ((force && strcmp(cmd, "restore")) || (even && !force) ||
         (live && strcmp(cmd, "check-config") && strcmp(cmd, "profile")) || (wait_s && strcmp(cmd, "boot"))) {
         fprintf(stderr, "vdeskctl: %s\n", even && !force ? "--even-if-running goes with restore --force"
@@ -335,7 +347,8 @@ int main(int argc, char **argv)
      * without root they fail late, half way, with misleading messages. */
     int acting = !strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover") ||
                  !strcmp(cmd, "boot") || (!strcmp(cmd, "select") && optind + 2 == argc) ||
-                 !strcmp(cmd, "bootstrap");
+                 !strcmp(cmd, "bootstrap") || (!strcmp(cmd, "shmem") && optind + 1 < argc &&
+                                               strcmp(argv[optind + 1], "list"));
     if (acting && geteuid() != 0) {
         fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
                 "devices); status, check-config and inventory need no root\n", cmd);
@@ -380,6 +393,8 @@ int main(int argc, char **argv)
         return select_show(&conf);
     if (!strcmp(cmd, "display") && optind + 1 == argc)
         return cmd_display(&conf);
+    if (!strcmp(cmd, "shmem"))
+        return cmd_shmem(&conf, role, argc - optind, argv + optind);
     say_if_waiting(&conf, cmd);
     if (!strcmp(cmd, "evict") && optind + 2 == argc) {
         vd_request req = { .job = 0, .target_idle = vd_slurm_node_visitable };
