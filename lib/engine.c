@@ -33,6 +33,7 @@
 #include "pci.h"
 #include "place.h"
 #include "policy.h"
+#include "shmem.h"
 
 
 /* Every move of the journal's phase, and what makes it; phase_set()
@@ -367,7 +368,7 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
         return -1;
     free(sd->xml);
     sd->xml = xml;   /* journalled with the step: enough to plug it back */
-    char step[64];
+    char step[80];
     snprintf(step, sizeof(step), "unplug %s", dev->alias);
     if (step_begin(o, step, err) < 0 ||
         step_end(o, step, vd_hv_dev_detach(o->hv, o->conf->domain, dev->alias, tmo_ms, NULL, err)) < 0)
@@ -382,8 +383,41 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
     return 0;
 }
 
-/* Unplugs the devices the mode must free: all of them, or for shrink only
- * the job's GPUs. Devices already unplugged (an earlier mode) are skipped. */
+/* The devices of the shared memory regions the desktop maps (shmem.h)
+ * leave with it when it is saved or moved, a master's like a peer's: QEMU
+ * refuses to save or migrate a peer's, and restoring a master's would
+ * write its copy of the region, as old as the save, over what the other
+ * members wrote since. The region itself stays in the host's /dev/shm.
+ * Their XML goes to the journal like any device's, and restore plugs them
+ * back (docs/design.md, "Shared memory"). */
+static int unplug_shmem(op *o, const vd_request *req, vd_err *err)
+{
+    vd_shmem_member m[VD_SHMEM_MAX];
+    int n = 0;
+    if (vd_shmem_of_desktop(o->hv, o->conf->domain, m, VD_SHMEM_MAX, &n, err) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        vd_device dev = { .role = VD_ROLE_OTHER, .pci = "" };
+        int present = 0;
+        if (!m[i].live)
+            continue;
+        vd_shmem_alias(m[i].name, dev.alias, sizeof(dev.alias));
+        if (vd_hv_dev_present(o->hv, o->conf->domain, dev.alias, &present, err) < 0)
+            return -1;
+        /* One vdesk did not add (another alias) stays: libvirt's refusal
+         * of the save or migration then names it. */
+        if (!present)
+            continue;
+        if (driver_can(o, VD_CAN_HOTPLUG, "unplug of a shared memory region", err) != 1 ||
+            unplug_one(o, &dev, step_ms(o, o->conf->timeout_unplug, 1, req), err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Unplugs the devices the mode must free: all of them (and the shared
+ * memory regions), or for shrink only the job's GPUs. Devices already
+ * unplugged (an earlier mode) are skipped. */
 static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
 {
     for (int i = 0; i < o->conf->ndevices; i++) {
@@ -400,7 +434,7 @@ static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
         if (present && unplug_one(o, dev, step_ms(o, o->conf->timeout_unplug, 1, req), err) < 0)
             return -1;
     }
-    return 0;
+    return gpus_only ? 0 : unplug_shmem(o, req, err);
 }
 
 /* Whether the desktop holds a GPU the job was given: one in its live XML
@@ -1529,8 +1563,9 @@ static int journal_check(const op *o, vd_err *err)
         return vd_err_set(err, "%s/journal.json: where '%s' is not a node of %s that takes migrated "
                           "desktops", o->conf->state_dir, o->j.where, o->conf->path);
     for (int i = 0; i < o->j.ndevs; i++)
-        if (!conf_device(o->conf, o->j.devs[i].alias))
-            return vd_err_set(err, "%s/journal.json: device '%s' is not one of [node %s] in %s",
+        if (!conf_device(o->conf, o->j.devs[i].alias) && !vd_shmem_is_alias(o->j.devs[i].alias))
+            return vd_err_set(err, "%s/journal.json: device '%s' is not one of [node %s] in %s "
+                              "nor a shared memory region's (ua-shm-NAME)",
                               o->conf->state_dir, o->j.devs[i].alias, o->conf->node, o->conf->path);
     return 0;
 }
