@@ -414,6 +414,13 @@ static int running(vd_dom_state s)
     return s == VD_DOM_RUNNING || s == VD_DOM_PAUSED;
 }
 
+static int by_region_desktop(const void *a, const void *b)
+{
+    const vd_shmem_member *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : strcmp(x->desktop, y->desktop);
+}
+
 int vd_shmem_members(vd_hv *hv, const char *name, vd_shmem_member *out, int max, int *n, vd_err *err)
 {
     char **doms = NULL;
@@ -431,6 +438,8 @@ int vd_shmem_members(vd_hv *hv, const char *name, vd_shmem_member *out, int max,
             rc = -1;
     }
     vd_hv_names_free(doms, nd);
+    if (rc == 0)
+        qsort(out, (size_t)*n, sizeof(*out), by_region_desktop);
     return rc;
 }
 

@@ -123,7 +123,7 @@ int vd_shmem_detach(const vd_conf *conf, const char *name, const char *desktop, 
                     vd_err *err);
 
 /* The members of region `name` (NULL: of every region) among all domains
- * of the node's libvirt, live or defined. */
+ * of the node's libvirt, live or defined, sorted by region and desktop. */
 int vd_shmem_members(vd_hv *hv, const char *name, vd_shmem_member *out, int max, int *n, vd_err *err);
 
 /* destroy NAME: refused while any domain has the device (named); removes
