@@ -78,7 +78,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench \
              $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1 \
-             $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench
+             $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench $(BUILD)/tests/shmcopy
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: of lib/, only lib/base.
@@ -168,6 +168,12 @@ $(BUILD)/tests/placebench: $(BUILD)/tests/bench/placebench.o $(BUILD)/libvdesk.a
 
 # The isolation benchmark's job (tests/bench.sh): no library at all.
 $(BUILD)/tests/cpuwork: tests/bench/cpuwork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+# The shared memory benchmark's copy loop, on the host (the test guest has
+# a static build of the same file: tests/guest/mkguest.sh).
+$(BUILD)/tests/shmcopy: tests/guest/shmcopy.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
 

@@ -14,6 +14,9 @@
 #   migrate:   target choice over 10,000 simulated nodes; desk-n1 to n2 and
 #              back by vdesk versus the bare peer-to-peer migration, on a
 #              bed of its own with a daemon per node (tests/bench/migrate.sh)
+#   shmem:     two guests copying into and out of a shared memory region
+#              through its PCI BAR at once versus the same memcpy on the host
+#              into /dev/shm (tests/bench/shmem.sh)
 #   pci:       one whole-IOMMU-group rebind (to vfio-pci and back) on the
 #              sysfs emulator through lib/pci (a child process and a timeout
 #              per write, every result checked) versus the same writes bare
@@ -24,6 +27,7 @@
 # 200), VDESK_BENCH_NODE_RUNS (save and shutdown reps; by size: 5, 3, 2),
 # VDESK_BENCH_FAST_RUNS (suspend and shrink reps, 9), VDESK_BENCH_ISO_PAIRS
 # (30), VDESK_BENCH_ISO_ROUNDS (cpuwork's, 1000), VDESK_BENCH_PCI_RUNS (30),
+# VDESK_BENCH_SHM_MIB (16), VDESK_BENCH_SHM_ROUNDS (5),
 # VDESK_BENCH_SETTLE (s a guest runs before a save, 2).
 set -u
 build=$(cd "${1:?usage: bench.sh BUILD}" && pwd) || exit 1
@@ -42,6 +46,8 @@ bench_src=$here/bench
 . "$bench_src/curve.sh"
 # shellcheck source=tests/bench/migrate.sh
 . "$bench_src/migrate.sh"
+# shellcheck source=tests/bench/shmem.sh
+. "$bench_src/shmem.sh"
 
 bench_die() { echo "bench: $*" >&2; exit 1; }
 
@@ -59,7 +65,7 @@ bench_preflight() {
     for t in gnuplot taskset srun qemu-img; do
         command -v "$t" >/dev/null || bench_die "$t is missing (make bench installs what it needs)"
     done
-    for t in tests/bedctl tests/cpuwork tests/pcibench tests/placebench cli/vdeskctl spank/vdesk.so; do
+    for t in tests/bedctl tests/cpuwork tests/pcibench tests/placebench tests/shmcopy cli/vdeskctl spank/vdesk.so; do
         [ -x "$build/$t" ] || [ -f "$build/$t" ] || bench_die "$build/$t is missing: run make"
     done
     [ "$(cat /sys/devices/system/cpu/online)" != 0 ] || bench_die "the isolation benchmark needs 2 CPUs or more"
@@ -109,6 +115,7 @@ printf 'bench: vdesk %s, %s, %s CPUs, %s GiB RAM, libvirt %s, QEMU %s (TCG guest
 bench_spank || bench_die "spank benchmark failed"
 bench_isolation || bench_die "isolation benchmark failed"
 bench_curve || bench_die "curve benchmark failed"
+bench_shmem || bench_die "shared memory benchmark failed"
 bench_pci || bench_die "pci benchmark failed"
 bench_migrate || bench_die "migrate benchmark failed"
 echo "bench: done in $((SECONDS - t0)) s, load average $(cut -d ' ' -f 1 /proc/loadavg) at the end; output in $bench_out"
