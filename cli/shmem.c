@@ -10,6 +10,9 @@
 
 #include "../lib/shmem.h"
 
+/* The largest region a running guest of the bed mapped when hot-plugged. */
+#define HOTPLUG_FITS (2ULL << 20)
+
 static int usage(void)
 {
     fputs("usage: vdeskctl shmem create NAME SIZE | attach NAME DESKTOP [--role master|peer] |\n"
@@ -64,6 +67,18 @@ static int list(const vd_conf *conf)
     return skipped[0] ? 1 : 0;
 }
 
+/* A guest sizes its PCI bridge's window at boot: a large BAR plugged in
+ * later may find no room (docs/design.md, "Shared memory"). */
+static void hotplug_note(const vd_conf *conf, const char *name, const char *how)
+{
+    vd_shmem r;
+    vd_err err;
+    if (strncmp(how, "live", 4) || vd_shmem_load(conf->state_dir, name, &r, &err) < 0 || r.size <= HOTPLUG_FITS)
+        return;
+    printf("note: a guest may have no room for a hot-plugged region over 2 MiB (BAR 2 without an "
+           "address): if it does not see it, restart the desktop\n");
+}
+
 int cmd_shmem(const vd_conf *conf, const char *role_text, int argc, char **argv)
 {
     vd_err err;
@@ -89,6 +104,7 @@ int cmd_shmem(const vd_conf *conf, const char *role_text, int argc, char **argv)
         if (vd_shmem_attach(conf, argv[2], argv[3], role, how, sizeof(how), &err) < 0)
             return failed("attach", &err);
         printf("region %s attached to %s as %s, %s\n", argv[2], argv[3], vd_shmem_role_name(role), how);
+        hotplug_note(conf, argv[2], how);
         return 0;
     }
     if (!strcmp(sub, "detach") && argc == 4) {
