@@ -415,6 +415,23 @@ static int unplug_shmem(op *o, const vd_request *req, vd_err *err)
     return 0;
 }
 
+/* The user aliases of the shared memory devices in `dom`'s definition
+ * that vdesk made (ua-shm-NAME), at most VD_SHMEM_MAX. */
+static int shmem_defined(op *o, const char *dom, char (*alias)[64], int *n, vd_err *err)
+{
+    vd_shmem_member m[VD_SHMEM_MAX];
+    char *xml = NULL;
+    int nm = 0;
+    *n = 0;
+    if (vd_hv_dom_xml(o->hv, dom, 1, &xml, err) < 0)
+        return -1;
+    int rc = vd_shmem_in_xml(xml, dom, 0, m, VD_SHMEM_MAX, &nm, err);
+    free(xml);
+    for (int i = 0; i < nm && rc == 0; i++)
+        vd_shmem_alias(m[i].name, alias[(*n)++], 64);
+    return rc;
+}
+
 /* Unplugs the devices the mode must free: all of them (and the shared
  * memory regions), or for shrink only the job's GPUs. Devices already
  * unplugged (an earlier mode) are skipped. */
@@ -2181,16 +2198,21 @@ static int offered_autostart_off(op *o, vd_err *err)
     return 0;
 }
 
-/* Every device of vdesk.conf that the running desktop's definition has
- * and its live XML lacks goes in: started from a managed save made without
+/* Every device of vdesk.conf, and every shared memory device, that the
+ * running desktop's definition has and its live XML lacks goes in: started from a managed save made without
  * them (select), or left so by a crash in the middle of a select. */
 static int devices_complete(op *o, vd_err *err)
 {
-    for (int i = 0; i < o->conf->ndevices; i++) {
-        int defined = 0;
+    char shm[VD_SHMEM_MAX][64];
+    int nshm = 0;
+    if (shmem_defined(o, o->conf->domain, shm, &nshm, err) < 0)
+        return -1;
+    for (int i = 0; i < o->conf->ndevices + nshm; i++) {
+        int defined = i >= o->conf->ndevices;   /* a shared memory device: read from the definition */
         vd_saved_dev sd = { .xml = NULL };
-        snprintf(sd.alias, sizeof(sd.alias), "%s", o->conf->devices[i].alias);
-        if (vd_hv_dev_defined(o->hv, o->conf->domain, sd.alias, &defined, err) < 0)
+        snprintf(sd.alias, sizeof(sd.alias), "%s",
+                 defined ? shm[i - o->conf->ndevices] : o->conf->devices[i].alias);
+        if (!defined && vd_hv_dev_defined(o->hv, o->conf->domain, sd.alias, &defined, err) < 0)
             return -1;
         int rc = defined ? replug_one(o, &sd, err) : 0;
         free(sd.xml);
@@ -2274,6 +2296,22 @@ int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err)
 /* The desktop the node stops booting keeps its session in a managed save;
  * its devices come out first (a passed-through device cannot be saved) and
  * go back in if the save fails. */
+/* One device out of the desktop that select puts aside, if it is in. */
+static int unplug_aside(op *o, const char *alias, vd_err *err)
+{
+    const char *dom = o->conf->domain;
+    int present = 0;
+    char step[80];
+    snprintf(step, sizeof(step), "unplug %s", alias);
+    if (vd_hv_dev_present(o->hv, dom, alias, &present, err) < 0)
+        return -1;
+    if (!present)
+        return 0;
+    if (step_begin(o, step, err) < 0)
+        return -1;
+    return step_end(o, step, vd_hv_dev_detach(o->hv, dom, alias, o->conf->timeout_unplug * 1000, NULL, err));
+}
+
 static int put_aside(op *o, vd_err *err)
 {
     const char *dom = o->conf->domain;
@@ -2284,20 +2322,14 @@ static int put_aside(op *o, vd_err *err)
         return 0;
     if (driver_can(o, VD_CAN_MANAGED_SAVE, "keeping its session in a managed save", err) != 1)
         return -1;
-    int rc = 0;
-    for (int i = 0; i < o->conf->ndevices && rc == 0; i++) {
-        int present = 0;
-        const char *alias = o->conf->devices[i].alias;
-        char step[80];
-        snprintf(step, sizeof(step), "unplug %s", alias);
-        if (vd_hv_dev_present(o->hv, dom, alias, &present, err) < 0)
-            rc = -1;
-        else if (present && step_begin(o, step, err) == 0)
-            rc = step_end(o, step, vd_hv_dev_detach(o->hv, dom, alias, o->conf->timeout_unplug * 1000,
-                                                    NULL, err));
-        else if (present)
-            rc = -1;
-    }
+    /* The shared memory devices too: QEMU saves no peer's, and a master's
+     * would bring its old copy back over the region ("Shared memory"). */
+    char shm[VD_SHMEM_MAX][64];
+    int nshm = 0;
+    int rc = shmem_defined(o, dom, shm, &nshm, err);
+    for (int i = 0; i < o->conf->ndevices + nshm && rc == 0; i++)
+        rc = unplug_aside(o, i < o->conf->ndevices ? o->conf->devices[i].alias : shm[i - o->conf->ndevices],
+                          err);
     if (rc == 0 && step_begin(o, "managed save", err) == 0 &&
         step_end(o, "managed save", vd_hv_dom_managed_save(o->hv, dom, o->conf->timeout_save * 1000,
                                                            err)) == 0)
