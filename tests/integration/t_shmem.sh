@@ -6,7 +6,8 @@
 # desk-n2 reads it (tests/guest/init, vdesk.shmem=); the host sees it in
 # /dev/shm/NAME. A save and restore of both keeps the content, and a job
 # that evicts one member leaves the other with the region, whose content
-# the evicted one finds on its return. Kept short: two guests, 1 MiB.
+# the evicted one finds on its return, and so does one put aside by
+# vdeskctl select. Kept short: two guests running, 1 MiB.
 . "$(dirname "$0")/../lib.sh"
 
 t_setup() {
@@ -14,6 +15,7 @@ t_setup() {
     # A name of its own in the host's /dev/shm, which every bed shares.
     REGION=vdt-$$-$RANDOM
     bed_vdesk_files "$T_BED"
+    sed -i '/^domain = desk-n1$/a desktops = proj-s' "$T_BED/vdesk/vdesk.conf"
     VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
     VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
     VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120' \
@@ -22,8 +24,10 @@ t_setup() {
     BED_GUEST_PCI_BRIDGE=1 bed_guest desk-n1 "vdesk.shmem=0x5eed0001" >/dev/null &&
         BED_GUEST_PCI_BRIDGE=1 bed_guest desk-n2 "vdesk.shmem=-" >/dev/null &&
         bed_wait_hb desk-n1 60 && bed_wait_hb desk-n2 60 &&
-        # desk-n3: defined but off (attach then goes to its definition only).
-        bed_guest desk-n3 >/dev/null && "$T_BUILD/tests/bedctl" destroy desk-n3
+        # desk-n3: defined but off (attach then goes to its definition only);
+        # proj-s: n1's other desktop (vdeskctl select), off.
+        bed_guest desk-n3 >/dev/null && "$T_BUILD/tests/bedctl" destroy desk-n3 &&
+        bed_guest proj-s >/dev/null && "$T_BUILD/tests/bedctl" destroy proj-s
 }
 
 t_teardown() { bed_down "$T_BED"; rm -f "/dev/shm/$REGION"; }
@@ -40,6 +44,8 @@ shm_put() { printf "$(printf '\\x%s' "${1:8:2}" "${1:6:2}" "${1:4:2}" "${1:2:2}"
 sees() {
     grep -aq "^vdesk-shmem: word=$2 seen=${3:-[0-9]*}"$'\r'"\?$" "$VDESK_BED/guests/$1/console.log"
 }
+# beats GUEST N: the guest printed heartbeat N of its boot, or a later one.
+beats() { local b n; read -r b n <<<"$(bed_hb "$1")"; [ "${n:-0}" -ge "$2" ]; }
 wait_sees() { t_poll "${4:-30}" sees "$1" "$2" "${3:-}" || t_fail "$1 never read $2 from the region: $(grep -a 'vdesk-shmem' "$VDESK_BED/guests/$1/console.log" | tail -n 3)"; }
 
 test_bad_input_names_the_fix() {
@@ -128,6 +134,21 @@ test_job_evicting_one_member_leaves_the_other_consistent() {
     t_poll 60 sh -c "[ \"\$('$T_BUILD/tests/bedctl' state desk-n1)\" = running ]" || t_fail "desk-n1 not back"
     wait_sees desk-n1 0xD00D0004 3
     assert_eq "$(shm_word)" 0xD00D0004 "the region after desk-n1's restore"
+}
+
+# select puts desk-n1 aside in a managed save (its region's device out
+# first) and brings it back with the device, to the region as it is then.
+test_select_puts_a_member_aside_and_back() {
+    local out
+    out=$(vdeskctl --node n1 select proj-s) || t_fail "select proj-s: $out"
+    assert_eq "$("$T_BUILD/tests/bedctl" has-managedsave desk-n1)" 1 "desk-n1 in its managed save"
+    shm_put 0x5E1EC705
+    wait_sees desk-n2 0x5E1EC705 2
+    # A guest still booting does not let go of its devices: proj-s runs first.
+    t_poll 60 beats proj-s 10 || t_fail "proj-s did not come up"
+    out=$(vdeskctl --node n1 select desk-n1) || t_fail "select desk-n1: $out"
+    assert_eq "$("$T_BUILD/tests/bedctl" present desk-n1 "ua-shm-$REGION")" 1 "device back in desk-n1"
+    wait_sees desk-n1 0x5E1EC705 4
 }
 
 test_detach_and_destroy_free_the_region() {
