@@ -85,7 +85,7 @@ PLUGIN    := $(BUILD)/spank/vdesk.so
 PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BASE_SRC:%.c=$(BUILD)/%.o)
 
 # Fuzz targets (tests/fuzz/fuzz_NAME.c) and the lib/ sources each one needs.
-FUZZ_ALL         := conf mode journal gres sysfs
+FUZZ_ALL         := conf mode journal gres sysfs shmem
 FUZZ_TARGETS     ?= $(FUZZ_ALL)
 FUZZ_SECONDS     ?= 60
 FUZZ_LIB_conf    := conf cpulist base/mode base/err
@@ -93,6 +93,7 @@ FUZZ_LIB_mode    := base/mode base/err
 FUZZ_LIB_journal := journal statedir base/err
 FUZZ_LIB_gres    := slurmapi base/err
 FUZZ_LIB_sysfs   := sysfs pci nvidia child base/err
+FUZZ_LIB_shmem   := shmem hv conf cpulist journal statedir base/mode base/err
 FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)
 CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -34,10 +34,13 @@ t_teardown() { bed_down "$T_BED"; rm -f "/dev/shm/$REGION"; }
 
 vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
 
-# shm_word: the region's first 32-bit word as the host sees it (0x%08X).
-shm_word() { od -An -tx4 -N4 "/dev/shm/$REGION" | tr -d ' ' | sed 's/^/0x/' | tr 'a-f' 'A-F' | sed 's/^0X/0x/'; }
-shm_put() { printf "$(printf '\\x%s' "${1:8:2}" "${1:6:2}" "${1:4:2}" "${1:2:2}")" |
-                dd of="/dev/shm/$REGION" bs=4 count=1 conv=notrunc status=none; }
+# shm_word: the region's first 32-bit word as the host sees it (0x%08X,
+# as the guest's devmem prints it); shm_put WORD: the host writes it there.
+shm_word() { printf '0x%08X\n' "$((16#$(od -An -tx4 -N4 "/dev/shm/$REGION" | tr -d ' ')))"; }
+shm_put() {
+    printf '%b' "\\x${1:8:2}\\x${1:6:2}\\x${1:4:2}\\x${1:2:2}" |
+        dd of="/dev/shm/$REGION" bs=4 count=1 conv=notrunc status=none
+}
 
 # sees GUEST WORD [SEEN]: the guest printed WORD read from the region (on
 # its SEEN-th appearance of the device, if given).
@@ -45,7 +48,7 @@ sees() {
     grep -aq "^vdesk-shmem: word=$2 seen=${3:-[0-9]*}"$'\r'"\?$" "$VDESK_BED/guests/$1/console.log"
 }
 # beats GUEST N: the guest printed heartbeat N of its boot, or a later one.
-beats() { local b n; read -r b n <<<"$(bed_hb "$1")"; [ "${n:-0}" -ge "$2" ]; }
+beats() { local n; read -r _ n <<<"$(bed_hb "$1")"; [ "${n:-0}" -ge "$2" ]; }
 wait_sees() { t_poll "${4:-30}" sees "$1" "$2" "${3:-}" || t_fail "$1 never read $2 from the region: $(grep -a 'vdesk-shmem' "$VDESK_BED/guests/$1/console.log" | tail -n 3)"; }
 
 test_bad_input_names_the_fix() {
