@@ -93,7 +93,7 @@ FUZZ_LIB_mode    := base/mode base/err
 FUZZ_LIB_journal := journal statedir base/err
 FUZZ_LIB_gres    := slurmapi base/err
 FUZZ_LIB_sysfs   := sysfs pci nvidia child base/err
-FUZZ_LIB_shmem   := shmem hv conf cpulist journal statedir base/mode base/err
+FUZZ_LIB_shmem   := shmem hv conf cpulist journal statedir pci sysfs nvidia child base/mode base/err
 FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)
 CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
