@@ -528,7 +528,7 @@ static int group_read(vd_hv *hv, const char *name, const char *desktop, vd_shmem
 static int not_away(const vd_conf *conf, const char *desktop, vd_err *err)
 {
     vd_journal j;
-    if (!vd_conf_offers(conf, desktop) || strcmp(conf->domain, desktop))
+    if (strcmp(conf->domain, desktop) != 0)
         return 0;
     if (vd_journal_load(conf->state_dir, &j, err) < 0)
         return -1;
