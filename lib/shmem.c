@@ -291,7 +291,7 @@ static int reg_read(const char *path, char *buf, size_t size, size_t *len, vd_er
     int rc = 1;
     ssize_t got = 0;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size >= (off_t)size)
-        rc = vd_err_set(err, "%s: not a regular file of a region's size (%d bytes at most)" REG_FIX, path,
+        rc = vd_err_set(err, "%s: not a regular file of a region's size (less than %d bytes)" REG_FIX, path,
                         REG_MAX_BYTES);
     else if ((got = read(fd, buf, (size_t)st.st_size)) != st.st_size)
         rc = vd_err_set(err, "%s: cannot read: %s", path, got < 0 ? strerror(errno) : "short read");
@@ -322,15 +322,19 @@ static int reg_store(const char *state_dir, const vd_shmem *r, vd_err *err)
     if (vd_mkdirs(dir, err) < 0 || vd_state_dir_check(dir, err) < 0)
         return -1;
     snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, r->name);
-    char text[128];
-    snprintf(text, sizeof(text), "{ \"name\": \"%s\", \"size\": %llu }", r->name, r->size);
     if (unlink(tmp) < 0 && errno != ENOENT)
         return vd_err_set(err, "%s: cannot remove the stale one: %s", tmp, strerror(errno));
-    int fd = vd_state_open(tmp, O_WRONLY | O_CREAT | O_EXCL, err);
-    if (fd < 0)
-        return -1;
-    int rc = vd_state_write_line(fd, text) < 0 ? vd_err_set(err, "%s: cannot write: %s", tmp, strerror(errno)) : 0;
-    if (close(fd) < 0 && rc == 0)
+    json_object *o = json_object_new_object();
+    int ok = o && !json_object_object_add(o, "name", json_object_new_string(r->name)) &&
+             !json_object_object_add(o, "size", json_object_new_int64((int64_t)r->size));
+    const char *text = ok ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED) : NULL;
+    int fd = text ? vd_state_open(tmp, O_WRONLY | O_CREAT | O_EXCL, err)
+                  : vd_err_set(err, "%s: out of memory writing it", path);
+    int rc = fd < 0 ? -1 : 0;
+    if (rc == 0 && vd_state_write_line(fd, text) < 0)
+        rc = vd_err_set(err, "%s: cannot write: %s", tmp, strerror(errno));
+    json_object_put(o);
+    if (fd >= 0 && close(fd) < 0 && rc == 0)
         rc = vd_err_set(err, "%s: close: %s", tmp, strerror(errno));
     if (rc == 0 && (rename(tmp, path) < 0 || vd_state_fsync_dir(dir) < 0))
         rc = vd_err_set(err, "%s: cannot write: %s", path, strerror(errno));

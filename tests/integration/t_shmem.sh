@@ -99,7 +99,11 @@ test_two_guests_share_a_region() {
     assert_match "$out" "is attached to desk-n1, desk-n2: detach it first"
     # The region counts on the desktops' side of the node.
     out=$(vdeskctl --node n1 status 2>&1) || true
-    assert_match "$out" "shared memory: $REGION 1 MiB \(master, live\)"
+    assert_match "$out" "shared memory: $REGION 1 MiB \(master, live\); desktop side: RAM 192 MiB \+ regions 1 MiB = 193 MiB"
+    out=$(vdeskctl --node n1 status --json 2>&1) || true
+    assert_match "$out" '"desktop_side_bytes": ?202375168'
+    out=$(vdeskctl --node n2 check-config --live 2>&1) || true
+    assert_match "$out" "shared memory of desk-n2: $REGION 1 MiB \(peer\); desktop side: RAM 192 MiB \+ regions 1 MiB"
 }
 
 # Both members saved and restored (vdesk unplugs the device first: QEMU
