@@ -80,6 +80,7 @@ bench_cleanup() {
         [ -e "$bed/pids" ] || rm -rf "$bed"   # a bed that never started
     fi
     rm -rf "${bench_shm:-}" "${bench_tmp:-}"
+    [ -z "${shm_region:-}" ] || rm -f "/dev/shm/$shm_region"
     # tee ends when the last copy of its pipe closes: now, or, after an
     # interrupt that left bash holding copies, when this shell exits.
     if [ -n "${bench_tee:-}" ]; then

@@ -23,6 +23,8 @@ shm_guest() {
 
 bench_shmem() {
     local mib=${VDESK_BENCH_SHM_MIB:-16} rounds=${VDESK_BENCH_SHM_ROUNDS:-5} region=vdbench-$$ d
+    # shellcheck disable=SC2034  # (bench_cleanup, in tests/bench.sh, removes its backing file)
+    shm_region=$region
     local ctl=("$build/cli/vdeskctl" --conf "$bed/vdesk/vdesk.conf" --node n1)
     "${ctl[@]}" shmem create "$region" "${mib}M" >/dev/null || return 1
     # Attached while off, so that each maps the region from its boot: a
