@@ -158,6 +158,19 @@ test_select_puts_a_member_aside_and_back() {
     wait_sees desk-n1 0x5E1EC705 4
 }
 
+# A crash right after the region's device came out: the journal names it
+# (vdesk's alias, not a device of vdesk.conf) and recover plugs it back.
+test_crash_after_the_regions_unplug_is_recovered() {
+    local out
+    out=$(VDESK_TEST_CRASH="unplug ua-shm-$REGION+" vdeskctl --node n1 evict save 2>&1) &&
+        t_fail "evict survived the crash: $out"
+    assert_eq "$("$T_BUILD/tests/bedctl" present desk-n1 "ua-shm-$REGION")" 0 "device out at the crash"
+    out=$(vdeskctl --node n1 recover 2>&1) || t_fail "recover: $out"
+    assert_no_match "$out" "journal unreadable|needs an admin" "the journal with the region's device is vdesk's own"
+    assert_eq "$("$T_BUILD/tests/bedctl" present desk-n1 "ua-shm-$REGION")" 1 "device back after recover"
+    wait_sees desk-n1 0x5E1EC705 5
+}
+
 test_detach_and_destroy_free_the_region() {
     local out
     for d in desk-n1 desk-n2; do
