@@ -2199,8 +2199,9 @@ static int offered_autostart_off(op *o, vd_err *err)
 }
 
 /* Every device of vdesk.conf, and every shared memory device, that the
- * running desktop's definition has and its live XML lacks goes in: started from a managed save made without
- * them (select), or left so by a crash in the middle of a select. */
+ * running desktop's definition has and its live XML lacks goes in: started
+ * from a managed save made without them (select), or left so by a crash in
+ * the middle of a select. */
 static int devices_complete(op *o, vd_err *err)
 {
     char shm[VD_SHMEM_MAX][64];
@@ -2293,9 +2294,6 @@ int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err)
     return rc;
 }
 
-/* The desktop the node stops booting keeps its session in a managed save;
- * its devices come out first (a passed-through device cannot be saved) and
- * go back in if the save fails. */
 /* One device out of the desktop that select puts aside, if it is in. */
 static int unplug_aside(op *o, const char *alias, vd_err *err)
 {
@@ -2312,6 +2310,9 @@ static int unplug_aside(op *o, const char *alias, vd_err *err)
     return step_end(o, step, vd_hv_dev_detach(o->hv, dom, alias, o->conf->timeout_unplug * 1000, NULL, err));
 }
 
+/* The desktop the node stops booting keeps its session in a managed save;
+ * its devices come out first (a passed-through device cannot be saved) and
+ * go back in if the save fails. */
 static int put_aside(op *o, vd_err *err)
 {
     const char *dom = o->conf->domain;
