@@ -486,26 +486,32 @@ static void session_close(session *s)
     vd_lock_release(s->lock);
 }
 
+/* Under the node's lock: a region of that name neither in the registry nor
+ * in /dev/shm (another program's region would be mapped into the desktops). */
+static int create_locked(const vd_conf *conf, const vd_shmem *r, vd_err *err)
+{
+    vd_shmem old;
+    char dev[PATH_MAX];
+    struct stat st;
+    if (vd_shmem_load(conf->state_dir, r->name, &old, NULL) == 0)
+        return vd_err_set(err, "region %s exists already: destroy it first, or choose another name", r->name);
+    snprintf(dev, sizeof(dev), VD_SHMEM_DEV_DIR "/%s", r->name);
+    if (lstat(dev, &st) == 0)
+        return vd_err_set(err, "region %s: %s exists already (another program's shared memory?): choose "
+                          "another name, or remove that file if nothing uses it", r->name, dev);
+    return reg_store(conf->state_dir, r, err);
+}
+
 int vd_shmem_create(const vd_conf *conf, const char *name, const char *size, vd_err *err)
 {
     vd_shmem r;
-    char dev[PATH_MAX];
-    struct stat st;
+    int lock;
     if (vd_shmem_name_check(name, err) < 0 || vd_shmem_size_parse(size, &r.size, err) < 0)
         return -1;
     snprintf(r.name, sizeof(r.name), "%s", name);
-    vd_err why;
-    if (vd_shmem_load(conf->state_dir, name, &r, &why) == 0)
-        return vd_err_set(err, "region %s exists already: destroy it first, or choose another name", name);
-    /* Another program's region of that name would be mapped into the desktops. */
-    snprintf(dev, sizeof(dev), VD_SHMEM_DEV_DIR "/%s", name);
-    if (lstat(dev, &st) == 0)
-        return vd_err_set(err, "region %s: %s exists already (another program's shared memory?): choose "
-                          "another name, or remove that file if nothing uses it", name, dev);
-    int lock;
     if (vd_lock_take(conf->state_dir, LOCK_WAIT_S, &lock, err) < 0)
         return -1;
-    int rc = reg_store(conf->state_dir, &r, err);
+    int rc = create_locked(conf, &r, err);
     vd_lock_release(lock);
     return rc;
 }
