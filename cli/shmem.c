@@ -27,7 +27,8 @@ static int failed(const char *what, const vd_err *err)
 }
 
 /* One line per region: size, backing file, members with role and where
- * the device is (live: in the running VM; defined: at its next start). */
+ * the device is (live: in the running VM; "when it runs": only in its
+ * definition, mapped at its next start or when vdesk brings it back). */
 static void list_one(const vd_shmem *r, const vd_shmem_member *m, int n)
 {
     char sz[32];
@@ -37,7 +38,7 @@ static void list_one(const vd_shmem *r, const vd_shmem_member *m, int n)
         if (strcmp(m[i].name, r->name))
             continue;
         printf("%s %s (%s, %s%s)", shown++ ? "," : "", m[i].desktop, vd_shmem_role_name(m[i].role),
-               m[i].live ? "live" : "next start", m[i].size != r->size ? ", SIZE DIFFERS" : "");
+               m[i].live ? "live" : "when it runs", m[i].size != r->size ? ", SIZE DIFFERS" : "");
     }
     printf("%s\n", shown ? "" : " no members");
 }

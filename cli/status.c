@@ -440,7 +440,7 @@ static void text_shmem(const status_view *v)
     printf("shared memory:");
     for (int i = 0; i < v->nshm; i++)
         printf("%s %s %s (%s, %s)", i ? "," : "", v->shm[i].name, vd_shmem_size_str(v->shm[i].size, a, sizeof(a)),
-               vd_shmem_role_name(v->shm[i].role), v->shm[i].live ? "live" : "next start");
+               vd_shmem_role_name(v->shm[i].role), v->shm[i].live ? "live" : "when it runs");
     if (v->vm_kib)
         printf("; desktop side: RAM %s + regions %s = %s", vd_shmem_size_str(v->vm_kib << 10, a, sizeof(a)),
                vd_shmem_size_str(shmem_bytes(v), b, sizeof(b)),

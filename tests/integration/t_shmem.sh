@@ -92,7 +92,7 @@ test_two_guests_share_a_region() {
     # A desktop that is off gets it in its definition, for its next start.
     out=$(vdeskctl --node n1 shmem attach "$REGION" desk-n3) || t_fail "attach desk-n3 (off): $out"
     assert_match "$out" "in its definition \(it maps the region at its next start\)"
-    assert_match "$(vdeskctl --node n1 shmem list)" "desk-n3 \(peer, next start\)"
+    assert_match "$(vdeskctl --node n1 shmem list)" "desk-n3 \(peer, when it runs\)"
     out=$(vdeskctl --node n1 shmem detach "$REGION" desk-n3) || t_fail "detach desk-n3: $out"
     assert_match "$out" "detached from desk-n3, from its definition"
     out=$(vdeskctl --node n1 shmem destroy "$REGION" 2>&1) && t_fail "destroy while attached: $out"
@@ -135,6 +135,8 @@ test_job_evicting_one_member_leaves_the_other_consistent() {
     t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n1\] evict'" ||
         t_fail "job $id never evicted desk-n1"
     assert_eq "$("$T_BUILD/tests/bedctl" state desk-n1)" shutoff "desk-n1 during job $id"
+    # Away, it still holds the region's memory on the desktops' side.
+    assert_match "$(vdeskctl --node n1 status 2>&1)" "shared memory: $REGION 1 MiB \(master, when it runs\)"
     shm_put 0xD00D0004
     wait_sees desk-n2 0xD00D0004 2
     t_poll 60 job_done "$id" || t_fail "job $id did not end"
