@@ -78,14 +78,14 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench \
              $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1 \
-             $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench $(BUILD)/tests/snapbench
+             $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench $(BUILD)/tests/snapbench $(BUILD)/tests/shmcopy
 PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: of lib/, only lib/base.
 PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BASE_SRC:%.c=$(BUILD)/%.o)
 
 # Fuzz targets (tests/fuzz/fuzz_NAME.c) and the lib/ sources each one needs.
-FUZZ_ALL         := conf mode journal gres sysfs
+FUZZ_ALL         := conf mode journal gres sysfs shmem
 FUZZ_TARGETS     ?= $(FUZZ_ALL)
 FUZZ_SECONDS     ?= 60
 FUZZ_LIB_conf    := conf cpulist base/mode base/err
@@ -93,6 +93,7 @@ FUZZ_LIB_mode    := base/mode base/err
 FUZZ_LIB_journal := journal statedir base/err
 FUZZ_LIB_gres    := slurmapi base/err
 FUZZ_LIB_sysfs   := sysfs pci nvidia child base/err
+FUZZ_LIB_shmem   := shmem hv conf cpulist journal statedir pci sysfs nvidia child base/mode base/err
 FUZZ_REPLAY := $(FUZZ_ALL:%=$(BUILD)/tests/fuzz/fuzz_%)
 CLANG       ?= clang
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -172,6 +173,12 @@ $(BUILD)/tests/snapbench: $(BUILD)/tests/bench/snapbench.o $(BUILD)/libvdesk.a
 
 # The isolation benchmark's job (tests/bench.sh): no library at all.
 $(BUILD)/tests/cpuwork: tests/bench/cpuwork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
+
+# The shared memory benchmark's copy loop, on the host (the test guest has
+# a static build of the same file: tests/guest/mkguest.sh).
+$(BUILD)/tests/shmcopy: tests/guest/shmcopy.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -o $@ $< $(LDFLAGS)
 

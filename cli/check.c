@@ -27,6 +27,7 @@
 
 #include "conf.h"
 #include "hv.h"
+#include "../lib/shmem.h"
 #include "pci.h"
 #include "policy.h"
 
@@ -281,6 +282,34 @@ static void check_driver(checker *k, vd_hv *hv)
     k->can_save = (caps.can & VD_CAN_SAVE) != 0;
 }
 
+/* The shared memory regions the desktop maps count on the desktops' side
+ * of the node, with its RAM: the job's side is what the node has beyond. */
+static void check_shmem(checker *k, vd_hv *hv)
+{
+    vd_shmem_member m[VD_SHMEM_MAX];
+    unsigned long long kib = 0, sum = 0;
+    char a[32], b[32], t[512] = "";
+    int n = 0;
+    vd_err err;
+    if (vd_shmem_of_desktop(hv, k->c->domain, m, VD_SHMEM_MAX, &n, &err) < 0) {
+        bad(k, "shared memory of %s: %s", k->c->domain, err.msg);
+        return;
+    }
+    if (!n)
+        return;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(t);
+        sum += m[i].size;
+        snprintf(t + len, sizeof(t) - len, "%s%.48s %s (%s)", i ? ", " : "", m[i].name,
+                 vd_shmem_size_str(m[i].size, a, sizeof(a)), vd_shmem_role_name(m[i].role));
+    }
+    if (vd_hv_dom_memory_kib(hv, k->c->domain, &kib, &err) < 0)
+        kib = 0;
+    ok("shared memory of %s: %s; desktop side: RAM %s + regions %s (not limited by vdesk: size "
+       "the job's side without them)", k->c->domain, t, vd_shmem_size_str(kib << 10, a, sizeof(a)),
+       vd_shmem_size_str(sum, b, sizeof(b)));
+}
+
 static void check_libvirt(checker *k)
 {
     const vd_conf *c = k->c;
@@ -301,6 +330,7 @@ static void check_libvirt(checker *k)
         ok("domain %s: %s", c->domain, vd_dom_state_name(s));
         for (int i = 0; i < c->ndevices; i++)
             check_alias(k, hv, &c->devices[i]);
+        check_shmem(k, hv);
     }
     check_offered(k, hv);
     vd_hv_close(hv);

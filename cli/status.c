@@ -23,6 +23,7 @@
 #include "hv.h"
 #include "journal.h"
 #include "pci.h"
+#include "../lib/shmem.h"
 #include "slurmapi.h"
 
 #define RECORDS_SHOWN 5
@@ -85,6 +86,9 @@ typedef struct status_view {
     int ndesks;
     char silent[256];              /* peers whose daemons did not answer */
     int disk_locked;               /* 1 locked by virtlockd, 0 not, -1 not known here */
+    vd_shmem_member shm[VD_SHMEM_MAX];  /* regions the desktop maps (lib/shmem.h) */
+    int nshm;
+    unsigned long long vm_kib;     /* the desktop's RAM, 0 not known */
     char problems[PROBLEMS_MAX][600];
     int nproblems;
 } status_view;
@@ -357,6 +361,27 @@ static void read_disk_lock(status_view *v, vd_hv *hv)
     vd_hv_names_free(chain, n);
 }
 
+/* The regions the desktop maps: memory of the desktops' side of the node
+ * beyond the VM's own RAM (docs/admin.md, "Shared memory between desktops"). */
+static void read_shmem(status_view *v, vd_hv *hv)
+{
+    vd_err err;
+    if (!v->reachable || v->state == VD_DOM_MISSING || v->vm_error[0])
+        return;
+    if (vd_shmem_of_desktop(hv, v->c->domain, v->shm, VD_SHMEM_MAX, &v->nshm, &err) < 0)
+        problem(v, "shared memory of %s: %s", v->c->domain, err.msg);
+    if (vd_hv_dom_memory_kib(hv, v->c->domain, &v->vm_kib, &err) < 0)
+        v->vm_kib = 0;
+}
+
+static unsigned long long shmem_bytes(const status_view *v)
+{
+    unsigned long long sum = 0;
+    for (int i = 0; i < v->nshm; i++)
+        sum += v->shm[i].size;
+    return sum;
+}
+
 static void status_read(status_view *v, const vd_conf *c)
 {
     vd_hv *hv = NULL;
@@ -372,6 +397,7 @@ static void status_read(status_view *v, const vd_conf *c)
                 ? "the desktop should hold them on vfio-pci"
                 : "the jobs should have them on their host drivers");
     read_gres(v);
+    read_shmem(v, hv);
     read_disk_lock(v, hv);
     read_desktops(v);
     vd_hv_close(hv);
@@ -404,6 +430,36 @@ static void text_vm(const status_view *v)
     }
     if (v->locked)
         printf("lock: held by %s\n", v->holder);
+}
+
+static void text_shmem(const status_view *v)
+{
+    char a[32], b[32], t[32];
+    if (!v->nshm)
+        return;
+    printf("shared memory:");
+    for (int i = 0; i < v->nshm; i++)
+        printf("%s %s %s (%s, %s)", i ? "," : "", v->shm[i].name, vd_shmem_size_str(v->shm[i].size, a, sizeof(a)),
+               vd_shmem_role_name(v->shm[i].role), v->shm[i].live ? "live" : "when it runs");
+    if (v->vm_kib)
+        printf("; desktop side: RAM %s + regions %s = %s", vd_shmem_size_str(v->vm_kib << 10, a, sizeof(a)),
+               vd_shmem_size_str(shmem_bytes(v), b, sizeof(b)),
+               vd_shmem_size_str((v->vm_kib << 10) + shmem_bytes(v), t, sizeof(t)));
+    printf("\n");
+}
+
+static json_object *json_shmem(const status_view *v)
+{
+    json_object *a = json_object_new_array();
+    for (int i = 0; i < v->nshm; i++) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(v->shm[i].name));
+        json_object_object_add(o, "bytes", json_object_new_int64((int64_t)v->shm[i].size));
+        json_object_object_add(o, "role", json_object_new_string(vd_shmem_role_name(v->shm[i].role)));
+        json_object_object_add(o, "live", json_object_new_boolean(v->shm[i].live));
+        json_object_array_add(a, o);
+    }
+    return a;
 }
 
 /* A copy of `s` fit for a terminal: the journal is not trusted to hold
@@ -686,6 +742,9 @@ static int print_json(const status_view *v)
     json_object_object_add(o, "slurm_gres", json_gres(v));
     json_object_object_add(o, "records", json_records(v));
     json_object_object_add(o, "desktops", json_desktops(v));
+    json_object_object_add(o, "shared_memory", json_shmem(v));
+    json_object_object_add(o, "desktop_side_bytes", v->vm_kib ? json_object_new_int64((int64_t)
+                           ((v->vm_kib << 10) + shmem_bytes(v))) : NULL);
     json_object_object_add(o, "disk_locked", v->disk_locked < 0 ? NULL
                                              : json_object_new_boolean(v->disk_locked));
     for (int i = 0; i < v->nproblems; i++)
@@ -709,6 +768,7 @@ int cmd_status(const vd_conf *c, int json)
         rc = print_json(v);
     } else {
         text_vm(v);
+        text_shmem(v);
         text_journal(v);
         text_devices(v);
         text_desktops(v);

@@ -34,6 +34,7 @@
 #include "display.h"
 #include "inventory.h"
 #include "profile.h"
+#include "shmem.h"
 #include "status.h"
 #include "journal.h"
 #include "pci.h"
@@ -84,6 +85,10 @@ static int usage(FILE *f)
           "  flatten [DESKTOP] [--keep N]\n"
           "                      merge the running desktop's chain, keeping the newest N points\n"
           "                      (default: snapshots_keep and snapshots_keep_days)\n"
+          "  shmem create NAME SIZE | attach NAME DESKTOP [--role master|peer] |\n"
+          "        detach NAME DESKTOP | list | destroy NAME\n"
+          "                      memory shared by desktop VMs of this host (ivshmem): SIZE a power\n"
+          "                      of two (1M); attach live and in the definition (peer by default)\n"
           "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
@@ -321,12 +326,13 @@ int main(int argc, char **argv)
         { "live", no_argument, NULL, 'L' }, { "wait", required_argument, NULL, 'w' },
         { "name", required_argument, NULL, 'N' }, { "schedule", no_argument, NULL, 'C' },
         { "keep", required_argument, NULL, 'K' },
+        { "role", required_argument, NULL, 'r' },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
     int force = 0, even = 0, live = 0, wait_s = 0, schedule = 0, keep = 0, o;
-    const char *snap_name = NULL;
+    const char *snap_name = NULL, *role = NULL;
     inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
@@ -336,6 +342,7 @@ int main(int argc, char **argv)
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
+        case 'r': role = optarg; break;
         case 'w':
             if (seconds_parse(optarg, &wait_s) < 0)
                 return 2;
@@ -371,6 +378,10 @@ int main(int argc, char **argv)
                 "snapshot is named by its time)" : keep ? "--keep goes with flatten" : "--name and --schedule go with snapshot");
         return 2;
     }
+    if (role && strcmp(cmd, "shmem")) {
+        fprintf(stderr, "vdeskctl: --role goes with shmem attach\n");
+        return 2;
+    }
     if ((force && strcmp(cmd, "restore")) || (even && !force) ||
         (live && strcmp(cmd, "check-config") && strcmp(cmd, "profile")) || (wait_s && strcmp(cmd, "boot"))) {
         fprintf(stderr, "vdeskctl: %s\n", even && !force ? "--even-if-running goes with restore --force"
@@ -383,7 +394,8 @@ int main(int argc, char **argv)
     int acting = !strcmp(cmd, "evict") || !strcmp(cmd, "restore") || !strcmp(cmd, "recover") ||
                  !strcmp(cmd, "boot") || (!strcmp(cmd, "select") && optind + 2 == argc) ||
                  !strcmp(cmd, "bootstrap") || !strcmp(cmd, "snapshot") || !strcmp(cmd, "revert") ||
-                 !strcmp(cmd, "discard") || !strcmp(cmd, "flatten");
+                 !strcmp(cmd, "discard") || !strcmp(cmd, "flatten") ||
+                 (!strcmp(cmd, "shmem") && optind + 1 < argc && strcmp(argv[optind + 1], "list"));
     if (acting && geteuid() != 0) {
         fprintf(stderr, "vdeskctl %s: must run as root (it acts on the desktop VM and its "
                 "devices); status, check-config and inventory need no root\n", cmd);
@@ -430,6 +442,8 @@ int main(int argc, char **argv)
         return cmd_display(&conf);
     if (!strcmp(cmd, "snapshots") && optind + 2 >= argc)
         return cmd_snapshots(&conf, optind + 2 == argc ? argv[optind + 1] : NULL, inv.json);
+    if (!strcmp(cmd, "shmem"))
+        return cmd_shmem(&conf, role, argc - optind, argv + optind);
     say_if_waiting(&conf, cmd);
     if (!strcmp(cmd, "evict") && optind + 2 == argc) {
         vd_request req = { .job = 0, .target_idle = vd_slurm_node_visitable };

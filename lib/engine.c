@@ -34,6 +34,7 @@
 #include "place.h"
 #include "policy.h"
 #include "snap.h"
+#include "shmem.h"
 
 
 /* Every move of the journal's phase, and what makes it; phase_set()
@@ -368,7 +369,7 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
         return -1;
     free(sd->xml);
     sd->xml = xml;   /* journalled with the step: enough to plug it back */
-    char step[64];
+    char step[80];
     snprintf(step, sizeof(step), "unplug %s", dev->alias);
     if (step_begin(o, step, err) < 0 ||
         step_end(o, step, vd_hv_dev_detach(o->hv, o->conf->domain, dev->alias, tmo_ms, NULL, err)) < 0)
@@ -383,8 +384,58 @@ static int unplug_one(op *o, const vd_device *dev, int tmo_ms, vd_err *err)
     return 0;
 }
 
-/* Unplugs the devices the mode must free: all of them, or for shrink only
- * the job's GPUs. Devices already unplugged (an earlier mode) are skipped. */
+/* The devices of the shared memory regions the desktop maps (shmem.h)
+ * leave with it when it is saved or moved, a master's like a peer's: QEMU
+ * refuses to save or migrate a peer's, and restoring a master's would
+ * write its copy of the region, as old as the save, over what the other
+ * members wrote since. The region itself stays in the host's /dev/shm.
+ * Their XML goes to the journal like any device's, and restore plugs them
+ * back (docs/design.md, "Shared memory"). */
+static int unplug_shmem(op *o, const vd_request *req, vd_err *err)
+{
+    vd_shmem_member m[VD_SHMEM_MAX];
+    int n = 0;
+    if (vd_shmem_of_desktop(o->hv, o->conf->domain, m, VD_SHMEM_MAX, &n, err) < 0)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        vd_device dev = { .role = VD_ROLE_OTHER, .pci = "" };
+        int present = 0;
+        if (!m[i].live)
+            continue;
+        vd_shmem_alias(m[i].name, dev.alias, sizeof(dev.alias));
+        if (vd_hv_dev_present(o->hv, o->conf->domain, dev.alias, &present, err) < 0)
+            return -1;
+        /* One vdesk did not add (another alias) stays: libvirt's refusal
+         * of the save or migration then names it. */
+        if (!present)
+            continue;
+        if (driver_can(o, VD_CAN_HOTPLUG, "unplug of a shared memory region", err) != 1 ||
+            unplug_one(o, &dev, step_ms(o, o->conf->timeout_unplug, 1, req), err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The user aliases of the shared memory devices in `dom`'s definition
+ * that vdesk made (ua-shm-NAME), at most VD_SHMEM_MAX. */
+static int shmem_defined(op *o, const char *dom, char (*alias)[64], int *n, vd_err *err)
+{
+    vd_shmem_member m[VD_SHMEM_MAX];
+    char *xml = NULL;
+    int nm = 0;
+    *n = 0;
+    if (vd_hv_dom_xml(o->hv, dom, 1, &xml, err) < 0)
+        return -1;
+    int rc = vd_shmem_in_xml(xml, dom, 0, m, VD_SHMEM_MAX, &nm, err);
+    free(xml);
+    for (int i = 0; i < nm && rc == 0; i++)
+        vd_shmem_alias(m[i].name, alias[(*n)++], 64);
+    return rc;
+}
+
+/* Unplugs the devices the mode must free: all of them (and the shared
+ * memory regions), or for shrink only the job's GPUs. Devices already
+ * unplugged (an earlier mode) are skipped. */
 static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
 {
     for (int i = 0; i < o->conf->ndevices; i++) {
@@ -401,7 +452,7 @@ static int unplug(op *o, const vd_request *req, int gpus_only, vd_err *err)
         if (present && unplug_one(o, dev, step_ms(o, o->conf->timeout_unplug, 1, req), err) < 0)
             return -1;
     }
-    return 0;
+    return gpus_only ? 0 : unplug_shmem(o, req, err);
 }
 
 /* Whether the desktop holds a GPU the job was given: one in its live XML
@@ -1491,8 +1542,9 @@ static int journal_check(const op *o, vd_err *err)
         return vd_err_set(err, "%s/journal.json: where '%s' is not a node of %s that takes migrated "
                           "desktops", o->conf->state_dir, o->j.where, o->conf->path);
     for (int i = 0; i < o->j.ndevs; i++)
-        if (!conf_device(o->conf, o->j.devs[i].alias))
-            return vd_err_set(err, "%s/journal.json: device '%s' is not one of [node %s] in %s",
+        if (!conf_device(o->conf, o->j.devs[i].alias) && !vd_shmem_is_alias(o->j.devs[i].alias))
+            return vd_err_set(err, "%s/journal.json: device '%s' is not one of [node %s] in %s "
+                              "nor a shared memory region's (ua-shm-NAME)",
                               o->conf->state_dir, o->j.devs[i].alias, o->conf->node, o->conf->path);
     return 0;
 }
@@ -2108,16 +2160,22 @@ static int offered_autostart_off(op *o, vd_err *err)
     return 0;
 }
 
-/* Every device of vdesk.conf that the running desktop's definition has
- * and its live XML lacks goes in: started from a managed save made without
- * them (select), or left so by a crash in the middle of a select. */
+/* Every device of vdesk.conf, and every shared memory device, that the
+ * running desktop's definition has and its live XML lacks goes in: started
+ * from a managed save made without them (select), or left so by a crash in
+ * the middle of a select. */
 static int devices_complete(op *o, vd_err *err)
 {
-    for (int i = 0; i < o->conf->ndevices; i++) {
-        int defined = 0;
+    char shm[VD_SHMEM_MAX][64];
+    int nshm = 0;
+    if (shmem_defined(o, o->conf->domain, shm, &nshm, err) < 0)
+        return -1;
+    for (int i = 0; i < o->conf->ndevices + nshm; i++) {
+        int defined = i >= o->conf->ndevices;   /* a shared memory device: read from the definition */
         vd_saved_dev sd = { .xml = NULL };
-        snprintf(sd.alias, sizeof(sd.alias), "%s", o->conf->devices[i].alias);
-        if (vd_hv_dev_defined(o->hv, o->conf->domain, sd.alias, &defined, err) < 0)
+        snprintf(sd.alias, sizeof(sd.alias), "%s",
+                 defined ? shm[i - o->conf->ndevices] : o->conf->devices[i].alias);
+        if (!defined && vd_hv_dev_defined(o->hv, o->conf->domain, sd.alias, &defined, err) < 0)
             return -1;
         int rc = defined ? replug_one(o, &sd, err) : 0;
         free(sd.xml);
@@ -2198,6 +2256,22 @@ int vd_boot(const vd_conf *conf, vd_report *rep, vd_err *err)
     return rc;
 }
 
+/* One device out of the desktop that select puts aside, if it is in. */
+static int unplug_aside(op *o, const char *alias, vd_err *err)
+{
+    const char *dom = o->conf->domain;
+    int present = 0;
+    char step[80];
+    snprintf(step, sizeof(step), "unplug %s", alias);
+    if (vd_hv_dev_present(o->hv, dom, alias, &present, err) < 0)
+        return -1;
+    if (!present)
+        return 0;
+    if (step_begin(o, step, err) < 0)
+        return -1;
+    return step_end(o, step, vd_hv_dev_detach(o->hv, dom, alias, o->conf->timeout_unplug * 1000, NULL, err));
+}
+
 /* The desktop the node stops booting keeps its session in a managed save;
  * its devices come out first (a passed-through device cannot be saved) and
  * go back in if the save fails. */
@@ -2211,20 +2285,14 @@ static int put_aside(op *o, vd_err *err)
         return 0;
     if (driver_can(o, VD_CAN_MANAGED_SAVE, "keeping its session in a managed save", err) != 1)
         return -1;
-    int rc = 0;
-    for (int i = 0; i < o->conf->ndevices && rc == 0; i++) {
-        int present = 0;
-        const char *alias = o->conf->devices[i].alias;
-        char step[80];
-        snprintf(step, sizeof(step), "unplug %s", alias);
-        if (vd_hv_dev_present(o->hv, dom, alias, &present, err) < 0)
-            rc = -1;
-        else if (present && step_begin(o, step, err) == 0)
-            rc = step_end(o, step, vd_hv_dev_detach(o->hv, dom, alias, o->conf->timeout_unplug * 1000,
-                                                    NULL, err));
-        else if (present)
-            rc = -1;
-    }
+    /* The shared memory devices too: QEMU saves no peer's, and a master's
+     * would bring its old copy back over the region ("Shared memory"). */
+    char shm[VD_SHMEM_MAX][64];
+    int nshm = 0;
+    int rc = shmem_defined(o, dom, shm, &nshm, err);
+    for (int i = 0; i < o->conf->ndevices + nshm && rc == 0; i++)
+        rc = unplug_aside(o, i < o->conf->ndevices ? o->conf->devices[i].alias : shm[i - o->conf->ndevices],
+                          err);
     if (rc == 0 && step_begin(o, "managed save", err) == 0 &&
         step_end(o, "managed save", vd_hv_dom_managed_save(o->hv, dom, o->conf->timeout_save * 1000,
                                                            err)) == 0)

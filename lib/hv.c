@@ -1186,6 +1186,43 @@ int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *
     return rc;
 }
 
+int vd_hv_dev_add(vd_hv *hv, const char *dom, const char *alias, const char *xml, int live,
+                  vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (live ? VIR_DOMAIN_AFFECT_LIVE : 0);
+    int rc = 0, present = 1, defined = 0;
+    if (virDomainAttachDeviceFlags(d, xml, flags) < 0)
+        rc = vd_err_set(err, "VM %s: cannot add device %s%s: %s", dom, alias,
+                        live ? " (live and to its definition)" : " to its definition", lv_msg());
+    virDomainFree(d);
+    if (rc == 0 && ((live && vd_hv_dev_present(hv, dom, alias, &present, err) < 0) ||
+                    vd_hv_dev_defined(hv, dom, alias, &defined, err) < 0))
+        return -1;
+    if (rc == 0 && (!present || !defined))
+        return vd_err_set(err, "VM %s: device %s was added but is not in its %s", dom, alias,
+                          present ? "definition" : "live XML");
+    return rc;
+}
+
+int vd_hv_dev_undefine(vd_hv *hv, const char *dom, const char *alias, vd_err *err)
+{
+    if (alias_check(alias, err) < 0)
+        return -1;
+    virDomainPtr d = dom_get(hv, dom, err);
+    if (!d)
+        return -1;
+    int rc = 0;
+    if (virDomainDetachDeviceAlias(d, alias, VIR_DOMAIN_AFFECT_CONFIG) < 0)
+        rc = vd_err_set(err, "VM %s: cannot remove device %s from its definition: %s", dom, alias, lv_msg());
+    virDomainFree(d);
+    return rc;
+}
+
 /* --- what the engine does to a desktop VM ------------------------------ */
 
 /* Runs one libvirt call on a looked-up domain; `what` names it in errors. */

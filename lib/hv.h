@@ -186,6 +186,17 @@ int vd_hv_hostdev_pci(const char *dev_xml, char *bdf, size_t size, vd_err *err);
 int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias,
                      const char *xml, vd_err *err);
 
+/* Adds the device described by `xml` (user alias `alias`) to the domain
+ * for good: with `live` also to the running guest, in one call
+ * (VIR_DOMAIN_AFFECT_LIVE | AFFECT_CONFIG), else to its definition only;
+ * then checks that the alias is where it was asked to be. */
+int vd_hv_dev_add(vd_hv *hv, const char *dom, const char *alias, const char *xml, int live,
+                  vd_err *err);
+
+/* Removes the device with user alias `alias` from the domain's persistent
+ * definition (the running guest is vd_hv_dev_detach's). */
+int vd_hv_dev_undefine(vd_hv *hv, const char *dom, const char *alias, vd_err *err);
+
 /* --- what the engine does to a desktop VM ------------------------------ */
 
 /* Deadlines. Save, restore and start are single libvirt calls without a

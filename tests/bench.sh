@@ -17,6 +17,9 @@
 #   snapshot:  a recovery point, and a chain flattened under a running
 #              guest, through lib/snap versus the bare libvirt calls
 #              (tests/bench/snap.sh)
+#   shmem:     two guests copying into and out of a shared memory region
+#              through its PCI BAR at once versus the same memcpy on the host
+#              into /dev/shm (tests/bench/shmem.sh)
 #   pci:       one whole-IOMMU-group rebind (to vfio-pci and back) on the
 #              sysfs emulator through lib/pci (a child process and a timeout
 #              per write, every result checked) versus the same writes bare
@@ -27,6 +30,7 @@
 # 200), VDESK_BENCH_NODE_RUNS (save and shutdown reps; by size: 5, 3, 2),
 # VDESK_BENCH_FAST_RUNS (suspend and shrink reps, 9), VDESK_BENCH_ISO_PAIRS
 # (30), VDESK_BENCH_ISO_ROUNDS (cpuwork's, 1000), VDESK_BENCH_PCI_RUNS (30),
+# VDESK_BENCH_SHM_MIB (16), VDESK_BENCH_SHM_ROUNDS (5),
 # VDESK_BENCH_SETTLE (s a guest runs before a save, 2).
 set -u
 build=$(cd "${1:?usage: bench.sh BUILD}" && pwd) || exit 1
@@ -47,6 +51,8 @@ bench_src=$here/bench
 . "$bench_src/migrate.sh"
 # shellcheck source=tests/bench/snap.sh
 . "$bench_src/snap.sh"
+# shellcheck source=tests/bench/shmem.sh
+. "$bench_src/shmem.sh"
 
 bench_die() { echo "bench: $*" >&2; exit 1; }
 
@@ -64,7 +70,7 @@ bench_preflight() {
     for t in gnuplot taskset srun qemu-img; do
         command -v "$t" >/dev/null || bench_die "$t is missing (make bench installs what it needs)"
     done
-    for t in tests/bedctl tests/cpuwork tests/pcibench tests/placebench cli/vdeskctl spank/vdesk.so; do
+    for t in tests/bedctl tests/cpuwork tests/pcibench tests/placebench tests/shmcopy cli/vdeskctl spank/vdesk.so; do
         [ -x "$build/$t" ] || [ -f "$build/$t" ] || bench_die "$build/$t is missing: run make"
     done
     [ "$(cat /sys/devices/system/cpu/online)" != 0 ] || bench_die "the isolation benchmark needs 2 CPUs or more"
@@ -79,6 +85,7 @@ bench_cleanup() {
         [ -e "$bed/pids" ] || rm -rf "$bed"   # a bed that never started
     fi
     rm -rf "${bench_shm:-}" "${bench_tmp:-}"
+    [ -z "${shm_region:-}" ] || rm -f "/dev/shm/$shm_region"
     # tee ends when the last copy of its pipe closes: now, or, after an
     # interrupt that left bash holding copies, when this shell exits.
     if [ -n "${bench_tee:-}" ]; then
@@ -114,6 +121,7 @@ printf 'bench: vdesk %s, %s, %s CPUs, %s GiB RAM, libvirt %s, QEMU %s (TCG guest
 bench_spank || bench_die "spank benchmark failed"
 bench_isolation || bench_die "isolation benchmark failed"
 bench_curve || bench_die "curve benchmark failed"
+bench_shmem || bench_die "shared memory benchmark failed"
 bench_pci || bench_die "pci benchmark failed"
 bench_snap || bench_die "snapshot benchmark failed"
 bench_migrate || bench_die "migrate benchmark failed"

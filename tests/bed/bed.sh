@@ -433,7 +433,9 @@ bed_down() {
 # BED_GUEST_DISPLAY=spice or vnc, an emulated display on 127.0.0.1 and a
 # VGA card whose text console the guest paints (tests/guest/init). Kernel
 # arguments the guest's init reads: vdesk.ignore_power=1, vdesk.fill=MIB
-# (that much non-zero data in RAM), vdesk.busy=1 (a busy loop).
+# (that much non-zero data in RAM), vdesk.busy=1 (a busy loop),
+# vdesk.shmem=VALUE (a member of a shared memory group; with
+# BED_GUEST_PCI_BRIDGE=1 the guest has a slot to hot-plug its device into).
 bed_guest() {
     local name=${1:?usage: bed_guest NAME [KERNEL-ARGS]} args=${2:+ $2} g boot=$VDESK_CACHE/guest
     local mib=${BED_GUEST_MIB:-192}
@@ -449,9 +451,15 @@ bed_guest() {
     local display=
     [ -n "${BED_GUEST_DISPLAY:-}" ] &&
         display="<graphics type='$BED_GUEST_DISPLAY' autoport='yes' listen='127.0.0.1'/><video><model type='vga'/></video>"
+    # q35 hot-plugs conventional PCI devices (ivshmem) only behind such a
+    # bridge: without one libvirt says "No more available PCI slots".
+    local bridge=
+    [ "${BED_GUEST_PCI_BRIDGE:-0}" = 1 ] &&
+        bridge="<controller type='pci' index='0' model='pcie-root'/><controller type='pci' index='1' model='pcie-root-port'/><controller type='pci' index='2' model='pcie-to-pci-bridge'/>"
     sed -e "s|@NAME@|$name|g" -e "s|@DIR@|$g|g" -e "s|@CMDLINE@|$args|g" -e "s|@MEM@|$mib|g" \
         -e "s|@DISPLAY@|$display|g" \
         -e "s|@KERNEL@|$boot/vmlinuz|g" -e "s|@INITRD@|$boot/initrd.img|g" \
+        -e "s|@BRIDGE@|$bridge|g" \
         "$BED_SRC/tests/guest/domain.xml.in" >"$g/domain.xml"
     "$BED_BUILD/tests/bedctl" create "$g/domain.xml"
 }
