@@ -405,8 +405,14 @@ static int unplug_shmem(op *o, const vd_request *req, vd_err *err)
         vd_shmem_alias(m[i].name, dev.alias, sizeof(dev.alias));
         if (vd_hv_dev_present(o->hv, o->conf->domain, dev.alias, &present, err) < 0)
             return -1;
-        /* One vdesk did not add (another alias) stays: libvirt's refusal
-         * of the save or migration then names it. */
+        /* One vdesk did not add (another alias) cannot be unplugged by
+         * name: a peer's makes libvirt refuse the save or migration, which
+         * names it; a master's would be saved, and come back old. */
+        if (!present && m[i].role == VD_SHMEM_MASTER)
+            return vd_err_set(err, "VM %s maps region %s as master under another alias than %s (not attached "
+                              "by 'vdeskctl shmem attach'): saved with it, it would come back as old as the save "
+                              "over what the others wrote; detach it and attach it with 'vdeskctl shmem attach'",
+                              o->conf->domain, m[i].name, dev.alias);
         if (!present)
             continue;
         if (driver_can(o, VD_CAN_HOTPLUG, "unplug of a shared memory region", err) != 1 ||
@@ -1302,6 +1308,16 @@ static int replug_one(op *o, vd_saved_dev *sd, vd_err *err)
     if ((!sd->xml || !sd->xml[0]) &&
         vd_hv_dev_xml_inactive(o->hv, o->conf->domain, sd->alias, &sd->xml, err) < 0)
         return -1;
+    /* A region's device is rebuilt from what it must be, not taken as the
+     * journal has it: the journal is untrusted, and no other device may
+     * come in under a region's alias. */
+    char *clean = NULL;
+    if (vd_shmem_is_alias(sd->alias)) {
+        if (vd_shmem_dev_xml_clean(sd->alias, sd->xml, &clean, err) < 0)
+            return -1;
+        free(sd->xml);
+        sd->xml = clean;
+    }
     char step[80];
     const vd_device *dev = conf_device(o->conf, sd->alias);
     snprintf(step, sizeof(step), "vfio %s", sd->alias);

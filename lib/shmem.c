@@ -77,7 +77,7 @@ int vd_shmem_size_parse(const char *text, unsigned long long *bytes, vd_err *err
     if (text[0] < '0' || text[0] > '9' || errno || !mul)
         return vd_err_set(err, "size '%.40s': give bytes or a number with K, M or G (binary), e.g. 1M", text);
     if (v > VD_SHMEM_MAX_SIZE / mul || v * mul > VD_SHMEM_MAX_SIZE || v * mul < VD_SHMEM_MIN)
-        return vd_err_set(err, "size '%.40s': give 4K to 64G", text);
+        return vd_err_set(err, "size '%.40s': give 1M to 64G", text);
     if (!power_of_two(v * mul))
         return vd_err_set(err, "size '%.40s' (%llu bytes) is not a power of two, which QEMU's ivshmem "
                           "requires: give e.g. 1M, 2M, 4M", text, v * mul);
@@ -134,7 +134,7 @@ int vd_shmem_dev_xml(const vd_shmem *r, vd_shmem_role role, char **xml, vd_err *
     if (vd_shmem_name_check(r->name, err) < 0)
         return -1;
     if (!power_of_two(r->size) || r->size < VD_SHMEM_MIN || r->size > VD_SHMEM_MAX_SIZE)
-        return vd_err_set(err, "region %s: size %llu is not a power of two from 4 KiB to 64 GiB", r->name,
+        return vd_err_set(err, "region %s: size %llu is not a power of two from 1 MiB to 64 GiB", r->name,
                           r->size);
     snprintf(kib, sizeof(kib), "%llu", r->size >> 10);
     xmlDocPtr doc = xmlNewDoc(BAD_CAST "1.0");
@@ -172,6 +172,36 @@ static int xml_size(xmlNodePtr s, unsigned long long *bytes)
     xmlFree(unit);
     xmlFree(text);
     return ok ? 0 : -1;
+}
+
+static int xml_member(xmlNodePtr e, const char *desktop, int live, vd_shmem_member *m);
+
+/* What a journal says a region's device was is only a hint: read back as
+ * name, size and role, checked, and built again (a journal is untrusted). */
+int vd_shmem_dev_xml_clean(const char *alias, const char *xml, char **out, vd_err *err)
+{
+    *out = NULL;
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "journal", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    vd_shmem_member m;
+    int ok = root && !xmlStrcmp(root->name, BAD_CAST "shmem") && xml_member(root, "", 0, &m) == 0 &&
+             vd_shmem_is_alias(alias) && !strcmp(m.name, alias + strlen(VD_SHMEM_ALIAS_PREFIX));
+    for (xmlNodePtr c = ok ? root->children : NULL; c; c = c->next) {
+        xmlChar *type = c->type == XML_ELEMENT_NODE ? xmlGetProp(c, BAD_CAST "type") : NULL;
+        if (c->type == XML_ELEMENT_NODE && (!xmlStrcmp(c->name, BAD_CAST "server") ||
+            (!xmlStrcmp(c->name, BAD_CAST "model") && (!type || xmlStrcmp(type, BAD_CAST "ivshmem-plain")))))
+            ok = 0;
+        xmlFree(type);
+    }
+    xmlFreeDoc(doc);
+    if (!ok)
+        return vd_err_set(err, "the journal's device %s is not the ivshmem-plain device of region %s that vdesk "
+                          "attaches: not plugged back (attach it again with 'vdeskctl shmem attach')", alias,
+                          alias + strlen(VD_SHMEM_ALIAS_PREFIX));
+    vd_shmem r = { .size = m.size };
+    snprintf(r.name, sizeof(r.name), "%s", m.name);
+    return vd_shmem_dev_xml(&r, m.role, out, err);
 }
 
 /* One <shmem> element into m; -1: not one a member can be read from. */
@@ -268,7 +298,7 @@ int vd_shmem_parse(const char *path, const char *name, const char *text, size_t 
              json_object_get_int64(js) < (int64_t)VD_SHMEM_MIN ||
              json_object_get_int64(js) > (int64_t)VD_SHMEM_MAX_SIZE ||
              !power_of_two((unsigned long long)json_object_get_int64(js)))
-        rc = vd_err_set(err, "%s: \"size\" is not a power of two from 4096 to %llu" REG_FIX, path,
+        rc = vd_err_set(err, "%s: \"size\" is not a power of two from 1048576 to %llu" REG_FIX, path,
                         VD_SHMEM_MAX_SIZE);
     if (rc == 0 && vd_shmem_name_check(name, err) < 0)
         rc = vd_err_prefix(err, "%s", path);
@@ -464,12 +494,13 @@ int vd_shmem_of_desktop(vd_hv *hv, const char *dom, vd_shmem_member *out, int ma
 typedef struct session {
     vd_hv *hv;
     int lock;
+    int owner_lock;   /* the lock of the node whose desktop it is, if another (not_away) */
 } session;
 
 static int session_open(const vd_conf *conf, session *s, vd_err *err)
 {
     s->hv = NULL;
-    s->lock = -1;
+    s->lock = s->owner_lock = -1;
     if (vd_lock_take(conf->state_dir, LOCK_WAIT_S, &s->lock, err) < 0)
         return -1;
     vd_lock_note(s->lock, "vdeskctl shmem");
@@ -483,6 +514,8 @@ static int session_open(const vd_conf *conf, session *s, vd_err *err)
 static void session_close(session *s)
 {
     vd_hv_close(s->hv);
+    if (s->owner_lock >= 0)
+        vd_lock_release(s->owner_lock);
     vd_lock_release(s->lock);
 }
 
@@ -533,20 +566,42 @@ static int group_read(vd_hv *hv, const char *name, const char *desktop, vd_shmem
     return 0;
 }
 
-/* A desktop of this node that vdesk keeps away for a job comes back from
- * its save file or another node: a device added now would be missing then. */
-static int not_away(const vd_conf *conf, const char *desktop, vd_err *err)
+static int journal_away(const char *state_dir, const char *desktop, const char *node, vd_err *err)
 {
     vd_journal j;
-    if (strcmp(conf->domain, desktop) != 0)
-        return 0;
-    if (vd_journal_load(conf->state_dir, &j, err) < 0)
+    if (vd_journal_load(state_dir, &j, err) < 0)
         return -1;
     int away = j.phase != VD_PRESENT;
     vd_journal_clear(&j);
     if (away)
-        return vd_err_set(err, "desktop %s is away for a job (vdeskctl status): attach or detach once it "
-                          "is back", desktop);
+        return vd_err_set(err, "desktop %s is away for a job on node %s ('vdeskctl --node %s status'): attach "
+                          "or detach once it is back", desktop, node, node);
+    return 0;
+}
+
+/* A desktop that vdesk keeps away for a job comes back from its save file
+ * or another node: a device added now would be missing then, and one added
+ * while its prolog unplugs the others would be saved with it. The node
+ * whose desktop it is decides: this one, or another node of this host (the
+ * test bed's several nodes on one libvirt), whose lock is then held too
+ * until the change is done, so that no prolog of it runs meanwhile. */
+static int not_away(session *s, const vd_conf *conf, const char *desktop, vd_err *err)
+{
+    if (!strcmp(conf->domain, desktop))
+        return journal_away(conf->state_dir, desktop, conf->node, err);
+    for (int i = 0; i < conf->npeers; i++) {
+        const vd_peer *p = &conf->peers[i];
+        if (!strcmp(p->name, conf->node) || strcmp(p->domain, desktop))
+            continue;
+        vd_conf *pc = malloc(sizeof(*pc));
+        int rc = pc ? vd_conf_find(conf->path, p->name, pc, err) : vd_err_set(err, "out of memory");
+        if (rc >= 0 && (rc = vd_lock_take(pc->state_dir, LOCK_WAIT_S, &s->owner_lock, err)) == 0) {
+            vd_lock_note(s->owner_lock, "vdeskctl shmem (another node)");
+            rc = journal_away(pc->state_dir, desktop, p->name, err);
+        }
+        free(pc);
+        return rc < 0 ? -1 : 0;
+    }
     return 0;
 }
 
@@ -555,7 +610,7 @@ static int not_away(const vd_conf *conf, const char *desktop, vd_err *err)
 static int desktop_state(session *s, const vd_conf *conf, const char *desktop, vd_dom_state *st, vd_err *err)
 {
     int has = 0;
-    if (vd_hv_dom_state(s->hv, desktop, st, err) < 0)
+    if (not_away(s, conf, desktop, err) < 0 || vd_hv_dom_state(s->hv, desktop, st, err) < 0)
         return -1;
     if (*st == VD_DOM_MISSING)
         return vd_err_set(err, "desktop %s is not defined on %s: give the name of a domain of this host "
@@ -566,7 +621,7 @@ static int desktop_state(session *s, const vd_conf *conf, const char *desktop, v
     if (has)
         return vd_err_set(err, "desktop %s is in a managed save, which would start without the change: "
                           "start it first (or 'vdeskctl select' it)", desktop);
-    return not_away(conf, desktop, err);
+    return 0;
 }
 
 static int attach_checked(session *s, const vd_conf *conf, const vd_shmem *r, const char *desktop,
@@ -586,6 +641,16 @@ static int attach_checked(session *s, const vd_conf *conf, const vd_shmem *r, co
     if (role == VD_SHMEM_MASTER && master)
         return vd_err_set(err, "region %s has a master already (%s): attach %s with --role peer, or detach "
                           "%s first", r->name, master->desktop, desktop, master->desktop);
+    /* An eviction journals every device it unplugs: vdesk.conf's and the
+     * regions', VD_MAX_DEVICES in all. */
+    vd_shmem_member own[VD_SHMEM_MAX];
+    int nown = 0;
+    if (vd_shmem_of_desktop(s->hv, desktop, own, VD_SHMEM_MAX, &nown, err) < 0)
+        return -1;
+    if (conf->ndevices + nown + 1 > VD_MAX_DEVICES)
+        return vd_err_set(err, "desktop %s has %d devices in vdesk.conf and %d regions: an eviction keeps at most "
+                          "%d in its journal; detach a region first", desktop, conf->ndevices, nown,
+                          VD_MAX_DEVICES);
     if (vd_shmem_dev_xml(r, role, &xml, err) < 0)
         return -1;
     int rc = vd_hv_dev_add(s->hv, desktop, vd_shmem_alias(r->name, alias, sizeof(alias)), xml, running(st), err);

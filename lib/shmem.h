@@ -28,7 +28,7 @@
 
 #define VD_SHMEM_NAME_MAX 48               /* characters of a region's name */
 #define VD_SHMEM_ALIAS_PREFIX "ua-shm-"    /* + name: the device's user alias */
-#define VD_SHMEM_MIN (4ULL << 10)          /* one page */
+#define VD_SHMEM_MIN (1ULL << 20)          /* libvirt refuses less (qemu_validate) */
 #define VD_SHMEM_MAX_SIZE (64ULL << 30)    /* far beyond a desktop node's RAM share */
 #define VD_SHMEM_MAX 64                    /* regions listed, members per listing */
 #define VD_SHMEM_DEV_DIR "/dev/shm"        /* where libvirt's QEMU keeps the backing file */
@@ -58,8 +58,9 @@ typedef struct vd_shmem_member {
  * libvirt alias, so nothing else is let through. */
 int vd_shmem_name_check(const char *name, vd_err *err);
 
-/* "1M", "4096", "2GiB", "64K": bytes, binary units; QEMU maps ivshmem as a
- * PCI BAR, so the size must be a power of two, from 4 KiB to 64 GiB. */
+/* "1M", "1048576", "2GiB", "1024K": bytes, binary units; QEMU maps ivshmem
+ * as a PCI BAR, so the size must be a power of two, and libvirt takes no
+ * less than 1 MiB: from 1 MiB to 64 GiB. */
 int vd_shmem_size_parse(const char *text, unsigned long long *bytes, vd_err *err);
 
 /* "1 MiB", "4 KiB", "3 B" into buf; returns buf. */
@@ -91,6 +92,11 @@ int vd_shmem_parse(const char *path, const char *name, const char *text, size_t 
  * out[0..*n), at most `max`; sets live (or defined) as told by `live`. */
 int vd_shmem_in_xml(const char *xml, const char *desktop, int live, vd_shmem_member *out, int max,
                     int *n, vd_err *err);
+
+/* The device XML a journal keeps for `alias` (ua-shm-NAME), read back as
+ * name, size and role, checked (a <shmem> of region NAME, ivshmem-plain, no
+ * server, a valid size) and built again into *out (free it). */
+int vd_shmem_dev_xml_clean(const char *alias, const char *xml, char **out, vd_err *err);
 
 /* --- the registry: STATE_DIR/shmem ------------------------------------- */
 

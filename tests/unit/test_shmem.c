@@ -66,12 +66,15 @@ static void sizes_are_powers_of_two_in_range(void **state)
     vd_err err;
     assert_int_equal(vd_shmem_size_parse("1M", &b, &err), 0);
     assert_int_equal(b, 1ULL << 20);
-    assert_int_equal(vd_shmem_size_parse("4096", &b, &err), 0);
-    assert_int_equal(b, 4096);
+    assert_int_equal(vd_shmem_size_parse("1048576", &b, &err), 0);
+    assert_int_equal(b, 1048576);
+    /* Powers of two below 1 MiB: libvirt refuses them. */
+    assert_int_equal(vd_shmem_size_parse("4096", &b, &err), -1);
+    assert_int_equal(vd_shmem_size_parse("512K", &b, &err), -1);
     assert_int_equal(vd_shmem_size_parse("2GiB", &b, &err), 0);
     assert_int_equal(b, 2ULL << 30);
-    assert_int_equal(vd_shmem_size_parse("64k", &b, &err), 0);
-    assert_int_equal(b, 64ULL << 10);
+    assert_int_equal(vd_shmem_size_parse("1024k", &b, &err), 0);
+    assert_int_equal(b, 1ULL << 20);
     assert_int_equal(vd_shmem_size_parse("3M", &b, &err), -1);
     assert_non_null(strstr(err.msg, "not a power of two, which QEMU's ivshmem requires"));
     const char *bad[] = { "", "M", "-1M", "1X", "1 M", "2048", "128G", "99999999999999999999G",
@@ -210,8 +213,8 @@ static void registry_files_are_untrusted(void **state)
     vd_err err;
     assert_int_equal(vd_shmem_load(dir, "none", &r, &err), -1);
     assert_non_null(strstr(err.msg, "unknown region 'none': create it first with 'vdeskctl shmem create none SIZE'"));
-    put(dir, "good.json", "{ \"name\": \"good\", \"size\": 4096 }\n");
-    put(dir, "wrong.json", "{ \"name\": \"good\", \"size\": 4096 }\n");
+    put(dir, "good.json", "{ \"name\": \"good\", \"size\": 1048576 }\n");
+    put(dir, "wrong.json", "{ \"name\": \"good\", \"size\": 1048576 }\n");
     put(dir, "big.json", "");
     snprintf(path, sizeof(path), "%s/shmem/big.json", dir);
     assert_int_equal(truncate(path, 1 << 20), 0);
@@ -220,7 +223,7 @@ static void registry_files_are_untrusted(void **state)
     snprintf(path, sizeof(path), "%s/shmem/fifo.json", dir);
     assert_int_equal(mkfifo(path, 0600), 0);
     assert_int_equal(vd_shmem_load(dir, "good", &r, &err), 0);
-    assert_int_equal(r.size, 4096);
+    assert_int_equal(r.size, 1048576);
     assert_int_equal(vd_shmem_load(dir, "link", &r, &err), -1);
     assert_non_null(strstr(err.msg, "link.json"));
     assert_int_equal(vd_shmem_load(dir, "fifo", &r, &err), -1);   /* and no hang */
@@ -254,11 +257,41 @@ static void create_writes_the_registry_once(void **state)
     free(c);
 }
 
+/* A journal's device XML for a region is rebuilt, never attached as is. */
+static void journal_device_xml_is_rebuilt_or_refused(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    vd_err err;
+    const char *good = "<shmem name='grp' role='peer'><model type='ivshmem-plain'/>"
+                       "<size unit='M'>2</size><alias name='ua-shm-grp'/><evil/></shmem>";
+    assert_int_equal(vd_shmem_dev_xml_clean("ua-shm-grp", good, &out, &err), 0);
+    assert_non_null(strstr(out, "role=\"peer\""));
+    assert_non_null(strstr(out, "<size unit=\"KiB\">2048</size>"));
+    assert_null(strstr(out, "evil"));
+    free(out);
+    const char *bad[] = {
+        "<disk type='file'><source file='/etc/shadow'/></disk>",
+        "<shmem name='other' role='peer'><model type='ivshmem-plain'/><size unit='M'>2</size></shmem>",
+        "<shmem name='grp'><model type='ivshmem-doorbell'/><server path='/tmp/x'/><size unit='M'>2</size></shmem>",
+        "<shmem name='grp'><model type='ivshmem-plain'/><size unit='M'>3</size></shmem>",
+        "<shmem name='grp'><model type='ivshmem-plain'/><size unit='K'>4</size></shmem>",
+        "<shmem name='../grp'><model type='ivshmem-plain'/><size unit='M'>2</size></shmem>",
+        "not xml", "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        out = NULL;
+        assert_int_equal(vd_shmem_dev_xml_clean("ua-shm-grp", bad[i], &out, &err), -1);
+        assert_null(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(names_are_checked),
         cmocka_unit_test(sizes_are_powers_of_two_in_range),
+        cmocka_unit_test(journal_device_xml_is_rebuilt_or_refused),
         cmocka_unit_test(roles_and_aliases),
         cmocka_unit_test(device_xml_round_trip),
         cmocka_unit_test(members_from_domain_xml),
