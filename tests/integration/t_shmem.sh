@@ -71,6 +71,14 @@ test_bad_input_names_the_fix() {
     out=$(vdeskctl --node n1 shmem attach planted desk-n1 2>&1) && t_fail "a planted link was followed: $out"
     assert_match "$out" "planted.json"
     rm "$VDESK_BED/vdesk/state/n1/shmem/planted.json"
+    out=$(vdeskctl --node n1 shmem create small 512K 2>&1) && t_fail "512K accepted: $out"
+    assert_match "$out" "give 1M to 64G"
+    # desk-n2 is n2's: while n2 keeps it away (an eviction by hand here),
+    # n1 cannot change it, whatever node's lock n1 holds.
+    vdeskctl --node n2 evict save >/dev/null || t_fail "evict desk-n2"
+    out=$(vdeskctl --node n1 shmem attach "$REGION" desk-n2 2>&1) && t_fail "attach to desk-n2 while away: $out"
+    assert_match "$out" "desktop desk-n2 is away for a job on node n2"
+    vdeskctl --node n2 restore >/dev/null || t_fail "restore desk-n2"
 }
 
 test_two_guests_share_a_region() {
