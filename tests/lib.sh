@@ -53,6 +53,7 @@ t_main() {
                 echo "ok   $file/$name ($((SECONDS - t0)) s)"; pass=$((pass + 1))
             else
                 echo "FAIL $file/$name"; fail=$((fail + 1))
+                bed_report_dead
             fi
         done
     fi

@@ -95,7 +95,23 @@ bed__wait_up() {
 bed__start() {
     local name=$1 log=$2; shift 2
     VDESK_BED_OWNER="$BED" setsid tini -s -- "$@" >>"$log" 2>&1 </dev/null &
-    echo "$name $!" >>"$BED/pids"
+    echo "$name $! $log" >>"$BED/pids"
+}
+
+# bed_report_dead [DIR]: for each daemon of the bed that is no longer
+# running (its newest start), its name and the end of its log: a test that
+# failed because a daemon died says so, in CI's output too.
+bed_report_dead() {
+    local dir=${1:-$VDESK_BED} name pid log
+    [ -f "$dir/pids" ] || return 0
+    awk '{ last[$1] = $0 } END { for (n in last) print last[n] }' "$dir/pids" |
+        while read -r name pid log; do
+            kill -0 "$pid" 2>/dev/null && continue
+            bed__log "$name (pid $pid) is not running; the end of ${log:-its log}:"
+            [ -n "$log" ] && tail -n 8 "$log" 2>/dev/null | sed 's/^/    | /' >&2
+            case $name in libvirtd*) tail -n 8 "$(dirname "$log")/libvirtd.log" 2>/dev/null | sed 's/^/    | /' >&2 ;; esac
+        done
+    return 0
 }
 
 bed__munge() {
@@ -407,7 +423,7 @@ bed_down() {
         fusermount3 -u -z "$dir/hw" || bed__log "could not unmount $dir/hw"
     fi
     # Reverse start order: libvirtd and slurmds before slurmctld before munged.
-    tac "$dir/pids" | while read -r name pid; do bed__stop "$name" "$pid"; done
+    tac "$dir/pids" | while read -r name pid _; do bed__stop "$name" "$pid"; done
     local marked
     marked=$(bed__marked "$dir")
     for pid in $marked; do kill -KILL "$pid" 2>/dev/null; done

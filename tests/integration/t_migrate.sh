@@ -32,6 +32,13 @@ fresh() {
     # one by one: slurmctld refuses the whole list if one is not drained
     for node in n1 n2 n3; do
         sinfo -h -N -n "$node" -o %T | grep -q drain && scontrol update nodename="$node" state=resume
+        # A daemon that died in an earlier test (seen once: n2's, with no
+        # trace left) is reported with its log and started again, so that
+        # one death fails one test, not every test after it.
+        if ! kill -0 "$(cat "$(bed__libvirt_dir "$VDESK_BED" "$node")/run/libvirtd.pid")" 2>/dev/null; then
+            bed_report_dead
+            bed_libvirt_start "$node" || t_fail "$node's libvirt daemon died and did not start again"
+        fi
         kill -0 "$(cat "$(bed__libvirt_dir "$VDESK_BED" "$node")/run/virtlockd.pid")" 2>/dev/null ||
             bed_virtlockd_start "$node"
     done
