@@ -12,14 +12,27 @@ VERSION=$(sed -n 's/^VERSION *:= *//p' "$T_ROOT/Makefile")
 vdesk_make() {
     local target=$1 d=$2
     shift 2
-    make -s -C "$T_ROOT" BUILD="$T_BUILD" "$target" DESTDIR="$d" PREFIX=/usr "$@"
+    make_install "$target" DESTDIR="$d" PREFIX=/usr "$@"
 }
+
+# make_install TARGET VAR=VALUE...: make TARGET with a build directory of
+# its own for each set of paths. The paths are compiled in (config.h), so
+# one build directory for all would rebuild everything at each change of
+# PREFIX, and leave T_BUILD built for the last one.
+make_install() {
+    local target=$1 b
+    shift
+    b=$T_BUILD/t_install/$(printf '%s\n' "$@" | grep -v '^DESTDIR=' |
+        awk -F= '{ v[$1] = $0 } END { for (k in v) print v[k] }' | sort | md5sum | cut -c1-12)
+    make -s -C "$T_ROOT" BUILD="$b" "$target" "$@"
+}
+t_teardown() { rm -rf "$T_BUILD/t_install"; }
 
 test_install_into_destdir() {
     local d multiarch f out
     d=$(mktemp -d)
     multiarch=$(cc -print-multiarch)
-    make -s -C "$T_ROOT" BUILD="$T_BUILD" install DESTDIR="$d" PREFIX=/usr >/dev/null
+    make_install install DESTDIR="$d" PREFIX=/usr >/dev/null
     for f in "usr/lib/$multiarch/slurm-wlm/vdesk.so" usr/share/man/man1/vdesk.1 \
              usr/share/man/man5/vdesk.conf.5 usr/share/man/man8/vdeskctl.8 \
              usr/libexec/vdesk/vdesk-prolog usr/libexec/vdesk/vdesk-epilog usr/sbin/vdeskctl \
@@ -46,7 +59,7 @@ test_install_into_destdir() {
         # Installed under a prefix of its own, so that ExecStart's program exists.
         local p
         p=$(mktemp -d)
-        make -s -C "$T_ROOT" BUILD="$T_BUILD" install PREFIX="$p/usr" SYSCONFDIR="$p/etc" \
+        make_install install PREFIX="$p/usr" SYSCONFDIR="$p/etc" \
             LOCALSTATEDIR="$p/var" SLURM_PLUGINDIR="$p/plugins" >/dev/null
         out=$(systemd-analyze verify --man=no "$p/usr/lib/systemd/system/vdesk-boot.service" \
             "$p/usr/lib/systemd/system/vdesk-boot-wait.service" "$p/usr/lib/systemd/system/vdesk-snapshot.service" \
@@ -71,7 +84,7 @@ test_install_into_destdir() {
 test_prefix_moves_docs_not_the_plugin() {
     local d
     d=$(mktemp -d)
-    make -s -C "$T_ROOT" BUILD="$T_BUILD" install DESTDIR="$d" PREFIX=/opt/vdesk >/dev/null
+    make_install install DESTDIR="$d" PREFIX=/opt/vdesk >/dev/null
     [ -s "$d/opt/vdesk/share/man/man1/vdesk.1" ] || t_fail "man page not under PREFIX"
     [ -s "$d/usr/lib/$(cc -print-multiarch)/slurm-wlm/vdesk.so" ] || t_fail "plugin not in Slurm's plugin dir"
     [ -s "$d/opt/vdesk/etc/vdesk/vdesk.conf" ] || t_fail "vdesk.conf not under PREFIX/etc"
