@@ -28,11 +28,12 @@ VERSION        := 0.5.0
 
 # Debian packages: to build, and to run the tests and the demo.
 DEPS_BUILD := gcc make pkg-config libc6-dev libslurm-dev libvirt-dev libxml2-dev \
-              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev
+              libcmocka-dev libhwloc-dev libinih-dev libjson-c-dev libfuse3-dev libibverbs-dev \
+              libsqlite3-dev
 DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon libvirt-daemon-driver-lxc \
               libvirt-daemon-driver-qemu qemu-system-x86 qemu-utils busybox-static \
               tini cpio gzip xz-utils zstd util-linux procps iproute2 valgrind bc fuse3 logrotate \
-              xorriso cloud-init
+              xorriso cloud-init sqlite3
 # (xorriso makes the cloud-init seed of vdeskctl bootstrap; cloud-init's
 # schema check is what vdeskctl profile check runs on user-data.)
 # The student's screen (t_display): a real X server, the kiosk's viewer,
@@ -55,13 +56,13 @@ ROOT_SUITE ?= $(if $(filter trixie,$(HOST_SUITE)),bookworm,trixie)
 
 # make deb (and the test that builds and installs the packages).
 DEPS_DEB := build-essential debhelper dpkg-dev fakeroot lintian pkg-config libslurm-dev \
-            libvirt-dev libxml2-dev libhwloc-dev libinih-dev libjson-c-dev libibverbs-dev
+            libvirt-dev libxml2-dev libhwloc-dev libinih-dev libjson-c-dev libibverbs-dev libsqlite3-dev
 # Only `make fuzz` needs clang: make check replays the corpus with gcc.
 DEPS_FUZZ  := clang libclang-rt-14-dev
 # Only `make bench` plots (the curve's SVG).
 DEPS_BENCH := gnuplot-nox
 
-PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs
+PKGS       := libvirt libxml-2.0 hwloc inih json-c libibverbs sqlite3
 WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2
 BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O2 -fPIC $(WARN) -Ilib -Ilib/base -I$(BUILD)
 PKG_CFLAGS  = $(shell pkg-config --cflags $(PKGS))
@@ -79,7 +80,8 @@ UNIT_ASAN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/asan/%)
 TOOLS     := $(BUILD)/tests/bedctl $(BUILD)/tests/vdesk-sysfs-emu $(BUILD)/tests/pcibench \
              $(BUILD)/tests/nvidia-persistenced $(BUILD)/tests/nvml/libnvidia-ml.so.1 \
              $(BUILD)/tests/cpuwork $(BUILD)/tests/placebench $(BUILD)/tests/snapbench $(BUILD)/tests/shmcopy
-PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl
+PROGS     := $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(BUILD)/cli/vdeskctl \
+             $(BUILD)/jobcomp/vdesk-jobcomp
 PLUGIN    := $(BUILD)/spank/vdesk.so
 # The plugin runs inside every srun: of lib/, only lib/base.
 PLUGIN_OBJ := $(BUILD)/spank/vdesk.o $(BASE_SRC:%.c=$(BUILD)/%.o)
@@ -136,6 +138,10 @@ $(PLUGIN): $(PLUGIN_OBJ) spank/vdesk.map
 	$(CC) -shared $(LDFLAGS) -Wl,--version-script=spank/vdesk.map -o $@ $(PLUGIN_OBJ)
 
 $(BUILD)/prolog/vdesk-%: $(BUILD)/prolog/%.o $(BUILD)/prolog/common.o $(BUILD)/libvdesk.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# slurmctld's job completion program (JobCompType=jobcomp/script).
+$(BUILD)/jobcomp/vdesk-jobcomp: $(BUILD)/jobcomp/vdesk-jobcomp.o $(BUILD)/libvdesk.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # vdeskctl: every cli/*.c, one file a command (or a few related ones).
@@ -326,7 +332,8 @@ install: $(PLUGIN) $(PROGS)
 	    $(DESTDIR)$(DOCDIR)/examples/profiles $(DESTDIR)$(SYSCONFDIR)/vdesk $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(SYSTEMDUNITDIR) \
 	    $(DESTDIR)$(XSESSIONDIR)
 	install -m 0755 $(PLUGIN) $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so
-	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/
+	install -m 0755 $(BUILD)/prolog/vdesk-prolog $(BUILD)/prolog/vdesk-epilog \
+	    $(BUILD)/jobcomp/vdesk-jobcomp $(DESTDIR)$(LIBEXECDIR)/
 	install -m 0755 $(BUILD)/cli/vdeskctl $(DESTDIR)$(SBINDIR)/
 	install -m 0644 docs/vdesk.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 0644 docs/vdesk.conf.5 docs/vdesk-profile.5 $(DESTDIR)$(MANDIR)/man5/
@@ -365,7 +372,7 @@ uninstall:
 	    rm -f "$$conf"; \
 	else echo "uninstall: kept $$conf (changed from the example)"; fi
 	rm -f $(DESTDIR)$(SLURM_PLUGINDIR)/vdesk.so \
-	    $(DESTDIR)$(LIBEXECDIR)/vdesk-prolog $(DESTDIR)$(LIBEXECDIR)/vdesk-epilog \
+	    $(DESTDIR)$(LIBEXECDIR)/vdesk-prolog $(DESTDIR)$(LIBEXECDIR)/vdesk-epilog $(DESTDIR)$(LIBEXECDIR)/vdesk-jobcomp \
 	    $(DESTDIR)$(SBINDIR)/vdeskctl $(DESTDIR)$(MANDIR)/man1/vdesk.1 \
 	    $(DESTDIR)$(MANDIR)/man5/vdesk.conf.5 $(DESTDIR)$(MANDIR)/man5/vdesk-profile.5 \
 	    $(DESTDIR)$(MANDIR)/man8/vdeskctl.8 \

@@ -429,6 +429,7 @@ static const struct key site_keys[] = {
     SET_KEY("migrate_unsafe", set_unsafe, 0),
     PATH_KEY("profile_dir", profile_dir),
     INT_KEY("snapshots_keep_days", T_NUMBER, snapshots_keep_days, 0, 3650),
+    PATH_KEY("accounting_db", accounting_db),
 };
 
 enum { N_URI, N_DOMAIN };
@@ -744,6 +745,7 @@ void vd_conf_defaults(vd_conf *c)
     snprintf(c->dev_root, sizeof(c->dev_root), "/dev");
     snprintf(c->proc_root, sizeof(c->proc_root), "/proc");
     snprintf(c->profile_dir, sizeof(c->profile_dir), VD_SYSCONFDIR "/vdesk/profiles");
+    snprintf(c->accounting_db, sizeof(c->accounting_db), VD_LOCALSTATEDIR "/lib/vdesk/accounting.db");
     c->nvidia_persistence = VD_PERSIST_REFUSE;
     c->allow = VD_MODE_SET_ALL;
     c->max_timeout = 3600;

@@ -52,6 +52,11 @@
  *   ; PROFILE.profile files.
  *   profile_dir = SYSCONFDIR/vdesk/profiles
  *
+ *   ; Accounting (acct.h): the SQLite database vdesk-jobcomp, which
+ *   ; slurmctld runs at each job's end, keeps finished jobs in (read on
+ *   ; the controller's host; not expanded by %n).
+ *   accounting_db = LOCALSTATEDIR/lib/vdesk/accounting.db
+ *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
  *   domain = desk-n1                ; letters, digits, - _ . (not first), <= 64
@@ -137,6 +142,8 @@ typedef struct vd_conf {
     int migrate_unsafe;
     /* [vdesk] profiles (profile.h) */
     char profile_dir[PATH_MAX];
+    /* [vdesk] accounting (acct.h): where vdesk-jobcomp keeps finished jobs */
+    char accounting_db[PATH_MAX];
     /* [node NAME] of this node */
     char uri[256];
     char domain[128];        /* the desktop: the selected one (vd_conf_find) */

@@ -249,6 +249,29 @@ int vd_admin_comment_merge(const char *old, const char *node, const char *record
     return rc;
 }
 
+int vd_admin_comment_each(const char *comment, vd_admin_record_fn fn, void *arg, vd_err *err)
+{
+    if (!comment || !*comment)
+        return 0;
+    seg *v = malloc(count_segs(comment) * sizeof(*v));
+    if (!v)
+        return vd_err_set(err, "out of memory reading the vdesk records of an AdminComment");
+    size_t n;
+    split(comment, v, &n);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!v[i].prefix)
+            continue;
+        char node[NODE_NAME_MAX + 1];
+        size_t nlen = v[i].prefix - 8;
+        memcpy(node, v[i].s + 6, nlen);
+        node[nlen] = '\0';
+        rc = fn(node, v[i].s + v[i].prefix, v[i].full - v[i].prefix, arg, err);
+    }
+    free(v);
+    return rc;
+}
+
 /* --- the job's AdminComment through slurmctld --------------------------- */
 
 /* A copy of the job's AdminComment in *comment (NULL: it has none). */
@@ -608,6 +631,53 @@ static int job_on_node(const slurm_job_info_t *j, const char *node)
     int at = slurm_hostlist_find(hl, node);
     slurm_hostlist_destroy(hl);
     return at >= 0;
+}
+
+static int details_copy(const slurm_job_info_t *s, vd_slurm_job_details *d)
+{
+    d->restarts = s->restart_cnt;
+    if (s->array_job_id && s->array_task_id != NO_VAL) {
+        d->array_job = s->array_job_id;
+        d->array_task = s->array_task_id;
+    }
+    if (s->het_job_id && s->het_job_id != NO_VAL) {
+        d->het_job = s->het_job_id;
+        d->het_offset = s->het_job_offset;
+    }
+    if (s->gres_total && !(d->gres_total = strdup(s->gres_total)))
+        return -1;
+    if (s->admin_comment && !(d->admin_comment = strdup(s->admin_comment)))
+        return -1;
+    return 0;
+}
+
+int vd_slurm_job_details_get(unsigned job, vd_slurm_job_details *d, vd_err *err)
+{
+    job_info_msg_t *resp = NULL;
+    memset(d, 0, sizeof(*d));
+    if (init(err) < 0)
+        return vd_err_prefix(err, "job %u: cannot ask slurmctld for its details", job);
+    if (slurm_load_job(&resp, job, SHOW_ALL | SHOW_DETAIL) != SLURM_SUCCESS)
+        return vd_err_set(err, "job %u: slurmctld: %s", job, slurm_strerror(errno));
+    int found = 0, rc = 0;
+    for (uint32_t i = 0; resp && i < resp->record_count && !found; i++)
+        if (resp->job_array[i].job_id == job) {
+            found = 1;
+            rc = details_copy(&resp->job_array[i], d);
+        }
+    slurm_free_job_info_msg(resp);
+    if (rc < 0) {
+        vd_slurm_job_details_free(d);
+        return vd_err_set(err, "job %u: out of memory reading its details", job);
+    }
+    return found ? 0 : vd_err_set(err, "job %u: slurmctld's answer has no record of it", job);
+}
+
+void vd_slurm_job_details_free(vd_slurm_job_details *d)
+{
+    free(d->gres_total);
+    free(d->admin_comment);
+    d->gres_total = d->admin_comment = NULL;
 }
 
 int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size, vd_err *err)

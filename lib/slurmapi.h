@@ -36,12 +36,37 @@
 int vd_admin_comment_merge(const char *old, const char *node, const char *record,
                            char *out, size_t size, vd_err *err);
 
+/* Calls fn for each vdesk record of `comment` (NULL or "": none), oldest
+ * first, with the node's name and the record (not NUL-terminated: `len`
+ * bytes); the site's text is skipped. Stops at the first fn that does not
+ * return 0 and returns what it returned. The comment is untrusted: a
+ * segment that is not exactly "vdesk[NODE] ..." with a valid node name is
+ * the site's. */
+typedef int (*vd_admin_record_fn)(const char *node, const char *rec, size_t len, void *arg, vd_err *err);
+int vd_admin_comment_each(const char *comment, vd_admin_record_fn fn, void *arg, vd_err *err);
+
 /* Puts `text` as node's record into the job's AdminComment, which
  * `scontrol show job` shows (read, vd_admin_comment_merge, update).
  * slurmctld has no conditional update: two nodes' prologs that write at
  * once can lose one record; this reads the comment back and retries a few
  * times, which makes that unlikely but not impossible. */
 int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_err *err);
+
+/* What slurmctld keeps of a job that its job completion program needs
+ * (jobcomp/script gives it none of this). Strings are copies, NULL when
+ * the job has none; vd_slurm_job_details_free frees them. */
+typedef struct vd_slurm_job_details {
+    unsigned restarts;
+    unsigned array_job, array_task;  /* 0: not an array job */
+    unsigned het_job, het_offset;    /* 0: not heterogeneous */
+    char *gres_total;                /* "gpu:2": what the job was given */
+    char *admin_comment;
+} vd_slurm_job_details;
+
+/* Asks slurmctld for job's details. A job it no longer has (MinJobAge
+ * passed) or no slurm.conf is an error that says so. */
+int vd_slurm_job_details_get(unsigned job, vd_slurm_job_details *d, vd_err *err);
+void vd_slurm_job_details_free(vd_slurm_job_details *d);
 
 /* Drains `node` with `reason` (which starts with "vdesk: " and says what
  * to run). Jobs already running on it go on. */

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/* The accounting store (lib/acct.c) on real SQLite files: records read
+ * back from the one-line form the nodes write, jobcomp's environment,
+ * and the promise that a run is never lost: a locked, a corrupt and a
+ * newer database keep it in the spool, and the next run stores it. The
+ * whole way through slurmctld runs in t_acct.sh. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "acct.h"
+#include "record.h"
+
+typedef struct fx {
+    char dir[64];
+    char db[128];
+    char spool[160];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vdacct.XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    snprintf(f->db, sizeof(f->db), "%s/acct.db", f->dir);
+    snprintf(f->spool, sizeof(f->spool), "%s.spool", f->db);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    int rc = system(cmd);
+    free(f);
+    return rc == 0 ? 0 : -1;
+}
+
+static vd_acct_job *job_new(unsigned id, long long start)
+{
+    vd_acct_job *j = calloc(1, sizeof(*j));
+    assert_non_null(j);
+    snprintf(j->cluster, sizeof(j->cluster), "c1");
+    j->job = id;
+    j->submit = start - 5;
+    j->start = start;
+    j->end = start + 100;
+    j->array_task = j->het_offset = VD_ACCT_NONE;
+    j->gpus = 2;
+    snprintf(j->user, sizeof(j->user), "alice");
+    snprintf(j->state, sizeof(j->state), "COMPLETED");
+    return j;
+}
+
+/* One SQL answer as an integer. */
+static long long q(const char *db_path, const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long long v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static int spool_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        n += strstr(e->d_name, ".json") != NULL && e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* What a node writes (record.h) is what the store reads back. */
+static void record_line_reads_back(void **state)
+{
+    (void)state;
+    vd_report rep = { .job = 7, .total_ms = 790, .nphases = 3 };
+    snprintf(rep.op, sizeof(rep.op), "evict");
+    snprintf(rep.asked, sizeof(rep.asked), "migrate");
+    snprintf(rep.used, sizeof(rep.used), "save");
+    snprintf(rep.devices, sizeof(rep.devices), "ua-gpu0,ua-ib0");
+    snprintf(rep.outcome, sizeof(rep.outcome), "desktop desk-n1 save after \"migrate\" failed: x=1 y");
+    rep.phases[0] = (vd_phase_time){ "lock", 0, 1 };
+    rep.phases[1] = (vd_phase_time){ "migrate n2", 120, 0 };
+    rep.phases[2] = (vd_phase_time){ "save", 496, 1 };
+    snprintf(rep.migration.from, sizeof(rep.migration.from), "n1");
+    snprintf(rep.migration.to, sizeof(rep.migration.to), "n2");
+    char line[2048];
+    vd_report_format(&rep, line, sizeof(line));
+    vd_acct_rec r;
+    vd_acct_rec_parse("n1", line, strlen(line), &r);
+    assert_string_equal(r.node, "n1");
+    assert_string_equal(r.op, "evict");
+    assert_string_equal(r.asked, "migrate");
+    assert_string_equal(r.used, "save");
+    assert_string_equal(r.devices, "ua-gpu0,ua-ib0");
+    assert_int_equal(r.total_ms, 790);
+    assert_int_equal(r.nphases, 3);
+    assert_string_equal(r.phases[1].name, "migrate n2");
+    assert_int_equal(r.phases[1].ms, 120);
+    assert_false(r.phases[1].ok);
+    assert_int_equal(r.failed_phases, 1);
+    assert_string_equal(r.phases[2].name, "save");
+    assert_true(strncmp(r.migrated, "n1>n2:", 6) == 0);
+    assert_string_equal(r.outcome, rep.outcome);
+    assert_false(r.cut);
+}
+
+/* Hostile or cut records lose nothing: the text stays as the outcome. */
+static void unreadable_and_cut_records_keep_their_text(void **state)
+{
+    (void)state;
+    static const char *bad[] = { "", "vdesk", "hello world", "vdesk EVICT: asked=x",
+                                 "vdesk evict: total=12 outcome=\"x\"", "vdesk evict: phases=a:b",
+                                 "vdesk evict: nokey=1 outcome=\"x\"", "vdesk evict: asked" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        vd_acct_rec r;
+        vd_acct_rec_parse("n1", bad[i], strlen(bad[i]), &r);
+        assert_string_equal(r.op, "?");
+        assert_string_equal(r.outcome, bad[i]);
+    }
+    const char *cut = "vdesk evict: asked=save used=save devices=- total=5ms phases=save:5 outcome=\"desktop sa...";
+    vd_acct_rec r;
+    vd_acct_rec_parse("n1", cut, strlen(cut), &r);
+    assert_string_equal(r.op, "evict");
+    assert_true(r.cut);
+    assert_string_equal(r.outcome, "desktop sa...");
+    const char *ctl = "vdesk evict: asked=save outcome=\"a\nb\033c\"";
+    vd_acct_rec_parse("n1", ctl, strlen(ctl), &r);
+    assert_string_equal(r.outcome, "a b c");
+}
+
+static void comment_records_by_node_site_text_skipped(void **state)
+{
+    (void)state;
+    vd_acct_job *j = job_new(1, 1000);
+    vd_err err;
+    assert_int_equal(vd_acct_comment_parse("site says hi | vdesk[n1] vdesk evict: asked=save used=save "
+                                           "devices=- total=9ms phases=save:9 outcome=\"ok\" | "
+                                           "vdesk[n2] vdesk evict: asked=save used=none devices=- "
+                                           "total=1ms phases=- outcome=\"no desktop\"", j, &err), 0);
+    assert_int_equal(j->nrecs, 2);
+    assert_string_equal(j->recs[0].node, "n1");
+    assert_string_equal(j->recs[0].outcome, "ok");
+    assert_string_equal(j->recs[1].node, "n2");
+    assert_string_equal(j->recs[1].used, "none");
+    assert_int_equal(j->recs[1].nphases, 0);
+    free(j);
+}
+
+static void env_of_jobcomp_script(void **state)
+{
+    (void)state;
+    vd_acct_job *j = calloc(1, sizeof(*j));
+    vd_err err;
+    assert_non_null(j);
+    clearenv();
+    assert_int_equal(vd_acct_job_from_env(j, &err), -1);
+    assert_non_null(strstr(err.msg, "JobCompType=jobcomp/script"));
+    setenv("JOBID", "12x", 1);
+    assert_int_equal(vd_acct_job_from_env(j, &err), -1);
+    setenv("JOBID", "12", 1);
+    setenv("JOBSTATE", "PENDING", 1);
+    setenv("START", "1000", 1);
+    setenv("END", "99999999999999999999", 1);
+    setenv("ARRAYJOBID", "0", 1);
+    setenv("ARRAYTASKID", "4294967294", 1);
+    setenv("USERNAME", "bob\nrm", 1);
+    assert_int_equal(vd_acct_job_from_env(j, &err), 0);
+    assert_int_equal(j->job, 12);
+    assert_string_equal(j->state, "REQUEUED");
+    assert_int_equal(j->start, 1000);
+    assert_int_equal(j->end, 0);            /* malformed: not known */
+    assert_int_equal(j->array_job, 0);
+    assert_int_equal(j->array_task, VD_ACCT_NONE);
+    assert_string_equal(j->user, "bob rm");
+    setenv("ARRAYJOBID", "10", 1);
+    setenv("ARRAYTASKID", "3", 1);
+    assert_int_equal(vd_acct_job_from_env(j, &err), 0);
+    assert_int_equal(j->array_job, 10);
+    assert_int_equal(j->array_task, 3);
+    assert_int_equal(vd_acct_gpus("gpu:2"), 2);
+    assert_int_equal(vd_acct_gpus("gpu:a100:4(S:0-1),mps:400"), 4);
+    assert_int_equal(vd_acct_gpus("mps:400"), 0);
+    assert_int_equal(vd_acct_gpus("gpu:x"), -1);
+    free(j);
+}
+
+/* Stored twice (a spooled run replayed): one run, its latest records. */
+static void store_is_idempotent_and_counts_gpu_seconds(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *j = job_new(5, 2000);
+    vd_err err;
+    assert_int_equal(vd_acct_comment_parse("vdesk[n1] vdesk evict: asked=save used=save devices=- "
+                                           "total=9ms phases=lock:1,save:8 outcome=\"ok\"", j, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 1);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM records"), 1);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM phases"), 2);
+    assert_int_equal(q(f->db, "SELECT gpu_seconds FROM jobs"), 200);
+    assert_int_equal(q(f->db, "SELECT user_version FROM pragma_user_version"), VD_ACCT_SCHEMA);
+    j->nrecs = 0;
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM records"), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM phases"), 0);
+    /* A requeued job: two runs of one id. */
+    j->start = 3000;
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs WHERE job = 5"), 2);
+    free(j);
+}
+
+static void locked_database_keeps_the_run_for_the_next(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *a = job_new(1, 1000), *b = job_new(2, 1000);
+    vd_err err;
+    sqlite3 *holder;
+    assert_int_equal(vd_acct_open(f->db, 1000, &holder, &err), 0);
+    assert_int_equal(sqlite3_exec(holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(vd_acct_keep(f->db, 100, a, &err), 1);
+    assert_non_null(strstr(err.msg, "locked"));
+    assert_non_null(strstr(err.msg, "kept in"));
+    assert_int_equal(spool_files(f->spool), 1);
+    assert_int_equal(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(holder);
+    assert_int_equal(vd_acct_keep(f->db, 1000, b, &err), 0);
+    assert_int_equal(spool_files(f->spool), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 2);
+    free(a);
+    free(b);
+}
+
+static void corrupt_database_keeps_the_run_and_names_the_fix(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *a = job_new(1, 1000), *b = job_new(2, 1000);
+    vd_err err;
+    FILE *fp = fopen(f->db, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 512; i++)
+        fputs("garbage!", fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(vd_acct_keep(f->db, 100, a, &err), 1);
+    assert_non_null(strstr(err.msg, f->db));
+    assert_non_null(strstr(err.msg, "move it aside"));
+    assert_int_equal(spool_files(f->spool), 1);
+    char aside[200];
+    snprintf(aside, sizeof(aside), "%s.damaged", f->db);
+    assert_int_equal(rename(f->db, aside), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, b, &err), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 2);
+    assert_int_equal(spool_files(f->spool), 0);
+    free(a);
+    free(b);
+}
+
+static void newer_schema_is_refused_not_written(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *a = job_new(1, 1000);
+    vd_err err;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(vd_acct_keep(f->db, 100, a, &err), 1);
+    assert_non_null(strstr(err.msg, "newer vdesk"));
+    assert_int_equal(q(f->db, "SELECT count(*) FROM sqlite_master"), 0);
+    free(a);
+}
+
+/* A spool file is untrusted: one that is not a run is set aside as .bad,
+ * the others are stored. */
+static void hostile_spool_file_is_set_aside(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *a = job_new(1, 1000), *b = job_new(2, 1000);
+    vd_err err;
+    assert_int_equal(vd_acct_spool_put(f->spool, a, &err), 0);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/9-9-9.json", f->spool);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"schema\":1,\"job\":\"x\"}", fp);
+    assert_int_equal(fclose(fp), 0);
+    snprintf(path, sizeof(path), "%s/notes.txt", f->spool);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, b, &err), 0);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 2);
+    snprintf(path, sizeof(path), "%s/9-9-9.json.bad", f->spool);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof(path), "%s/notes.txt", f->spool);
+    assert_int_equal(access(path, F_OK), 0);
+    free(a);
+    free(b);
+}
+
+static void json_round_trip(void **state)
+{
+    (void)state;
+    vd_acct_job *a = job_new(77, 1000), *b = calloc(1, sizeof(*b));
+    vd_err err;
+    assert_non_null(b);
+    assert_int_equal(vd_acct_comment_parse("vdesk[n1] vdesk restore: asked=save used=save devices=g "
+                                           "total=9ms phases=a:1,b:2! outcome=\"back\"", a, &err), 0);
+    json_object *o = vd_acct_job_json(a);
+    assert_int_equal(vd_acct_job_from_json(o, b, &err), 0);
+    json_object_put(o);
+    assert_int_equal(b->job, 77);
+    assert_int_equal(b->array_task, VD_ACCT_NONE);
+    assert_int_equal(b->nrecs, 1);
+    assert_string_equal(b->recs[0].op, "restore");
+    assert_int_equal(b->recs[0].nphases, 2);
+    assert_int_equal(b->recs[0].failed_phases, 1);
+    assert_string_equal(b->recs[0].outcome, "back");
+    free(a);
+    free(b);
+}
+
+/* Jobs ending together: several processes store at once, none is lost. */
+static void concurrent_writers_lose_nothing(void **state)
+{
+    fx *f = *state;
+    enum { PROCS = 4, EACH = 25 };
+    for (int p = 0; p < PROCS; p++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int bad = 0;
+            for (int i = 0; i < EACH; i++) {
+                vd_acct_job *j = job_new((unsigned)(p * 1000 + i + 1), 1000);
+                vd_err err;
+                bad |= vd_acct_keep(f->db, 10000, j, &err) != 0;
+                free(j);
+            }
+            _exit(bad);
+        }
+    }
+    for (int p = 0; p < PROCS; p++) {
+        int st;
+        assert_true(wait(&st) > 0);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), PROCS * EACH);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(record_line_reads_back),
+        cmocka_unit_test(unreadable_and_cut_records_keep_their_text),
+        cmocka_unit_test(comment_records_by_node_site_text_skipped),
+        cmocka_unit_test(env_of_jobcomp_script),
+        cmocka_unit_test(json_round_trip),
+        cmocka_unit_test_setup_teardown(store_is_idempotent_and_counts_gpu_seconds, setup, teardown),
+        cmocka_unit_test_setup_teardown(locked_database_keeps_the_run_for_the_next, setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_database_keeps_the_run_and_names_the_fix, setup, teardown),
+        cmocka_unit_test_setup_teardown(newer_schema_is_refused_not_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(hostile_spool_file_is_set_aside, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
