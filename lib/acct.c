@@ -103,14 +103,16 @@ static const char *phases_end(const char *s, size_t len)
     return m && (!o || m < o) ? m : o;
 }
 
+/* "OP: KEY=VALUE ... outcome=\"...\"", as the AdminComment has it, or
+ * with syslog's "vdesk " before it. */
 static int rec_parse(const char *s, size_t len, vd_acct_rec *r)
 {
-    if (len < 7 || memcmp(s, "vdesk ", 6) != 0)
+    if (len >= 6 && memcmp(s, "vdesk ", 6) == 0)
+        s += 6, len -= 6;
+    const char *colon = memchr(s, ':', len);
+    if (!colon || colon == s || (size_t)(colon - s) >= sizeof(r->op))
         return -1;
-    const char *colon = memchr(s + 6, ':', len - 6);
-    if (!colon || colon == s + 6 || (size_t)(colon - s) - 6 >= sizeof(r->op))
-        return -1;
-    copy_n(r->op, sizeof(r->op), s + 6, (size_t)(colon - s) - 6);
+    copy_n(r->op, sizeof(r->op), s, (size_t)(colon - s));
     for (const char *c = r->op; *c; c++)
         if (!islower((unsigned char)*c))
             return -1;

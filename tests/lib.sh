@@ -29,6 +29,9 @@ t_poll() {
     done
 }
 
+# admin_comment ID: the job's AdminComment, where vdesk's nodes put their records.
+admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
+
 # job_state ID: the job's state (RUNNING, COMPLETED, ...) from scontrol.
 job_state() { scontrol -o show job "$1" 2>/dev/null | sed -n 's/.* JobState=\([A-Z_]*\) .*/\1/p'; }
 job_done() { case $(job_state "$1") in COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|PREEMPTED|OUT_OF_MEMORY) return 0;; esac; return 1; }

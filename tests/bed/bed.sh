@@ -620,6 +620,14 @@ exec "$BED_BUILD/prolog/vdesk-$p"
 EOF
         chmod +x "$d/$p"
     done
+    # slurmctld's job completion program (JobCompLoc=): jobcomp/script runs
+    # it with no SLURM_CONF or VDESK_CONF, so the bed's go in here.
+    cat >"$d/jobcomp" <<EOF
+#!/bin/sh
+export VDESK_CONF="$d/vdesk.conf" SLURM_CONF="$dir/slurm/slurm.conf"
+exec "$BED_BUILD/jobcomp/vdesk-jobcomp"
+EOF
+    chmod +x "$d/jobcomp"
 }
 
 # bed_libvirt_stop [NODE] / bed_libvirt_start: stop the bed's libvirt daemon

@@ -5,11 +5,11 @@
 BEDCTL=$T_BUILD/tests/bedctl
 
 node_bed_up() {
-    T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
+    T_BED=${T_BED:-$(mktemp -d /tmp/vdb.XXXXXX)}
     bed_vdesk_files "$T_BED" hw
     VDESK_BED_PROLOG=$T_BED/vdesk/prolog VDESK_BED_EPILOG=$T_BED/vdesk/epilog \
     VDESK_BED_PLUGSTACK="required $T_BUILD/spank/vdesk.so default=auto" \
-    VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120' \
+    VDESK_BED_SLURM_EXTRA=$'PrologFlags=Alloc\nPrologEpilogTimeout=120\nBatchStartTimeout=120'${NODE_BED_SLURM_EXTRA:+$'\n'$NODE_BED_SLURM_EXTRA} \
     VDESK_BED_GPU_NODES=n1 bed_up "$T_BED" || return 1
     VDCONF=$VDESK_BED/vdesk/vdesk.conf
     cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
@@ -28,6 +28,13 @@ hw_drivers() {
 }
 HW_HOST="nvidia snd_hda_intel xhci_hcd nvidia-gpu mlx5_core"
 HW_VFIO="vfio-pci vfio-pci vfio-pci vfio-pci vfio-pci"
+
+# after_job ID NODE: waits for the job to end and the desktop to run again.
+after_job() {
+    t_poll 60 job_done "$1"
+    t_poll 60 sh -c "[ \"\$('$BEDCTL' state desk-$2)\" = running ]"
+    t_poll 30 sh -c "'$T_BUILD/cli/vdeskctl' --conf '$VDCONF' --node $2 status | grep -q '^desktop: present'"
+}
 
 t_teardown() { bed_down "$T_BED"; }
 

@@ -74,7 +74,6 @@ node_idle() { [ "$(node_state "$1")" = IDLE ]; }
 node_reason() { sinfo -h -N -n "$1" -o '%E'; }
 # The node's Comment: the last field in Slurm 22.05's listing, not in 24.11's.
 node_comment() { scontrol -o show node "$1" | sed -n 's/.* Comment=//p' | sed 's/ [A-Z][A-Za-z]*=.*//'; }
-admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
 
 # back_and_resumed: the desktop runs, the node takes jobs again.
 back_and_resumed() {

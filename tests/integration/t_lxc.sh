@@ -30,7 +30,6 @@ lxc_cannot_run() {
 
 ct_uri() { bed_lxc_uri "$VDESK_BED"; }
 ct_state() { "$BEDCTL" -c "$(ct_uri)" state ct-n1; }
-admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
 node_state() { sinfo -h -N -n "$1" -o '%T'; }
 vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
 

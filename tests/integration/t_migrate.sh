@@ -51,7 +51,6 @@ t_teardown() { bed_down "$T_BED"; }
 vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
 on() { "$BEDCTL" -c "$(bed_node_uri "$VDESK_BED" "$1")" "${@:2}"; }
 records() { cat "$VDESK_BED/vdesk/state/n1/records.jsonl" 2>/dev/null; }
-admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
 
 # where: the daemons that have desk-n1 running, e.g. "n2" (none: "").
 where() {

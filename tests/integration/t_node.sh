@@ -9,7 +9,6 @@
 
 t_setup() { node_bed_up; }
 
-admin_comment() { scontrol -o show job "$1" | sed -n 's/.*AdminComment=\(.*\) [A-Z][A-Za-z]*=.*/\1/p'; }
 node_reason() { sinfo -h -N -n "$1" -o '%E'; }
 node_state() { sinfo -h -N -n "$1" -o '%T'; }
 
@@ -27,13 +26,6 @@ start_job() {
     id=$(sbatch --parsable -w "$1" --vdesk="$2" -o /dev/null --wrap "sleep $3") || return 1
     t_poll 60 sh -c "scontrol -o show job $id | grep -q 'AdminComment=.*vdesk\[n[0-9]\] evict'" || return 1
     echo "$id"
-}
-
-# after_job ID NODE: waits for the job to end and the desktop to run again.
-after_job() {
-    t_poll 60 job_done "$1"
-    t_poll 60 sh -c "[ \"\$('$BEDCTL' state desk-$2)\" = running ]"
-    t_poll 30 sh -c "'$T_BUILD/cli/vdeskctl' --conf '$VDCONF' --node $2 status | grep -q '^desktop: present'"
 }
 
 # The desktop came back as it was: running, same boot, the heartbeat went on
