@@ -16,6 +16,8 @@
  *   vdeskctl [--conf FILE] [--node NAME] snapshots [DESKTOP] [--json]
  *   vdeskctl [--conf FILE] [--node NAME] revert | discard DESKTOP SNAPSHOT
  *   vdeskctl [--conf FILE] [--node NAME] flatten [DESKTOP] [--keep N]
+ *   vdeskctl [--conf FILE] report [users|nodes|jobs] [--since DATE] [--until DATE]
+ *            [--user USER] [--account ACCOUNT] [--node NAME] [--json | --csv]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +36,7 @@
 #include "display.h"
 #include "inventory.h"
 #include "profile.h"
+#include "report.h"
 #include "shmem.h"
 #include "status.h"
 #include "journal.h"
@@ -93,6 +96,12 @@ static int usage(FILE *f)
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
           "                      lines and the desktop's cores (works without a vdesk.conf)\n"
+          "  report [users|nodes|jobs] [--since DATE] [--until DATE] [--user USER]\n"
+          "         [--account ACCOUNT] [--node NAME] [--json | --csv]\n"
+          "                      what jobs cost and what vdesk did, from the accounting database\n"
+          "                      (vdesk-jobcomp): per user and account (GPU-hours, jobs that evicted\n"
+          "                      desktops, by mode), per node (evictions, time away, failures, slowest\n"
+          "                      phase) or per job; DATE: YYYY-MM-DD[THH:MM[:SS]], the job's end\n"
           "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
           "the node is --node, else $SLURMD_NODENAME, else the short hostname.\n", f);
     return f == stderr ? 2 : 0;
@@ -327,18 +336,28 @@ int main(int argc, char **argv)
         { "name", required_argument, NULL, 'N' }, { "schedule", no_argument, NULL, 'C' },
         { "keep", required_argument, NULL, 'K' },
         { "role", required_argument, NULL, 'r' },
+        { "since", required_argument, NULL, 1 }, { "until", required_argument, NULL, 2 },
+        { "user", required_argument, NULL, 3 }, { "account", required_argument, NULL, 4 },
+        { "csv", no_argument, NULL, 5 },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
-    int force = 0, even = 0, live = 0, wait_s = 0, schedule = 0, keep = 0, o;
+    int force = 0, even = 0, live = 0, wait_s = 0, schedule = 0, keep = 0, csv = 0, o;
+    report_opts rep_o = { 0 };
+    const char *node_given = NULL;
     const char *snap_name = NULL, *role = NULL;
     inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
     while ((o = getopt_long(argc, argv, "c:n:fh", opts, NULL)) != -1) {
         switch (o) {
         case 'c': path = optarg; break;
-        case 'n': snprintf(node, sizeof(node), "%s", optarg); break;
+        case 'n': snprintf(node, sizeof(node), "%s", optarg); node_given = optarg; break;
+        case 1: rep_o.since = optarg; break;
+        case 2: rep_o.until = optarg; break;
+        case 3: rep_o.user = optarg; break;
+        case 4: rep_o.account = optarg; break;
+        case 5: csv = 1; break;
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
@@ -377,6 +396,28 @@ int main(int argc, char **argv)
         fprintf(stderr, "vdeskctl: %s\n", snap_name && schedule ? "--name and --schedule: give one (a scheduled "
                 "snapshot is named by its time)" : keep ? "--keep goes with flatten" : "--name and --schedule go with snapshot");
         return 2;
+    }
+    if ((rep_o.since || rep_o.until || rep_o.user || rep_o.account || csv) && strcmp(cmd, "report")) {
+        fprintf(stderr, "vdeskctl: --since, --until, --user, --account and --csv go with report\n");
+        return 2;
+    }
+    if (!strcmp(cmd, "report")) {
+        if (csv && inv.json) {
+            fprintf(stderr, "vdeskctl report: --json and --csv are two different outputs; give one\n");
+            return 2;
+        }
+        if (optind + 2 < argc)
+            return usage(stderr);
+        rep_o.view = optind + 2 == argc ? argv[optind + 1] : NULL;
+        rep_o.node = node_given;
+        rep_o.format = csv ? REPORT_CSV : inv.json ? REPORT_JSON : REPORT_TABLE;
+        vd_conf rc_conf;
+        vd_err rc_err;
+        if (vd_conf_load(path, NULL, &rc_conf, &rc_err) < 0) {
+            fprintf(stderr, "vdeskctl report: %s\n", rc_err.msg);
+            return 1;
+        }
+        return cmd_report(&rc_conf, &rep_o);
     }
     if (role && strcmp(cmd, "shmem")) {
         fprintf(stderr, "vdeskctl: --role goes with shmem attach\n");

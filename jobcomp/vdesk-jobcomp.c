@@ -79,8 +79,11 @@ static void job_details(vd_acct_job *j)
 
 int main(int argc, char **argv)
 {
-    (void)argv;
     openlog("vdesk-jobcomp", LOG_PID | (isatty(2) || access("/dev/log", W_OK) ? LOG_PERROR : 0), LOG_DAEMON);
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        printf("vdesk-jobcomp " VD_VERSION " (reads " VD_CONF_DEFAULT ")\n");
+        return 0;
+    }
     if (argc > 1) {
         fprintf(stderr, "vdesk-jobcomp: takes no arguments: slurmctld runs it "
                 "(JobCompType=jobcomp/script, JobCompLoc=this program); see vdeskctl(8), REPORTS\n");

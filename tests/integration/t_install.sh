@@ -35,7 +35,8 @@ test_install_into_destdir() {
     make_install install DESTDIR="$d" PREFIX=/usr >/dev/null
     for f in "usr/lib/$multiarch/slurm-wlm/vdesk.so" usr/share/man/man1/vdesk.1 \
              usr/share/man/man5/vdesk.conf.5 usr/share/man/man8/vdeskctl.8 \
-             usr/libexec/vdesk/vdesk-prolog usr/libexec/vdesk/vdesk-epilog usr/sbin/vdeskctl \
+             usr/libexec/vdesk/vdesk-prolog usr/libexec/vdesk/vdesk-epilog usr/libexec/vdesk/vdesk-jobcomp \
+             usr/sbin/vdeskctl \
              usr/share/doc/vdesk/examples/vdesk.conf.example \
              usr/share/doc/vdesk/examples/plugstack.conf.d/vdesk.conf \
              usr/share/doc/vdesk/examples/slurm/vdesk-slurm.conf \
@@ -48,7 +49,7 @@ test_install_into_destdir() {
         [ -s "$d/$f" ] || t_fail "missing after install: $f"
     done
     [ -d "/usr/lib/$multiarch/slurm-wlm" ] && assert_match "$(ls /usr/lib/"$multiarch"/slurm-wlm)" "spank|select_cons_tres" "Slurm's plugin dir"
-    assert_eq "$(find "$d" -type f | wc -l)" 22 "files installed"
+    assert_eq "$(find "$d" -type f | wc -l)" 23 "files installed"
     assert_match "$(cat "$d/usr/libexec/vdesk/vdesk-kiosk")" '^vdeskctl=\$\{VDESKCTL:-/usr/sbin/vdeskctl\}$'
     assert_match "$(cat "$d/usr/share/xsessions/vdesk-kiosk.desktop")" '^Exec=/usr/libexec/vdesk/vdesk-kiosk$' 
     # The boot units start the installed vdeskctl, and systemd takes them.
@@ -105,7 +106,7 @@ test_installed_programs_name_their_version_and_config() {
     vdesk_make install "$d" >/dev/null
     assert_eq "$("$d/usr/sbin/vdeskctl" --version)" \
         "vdeskctl $VERSION (default config /etc/vdesk/vdesk.conf)" "installed vdeskctl --version"
-    for p in vdesk-prolog vdesk-epilog; do
+    for p in vdesk-prolog vdesk-epilog vdesk-jobcomp; do
         assert_eq "$("$d/usr/libexec/vdesk/$p" --version)" \
             "$p $VERSION (reads /etc/vdesk/vdesk.conf)" "installed $p --version"
     done
@@ -221,7 +222,7 @@ test_deb_packages_build_install_and_purge() {
     plugin=$(ls "$debs"/vdesk-plugin_"$VERSION"-*.deb)
     multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
     assert_match "$(dpkg-deb -f "$node" Depends)" "vdesk-plugin \(= $VERSION-[^)]*\)"
-    for p in libibverbs1 libvirt0 libhwloc15 libinih1 libjson-c5 'libslurm[0-9]+(t64)?'; do
+    for p in libibverbs1 libvirt0 libhwloc15 libinih1 libjson-c5 'libsqlite3-0' 'libslurm[0-9]+(t64)?'; do
         assert_match "$(dpkg-deb -f "$node" Depends)" "(^|, )$p( |,|$)" "vdesk-node Depends"
     done
     assert_no_match "$(dpkg-deb -f "$node" Depends)" "libvirt-daemon" "libvirt's daemon is recommended, not required"

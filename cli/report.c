@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * report.c - `vdeskctl report [users|nodes|jobs]`: the accounting
+ * database (acct.h) as a table, JSON or CSV. Read-only: it opens the
+ * database read-only and never waits on a writer for long (WAL lets it
+ * read while vdesk-jobcomp writes).
+ *
+ * Each view is one SQL query over the runs the filters select (`sel`) and
+ * their eviction records (`ev`); the rows are gathered as JSON objects and
+ * printed in the format asked, so the three formats never disagree.
+ */
+#include "report.h"
+
+#include <json-c/json.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "acct.h"
+
+/* Bound by every view: ?1 since, ?2 until (epoch seconds, NULL: open),
+ * ?3 user, ?4 account, ?5 node (NULL: all). A run is in the period when it
+ * ended in it; --node keeps the runs that have a record of that node. */
+#define SELECTED \
+    "WITH sel AS (SELECT * FROM jobs j WHERE (?1 IS NULL OR j.end_time >= ?1)" \
+    " AND (?2 IS NULL OR j.end_time < ?2) AND (?3 IS NULL OR j.user = ?3)" \
+    " AND (?4 IS NULL OR j.account = ?4) AND (?5 IS NULL OR EXISTS (SELECT 1 FROM records r" \
+    " WHERE (r.cluster, r.job, r.start) = (j.cluster, j.job, j.start) AND r.node = ?5)))," \
+    " ev AS (SELECT r.*, s.end_time - s.start AS run_s FROM records r JOIN sel s USING (cluster, job, start)" \
+    " WHERE r.op IN ('evict', '?') AND (?5 IS NULL OR r.node = ?5))"
+
+/* An eviction that moved the desktop off the node (a mode was applied;
+ * "none": it was off), and one that failed (or cannot be read). */
+#define EVICTED "(op = 'evict' AND used NOT IN ('', '-', 'none'))"
+#define FAILED "(op = '?' OR (op = 'evict' AND used IN ('', '-')))"
+#define MODE_COUNT(m) "(SELECT count(*) FROM ev WHERE (ev.cluster, ev.job, ev.start) = " \
+    "(s.cluster, s.job, s.start) AND " EVICTED " AND used = '" m "') AS " m
+
+static const char USERS[] = SELECTED
+    ", pj AS (SELECT s.user, s.account, s.gpu_seconds, " MODE_COUNT("suspend") ", " MODE_COUNT("save")
+    ", " MODE_COUNT("shutdown") ", " MODE_COUNT("shrink") ", " MODE_COUNT("migrate") " FROM sel s)"
+    " SELECT user, account, count(*) AS jobs, round(sum(coalesce(gpu_seconds, 0)) / 3600.0, 2) AS gpu_hours,"
+    " sum(suspend + save + shutdown + shrink + migrate > 0) AS evicting_jobs, sum(suspend) AS suspend,"
+    " sum(save) AS save, sum(shutdown) AS shutdown, sum(shrink) AS shrink, sum(migrate) AS migrate"
+    " FROM pj GROUP BY user, account ORDER BY gpu_hours DESC, user, account";
+
+/* Away: the desktop left for the run of the job (its eviction's own time
+ * is in mean/max_evict_ms); availability over the period asked, else over
+ * the runs' own span. */
+static const char NODES[] = SELECTED
+    ", span AS (SELECT max(coalesce(?2, (SELECT max(end_time) FROM sel)) - coalesce(?1, (SELECT min(start)"
+    " FROM sel)), 1) AS s)"
+    " SELECT node, sum(" EVICTED ") AS evictions, sum(" EVICTED " AND used = 'suspend') AS suspend,"
+    " sum(" EVICTED " AND used = 'save') AS save, sum(" EVICTED " AND used = 'shutdown') AS shutdown,"
+    " sum(" EVICTED " AND used = 'shrink') AS shrink, sum(" EVICTED " AND used = 'migrate') AS migrate,"
+    " sum(" FAILED ") AS failed, sum(failed_phases > 0) AS fallbacks,"
+    " round(sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) / 3600.0, 2) AS away_hours,"
+    " round(100.0 * (1 - min(1.0, sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) * 1.0 / (SELECT s FROM span))),"
+    " 1) AS home_pct, CAST(avg(total_ms) AS INTEGER) AS mean_evict_ms, max(total_ms) AS max_evict_ms,"
+    " (SELECT p.name || ' ' || p.ms || 'ms' FROM phases p JOIN ev e2 USING (cluster, job, start, seq)"
+    "  WHERE e2.node = ev.node ORDER BY p.ms DESC LIMIT 1) AS slowest_phase"
+    " FROM ev GROUP BY node ORDER BY node";
+
+static const char JOBS[] = SELECTED
+    " SELECT s.job, CASE WHEN s.array_job IS NULL THEN '' ELSE s.array_job || '_' || s.array_task END AS array,"
+    " s.user, s.account, s.state, datetime(s.start, 'unixepoch') AS start_utc,"
+    " datetime(s.end_time, 'unixepoch') AS end_utc, s.nodes, s.gpus, s.gpu_seconds,"
+    " coalesce((SELECT group_concat(r.node || ':' || r.op || ':' || r.asked || '>' || r.used || ':'"
+    " || coalesce(r.total_ms, '?') || 'ms', ' ') FROM records r"
+    " WHERE (r.cluster, r.job, r.start) = (s.cluster, s.job, s.start)), '') AS vdesk"
+    " FROM sel s ORDER BY s.end_time, s.job, s.start";
+
+/* "YYYY-MM-DD[THH:MM[:SS]]", local time, into epoch seconds. */
+static int date_parse(const char *opt, const char *s, long long *out)
+{
+    static const char *forms[] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d" };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(*forms); i++) {
+        struct tm tm = { .tm_isdst = -1 };
+        const char *end = strptime(s, forms[i], &tm);
+        if (end && !*end) {
+            time_t t = mktime(&tm);
+            if (t == (time_t)-1)
+                break;
+            *out = (long long)t;
+            return 0;
+        }
+    }
+    fprintf(stderr, "vdeskctl report: %s '%s': give a date as YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS] "
+            "(local time)\n", opt, s);
+    return -1;
+}
+
+static json_object *column_json(sqlite3_stmt *st, int i)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER: return json_object_new_int64(sqlite3_column_int64(st, i));
+    case SQLITE_FLOAT: return json_object_new_double(sqlite3_column_double(st, i));
+    case SQLITE_NULL: return NULL;
+    default: return json_object_new_string((const char *)sqlite3_column_text(st, i));
+    }
+}
+
+/* Runs the view into an array of objects (column order kept). */
+static int rows_get(sqlite3 *db, const char *sql, const long long *since, const long long *until,
+                    const report_opts *o, json_object **rows, const char *path)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "vdeskctl report: accounting database %s: %s\n", path, sqlite3_errmsg(db));
+        return -1;
+    }
+    if (since)
+        sqlite3_bind_int64(st, 1, *since);
+    if (until)
+        sqlite3_bind_int64(st, 2, *until);
+    sqlite3_bind_text(st, 3, o->user, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, o->account, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, o->node, -1, SQLITE_STATIC);
+    *rows = json_object_new_array();
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        json_object *row = json_object_new_object();
+        for (int i = 0; i < sqlite3_column_count(st); i++)
+            json_object_object_add(row, sqlite3_column_name(st, i), column_json(st, i));
+        json_object_array_add(*rows, row);
+    }
+    if (rc != SQLITE_DONE)
+        fprintf(stderr, "vdeskctl report: accounting database %s: %s\n", path, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static const char *cell(json_object *v, char *buf, size_t size)
+{
+    if (!v)
+        return "";
+    if (json_object_is_type(v, json_type_double)) {
+        snprintf(buf, size, "%.2f", json_object_get_double(v));
+        return buf;
+    }
+    return json_object_get_string(v);
+}
+
+static void csv_field(const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"')
+            putchar('"');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The header is the first row's keys; every row has the same ones. */
+static void print_delimited(json_object *rows, const char **names, int n, int csv)
+{
+    size_t nrows = json_object_array_length(rows);
+    int width[64] = { 0 };
+    char buf[64];
+    for (int c = 0; c < n && !csv; c++) {
+        width[c] = (int)strlen(names[c]);
+        for (size_t r = 0; r < nrows; r++) {
+            json_object *v = json_object_object_get(json_object_array_get_idx(rows, r), names[c]);
+            int w = (int)strlen(cell(v, buf, sizeof(buf)));
+            width[c] = w > width[c] ? w : width[c];
+        }
+    }
+    for (size_t r = 0; r <= nrows; r++) {
+        for (int c = 0; c < n; c++) {
+            const char *s = names[c];
+            if (r > 0)
+                s = cell(json_object_object_get(json_object_array_get_idx(rows, r - 1), names[c]), buf,
+                         sizeof(buf));
+            if (csv) {
+                if (c)
+                    putchar(',');
+                csv_field(s);
+            } else if (c + 1 < n) {
+                printf("%-*s  ", width[c], s);
+            } else {
+                fputs(s, stdout);
+            }
+        }
+        putchar('\n');
+    }
+}
+
+static int print_rows(json_object *rows, sqlite3 *db, const char *sql, report_format f)
+{
+    if (f == REPORT_JSON)
+        return puts(json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PRETTY)) < 0 ? -1 : 0;
+    /* Column names from the statement: an empty result still has a header. */
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    const char *names[64];
+    int n = sqlite3_column_count(st) < 64 ? sqlite3_column_count(st) : 64;
+    for (int i = 0; i < n; i++)
+        names[i] = sqlite3_column_name(st, i);
+    print_delimited(rows, names, n, f == REPORT_CSV);
+    sqlite3_finalize(st);
+    return fflush(stdout) == 0 ? 0 : -1;
+}
+
+static sqlite3 *db_open(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (access(path, F_OK) != 0) {
+        fprintf(stderr, "vdeskctl report: no accounting database at %s (accounting_db in vdesk.conf): "
+                "vdesk-jobcomp makes it when the first job ends, once slurm.conf has "
+                "JobCompType=jobcomp/script and JobCompLoc=.../vdesk-jobcomp (admin.md, "
+                "\"Accounting\")\n", path);
+        return NULL;
+    }
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        fprintf(stderr, "vdeskctl report: accounting database %s: %s\n", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *st;
+    int v = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (v != VD_ACCT_SCHEMA) {
+        fprintf(stderr, "vdeskctl report: accounting database %s: %s (schema %d; this vdesk reads %d)\n",
+                path, v < 0 ? sqlite3_errmsg(db) : v > VD_ACCT_SCHEMA ? "written by a newer vdesk"
+                : "not vdesk's, or empty", v, VD_ACCT_SCHEMA);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
+int cmd_report(const vd_conf *c, const report_opts *o)
+{
+    const char *view = o->view ? o->view : "users";
+    const char *sql = !strcmp(view, "users") ? USERS : !strcmp(view, "nodes") ? NODES
+                      : !strcmp(view, "jobs") ? JOBS : NULL;
+    if (!sql) {
+        fprintf(stderr, "vdeskctl report: unknown view '%s': give users, nodes or jobs\n", view);
+        return 2;
+    }
+    long long since, until;
+    if ((o->since && date_parse("--since", o->since, &since) < 0) ||
+        (o->until && date_parse("--until", o->until, &until) < 0))
+        return 2;
+    if (o->since && o->until && until <= since) {
+        fprintf(stderr, "vdeskctl report: --until %s is not after --since %s\n", o->until, o->since);
+        return 2;
+    }
+    sqlite3 *db = db_open(c->accounting_db);
+    if (!db)
+        return 1;
+    json_object *rows = NULL;
+    int rc = rows_get(db, sql, o->since ? &since : NULL, o->until ? &until : NULL, o, &rows,
+                      c->accounting_db);
+    if (rc == 0)
+        rc = print_rows(rows, db, sql, o->format);
+    json_object_put(rows);
+    sqlite3_close(db);
+    return rc == 0 ? 0 : 1;
+}

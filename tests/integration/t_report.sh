@@ -1,0 +1,120 @@
+#!/bin/bash
+# vdeskctl report against a hand-made history: runs written as the spool's
+# JSON files (acct.h), stored by one vdesk-jobcomp run as it would after a
+# damaged database, then every figure of the three views checked by hand.
+. "$(dirname "$0")/../lib.sh"
+
+T0=1767225600   # 2026-01-01 00:00:00 UTC
+
+t_setup() {
+    T_DIR=$(mktemp -d /tmp/vdr.XXXXXX)
+    DB=$T_DIR/acct.db
+    printf '[vdesk]\naccounting_db = %s\n' "$DB" >"$T_DIR/vdesk.conf"
+    mkdir -p "$DB.spool"
+    # job user account start run_s gpus [RECORD...], RECORD: node:op:asked:used:total_ms:phases
+    run 1 alice lab 0 3600 2 "n1:evict:save:save:900:lock:0,save:850"
+    run 2 alice lab 4000 1800 0 "n1:evict:suspend:suspend:20:lock:0,suspend:15"
+    run 3 bob phys 8000 7200 1 "n2:evict:migrate:migrate:4000:lock:1,migrate n3:3900"
+    run 4 bob phys 20000 600 0 "n2:evict:save::300:lock:0,save:290!"
+    run 5 carol lab 30000 60 0 "n1:?::::"
+    run 6 carol lab 40000 100 4
+    TZ=UTC0 env -i VDESK_CONF="$T_DIR/vdesk.conf" JOBID=99 JOBSTATE=COMPLETED START=$((T0 + 90000)) \
+        END=$((T0 + 90010)) USERNAME=dave CLUSTER=c1 "$T_BUILD/jobcomp/vdesk-jobcomp"
+}
+t_teardown() { rm -rf "$T_DIR"; }
+
+# run JOB USER ACCOUNT START RUN_S GPUS [RECORD...]: one spooled run.
+run() {
+    local job=$1 user=$2 acct=$3 start=$((T0 + $4)) run_s=$5 gpus=$6 r recs= sep= n op asked used ms ph
+    shift 6
+    for r in "$@"; do
+        IFS=: read -r n op asked used ms ph <<<"$r"
+        recs="$recs$sep$(phases_json "$n" "$op" "$asked" "$used" "${ms:--1}" "${r#*:*:*:*:*:}")"
+        sep=,
+    done
+    cat >"$DB.spool/$job-$start-1.json" <<EOF
+{"schema":1,"cluster":"c1","job":$job,"submit":$start,"start":$start,"end":$((start + run_s)),
+ "array_job":0,"array_task":4294967295,"het_job":0,"het_offset":4294967295,"uid":1000,"nnodes":1,
+ "restarts":0,"name":"j$job","user":"$user","account":"$acct","partition":"desk","qos":"",
+ "nodes":"n1","state":"COMPLETED","exit_code":"0:0","gpus":$gpus,"note":"","records":[$recs]}
+EOF
+}
+phases_json() {
+    local p out= sep= name ms ok
+    IFS=, read -ra ps <<<"$6"
+    for p in "${ps[@]}"; do
+        [ -n "$p" ] || continue
+        name=${p%:*} ms=${p##*:} ok=1
+        case $ms in *!) ms=${ms%!} ok=0 ;; esac
+        out="$out$sep{\"name\":\"$name\",\"ms\":$ms,\"ok\":$ok}"
+        sep=,
+    done
+    printf '{"node":"%s","op":"%s","asked":"%s","used":"%s","devices":"","total_ms":%s,"migrated":"",
+      "outcome":"done, %s","cut":0,"phases":[%s]}' "$1" "$2" "$3" "$4" "$5" "$1" "$out"
+}
+
+report() { TZ=UTC0 "$T_BUILD/cli/vdeskctl" --conf "$T_DIR/vdesk.conf" report "$@"; }
+
+test_the_spooled_history_is_stored() {
+    assert_eq "$(ls "$DB.spool")" "" "the spool after vdesk-jobcomp"
+    assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM jobs')" 7 "runs stored"
+}
+
+test_users_view_by_hand() {
+    local out
+    out=$(report users --csv)
+    assert_eq "$(sed -n 1p <<<"$out")" "user,account,jobs,gpu_hours,evicting_jobs,suspend,save,shutdown,shrink,migrate"
+    # alice: 2 GPUs x 1 h; bob: 1 GPU x 2 h, one failed eviction; carol: 4 GPUs x 100 s.
+    assert_match "$out" "^alice,lab,2,2.00,2,1,1,0,0,0$"
+    assert_match "$out" "^bob,phys,2,2.00,1,0,0,0,0,1$"
+    assert_match "$out" "^carol,lab,2,0.11,0,0,0,0,0,0$"
+    assert_match "$out" "^dave,,1,0.00,0,0,0,0,0,0$"
+    assert_eq "$(report users --json | grep -c '"user"')" 4 "users in the JSON"
+}
+
+test_nodes_view_by_hand() {
+    local out
+    out=$(report nodes --csv --since 2026-01-01 --until 2026-01-02)
+    # n1: save (1 h away) and suspend (0.5 h away); an unreadable record.
+    # n2: a migration (2 h away), a failed save whose fallback phase failed.
+    assert_eq "$(sed -n 1p <<<"$out")" \
+        "node,evictions,suspend,save,shutdown,shrink,migrate,failed,fallbacks,away_hours,home_pct,mean_evict_ms,max_evict_ms,slowest_phase"
+    assert_match "$out" "^n1,2,1,1,0,0,0,1,0,1.50,93.80,460,900,save 850ms$"
+    assert_match "$out" "^n2,1,0,0,0,0,1,1,1,2.00,91.70,2150,4000,migrate n3 3900ms$"
+}
+
+test_jobs_view_and_filters() {
+    local out
+    out=$(report jobs --user bob)
+    assert_eq "$(wc -l <<<"$out")" 3 "bob's runs and the header"
+    assert_match "$out" "^3 +bob +phys +COMPLETED +2026-01-01 02:13:20 +2026-01-01 04:13:20 +n1 +1 +7200 +n2:evict:migrate>migrate:4000ms$"
+    out=$(report jobs --csv --node n1)
+    assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 1 2 5 " "runs with a record of n1"
+    out=$(report jobs --csv --since 2026-01-01T05:00 --account lab)
+    assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 5 6 " "lab's runs that ended after 05:00"
+    assert_match "$(report jobs --json --user carol)" '"vdesk":"n1:\?:>:\?ms"'
+}
+
+test_bad_input_names_the_fix() {
+    local out rc
+    out=$(report weekly 2>&1) && t_fail "an unknown view was accepted"
+    assert_match "$out" "unknown view 'weekly': give users, nodes or jobs"
+    rc=0; out=$(report --since yesterday 2>&1) || rc=$?
+    assert_eq "$rc" 2 "exit status of a bad date"
+    assert_match "$out" "--since 'yesterday': give a date as YYYY-MM-DD"
+    out=$(report --since 2026-02-01 --until 2026-01-01 2>&1) && t_fail "an empty period was accepted"
+    assert_match "$out" "--until 2026-01-01 is not after --since 2026-02-01"
+    out=$(report --json --csv 2>&1) && t_fail "--json with --csv was accepted"
+    assert_match "$out" "give one"
+    out=$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/vdesk.conf" status --csv 2>&1) && t_fail "--csv with status"
+    assert_match "$out" "go with report"
+    printf '[vdesk]\naccounting_db = %s/none.db\n' "$T_DIR" >"$T_DIR/other.conf"
+    out=$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/other.conf" report 2>&1) && t_fail "a missing database"
+    assert_match "$out" "no accounting database at $T_DIR/none.db .*JobCompType=jobcomp/script"
+    [ ! -e "$T_DIR/none.db" ] || t_fail "report made a database"
+    sqlite3 "$T_DIR/n.db" 'CREATE TABLE t (x)' && printf '[vdesk]\naccounting_db = %s/n.db\n' "$T_DIR" >"$T_DIR/other.conf"
+    out=$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/other.conf" report 2>&1) && t_fail "a database not vdesk's"
+    assert_match "$out" "not vdesk's, or empty"
+}
+
+t_main
