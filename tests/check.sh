@@ -28,9 +28,14 @@ count() {
 run() {
     local name=$1 log; shift
     log=$(mktemp)
-    echo "== $name"
     "$@" >"$log" 2>&1
-    local rc=$?
+    report "$name" "$log" $?
+}
+
+# report NAME LOG RC: what one runner printed, and its counts.
+report() {
+    local name=$1 log=$2 rc=$3
+    echo "== $name"
     if [ "$rc" -eq 0 ]; then
         grep -E '^(ok  |\[  PASSED  \]|.*: [0-9]+ passed, [0-9]+ failed$|    )' "$log"
     else
@@ -44,12 +49,30 @@ run() {
 if [ "$mode" != integration ]; then
     # NVML is the stand-in (tests/sysfs/nvml-emu.c): this machine has no driver.
     export LD_LIBRARY_PATH=$build/tests/nvml${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    # The units time nothing and each keeps to its own temporary
+    # directories: they run side by side, one per core, and are reported
+    # in order.
+    lanes=$(nproc 2>/dev/null || echo 1)
+    names=() logs=() pids=()
     for t in "$build"/tests/test_*; do
-        run "unit $(basename "$t")" "$t"
-        run "unit $(basename "$t") (ASan/UBSan)" "$build/tests/asan/$(basename "$t")"
-        run "unit $(basename "$t") (valgrind)" valgrind -q --error-exitcode=9 --leak-check=full \
-            --suppressions="$root/tests/valgrind.supp" \
-            --errors-for-leak-kinds=definite "$t"
+        for v in plain asan valgrind; do
+            case $v in
+            plain) name="unit $(basename "$t")"; set -- "$t" ;;
+            asan) name="unit $(basename "$t") (ASan/UBSan)"; set -- "$build/tests/asan/$(basename "$t")" ;;
+            valgrind) name="unit $(basename "$t") (valgrind)"
+                set -- valgrind -q --error-exitcode=9 --leak-check=full \
+                    --suppressions="$root/tests/valgrind.supp" --errors-for-leak-kinds=definite "$t" ;;
+            esac
+            while [ "$(jobs -rp | wc -l)" -ge "$lanes" ]; do wait -n; done
+            log=$(mktemp)
+            ( "$@" >"$log" 2>&1; echo $? >"$log.rc" ) &
+            names+=("$name") logs+=("$log") pids+=($!)
+        done
+    done
+    for i in "${!names[@]}"; do
+        wait "${pids[$i]}"
+        report "${names[$i]}" "${logs[$i]}" "$(cat "${logs[$i]}.rc" 2>/dev/null || echo 1)"
+        rm -f "${logs[$i]}.rc"
     done
     # The fuzz targets' seed corpus (tests/fuzz/corpus/TARGET), replayed by
     # gcc ASan/UBSan builds, one child per input: "fuzz_TARGET: N passed, N failed".
