@@ -11,6 +11,7 @@
  */
 #include "report.h"
 
+#include <errno.h>
 #include <json-c/json.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -29,13 +30,15 @@
     " AND (?2 IS NULL OR j.end_time < ?2) AND (?3 IS NULL OR j.user = ?3)" \
     " AND (?4 IS NULL OR j.account = ?4) AND (?5 IS NULL OR EXISTS (SELECT 1 FROM records r" \
     " WHERE (r.cluster, r.job, r.start) = (j.cluster, j.job, j.start) AND r.node = ?5)))," \
-    " ev AS (SELECT r.*, s.end_time - s.start AS run_s FROM records r JOIN sel s USING (cluster, job, start)" \
+    " ev AS (SELECT r.*, CASE WHEN s.start > 0 AND s.end_time >= s.start THEN s.end_time - s.start" \
+    " ELSE 0 END AS run_s FROM records r JOIN sel s USING (cluster, job, start)" \
     " WHERE r.op IN ('evict', '?') AND (?5 IS NULL OR r.node = ?5))"
 
 /* An eviction that moved the desktop off the node (a mode was applied;
- * "none": it was off), and one that failed (or cannot be read). */
+ * "none": it was off), and one that failed (or cannot be read; a record
+ * the AdminComment shortened is unknown, not failed). */
 #define EVICTED "(op = 'evict' AND used NOT IN ('', '-', 'none'))"
-#define FAILED "(op = '?' OR (op = 'evict' AND used IN ('', '-')))"
+#define FAILED "(cut = 0 AND (op = '?' OR (op = 'evict' AND used IN ('', '-'))))"
 #define MODE_COUNT(m) "(SELECT count(*) FROM ev WHERE (ev.cluster, ev.job, ev.start) = " \
     "(s.cluster, s.job, s.start) AND " EVICTED " AND used = '" m "') AS " m
 
@@ -52,21 +55,22 @@ static const char USERS[] = SELECTED
  * the runs' own span. */
 static const char NODES[] = SELECTED
     ", span AS (SELECT max(coalesce(?2, (SELECT max(end_time) FROM sel)) - coalesce(?1, (SELECT min(start)"
-    " FROM sel)), 1) AS s)"
+    " FROM sel WHERE start > 0)), 1) AS s)"
     " SELECT node, sum(" EVICTED ") AS evictions, sum(" EVICTED " AND used = 'suspend') AS suspend,"
     " sum(" EVICTED " AND used = 'save') AS save, sum(" EVICTED " AND used = 'shutdown') AS shutdown,"
     " sum(" EVICTED " AND used = 'shrink') AS shrink, sum(" EVICTED " AND used = 'migrate') AS migrate,"
     " sum(" FAILED ") AS failed, sum(failed_phases > 0) AS fallbacks,"
     " round(sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) / 3600.0, 2) AS away_hours,"
     " round(100.0 * (1 - min(1.0, sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) * 1.0 / (SELECT s FROM span))),"
-    " 1) AS home_pct, CAST(avg(total_ms) AS INTEGER) AS mean_evict_ms, max(total_ms) AS max_evict_ms,"
+    " 1) AS home_pct, CAST(avg(CASE WHEN " EVICTED " THEN total_ms END) AS INTEGER) AS mean_evict_ms,"
+    " max(CASE WHEN " EVICTED " THEN total_ms END) AS max_evict_ms,"
     " (SELECT p.name || ' ' || p.ms || 'ms' FROM phases p JOIN ev e2 USING (cluster, job, start, seq)"
     "  WHERE e2.node = ev.node ORDER BY p.ms DESC LIMIT 1) AS slowest_phase"
     " FROM ev GROUP BY node ORDER BY node";
 
 static const char JOBS[] = SELECTED
     " SELECT s.job, CASE WHEN s.array_job IS NULL THEN '' ELSE s.array_job || '_' || s.array_task END AS array,"
-    " s.user, s.account, s.state, datetime(s.start, 'unixepoch') AS start_utc,"
+    " s.user, s.account, s.state, CASE WHEN s.start > 0 THEN datetime(s.start, 'unixepoch') END AS start_utc,"
     " datetime(s.end_time, 'unixepoch') AS end_utc, s.nodes, s.gpus, s.gpu_seconds,"
     " coalesce((SELECT group_concat(r.node || ':' || r.op || ':' || r.asked || '>' || r.used || ':'"
     " || coalesce(r.total_ms, '?') || 'ms', ' ') FROM records r"
@@ -213,6 +217,11 @@ static int print_rows(json_object *rows, sqlite3 *db, const char *sql, report_fo
 static sqlite3 *db_open(const char *path)
 {
     sqlite3 *db = NULL;
+    if (access(path, F_OK) != 0 && errno != ENOENT) {
+        fprintf(stderr, "vdeskctl report: accounting database %s: %s (run it as root, or as the "
+                "user that may read it)\n", path, strerror(errno));
+        return NULL;
+    }
     if (access(path, F_OK) != 0) {
         fprintf(stderr, "vdeskctl report: no accounting database at %s (accounting_db in vdesk.conf): "
                 "vdesk-jobcomp makes it when the first job ends, once slurm.conf has "

@@ -105,6 +105,11 @@ static const char *phases_end(const char *s, size_t len)
 
 /* "OP: KEY=VALUE ... outcome=\"...\"", as the AdminComment has it, or
  * with syslog's "vdesk " before it. */
+static int ends_cut(const char *s, size_t len)
+{
+    return len >= 3 && memcmp(s + len - 3, "...", 3) == 0;
+}
+
 static int rec_parse(const char *s, size_t len, vd_acct_rec *r)
 {
     if (len >= 6 && memcmp(s, "vdesk ", 6) == 0)
@@ -137,11 +142,15 @@ static int rec_parse(const char *s, size_t len, vd_acct_rec *r)
         if (len - at > 7 && memcmp(s + at, "phases=", 7) == 0)
             sp = phases_end(s + at, len - at);
         size_t end = sp ? (size_t)(sp - s) : len;
+        /* The AdminComment shortened the record here ("used=sa..."): what
+         * was read stays, the half field goes. */
+        if (!sp && ends_cut(s, len)) {
+            r->cut = 1;
+            return 0;
+        }
         const char *eq = memchr(s + at, '=', end - at);
-        if (!eq)
+        if (!eq || rec_field(r, s + at, (size_t)(eq - s) - at, eq + 1, end - (size_t)(eq - s) - 1) < 0)
             return -1;
-        if (rec_field(r, s + at, (size_t)(eq - s) - at, eq + 1, end - (size_t)(eq - s) - 1) < 0)
-            return !sp && len - at >= 3 && !memcmp(s + len - 3, "...", 3) ? (r->cut = 1, 0) : -1;
         at = end;
     }
     /* No outcome: a record the AdminComment cut short. */
@@ -160,6 +169,21 @@ void vd_acct_rec_parse(const char *node, const char *text, size_t len, vd_acct_r
     *r = keep;
     snprintf(r->op, sizeof(r->op), "?");
     copy_n(r->outcome, sizeof(r->outcome), text, len);
+    /* "vdesk[n1] ...": a record the AdminComment had to shorten to nothing
+     * is not a failure, only unknown. */
+    r->cut = ends_cut(text, len);
+}
+
+int vd_acct_recs_keep_nodes(vd_acct_job *j, int (*has)(const char *list, const char *node))
+{
+    int k = 0, dropped = 0;
+    for (int i = 0; i < j->nrecs; i++)
+        if (!j->nodes[0] || has(j->nodes, j->recs[i].node))
+            j->recs[k++] = j->recs[i];
+        else
+            dropped++;
+    j->nrecs = k;
+    return dropped;
 }
 
 static int add_comment_rec(const char *node, const char *rec, size_t len, void *arg, vd_err *err)
@@ -180,11 +204,39 @@ int vd_acct_comment_parse(const char *comment, vd_acct_job *j, vd_err *err)
     return vd_admin_comment_each(comment, add_comment_rec, j, err) < 0 ? -1 : 0;
 }
 
+/* One "gpu[:TYPE]:COUNT[(...)]" item's COUNT; 0 for another gres. */
+static int gres_item_gpus(const char *s, size_t len, long long *n)
+{
+    *n = 0;
+    if (len < 3 || memcmp(s, "gpu", 3) != 0 || (len > 3 && s[3] != ':' && s[3] != '('))
+        return 0;
+    const char *paren = memchr(s, '(', len);
+    size_t end = paren ? (size_t)(paren - s) : len;
+    size_t from = end;
+    while (from > 0 && isdigit((unsigned char)s[from - 1]))
+        from--;
+    if (from == end || from == 0 || s[from - 1] != ':' || end - from > 12)
+        return -1;
+    for (size_t i = from; i < end; i++)
+        *n = *n * 10 + (s[i] - '0');
+    return 0;
+}
+
 long vd_acct_gpus(const char *gres)
 {
-    vd_slurm_gpus g;
-    vd_slurm_gpus_parse(gres, NULL, &g);
-    return g.bad ? -1 : g.configured;
+    long long total = 0;
+    for (const char *p = gres; p && *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        long long n;
+        if (gres_item_gpus(p, len, &n) < 0)
+            return -1;
+        total += n;
+        if (total > (1LL << 40))
+            return -1;
+        p = comma ? comma + 1 : p + len;
+    }
+    return (long)total;
 }
 
 /* --- jobcomp/script's environment ---------------------------------------- */
@@ -516,10 +568,33 @@ fail:
     return -1;
 }
 
+/* journal_mode answers the mode it is in: WAL may be refused (a file
+ * system without shared memory), and then readers would block writers. */
+static int wal_on(sqlite3 *db, const char *path, vd_err *err)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
+        return db_fail(db, path, "turning WAL on", err);
+    int rc = sqlite3_step(st);
+    int wal = rc == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+              !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW)
+        return db_fail(db, path, "turning WAL on", err);
+    return wal ? 0 : vd_err_set(err, "accounting database %s: its file system does not allow "
+                                "SQLite's WAL mode; put it on a local file system", path);
+}
+
 int vd_acct_open(const char *path, int busy_ms, sqlite3 **db, vd_err *err)
 {
     *db = NULL;
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW;
+    /* The database itself is never reached through a symbolic link (the
+     * directories above it may be links: /var/lib often is). */
+    struct stat st;
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return vd_err_set(err, "accounting database %s is not a regular file (a symbolic link?): "
+                          "give accounting_db the real file", path);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
         db_fail(*db, path, "cannot open it", err);
         sqlite3_close(*db);
@@ -528,7 +603,7 @@ int vd_acct_open(const char *path, int busy_ms, sqlite3 **db, vd_err *err)
     }
     sqlite3_busy_timeout(*db, busy_ms);
     sqlite3_extended_result_codes(*db, 1);
-    if (exec_sql(*db, path, "PRAGMA journal_mode = WAL", err) < 0 ||
+    if (wal_on(*db, path, err) < 0 ||
         exec_sql(*db, path, "PRAGMA synchronous = FULL", err) < 0 ||
         exec_sql(*db, path, "PRAGMA foreign_keys = ON", err) < 0 ||
         schema_ensure(*db, path, err) < 0) {
@@ -689,9 +764,27 @@ static int spool_name_ok(const char *name)
     return 1;
 }
 
+/* The spool is a real directory of the user who writes the database,
+ * never a link to somewhere else. 1: it is; 0: it does not exist. */
+static int spool_check(const char *dir, vd_err *err)
+{
+    struct stat st;
+    if (lstat(dir, &st) < 0)
+        return errno == ENOENT ? 0 : vd_err_set(err, "accounting spool %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
+        return vd_err_set(err, "accounting spool %s must be a directory of uid %u, not writable by "
+                          "others (it is %s, uid %u, mode %o): move it aside", dir, (unsigned)geteuid(),
+                          S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
+                          : "not a directory", (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+    return 1;
+}
+
 int vd_acct_spool_put(const char *dir, const vd_acct_job *j, vd_err *err)
 {
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+    int ok = spool_check(dir, err);
+    if (ok < 0)
+        return -1;
+    if (!ok && mkdir(dir, 0700) < 0 && errno != EEXIST)
         return vd_err_set(err, "accounting spool %s: cannot make it: %s", dir, strerror(errno));
     char name[96];
     /* The cluster is in the file; two clusters' runs of one id and start
@@ -706,13 +799,32 @@ int vd_acct_spool_put(const char *dir, const vd_acct_job *j, vd_err *err)
     return rc < 0 ? vd_err_prefix(err, "accounting spool %s", dir) : 0;
 }
 
-static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, vd_err *err)
+static void note_add(char *note, size_t size, const char *name, const char *why)
+{
+    size_t len = strlen(note);
+    if (len < size)
+        snprintf(note + len, size - len, "%s%s (%s)", len ? "; " : "", name, why);
+}
+
+static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, char *note,
+                      size_t note_size, vd_err *err)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     json_object *o = NULL;
-    vd_acct_job *j = calloc(1, sizeof(*j));
     vd_err why;
+    /* A file that cannot be read now (permissions, no descriptors left) is
+     * left for a later run: only what is read and is not a run is bad. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT && errno != ELOOP)
+            note_add(note, note_size, name, strerror(errno));
+        if (errno != ELOOP)
+            return 0;
+    } else {
+        close(fd);
+    }
+    vd_acct_job *j = calloc(1, sizeof(*j));
     if (!j)
         return vd_err_set(err, "out of memory");
     int rc = vd_json_file_load(path, 4 << 20, "", &o, &why);
@@ -723,8 +835,10 @@ static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, 
     if (rc < 0 || vd_acct_job_from_json(o, j, &why) < 0) {
         char to[PATH_MAX + 8];
         snprintf(to, sizeof(to), "%s.bad", path);
-        if (rename(path, to) == 0)
+        if (rename(path, to) == 0) {
             (*bad)++;
+            note_add(note, note_size, name, "not a run, renamed .bad");
+        }
         json_object_put(o);
         free(j);
         return 0;
@@ -737,9 +851,15 @@ static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, 
     return rc;
 }
 
-int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, vd_err *err)
+int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, char *note,
+                        size_t note_size, vd_err *err)
 {
     *stored = *bad = 0;
+    if (note_size)
+        note[0] = '\0';
+    int ok = spool_check(dir, err);
+    if (ok <= 0)
+        return ok;
     DIR *d = opendir(dir);
     if (!d)
         return errno == ENOENT ? 0 : vd_err_set(err, "accounting spool %s: %s", dir, strerror(errno));
@@ -749,26 +869,37 @@ int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, vd_
         if (!spool_name_ok(e->d_name))
             continue;
         int bad_before = *bad;
-        rc = spool_take(db, dir, e->d_name, bad, err);
+        rc = spool_take(db, dir, e->d_name, bad, note, note_size, err);
         *stored += rc == 0 && *bad == bad_before;
     }
     closedir(d);
     return rc;
 }
 
-int vd_acct_keep(const char *db_path, int busy_ms, const vd_acct_job *j, vd_err *err)
+int vd_acct_keep(const char *db_path, int busy_ms, const vd_acct_job *j, char *note, size_t note_size,
+                 vd_err *err)
 {
     char spool[PATH_MAX];
+    if (note_size)
+        note[0] = '\0';
     if (vd_acct_spool_dir(db_path, spool, sizeof(spool), err) < 0)
         return -1;
     sqlite3 *db;
     vd_err why, how;
-    int stored, bad, rc = vd_acct_open(db_path, busy_ms, &db, &why);
-    if (rc == 0)
-        rc = vd_acct_spool_drain(db, spool, &stored, &bad, &why);
+    int stored = 0, bad = 0, rc = vd_acct_open(db_path, busy_ms, &db, &why);
+    char drained[512] = "";
+    /* A spool that cannot be emptied (a run in it the database refuses, or
+     * the spool itself wrong) does not keep this run out of the database. */
+    vd_err spool_err = { "" };
+    if (rc == 0 && vd_acct_spool_drain(db, spool, &stored, &bad, drained, sizeof(drained), &spool_err) < 0 &&
+        !spool_err.msg[0])
+        snprintf(spool_err.msg, sizeof(spool_err.msg), "the spool could not be emptied");
     if (rc == 0)
         rc = vd_acct_store(db, j, &why);
     sqlite3_close(db);
+    if (note_size && (stored || drained[0] || spool_err.msg[0]))
+        snprintf(note, note_size, "%s: %d spooled run(s) stored%s%s%s%s", spool, stored,
+                 drained[0] ? "; " : "", drained, spool_err.msg[0] ? "; " : "", spool_err.msg);
     if (rc == 0)
         return 0;
     if (vd_acct_spool_put(spool, j, &how) < 0)

@@ -52,7 +52,8 @@ typedef struct vd_acct_rec {
     int failed_phases;    /* phases marked '!' (a fallback, or a failure) */
     char migrated[256];   /* "n1>n2:1234ms,downtime=..." or "" */
     char outcome[1024];   /* unreadable records keep their text here */
-    int cut;              /* the AdminComment had it shortened ("...") */
+    int cut;              /* the AdminComment had it shortened ("..."):
+                           * what is missing is unknown, not failed */
 } vd_acct_rec;
 
 /* One run of a job, as jobcomp/script and slurmctld describe it. */
@@ -86,7 +87,8 @@ int vd_acct_comment_parse(const char *comment, vd_acct_job *j, vd_err *err);
  * run (JOBSTATE=PENDING) is stored as state REQUEUED. */
 int vd_acct_job_from_env(vd_acct_job *j, vd_err *err);
 
-/* GPUs in a gres string ("gpu:2", "gpu:a100:4,mps:100"); -1: malformed. */
+/* GPUs in a job's gres total ("gpu:2", "gpu:a100:4,gpu:v100:2,mps:100");
+ * -1: malformed. */
 long vd_acct_gpus(const char *gres);
 
 /* j as JSON (the spool's files, and vdeskctl report --json), and back;
@@ -109,14 +111,26 @@ int vd_acct_spool_dir(const char *db_path, char *buf, size_t size, vd_err *err);
 int vd_acct_spool_put(const char *dir, const vd_acct_job *j, vd_err *err);
 
 /* Stores every run in the spool and removes its file. A file that is not
- * a run is renamed NAME.bad and counted in *bad, not retried. *stored
- * counts the runs stored. Stops at the first run that cannot be stored. */
-int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, vd_err *err);
+ * a run is renamed NAME.bad and counted in *bad, not retried; one that
+ * cannot be read now is left for a later run. Both are named in `note`.
+ * *stored counts the runs stored. Stops at the first run that cannot be
+ * stored. The spool must be a directory of this user, not writable by
+ * others; a missing one is empty. */
+int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, char *note,
+                        size_t note_size, vd_err *err);
 
 /* The whole of a jobcomp run: the spool emptied into the database, then
  * j stored; when the database cannot take it, j goes to the spool.
  * Returns 0 (stored), 1 (spooled: err says why it was not stored) or -1
- * (neither: err says why). */
-int vd_acct_keep(const char *db_path, int busy_ms, const vd_acct_job *j, vd_err *err);
+ * (neither: err says why; the caller logs the run itself). `note` says
+ * what the spool held ("" when nothing). */
+int vd_acct_keep(const char *db_path, int busy_ms, const vd_acct_job *j, char *note, size_t note_size,
+                 vd_err *err);
+
+/* Drops the records of nodes that are not in j->nodes (Slurm's host list;
+ * `has` answers membership): the AdminComment outlives a requeue, and a
+ * run must not count the evictions of the run before it on other nodes.
+ * Returns how many went. */
+int vd_acct_recs_keep_nodes(vd_acct_job *j, int (*has)(const char *list, const char *node));
 
 #endif

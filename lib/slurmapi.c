@@ -607,6 +607,24 @@ int vd_slurm_prolog_timeout(int *seconds, vd_err *err)
     return 0;
 }
 
+int vd_slurm_cluster_name(char *buf, size_t size, vd_err *err)
+{
+    slurm_conf_t *cf = NULL;
+    buf[0] = '\0';
+    if (init(err) < 0)
+        return vd_err_prefix(err, "cannot read ClusterName");
+    if (slurm_load_ctl_conf((time_t)0, &cf) != SLURM_SUCCESS || !cf)
+        return vd_err_set(err, "cannot read ClusterName from slurmctld: %s", slurm_strerror(errno));
+    snprintf(buf, size, "%s", cf->cluster_name ? cf->cluster_name : "");
+    slurm_free_ctl_conf(cf);
+    return 0;
+}
+
+int vd_slurm_hostlist_has(const char *hostlist, const char *node)
+{
+    return node_at(hostlist, node) >= 0;
+}
+
 /* Slurm's names for a job's base state, as squeue prints them. */
 static const char *state_name(uint32_t state)
 {

@@ -68,6 +68,14 @@ typedef struct vd_slurm_job_details {
 int vd_slurm_job_details_get(unsigned job, vd_slurm_job_details *d, vd_err *err);
 void vd_slurm_job_details_free(vd_slurm_job_details *d);
 
+/* slurm.conf's ClusterName as slurmctld has it (jobcomp/script's CLUSTER
+ * is empty without slurmdbd). */
+int vd_slurm_cluster_name(char *buf, size_t size, vd_err *err);
+
+/* Whether Slurm's host list ("n[1-3],gpu7") names node; 0 for a list
+ * libslurm cannot read. */
+int vd_slurm_hostlist_has(const char *hostlist, const char *node);
+
 /* Drains `node` with `reason` (which starts with "vdesk: " and says what
  * to run). Jobs already running on it go on. */
 int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err);

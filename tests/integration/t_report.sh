@@ -18,6 +18,11 @@ t_setup() {
     run 4 bob phys 20000 600 0 "n2:evict:save::300:lock:0,save:290!"
     run 5 carol lab 30000 60 0 "n1:?::::"
     run 6 carol lab 40000 100 4
+    # Cancelled while pending: Slurm gives it no start (START=0).
+    run 7 carol lab $((-T0)) $((T0 + 50000)) 0
+    # A record the AdminComment had to shorten to nothing: unknown, not failed.
+    run 8 bob phys 60000 60 0 "n2:?:::-1:"
+    sed -i 's/"outcome":"done, n2","cut":0/"outcome":"...","cut":1/' "$DB.spool/8-$((T0 + 60000))-1.json"
     TZ=UTC0 env -i VDESK_CONF="$T_DIR/vdesk.conf" JOBID=99 JOBSTATE=COMPLETED START=$((T0 + 90000)) \
         END=$((T0 + 90010)) USERNAME=dave CLUSTER=c1 "$T_BUILD/jobcomp/vdesk-jobcomp"
 }
@@ -57,7 +62,7 @@ report() { TZ=UTC0 "$T_BUILD/cli/vdeskctl" --conf "$T_DIR/vdesk.conf" report "$@
 
 test_the_spooled_history_is_stored() {
     assert_eq "$(ls "$DB.spool")" "" "the spool after vdesk-jobcomp"
-    assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM jobs')" 7 "runs stored"
+    assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM jobs')" 9 "runs stored"
 }
 
 test_users_view_by_hand() {
@@ -66,8 +71,8 @@ test_users_view_by_hand() {
     assert_eq "$(sed -n 1p <<<"$out")" "user,account,jobs,gpu_hours,evicting_jobs,suspend,save,shutdown,shrink,migrate"
     # alice: 2 GPUs x 1 h; bob: 1 GPU x 2 h, one failed eviction; carol: 4 GPUs x 100 s.
     assert_match "$out" "^alice,lab,2,2.00,2,1,1,0,0,0$"
-    assert_match "$out" "^bob,phys,2,2.00,1,0,0,0,0,1$"
-    assert_match "$out" "^carol,lab,2,0.11,0,0,0,0,0,0$"
+    assert_match "$out" "^bob,phys,3,2.00,1,0,0,0,0,1$"
+    assert_match "$out" "^carol,lab,3,0.11,0,0,0,0,0,0$"
     assert_match "$out" "^dave,,1,0.00,0,0,0,0,0,0$"
     assert_eq "$(report users --json | grep -c '"user"')" 4 "users in the JSON"
 }
@@ -79,20 +84,26 @@ test_nodes_view_by_hand() {
     # n2: a migration (2 h away), a failed save whose fallback phase failed.
     assert_eq "$(sed -n 1p <<<"$out")" \
         "node,evictions,suspend,save,shutdown,shrink,migrate,failed,fallbacks,away_hours,home_pct,mean_evict_ms,max_evict_ms,slowest_phase"
+    # The mean and the longest eviction are of the evictions alone.
     assert_match "$out" "^n1,2,1,1,0,0,0,1,0,1.50,93.80,460,900,save 850ms$"
-    assert_match "$out" "^n2,1,0,0,0,0,1,1,1,2.00,91.70,2150,4000,migrate n3 3900ms$"
+    assert_match "$out" "^n2,1,0,0,0,0,1,1,1,2.00,91.70,4000,4000,migrate n3 3900ms$"
+    # Without a period, the span of the runs: from the first that started
+    # (job 7 never did) to the last end (dave's, at 25:00:10).
+    out=$(report nodes --csv)
+    assert_match "$out" "^n1,2,1,1,0,0,0,1,0,1.50,94.00,460,900,save 850ms$"
 }
 
 test_jobs_view_and_filters() {
     local out
     out=$(report jobs --user bob)
-    assert_eq "$(wc -l <<<"$out")" 3 "bob's runs and the header"
+    assert_eq "$(wc -l <<<"$out")" 4 "bob's runs and the header"
     assert_match "$out" "^3 +bob +phys +COMPLETED +2026-01-01 02:13:20 +2026-01-01 04:13:20 +n1 +1 +7200 +n2:evict:migrate>migrate:4000ms$"
     out=$(report jobs --csv --node n1)
     assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 1 2 5 " "runs with a record of n1"
     out=$(report jobs --csv --since 2026-01-01T05:00 --account lab)
     assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 5 6 " "lab's runs that ended after 05:00"
     assert_match "$(report jobs --json --user carol)" '"vdesk":"n1:\?:>:\?ms"'
+    assert_match "$(report jobs --csv --user carol)" "^7,,carol,lab,COMPLETED,,2026-01-01 13:53:20,"
 }
 
 test_bad_input_names_the_fix() {

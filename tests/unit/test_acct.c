@@ -152,6 +152,22 @@ static void unreadable_and_cut_records_keep_their_text(void **state)
     assert_string_equal(r.op, "evict");
     assert_true(r.cut);
     assert_string_equal(r.outcome, "desktop sa...");
+    /* Shortened to nothing, or inside a key or a value (slurmapi.c, fit):
+     * unknown, not failed; the half field is not kept. */
+    vd_acct_rec_parse("n1", "...", 3, &r);
+    assert_string_equal(r.op, "?");
+    assert_true(r.cut);
+    const char *half = "evict: asked=save used=sa...";
+    vd_acct_rec_parse("n1", half, strlen(half), &r);
+    assert_string_equal(r.op, "evict");
+    assert_string_equal(r.asked, "save");
+    assert_string_equal(r.used, "");
+    assert_true(r.cut);
+    const char *inkey = "evict: asked=save used=save devices=- total=900ms p...";
+    vd_acct_rec_parse("n1", inkey, strlen(inkey), &r);
+    assert_string_equal(r.used, "save");
+    assert_int_equal(r.total_ms, 900);
+    assert_true(r.cut);
     const char *ctl = "vdesk evict: asked=save outcome=\"a\nb\033c\"";
     vd_acct_rec_parse("n1", ctl, strlen(ctl), &r);
     assert_string_equal(r.outcome, "a b c");
@@ -210,6 +226,10 @@ static void env_of_jobcomp_script(void **state)
     assert_int_equal(vd_acct_gpus("gpu:a100:4(S:0-1),mps:400"), 4);
     assert_int_equal(vd_acct_gpus("mps:400"), 0);
     assert_int_equal(vd_acct_gpus("gpu:x"), -1);
+    /* A whole job's total, not one node's: over 1024 GPUs is fine. */
+    assert_int_equal(vd_acct_gpus("gpu:a100:1032,gpu:v100:8(IDX:0-7),mps:100"), 1040);
+    assert_int_equal(vd_acct_gpus(""), 0);
+    assert_int_equal(vd_acct_gpus("gpux:3"), 0);
     free(j);
 }
 
@@ -221,20 +241,20 @@ static void store_is_idempotent_and_counts_gpu_seconds(void **state)
     vd_err err;
     assert_int_equal(vd_acct_comment_parse("vdesk[n1] evict: asked=save used=save devices=- "
                                            "total=9ms phases=lock:1,save:8 outcome=\"ok\"", j, &err), 0);
-    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
-    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 1);
     assert_int_equal(q(f->db, "SELECT count(*) FROM records"), 1);
     assert_int_equal(q(f->db, "SELECT count(*) FROM phases"), 2);
     assert_int_equal(q(f->db, "SELECT gpu_seconds FROM jobs"), 200);
     assert_int_equal(q(f->db, "SELECT user_version FROM pragma_user_version"), VD_ACCT_SCHEMA);
     j->nrecs = 0;
-    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
     assert_int_equal(q(f->db, "SELECT count(*) FROM records"), 0);
     assert_int_equal(q(f->db, "SELECT count(*) FROM phases"), 0);
     /* A requeued job: two runs of one id. */
     j->start = 3000;
-    assert_int_equal(vd_acct_keep(f->db, 1000, j, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs WHERE job = 5"), 2);
     free(j);
 }
@@ -247,13 +267,13 @@ static void locked_database_keeps_the_run_for_the_next(void **state)
     sqlite3 *holder;
     assert_int_equal(vd_acct_open(f->db, 1000, &holder, &err), 0);
     assert_int_equal(sqlite3_exec(holder, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(vd_acct_keep(f->db, 100, a, &err), 1);
+    assert_int_equal(vd_acct_keep(f->db, 100, a, NULL, 0, &err), 1);
     assert_non_null(strstr(err.msg, "locked"));
     assert_non_null(strstr(err.msg, "kept in"));
     assert_int_equal(spool_files(f->spool), 1);
     assert_int_equal(sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(holder);
-    assert_int_equal(vd_acct_keep(f->db, 1000, b, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, b, NULL, 0, &err), 0);
     assert_int_equal(spool_files(f->spool), 0);
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 2);
     free(a);
@@ -270,14 +290,14 @@ static void corrupt_database_keeps_the_run_and_names_the_fix(void **state)
     for (int i = 0; i < 512; i++)
         fputs("garbage!", fp);
     assert_int_equal(fclose(fp), 0);
-    assert_int_equal(vd_acct_keep(f->db, 100, a, &err), 1);
+    assert_int_equal(vd_acct_keep(f->db, 100, a, NULL, 0, &err), 1);
     assert_non_null(strstr(err.msg, f->db));
     assert_non_null(strstr(err.msg, "move it aside"));
     assert_int_equal(spool_files(f->spool), 1);
     char aside[200];
     snprintf(aside, sizeof(aside), "%s.damaged", f->db);
     assert_int_equal(rename(f->db, aside), 0);
-    assert_int_equal(vd_acct_keep(f->db, 1000, b, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, b, NULL, 0, &err), 0);
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 2);
     assert_int_equal(spool_files(f->spool), 0);
     free(a);
@@ -293,7 +313,7 @@ static void newer_schema_is_refused_not_written(void **state)
     assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(vd_acct_keep(f->db, 100, a, &err), 1);
+    assert_int_equal(vd_acct_keep(f->db, 100, a, NULL, 0, &err), 1);
     assert_non_null(strstr(err.msg, "newer vdesk"));
     assert_int_equal(q(f->db, "SELECT count(*) FROM sqlite_master"), 0);
     free(a);
@@ -317,7 +337,10 @@ static void hostile_spool_file_is_set_aside(void **state)
     fp = fopen(path, "w");
     assert_non_null(fp);
     assert_int_equal(fclose(fp), 0);
-    assert_int_equal(vd_acct_keep(f->db, 1000, b, &err), 0);
+    char note[512];
+    assert_int_equal(vd_acct_keep(f->db, 1000, b, note, sizeof(note), &err), 0);
+    assert_non_null(strstr(note, ": 1 spooled run(s) stored"));
+    assert_non_null(strstr(note, "9-9-9.json (not a run, renamed .bad)"));
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 2);
     snprintf(path, sizeof(path), "%s/9-9-9.json.bad", f->spool);
     assert_int_equal(access(path, F_OK), 0);
@@ -353,7 +376,7 @@ static void json_round_trip(void **state)
 static void concurrent_writers_lose_nothing(void **state)
 {
     fx *f = *state;
-    enum { PROCS = 4, EACH = 25 };
+    enum { PROCS = 4, EACH = 10 };
     for (int p = 0; p < PROCS; p++) {
         pid_t pid = fork();
         assert_true(pid >= 0);
@@ -362,7 +385,7 @@ static void concurrent_writers_lose_nothing(void **state)
             for (int i = 0; i < EACH; i++) {
                 vd_acct_job *j = job_new((unsigned)(p * 1000 + i + 1), 1000);
                 vd_err err;
-                bad |= vd_acct_keep(f->db, 10000, j, &err) != 0;
+                bad |= vd_acct_keep(f->db, 10000, j, NULL, 0, &err) != 0;
                 free(j);
             }
             _exit(bad);
@@ -376,6 +399,47 @@ static void concurrent_writers_lose_nothing(void **state)
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), PROCS * EACH);
 }
 
+static int in_list(const char *list, const char *node)
+{
+    return strstr(list, node) != NULL;
+}
+
+/* The AdminComment outlives a requeue: a run counts only its own nodes. */
+static void records_of_other_nodes_are_not_counted(void **state)
+{
+    (void)state;
+    vd_acct_job *j = job_new(1, 1000);
+    vd_err err;
+    assert_int_equal(vd_acct_comment_parse("vdesk[n1] evict: asked=save used=save outcome=\"a\" | "
+                                           "vdesk[n2] evict: asked=save used=save outcome=\"b\"", j, &err), 0);
+    snprintf(j->nodes, sizeof(j->nodes), "n2");
+    assert_int_equal(vd_acct_recs_keep_nodes(j, in_list), 1);
+    assert_int_equal(j->nrecs, 1);
+    assert_string_equal(j->recs[0].node, "n2");
+    free(j);
+}
+
+static void a_spool_that_is_a_link_is_refused(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *a = job_new(1, 1000);
+    vd_err err;
+    char other[128];
+    snprintf(other, sizeof(other), "%s/elsewhere", f->dir);
+    assert_int_equal(mkdir(other, 0700), 0);
+    assert_int_equal(symlink(other, f->spool), 0);
+    assert_int_equal(vd_acct_spool_put(f->spool, a, &err), -1);
+    assert_non_null(strstr(err.msg, "a symbolic link"));
+    assert_int_equal(spool_files(other), 0);
+    /* The run still goes into the database, and the note says why the
+     * spool was not read. */
+    char note[1024];
+    assert_int_equal(vd_acct_keep(f->db, 1000, a, note, sizeof(note), &err), 0);
+    assert_non_null(strstr(note, "a symbolic link"));
+    assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), 1);
+    free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +448,8 @@ int main(void)
         cmocka_unit_test(comment_records_by_node_site_text_skipped),
         cmocka_unit_test(env_of_jobcomp_script),
         cmocka_unit_test(json_round_trip),
+        cmocka_unit_test(records_of_other_nodes_are_not_counted),
+        cmocka_unit_test_setup_teardown(a_spool_that_is_a_link_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(store_is_idempotent_and_counts_gpu_seconds, setup, teardown),
         cmocka_unit_test_setup_teardown(locked_database_keeps_the_run_for_the_next, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_database_keeps_the_run_and_names_the_fix, setup, teardown),
