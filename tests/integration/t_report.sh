@@ -101,7 +101,7 @@ test_jobs_view_and_filters() {
     out=$(report jobs --csv --node n1)
     assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 1 2 5 " "runs with a record of n1"
     out=$(report jobs --csv --since 2026-01-01T05:00 --account lab)
-    assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 5 6 " "lab's runs that ended after 05:00"
+    assert_eq "$(cut -d, -f1 <<<"$out" | tr '\n' ' ')" "job 5 6 7 " "lab's runs that ended after 05:00"
     assert_match "$(report jobs --json --user carol)" '"vdesk":"n1:\?:>:\?ms"'
     assert_match "$(report jobs --csv --user carol)" "^7,,carol,lab,COMPLETED,,2026-01-01 13:53:20,"
 }
