@@ -745,7 +745,8 @@ void vd_conf_defaults(vd_conf *c)
     snprintf(c->dev_root, sizeof(c->dev_root), "/dev");
     snprintf(c->proc_root, sizeof(c->proc_root), "/proc");
     snprintf(c->profile_dir, sizeof(c->profile_dir), VD_SYSCONFDIR "/vdesk/profiles");
-    snprintf(c->accounting_db, sizeof(c->accounting_db), VD_LOCALSTATEDIR "/lib/vdesk/accounting.db");
+    /* Not in state_dir: slurmctld's user writes it, and state_dir is root's alone. */
+    snprintf(c->accounting_db, sizeof(c->accounting_db), VD_LOCALSTATEDIR "/lib/vdesk-accounting/accounting.db");
     c->nvidia_persistence = VD_PERSIST_REFUSE;
     c->allow = VD_MODE_SET_ALL;
     c->max_timeout = 3600;

@@ -53,9 +53,10 @@
  *   profile_dir = SYSCONFDIR/vdesk/profiles
  *
  *   ; Accounting (acct.h): the SQLite database vdesk-jobcomp, which
- *   ; slurmctld runs at each job's end, keeps finished jobs in (read on
- *   ; the controller's host; not expanded by %n).
- *   accounting_db = LOCALSTATEDIR/lib/vdesk/accounting.db
+ *   ; slurmctld runs at each job's end as SlurmUser, keeps finished jobs
+ *   ; in (read on the controller's host; not expanded by %n). Its
+ *   ; directory is SlurmUser's, not state_dir (root's alone).
+ *   accounting_db = LOCALSTATEDIR/lib/vdesk-accounting/accounting.db
  *
  *   [node n1]                       ; one per node (SLURMD_NODENAME)
  *   uri = qemu:///system
