@@ -594,6 +594,15 @@ int vd_acct_open(const char *path, int busy_ms, sqlite3 **db, vd_err *err)
     if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
         return vd_err_set(err, "accounting database %s is not a regular file (a symbolic link?): "
                           "give accounting_db the real file", path);
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir)
+        *slash = '\0';
+    if (slash && slash != dir && stat(dir, &st) < 0)
+        return vd_err_set(err, "accounting database %s: its directory %s: %s; make it for slurmctld's "
+                          "user: install -d -o SLURMUSER -m 0750 %s (admin.md, \"Accounting\")", path, dir,
+                          strerror(errno), dir);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
         db_fail(*db, path, "cannot open it", err);

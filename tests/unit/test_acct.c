@@ -304,6 +304,18 @@ static void corrupt_database_keeps_the_run_and_names_the_fix(void **state)
     free(b);
 }
 
+static void a_missing_directory_names_the_fix(void **state)
+{
+    fx *f = *state;
+    char path[200];
+    vd_err err;
+    sqlite3 *db;
+    snprintf(path, sizeof(path), "%s/none/acct.db", f->dir);
+    assert_int_equal(vd_acct_open(path, 100, &db, &err), -1);
+    assert_null(db);
+    assert_non_null(strstr(err.msg, "install -d -o SLURMUSER -m 0750"));
+}
+
 static void newer_schema_is_refused_not_written(void **state)
 {
     fx *f = *state;
@@ -454,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(locked_database_keeps_the_run_for_the_next, setup, teardown),
         cmocka_unit_test_setup_teardown(corrupt_database_keeps_the_run_and_names_the_fix, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_is_refused_not_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_missing_directory_names_the_fix, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_spool_file_is_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, setup, teardown),
     };
