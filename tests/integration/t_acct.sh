@@ -76,8 +76,9 @@ test_jobs_without_vdesk_and_array_tasks() {
         "1,2,3,4" "array tasks"
 }
 
-# A requeued job is two runs: the first stored as REQUEUED, with its own
-# eviction record, the second as it ends.
+# A requeued job is two runs: the first stored as REQUEUED, with its
+# eviction record; the second, moved to n2 (no desktop), ends with n1's old
+# record still in the AdminComment, and must not count it again.
 test_requeued_job_is_two_runs() {
     local id
     id=$(job -w n1 --requeue --vdesk=suspend --wrap 'sleep 8')
@@ -85,12 +86,16 @@ test_requeued_job_is_two_runs() {
     scontrol requeue "$id"
     t_poll 60 stored "$id" || t_fail "the requeued run of $id not stored"
     assert_eq "$(sql "SELECT state FROM jobs WHERE job = $id")" REQUEUED
+    scontrol update jobid="$id" ReqNodeList=n2 || t_fail "job $id not moved to n2"
     t_poll 240 stored "$id" 2 || t_fail "the second run of $id not stored: $(sql "SELECT state FROM jobs WHERE job = $id")"
-    assert_eq "$(sql "SELECT group_concat(state) FROM (SELECT state FROM jobs WHERE job = $id ORDER BY start)")" \
-        "REQUEUED,COMPLETED"
+    assert_eq "$(sql "SELECT group_concat(state || ' ' || nodes) FROM (SELECT * FROM jobs WHERE job = $id ORDER BY start)")" \
+        "REQUEUED n1,COMPLETED n2"
     assert_eq "$(sql "SELECT restarts FROM jobs WHERE job = $id AND state = 'COMPLETED'")" 1
-    assert_eq "$(sql "SELECT count(*) FROM records WHERE job = $id AND op = 'evict' AND used = 'suspend'")" 2 \
-        "an eviction record for each run"
+    assert_match "$(admin_comment "$id")" "vdesk\[n1\] evict: asked=suspend used=suspend" "the old record is still there"
+    assert_eq "$(sql "SELECT j.state, count(r.seq) FROM jobs j LEFT JOIN records r USING (cluster, job, start)
+                      WHERE job = $id GROUP BY j.start ORDER BY j.start" | tr '\n' ',')" "REQUEUED 1,COMPLETED 0," \
+        "records of each run"
+    assert_match "$(sql "SELECT note FROM jobs WHERE job = $id AND state = 'COMPLETED'")" "1 record\(s\) of nodes this run did not have"
     after_job "$id" n1
 }
 
