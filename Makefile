@@ -299,7 +299,8 @@ SBINDIR    ?= $(PREFIX)/sbin
 # systemd reads units from /usr/lib/systemd/system and
 # /usr/local/lib/systemd/system (systemd.unit(5)).
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-UNITS      := vdesk-boot.service vdesk-boot-wait.service vdesk-snapshot.service vdesk-snapshot.timer
+UNITS      := vdesk-boot.service vdesk-boot-wait.service vdesk-snapshot.service vdesk-snapshot.timer \
+              vdesk-metrics.service vdesk-metrics.timer
 # The kiosk session: display managers list the sessions of share/xsessions.
 XSESSIONDIR ?= $(PREFIX)/share/xsessions
 # lib/conf.c's default state_dir (config.h), which etc/logrotate.d/vdesk

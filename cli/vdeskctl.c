@@ -16,6 +16,7 @@
  *   vdeskctl [--conf FILE] [--node NAME] snapshots [DESKTOP] [--json]
  *   vdeskctl [--conf FILE] [--node NAME] revert | discard DESKTOP SNAPSHOT
  *   vdeskctl [--conf FILE] [--node NAME] flatten [DESKTOP] [--keep N]
+ *   vdeskctl [--conf FILE] [--node NAME] metrics [--textfile DIR]
  *   vdeskctl [--conf FILE] report [users|nodes|jobs] [--since DATE] [--until DATE]
  *            [--user USER] [--account ACCOUNT] [--node NAME] [--json | --csv]
  */
@@ -35,6 +36,7 @@
 #include "comment.h"
 #include "display.h"
 #include "inventory.h"
+#include "metrics.h"
 #include "profile.h"
 #include "report.h"
 #include "shmem.h"
@@ -96,6 +98,10 @@ static int usage(FILE *f)
           "            [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
           "                      lines and the desktop's cores (works without a vdesk.conf)\n"
+          "  metrics [--textfile DIR]\n"
+          "                      the desktop's state and its operations (counts, failures, time per\n"
+          "                      phase) as Prometheus metrics; --textfile: into DIR/vdesk.prom for\n"
+          "                      node_exporter's textfile collector, replaced atomically\n"
           "  report [users|nodes|jobs] [--since DATE] [--until DATE] [--user USER]\n"
           "         [--account ACCOUNT] [--node NAME] [--json | --csv]\n"
           "                      what jobs cost and what vdesk did, from the accounting database\n"
@@ -184,6 +190,9 @@ static int no_desktop(const char *cmd, const char *node, const vd_err *why)
         printf("node %s: no desktop (%s): vdesk does nothing on this node\n", node, why->msg);
         return 0;
     }
+    /* metrics runs from a timer on every node: nothing to say is no error. */
+    if (!strcmp(cmd, "metrics"))
+        return 0;
     fprintf(stderr, "vdeskctl %s: node %s has no desktop: %s; give --node NAME for another node\n",
             cmd, node, why->msg);
     return 1;
@@ -338,14 +347,14 @@ int main(int argc, char **argv)
         { "role", required_argument, NULL, 'r' },
         { "since", required_argument, NULL, 1 }, { "until", required_argument, NULL, 2 },
         { "user", required_argument, NULL, 3 }, { "account", required_argument, NULL, 4 },
-        { "csv", no_argument, NULL, 5 },
+        { "csv", no_argument, NULL, 5 }, { "textfile", required_argument, NULL, 6 },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
     char node[64];
     int force = 0, even = 0, live = 0, wait_s = 0, schedule = 0, keep = 0, csv = 0, o;
     report_opts rep_o = { 0 };
-    const char *node_given = NULL;
+    const char *node_given = NULL, *textfile = NULL;
     const char *snap_name = NULL, *role = NULL;
     inv_opts inv = { .sys = NULL, .dev = NULL, .proc = NULL, .desktop_cores = 2 };
     vd_node_name(node, sizeof(node));
@@ -358,6 +367,7 @@ int main(int argc, char **argv)
         case 3: rep_o.user = optarg; break;
         case 4: rep_o.account = optarg; break;
         case 5: csv = 1; break;
+        case 6: textfile = optarg; break;
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
@@ -419,6 +429,10 @@ int main(int argc, char **argv)
         }
         return cmd_report(&rc_conf, &rep_o);
     }
+    if (textfile && strcmp(cmd, "metrics")) {
+        fprintf(stderr, "vdeskctl: --textfile goes with metrics\n");
+        return 2;
+    }
     if (role && strcmp(cmd, "shmem")) {
         fprintf(stderr, "vdeskctl: --role goes with shmem attach\n");
         return 2;
@@ -477,6 +491,8 @@ int main(int argc, char **argv)
     char note[512] = "";
     if (!strcmp(cmd, "status") && optind + 1 == argc)
         return cmd_status(&conf, inv.json);
+    if (!strcmp(cmd, "metrics") && optind + 1 == argc)
+        return cmd_metrics(&conf, textfile);
     if (!strcmp(cmd, "select") && optind + 1 == argc)
         return select_show(&conf);
     if (!strcmp(cmd, "display") && optind + 1 == argc)

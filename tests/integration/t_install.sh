@@ -44,18 +44,21 @@ test_install_into_destdir() {
              etc/vdesk/vdesk.conf etc/logrotate.d/vdesk \
              usr/lib/systemd/system/vdesk-boot.service usr/lib/systemd/system/vdesk-boot-wait.service \
              usr/lib/systemd/system/vdesk-snapshot.service usr/lib/systemd/system/vdesk-snapshot.timer \
+             usr/lib/systemd/system/vdesk-metrics.service usr/lib/systemd/system/vdesk-metrics.timer \
              usr/libexec/vdesk/vdesk-kiosk usr/share/xsessions/vdesk-kiosk.desktop \
              usr/share/man/man5/vdesk-profile.5 usr/share/doc/vdesk/examples/profiles/example.profile; do
         [ -s "$d/$f" ] || t_fail "missing after install: $f"
     done
     [ -d "/usr/lib/$multiarch/slurm-wlm" ] && assert_match "$(ls /usr/lib/"$multiarch"/slurm-wlm)" "spank|select_cons_tres" "Slurm's plugin dir"
-    assert_eq "$(find "$d" -type f | wc -l)" 23 "files installed"
+    assert_eq "$(find "$d" -type f | wc -l)" 25 "files installed"
     assert_match "$(cat "$d/usr/libexec/vdesk/vdesk-kiosk")" '^vdeskctl=\$\{VDESKCTL:-/usr/sbin/vdeskctl\}$'
     assert_match "$(cat "$d/usr/share/xsessions/vdesk-kiosk.desktop")" '^Exec=/usr/libexec/vdesk/vdesk-kiosk$' 
     # The boot units start the installed vdeskctl, and systemd takes them.
     assert_match "$(cat "$d/usr/lib/systemd/system/vdesk-boot.service")" "^ExecStart=/usr/sbin/vdeskctl boot$"
     assert_match "$(cat "$d/usr/lib/systemd/system/vdesk-boot.service")" "^Before=slurmd.service$"
     assert_match "$(cat "$d/usr/lib/systemd/system/vdesk-snapshot.service")" "^ExecStart=/usr/sbin/vdeskctl snapshot --schedule$"
+    assert_match "$(cat "$d/usr/lib/systemd/system/vdesk-metrics.service")" \
+        "^ExecStart=/usr/sbin/vdeskctl metrics --textfile /var/lib/prometheus/node-exporter$"
     if command -v systemd-analyze >/dev/null; then
         # Installed under a prefix of its own, so that ExecStart's program exists.
         local p
@@ -64,7 +67,8 @@ test_install_into_destdir() {
             LOCALSTATEDIR="$p/var" SLURM_PLUGINDIR="$p/plugins" >/dev/null
         out=$(systemd-analyze verify --man=no "$p/usr/lib/systemd/system/vdesk-boot.service" \
             "$p/usr/lib/systemd/system/vdesk-boot-wait.service" "$p/usr/lib/systemd/system/vdesk-snapshot.service" \
-            "$p/usr/lib/systemd/system/vdesk-snapshot.timer" 2>&1) ||
+            "$p/usr/lib/systemd/system/vdesk-snapshot.timer" "$p/usr/lib/systemd/system/vdesk-metrics.service" \
+            "$p/usr/lib/systemd/system/vdesk-metrics.timer" 2>&1) ||
             t_fail "systemd-analyze verify refuses the units: $out"
         rm -rf "$p"
     fi
@@ -256,6 +260,7 @@ test_deb_packages_build_install_and_purge() {
     assert_eq "$(stat -c '%a %U' /var/lib/vdesk)" "700 root" "the package's state directory"
     # The admin enables the units (admin.md); scheduled snapshots above all.
     [ ! -e /etc/systemd/system/timers.target.wants/vdesk-snapshot.timer ] || t_fail "vdesk-snapshot.timer enabled by the package"
+    [ ! -e /etc/systemd/system/timers.target.wants/vdesk-metrics.timer ] || t_fail "vdesk-metrics.timer enabled by the package"
     [ -s /usr/lib/systemd/system/vdesk-snapshot.timer ] || t_fail "no vdesk-snapshot.timer in the package"
     # Debian's plugstack.conf includes plugstack.conf.d/*.conf: with the
     # package's line, sbatch offers --vdesk with its arguments (max_timeout).

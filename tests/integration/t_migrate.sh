@@ -32,13 +32,7 @@ fresh() {
     # one by one: slurmctld refuses the whole list if one is not drained
     for node in n1 n2 n3; do
         sinfo -h -N -n "$node" -o %T | grep -q drain && scontrol update nodename="$node" state=resume
-        # A daemon that died in an earlier test (seen once: n2's, with no
-        # trace left) is reported with its log and started again, so that
-        # one death fails one test, not every test after it.
-        if ! kill -0 "$(cat "$(bed__libvirt_dir "$VDESK_BED" "$node")/run/libvirtd.pid")" 2>/dev/null; then
-            bed_report_dead
-            bed_libvirt_start "$node" || t_fail "$node's libvirt daemon died and did not start again"
-        fi
+        daemon_answers "$node" || daemon_restart "$node"
         kill -0 "$(cat "$(bed__libvirt_dir "$VDESK_BED" "$node")/run/virtlockd.pid")" 2>/dev/null ||
             bed_virtlockd_start "$node"
     done
@@ -47,6 +41,24 @@ fresh() {
     [ "$(where)" = n1 ] || vdeskctl --node n1 recover >/dev/null 2>&1 || true
 }
 t_teardown() { bed_down "$T_BED"; }
+
+# daemon_answers NODE: NODE's libvirt daemon takes a connection and answers.
+daemon_answers() { timeout 15 "$BEDCTL" -c "$(bed_node_uri "$VDESK_BED" "$1")" ping >/dev/null 2>&1; }
+
+# daemon_restart NODE: a daemon an earlier test left dead or deaf (seen on
+# Debian 12 after the slot race: n2's daemon alive, its socket refusing
+# connections) is reported, with its process state and log, and replaced,
+# so that it fails at most the test that left it so, not every one after.
+daemon_restart() {
+    local l pid
+    l=$(bed__libvirt_dir "$VDESK_BED" "$1")
+    pid=$(cat "$l/run/libvirtd.pid" 2>/dev/null)
+    t_say "fresh: $1's libvirt daemon (pid ${pid:-?}) does not answer; $(grep -h '^State:' "/proc/$pid/status" 2>/dev/null || echo 'not running'); socket: $(ls -l "$l/run/libvirt-sock" 2>&1)"
+    tail -n 15 "$l/libvirtd.log" 2>/dev/null | sed 's/^/    | /' >&2
+    bed_report_dead
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && bed_libvirt_stop "$1"
+    bed_libvirt_start "$1" || t_fail "$1's libvirt daemon did not start again"
+}
 
 vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
 on() { "$BEDCTL" -c "$(bed_node_uri "$VDESK_BED" "$1")" "${@:2}"; }

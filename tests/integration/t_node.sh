@@ -83,6 +83,8 @@ test_save_unplugs_saves_and_restores_the_same_session() {
     id=$(start_job n1 save 4)
     assert_eq "$(vm_state n1)" shutoff "while job $id runs"
     [ -s "$VDESK_BED/vdesk/state/n1/desk-n1.save" ] || t_fail "no save file while the job runs"
+    assert_match "$(vdeskctl --node n1 metrics)" '^vdesk_desktop_away\{node="n1",desktop="desk-n1"\} 1$'
+    assert_match "$(vdeskctl --node n1 metrics)" '^vdesk_desktop_jobs\{node="n1",desktop="desk-n1"\} 1$'
     # Each device unplugged, its whole IOMMU group given back to the host,
     # then the save (the phase order in the record).
     assert_match "$(admin_comment "$id")" "devices=ua-gpu0,ua-ib0 .*phases=lock:[0-9]+,snapshot:[0-9]+,unplug ua-gpu0:[0-9]+,host ua-gpu0:[0-9]+,unplug ua-ib0:[0-9]+,host ua-ib0:[0-9]+,save:[0-9]+"
