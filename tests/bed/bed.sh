@@ -106,7 +106,7 @@ bed_report_dead() {
     [ -f "$dir/pids" ] || return 0
     awk '{ last[$1] = $0 } END { for (n in last) print last[n] }' "$dir/pids" |
         while read -r name pid log; do
-            kill -0 "$pid" 2>/dev/null && continue
+            bed__pid_alive "$pid" && continue   # a zombie is dead
             bed__log "$name (pid $pid) is not running; the end of ${log:-its log}:"
             [ -n "$log" ] && tail -n 8 "$log" 2>/dev/null | sed 's/^/    | /' >&2
             case $name in libvirtd*) tail -n 8 "$(dirname "$log")/libvirtd.log" 2>/dev/null | sed 's/^/    | /' >&2 ;; esac

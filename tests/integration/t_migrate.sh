@@ -354,7 +354,21 @@ test_a_lost_journal_finds_the_desktop_where_it_runs() {
     read -r boot n <<<"$(bed_hb desk-n1)"
     SLURM_JOB_ID=996 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
         "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 || t_fail "the prolog of job 996"
-    assert_eq "$(where)" n2 "desk-n1 after job 996's prolog ($(records | tail -n 1))"
+    # Seen in full runs on both platforms, and only here: n2's libvirt
+    # daemon, which answered fresh(), refuses connections when the prolog
+    # asks it for room, and the prolog saves the desktop instead (as it
+    # should with no reachable target). That is the bed's daemon, not what
+    # this test is about: say so, replace the daemon, and try once more.
+    if [ "$(where 2>/dev/null)" != n2 ] && ! daemon_answers n2; then
+        t_say "n2's libvirt daemon stopped answering during job 996's prolog; replacing it and trying again"
+        daemon_restart n2
+        SLURM_JOB_ID=996 SLURMD_NODENAME=n1 VDESK_CONF=$VDCONF "$T_BUILD/prolog/vdesk-epilog" >/dev/null 2>&1 ||
+            t_fail "the epilog of job 996"
+        read -r boot n <<<"$(bed_hb desk-n1)"
+        SLURM_JOB_ID=994 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=migrate VDESK_CONF=$VDCONF \
+            "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 || t_fail "the prolog of job 994"
+    fi
+    assert_eq "$(where)" n2 "desk-n1 after the prolog ($(records | tail -n 1))"
     rm "$VDESK_BED/vdesk/state/n1/journal.json"
     SLURM_JOB_ID=995 SLURMD_NODENAME=n1 SPANK_VDESK_MODE=save VDESK_CONF=$VDCONF \
         "$T_BUILD/prolog/vdesk-prolog" >/dev/null 2>&1 || t_fail "the prolog of job 995"
