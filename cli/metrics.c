@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "jsonfile.h"
 #include "statedir.h"
 
 #define MAX_SERIES 512      /* (op, used) and (op, phase) pairs kept */
@@ -58,27 +59,17 @@ static series *series_get(series *v, int *n, const char *op, const char *key, lo
     return s;
 }
 
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-           ? json_object_get_string(v) : NULL;
-}
-
+/* A count or time read from a record: an integer, not negative. */
 static int jint(json_object *o, const char *key, long long *out)
 {
-    json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-        return -1;
-    *out = json_object_get_int64(v);
-    return *out >= 0 ? 0 : -1;
+    return vd_json_int(o, key, out) == 0 && *out >= 0 ? 0 : -1;
 }
 
 /* An operation failed when it lost something, drained the node, or (an
  * eviction) applied no mode. */
 static int rec_failed(json_object *o, const char *op, const char *used)
 {
-    const char *lost = jstr(o, "lost"), *drain = jstr(o, "drain");
+    const char *lost = vd_json_str(o, "lost"), *drain = vd_json_str(o, "drain");
     return (lost && *lost) || (drain && *drain) || (!strcmp(op, "evict") && !*used);
 }
 
@@ -89,7 +80,7 @@ static void add_phases(agg *a, json_object *o, const char *op)
         return;
     for (size_t i = 0; i < json_object_array_length(ph); i++) {
         json_object *p = json_object_array_get_idx(ph, i), *ok;
-        const char *name = jstr(p, "name");
+        const char *name = vd_json_str(p, "name");
         long long ms;
         if (!name || jint(p, "ms", &ms) < 0)
             continue;
@@ -105,7 +96,7 @@ static void add_phases(agg *a, json_object *o, const char *op)
 static void add_record(agg *a, const char *line)
 {
     json_object *o = json_tokener_parse(line);
-    const char *op = o ? jstr(o, "op") : NULL, *used = o ? jstr(o, "used") : NULL;
+    const char *op = o ? vd_json_str(o, "op") : NULL, *used = o ? vd_json_str(o, "used") : NULL;
     long long ms, t;
     if (!o || !json_object_is_type(o, json_type_object) || !op || !used || !*op ||
         strlen(op) >= 16 || jint(o, "total_ms", &ms) < 0 || jint(o, "time_ms", &t) < 0) {

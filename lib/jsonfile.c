@@ -172,3 +172,19 @@ int vd_json_file_save(const char *dir, const char *name, json_object *o, vd_err 
         unlink(tmp);
     return rc;
 }
+
+const char *vd_json_str(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+               ? json_object_get_string(v) : NULL;
+}
+
+int vd_json_int(json_object *o, const char *key, long long *out)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
+        return -1;
+    *out = json_object_get_int64(v);
+    return 0;
+}

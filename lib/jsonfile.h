@@ -23,6 +23,12 @@
  * and run 'vdeskctl recover'"). */
 int vd_json_file_load(const char *path, long max_bytes, const char *fix, json_object **o, vd_err *err);
 
+/* o's member `key` when it is a string (NULL otherwise), and when it is
+ * an integer (0 into *out, else -1): the checks every reader of an
+ * untrusted file makes. */
+const char *vd_json_str(json_object *o, const char *key);
+int vd_json_int(json_object *o, const char *key, long long *out);
+
 /* Replaces DIR/NAME with `o`, pretty-printed, atomically and durably. */
 int vd_json_file_save(const char *dir, const char *name, json_object *o, vd_err *err);
 

@@ -155,33 +155,17 @@ static void idx_drop(idx *x, const char *layer)
         }
 }
 
-static const char *jstr(json_object *o, const char *key)
-{
-    json_object *v;
-    return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
-               ? json_object_get_string(v) : NULL;
-}
-
-static int jint(json_object *o, const char *key, long long *out)
-{
-    json_object *v;
-    if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
-        return -1;
-    *out = json_object_get_int64(v);
-    return 0;
-}
-
 /* One entry, checked like everything read from disk. A label attaches
  * only to a layer that the chain or the directory shows (snap_of), so a
  * layer path elsewhere (the base a first snapshot froze) is harmless; it
  * must still be absolute, without "..", and the name one vdesk gives. */
 static int entry_parse(json_object *o, vd_snap *s)
 {
-    const char *name = jstr(o, "name"), *layer = jstr(o, "layer"), *origin = jstr(o, "origin");
+    const char *name = vd_json_str(o, "name"), *layer = vd_json_str(o, "layer"), *origin = vd_json_str(o, "origin");
     long long t = 0, job = 0;
     json_object *kept;
     memset(s, 0, sizeof(*s));
-    if (!name || !layer || !origin || jint(o, "time_ms", &t) < 0 || jint(o, "job", &job) < 0 ||
+    if (!name || !layer || !origin || vd_json_int(o, "time_ms", &t) < 0 || vd_json_int(o, "job", &job) < 0 ||
         !vd_snap_name_ok(name) || layer[0] != '/' || strstr(layer, "/../") || strlen(layer) >= sizeof(s->layer) ||
         origin_parse(origin, &s->origin) < 0 || t < 0 || job < 0 || job > UINT32_MAX ||
         !json_object_object_get_ex(o, "kept", &kept) || !json_object_is_type(kept, json_type_boolean))
@@ -207,7 +191,7 @@ static int idx_load(const char *dir, const char *dom, idx *x, vd_err *err)
         return 0;
     int rc = 0;
     long long version = 0;
-    if (jint(o, "version", &version) < 0 || version != 1 || !json_object_object_get_ex(o, "snapshots", &arr) ||
+    if (vd_json_int(o, "version", &version) < 0 || version != 1 || !json_object_object_get_ex(o, "snapshots", &arr) ||
         !json_object_is_type(arr, json_type_array))
         rc = vd_err_set(err, "%s: not a vdesk snapshot index (version 1 with a snapshots array)" INDEX_FIX, path);
     for (size_t i = 0; rc == 0 && i < json_object_array_length(arr); i++) {
