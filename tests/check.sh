@@ -10,7 +10,7 @@ case ${1:-} in --unit-only) mode=unit; shift ;; --integration-only) mode=integra
 build=${1:?usage: check.sh [--unit-only|--integration-only] BUILD}
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "$build" && pwd)
-pass=0 fail=0
+pass=0 fail=0 failed=()
 # Tests that need the sysfs emulator find it and its machine files here.
 export VDESK_BUILD=$build VDESK_SRC=$root
 
@@ -43,7 +43,20 @@ report() {
     fi
     count "$log"
     [ "$rc" -eq 0 ] || { [ "$fail" -gt 0 ] || fail=1; echo "  exit status $rc"; }
+    [ "$rc" -eq 0 ] || failed+=("$(failures "$name" "$log" "$rc")")
     rm -f "$log"
+}
+
+# failures NAME LOG RC: each failed test of a runner with what it said just
+# before (an integration test's messages come before its FAIL line), for the
+# list at the end: CI shows the end of a long output.
+failures() {
+    local said
+    said=$(awk '/^(FAIL |\[  FAILED  \] [A-Za-z_])/ { for (i = n - 4; i < n; i++) if (i >= 0) print "    | " last[i % 4]; print "    " $0; n = 0; next }
+                /^ok / { n = 0; next }
+                { last[n % 4] = $0; n++ }' "$2" | head -n 60)
+    echo "  $1 (exit status $3):"
+    if [ -n "$said" ]; then echo "$said"; else tail -n 5 "$2" | sed 's/^/    | /'; fi
 }
 
 if [ "$mode" != integration ]; then
@@ -85,6 +98,10 @@ if [ "$mode" != unit ]; then
     for t in "$root"/tests/integration/t_*.sh; do
         run "integration $(basename "$t" .sh)" env T_BUILD="$build" bash "$t"
     done
+fi
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "failed:"
+    printf '%s\n' "${failed[@]}"
 fi
 echo "total: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,9 +1,10 @@
 #!/bin/bash
 # tests/platforms.sh BUILD SUITE PACKAGES
-# make check: the whole suite on this machine (make check-here), then again
-# in a Debian SUITE root (tests/root.sh, cached in BUILD/cache/SUITE, its
-# build in BUILD/cache/SUITE/build). Each leg ends with its own summary line;
-# the last line is the combined total.
+# make check: the whole suite on this machine (make check-here) and, side by
+# side, in a Debian SUITE root (tests/root.sh, cached in BUILD/cache/SUITE,
+# its build in BUILD/cache/SUITE/build). Each leg ends with its own summary
+# line; the summary at the end lists each leg's failures, and its last line
+# is the combined total.
 set -u
 build=${1:?usage: platforms.sh BUILD SUITE PACKAGES}
 suite=${2:?usage: platforms.sh BUILD SUITE PACKAGES}
@@ -14,42 +15,52 @@ pass=0 fail=0 lines=()
 
 host=$(. /etc/os-release 2>/dev/null && echo "${ID:-linux} ${VERSION_ID:-?} (${VERSION_CODENAME:-?}), this machine")
 
-# leg NAME COMMAND...: run one leg, echo it, keep its "total:" line.
-leg() {
-    local name=$1 log rc p f t0=$SECONDS; shift
-    log=$(mktemp)
-    echo "=== platform $name"
-    "$@" 2>&1 | tee "$log"
-    rc=${PIPESTATUS[0]}
+# tally NAME LOG RC SECONDS: a finished leg's "total:" line and its list
+# of failures, for the summary at the end.
+tally() {
+    local name=$1 log=$2 rc=$3 t=$4 p f
     read -r p f < <(sed -n 's/^total: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$log" | tail -n 1)
-    rm -f "$log"
     if [ -z "${p:-}" ]; then p=0 f=1; echo "platform $name: no summary (exit status $rc): counted as 1 failure"; fi
     [ "$rc" -eq 0 ] || [ "$f" -gt 0 ] || f=1
     pass=$((pass + p)); fail=$((fail + f))
-    lines+=("$name: $p passed, $f failed in $(((SECONDS - t0) / 60)) min $(((SECONDS - t0) % 60)) s")
+    lines+=("$name: $p passed, $f failed in $((t / 60)) min $((t % 60)) s")
+    [ "$f" -eq 0 ] || lines+=("$(sed -n '/^failed:$/,/^total: /p' "$log" | sed '$d')")
 }
 
-# The second leg's root is made and its packages installed (downloads and
-# dpkg, mostly waiting on the network and the disk) while the first leg
-# runs, at the lowest CPU and I/O priority so that the first leg's timed
-# tests do not feel it. The second leg waits for it, and would make or
-# finish the root itself if this failed.
-prep_log=$build/cache/$suite.prepare.log
+# The two legs run side by side: most of a leg's time is spent waiting
+# (guests booting, jobs starting, timeouts running out), and together they
+# keep both cores busy where one leg alone used half of them. The second
+# leg's root is first made and its packages installed, at the lowest CPU
+# and I/O priority: downloads and dpkg, while the first leg builds and
+# runs. The first leg's output streams; the second's is shown when both
+# are done. Their test beds take ports of their own (VDESK_BED_PORTS).
+case $suite in bookworm) v=12 ;; trixie) v=13 ;; *) v=? ;; esac
+name2="debian $v ($suite), in a root in $build/cache/$suite"
+prep_log=$build/cache/$suite.prepare.log log1=$(mktemp) log2=$(mktemp)
 (
     t0=$SECONDS rc=0
-    nice -n 19 ionice -c 3 "$here/root.sh" "$suite" "$build/cache/$suite" "$pkgs" -- true || rc=$?
-    echo "root $suite: prepared in $((SECONDS - t0)) s, exit status $rc"
-    exit "$rc"
-) >"$prep_log" 2>&1 &
-prep=$!
+    nice -n 19 ionice -c 3 "$here/root.sh" "$suite" "$build/cache/$suite" "$pkgs" -- true >"$prep_log" 2>&1 || rc=$?
+    echo "root $suite: prepared in $((SECONDS - t0)) s, exit status $rc" >>"$prep_log"
+    # If that failed, root.sh makes or finishes the root itself, and says why.
+    t0=$SECONDS rc=0
+    VDESK_BED_PORTS=24000-27999 "$here/root.sh" "$suite" "$build/cache/$suite" "$pkgs" -- \
+        make --no-print-directory check-here BUILD=/build >"$log2" 2>&1 || rc=$?
+    echo "$rc $((SECONDS - t0))" >"$log2.end"
+) &
+second=$!
 
-leg "$host" make --no-print-directory check-here BUILD="$build"
-case $suite in bookworm) v=12 ;; trixie) v=13 ;; *) v=? ;; esac
-wait "$prep"
+echo "=== platform $host"
+t0=$SECONDS
+VDESK_BED_PORTS=20000-23999 make --no-print-directory check-here BUILD="$build" 2>&1 | tee "$log1"
+tally "$host" "$log1" "${PIPESTATUS[0]}" $((SECONDS - t0))
+wait "$second"
 echo "=== root $suite, prepared beside the first leg:"
 cat "$prep_log"
-leg "debian $v ($suite), in a root in $build/cache/$suite" \
-    "$here/root.sh" "$suite" "$build/cache/$suite" "$pkgs" -- make --no-print-directory check-here BUILD=/build
+echo "=== platform $name2 (ran beside the first)"
+cat "$log2"
+read -r rc t <"$log2.end" 2>/dev/null || { rc=1 t=0; }
+tally "$name2" "$log2" "$rc" "$t"
+rm -f "$log1" "$log2" "$log2.end"
 echo "=== platforms"
 printf '%s\n' "${lines[@]}"
 echo "total: $pass passed, $fail failed"

@@ -98,7 +98,7 @@ if [ -n "$missing" ]; then
 fi
 # tini is PID 1 of the namespace: it reaps what daemons leave behind.
 exec chroot "$r" tini -- env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 sh -c "cd /src && exec \"\$@\"" root-cmd "$@"
+    HOME=/root TERM="${TERM:-dumb}" LANG=C.UTF-8 VDESK_BED_PORTS="${VDESK_BED_PORTS:-20000-27999}" sh -c "cd /src && exec \"\$@\"" root-cmd "$@"
 '
 
 make_root

@@ -10,7 +10,10 @@
 #   bed_lxc NAME      create and start a container desktop (libvirt's LXC driver)
 #
 # Knobs (environment, read by bed_up):
-#   VDESK_BED_PORT     first of 20 TCP ports on 127.0.0.1 (default: a free range)
+#   VDESK_BED_PORT     first of 24 TCP ports on 127.0.0.1 (default: a free range)
+#   VDESK_BED_PORTS=LO-HI   where a free range is looked for (default 20000-27999;
+#                      make check gives each of its two platforms, which run
+#                      side by side, a half of its own)
 #   VDESK_BED_MIGRATION=1   one libvirt daemon per node (n1 on DIR/libvirt, n2 on
 #                      DIR/libvirt-n2, ...), each listening on TCP for its peers,
 #                      with its own migration ports and host UUID, and libvirt's
@@ -62,11 +65,12 @@ bed__port_free() { ! ss -Htln "sport = :$1" | grep -q .; }
 
 bed__pick_ports() {
     if [ -n "${VDESK_BED_PORT:-}" ]; then echo "$VDESK_BED_PORT"; return; fi
-    local base i ok
+    local base i ok lo hi
+    IFS=- read -r lo hi <<<"${VDESK_BED_PORTS:-20000-27999}"
     for _ in $(seq 50); do
-        base=$((20000 + (RANDOM % 400) * 20))
+        base=$((lo + (RANDOM % ((hi - lo + 1) / 24)) * 24))
         ok=1
-        for i in $(seq 0 19); do bed__port_free $((base + i)) || { ok=0; break; }; done
+        for i in $(seq 0 23); do bed__port_free $((base + i)) || { ok=0; break; }; done
         [ "$ok" = 1 ] && { echo "$base"; return; }
     done
     echo 0
@@ -106,12 +110,27 @@ bed_report_dead() {
     [ -f "$dir/pids" ] || return 0
     awk '{ last[$1] = $0 } END { for (n in last) print last[n] }' "$dir/pids" |
         while read -r name pid log; do
-            bed__pid_alive "$pid" && continue   # a zombie is dead
+            if bed__pid_alive "$pid"; then   # a zombie is dead
+                case $name in libvirtd*) bed__report_deaf "$name" "$(dirname "$log")" ;; esac
+                continue
+            fi
             bed__log "$name (pid $pid) is not running; the end of ${log:-its log}:"
             [ -n "$log" ] && tail -n 8 "$log" 2>/dev/null | sed 's/^/    | /' >&2
             case $name in libvirtd*) tail -n 8 "$(dirname "$log")/libvirtd.log" 2>/dev/null | sed 's/^/    | /' >&2 ;; esac
         done
     return 0
+}
+
+# bed__report_deaf NAME DIR: a libvirt daemon (in DIR) that runs but does
+# not answer on its socket: what state it is in, the signals it has
+# pending, and the end of its log (a daemon shutting down closes its
+# sockets first).
+bed__report_deaf() {
+    local pid
+    timeout 10 "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$2/run/libvirt-sock" ping >/dev/null 2>&1 && return 0
+    pid=$(cat "$2/run/libvirtd.pid" 2>/dev/null)
+    bed__log "$1 (pid ${pid:-?}) runs but does not answer on $2/run/libvirt-sock: $(grep -h -E '^(State|SigPnd|ShdPnd|Threads):' "/proc/$pid/status" 2>/dev/null | tr '\t\n' '  ')"
+    tail -n 12 "$2/libvirtd.log" 2>/dev/null | sed 's/^/    | /' >&2
 }
 
 bed__munge() {
@@ -245,6 +264,11 @@ EOF
     # default bed runs it as root, which hides permission problems.
     local quser=${VDESK_BED_QEMU_USER:-root} dyn=0
     [ "$quser" = root ] || { dyn=1; chmod 0711 "$BED"; }
+    # The bed's 24 ports: slurmctld and the slurmds from +0, each node's
+    # migration ports and TCP listener from +6, its two displays from +16. A
+    # display gets one of the bed's ports, not libvirt's default 5900 up,
+    # which every daemon on the machine (the other platform's beds too)
+    # hands out on its own.
     cat >"$l/etc/qemu.conf" <<EOF
 user = "$quser"
 group = "$quser"
@@ -256,6 +280,8 @@ cgroup_controllers = [ ]
 namespaces = [ ]
 migration_port_min = $((BED_PORT + 6 + 3 * k))
 migration_port_max = $((BED_PORT + 7 + 3 * k))
+remote_display_port_min = $((BED_PORT + 16 + 2 * k))
+remote_display_port_max = $((BED_PORT + 17 + 2 * k))
 EOF
     # Containers (LXC driver): no security driver, as for QEMU.
     echo 'security_driver = "none"' >"$l/etc/lxc.conf"
@@ -337,7 +363,7 @@ bed_up() {
     VDESK_CACHE=${VDESK_CACHE:-$BED_BUILD/cache}
     [ -x "$BED_BUILD/tests/bedctl" ] || { bed__log "$BED_BUILD/tests/bedctl missing: run make"; return 1; }
     BED_PORT=$(bed__pick_ports)
-    [ "$BED_PORT" != 0 ] || { bed__log "no free range of 20 TCP ports found"; return 1; }
+    [ "$BED_PORT" != 0 ] || { bed__log "no free range of 24 TCP ports found"; return 1; }
     local t0
     t0=$(date +%s%N)
     cat >"$BED/env" <<EOF
