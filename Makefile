@@ -39,6 +39,8 @@ DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon libvirt-daemon-
 # The student's screen (t_display): a real X server, the kiosk's viewer,
 # and screenshots of it.
 DEPS_RUN   += xvfb virt-viewer matchbox-window-manager x11-apps imagemagick
+# vdeskctl report --svg's picture, rendered (t_report).
+DEPS_RUN   += librsvg2-bin
 # virtlockd and libvirt's lockd plugin (live migration's lock manager,
 # t_migrate): part of libvirt-daemon up to Debian 12, packages of their own
 # from Debian 13.

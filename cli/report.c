@@ -77,6 +77,28 @@ static const char JOBS[] = SELECTED
     " WHERE (r.cluster, r.job, r.start) = (s.cluster, s.job, s.start)), '') AS vdesk"
     " FROM sel s ORDER BY s.end_time, s.job, s.start";
 
+/* The picture's time line: each eviction of a selected run, with the
+ * run's span (when the desktop was away for the job). */
+static const char EVICTIONS[] = SELECTED
+    " SELECT node, job, start, start + run_s AS stop, used, " FAILED " AS failed, " EVICTED " AS evicted"
+    " FROM ev WHERE start > 0 ORDER BY node, start";
+
+/* The span of the selected runs: the picture's period when none is given. */
+static const char SPAN[] = SELECTED
+    " SELECT min(CASE WHEN start > 0 THEN start END) AS first, max(end_time) AS last FROM sel";
+
+static const struct { const char *name, *sql; } VIEWS[] = {
+    { "users", USERS }, { "nodes", NODES }, { "jobs", JOBS }, { "evictions", EVICTIONS }, { "span", SPAN },
+};
+
+static const char *view_sql(const char *name)
+{
+    for (size_t i = 0; i < sizeof(VIEWS) / sizeof(*VIEWS); i++)
+        if (!strcmp(VIEWS[i].name, name))
+            return VIEWS[i].sql;
+    return NULL;
+}
+
 /* "YYYY-MM-DD[THH:MM[:SS]]", local time, into epoch seconds. */
 static int date_parse(const char *opt, const char *s, long long *out)
 {
@@ -251,12 +273,28 @@ static sqlite3 *db_open(const char *path)
     return db;
 }
 
+json_object *report_view(sqlite3 *db, const char *view, const long long *since, const long long *until,
+                         const report_opts *o, const char *path)
+{
+    json_object *rows = NULL;
+    const char *sql = view_sql(view);
+    if (!sql || rows_get(db, sql, since, until, o, &rows, path) < 0) {
+        json_object_put(rows);
+        return NULL;
+    }
+    return rows;
+}
+
 int cmd_report(const vd_conf *c, const report_opts *o)
 {
     const char *view = o->view ? o->view : "users";
-    const char *sql = !strcmp(view, "users") ? USERS : !strcmp(view, "nodes") ? NODES
-                      : !strcmp(view, "jobs") ? JOBS : NULL;
-    if (!sql) {
+    const char *sql = view_sql(view);
+    if (o->svg && o->view) {
+        fprintf(stderr, "vdeskctl report: --svg draws the nodes and the users in one picture; give no view "
+                "with it\n");
+        return 2;
+    }
+    if (!sql || !strcmp(view, "evictions") || !strcmp(view, "span")) {
         fprintf(stderr, "vdeskctl report: unknown view '%s': give users, nodes or jobs\n", view);
         return 2;
     }
@@ -271,6 +309,11 @@ int cmd_report(const vd_conf *c, const report_opts *o)
     sqlite3 *db = db_open(c->accounting_db);
     if (!db)
         return 1;
+    if (o->svg) {
+        int prc = report_picture(db, o->since ? &since : NULL, o->until ? &until : NULL, o, c->accounting_db);
+        sqlite3_close(db);
+        return prc;
+    }
     json_object *rows = NULL;
     int rc = rows_get(db, sql, o->since ? &since : NULL, o->until ? &until : NULL, o, &rows,
                       c->accounting_db);

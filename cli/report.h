@@ -4,6 +4,9 @@
 #ifndef VDESK_CLI_REPORT_H
 #define VDESK_CLI_REPORT_H
 
+#include <json-c/json.h>
+#include <sqlite3.h>
+
 #include "conf.h"
 
 typedef enum report_format { REPORT_TABLE, REPORT_JSON, REPORT_CSV } report_format;
@@ -13,10 +16,23 @@ typedef struct report_opts {
     const char *since, *until;  /* dates (YYYY-MM-DD[THH:MM[:SS]]), NULL: open */
     const char *user, *account, *node;   /* NULL: all */
     report_format format;
+    const char *svg;       /* --svg FILE: the picture instead of a view */
 } report_opts;
 
 /* Prints the view of the database that c->accounting_db names: 0, or 1
  * (the message names the database and the fix), 2 for bad options. */
 int cmd_report(const vd_conf *c, const report_opts *o);
+
+/* For the picture (picture.c): the rows of one view ("users", "nodes",
+ * and the picture's own "evictions" and "span") under o's filters, as
+ * JSON objects; NULL when the query failed (the message names path). */
+json_object *report_view(sqlite3 *db, const char *view, const long long *since, const long long *until,
+                         const report_opts *o, const char *path);
+
+/* Writes o->svg: where each node's desktop was over the period (at home,
+ * away by mode, failed evictions) and GPU-hours per user. Returns 0, or 1
+ * with a message naming the file. */
+int report_picture(sqlite3 *db, const long long *since, const long long *until, const report_opts *o,
+                   const char *path);
 
 #endif

@@ -18,7 +18,7 @@
  *   vdeskctl [--conf FILE] [--node NAME] flatten [DESKTOP] [--keep N]
  *   vdeskctl [--conf FILE] [--node NAME] metrics [--textfile DIR]
  *   vdeskctl [--conf FILE] report [users|nodes|jobs] [--since DATE] [--until DATE]
- *            [--user USER] [--account ACCOUNT] [--node NAME] [--json | --csv]
+ *            [--user USER] [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -103,11 +103,13 @@ static int usage(FILE *f)
           "                      phase) as Prometheus metrics; --textfile: into DIR/vdesk.prom for\n"
           "                      node_exporter's textfile collector, replaced atomically\n"
           "  report [users|nodes|jobs] [--since DATE] [--until DATE] [--user USER]\n"
-          "         [--account ACCOUNT] [--node NAME] [--json | --csv]\n"
+          "         [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE]\n"
           "                      what jobs cost and what vdesk did, from the accounting database\n"
           "                      (vdesk-jobcomp): per user and account (GPU-hours, jobs that evicted\n"
           "                      desktops, by mode), per node (evictions, time away, failures, slowest\n"
-          "                      phase) or per job; DATE: YYYY-MM-DD[THH:MM[:SS]], the job's end\n"
+          "                      phase) or per job; DATE: YYYY-MM-DD[THH:MM[:SS]], the job's end;\n"
+          "                      --svg FILE: a picture of each node's desktop over the period and\n"
+          "                      of GPU-hours per user\n"
           "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
           "the node is --node, else $SLURMD_NODENAME, else the short hostname.\n", f);
     return f == stderr ? 2 : 0;
@@ -348,6 +350,7 @@ int main(int argc, char **argv)
         { "since", required_argument, NULL, 1 }, { "until", required_argument, NULL, 2 },
         { "user", required_argument, NULL, 3 }, { "account", required_argument, NULL, 4 },
         { "csv", no_argument, NULL, 5 }, { "textfile", required_argument, NULL, 6 },
+        { "svg", required_argument, NULL, 7 },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
@@ -368,6 +371,7 @@ int main(int argc, char **argv)
         case 4: rep_o.account = optarg; break;
         case 5: csv = 1; break;
         case 6: textfile = optarg; break;
+        case 7: rep_o.svg = optarg; break;
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
@@ -407,13 +411,13 @@ int main(int argc, char **argv)
                 "snapshot is named by its time)" : keep ? "--keep goes with flatten" : "--name and --schedule go with snapshot");
         return 2;
     }
-    if ((rep_o.since || rep_o.until || rep_o.user || rep_o.account || csv) && strcmp(cmd, "report")) {
-        fprintf(stderr, "vdeskctl: --since, --until, --user, --account and --csv go with report\n");
+    if ((rep_o.since || rep_o.until || rep_o.user || rep_o.account || csv || rep_o.svg) && strcmp(cmd, "report")) {
+        fprintf(stderr, "vdeskctl: --since, --until, --user, --account, --csv and --svg go with report\n");
         return 2;
     }
     if (!strcmp(cmd, "report")) {
-        if (csv && inv.json) {
-            fprintf(stderr, "vdeskctl report: --json and --csv are two different outputs; give one\n");
+        if (csv + inv.json + !!rep_o.svg > 1) {
+            fprintf(stderr, "vdeskctl report: --json, --csv and --svg are different outputs; give one\n");
             return 2;
         }
         if (optind + 2 < argc)

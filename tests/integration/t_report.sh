@@ -106,6 +106,45 @@ test_jobs_view_and_filters() {
     assert_match "$(report jobs --csv --user carol)" "^7,,carol,lab,COMPLETED,,2026-01-01 13:53:20,"
 }
 
+# The picture: a block per eviction in its mode's colour over the run's
+# span, a red mark per failed one, each node's figures as the nodes view
+# has them, a bar per user; rendered, it is not blank.
+test_picture_draws_the_history() {
+    local f=$T_DIR/report.svg out
+    out=$(report --svg "$f" 2>&1) || t_fail "report --svg: $out"
+    out=$(cat "$f")
+    assert_eq "$(grep -c '<rect class="evicted"' "$f")" 3 "eviction blocks (save and suspend on n1, migrate on n2)"
+    # n1's unreadable record and n2's failed save; not the shortened one.
+    assert_eq "$(grep -c '<rect class="failed"' "$f")" 2 "failed evictions"
+    assert_match "$out" "<title>n2: migrate for job 3, 2026-01-01 02:13 to 2026-01-01 04:13</title>"
+    assert_match "$out" ">94.0% not evicted, 2 evictions, 1 failed<"
+    assert_match "$out" ">92.0% not evicted, 1 evictions, 1 failed<"
+    assert_match "$out" ">carol \(lab\)</text>"
+    assert_eq "$(grep -c '<rect class="gpu"' "$f")" 4 "users' bars"
+    assert_match "$out" ">0.11 GPU-hours<"
+    rsvg-convert "$f" -o "$T_DIR/report.png" || t_fail "rsvg-convert could not render $f"
+    assert_gt "$(convert "$T_DIR/report.png" -format %c histogram:info:- | wc -l)" 8 "colours in the rendered picture"
+    # The filters select as for the tables.
+    report --svg "$f" --node n2 || t_fail "report --svg --node n2"
+    assert_eq "$(grep -c '<rect class="home"' "$f")" 1 "nodes drawn with --node n2"
+    report --svg "$f" --since 2026-03-01 --until 2026-03-02 || t_fail "report --svg of an empty period"
+    assert_match "$(cat "$f")" "no evictions in this period"
+}
+
+# Names come from the nodes' records and Slurm: the picture escapes them.
+test_picture_escapes_names() {
+    local DB=$T_DIR/h.db
+    mkdir -p "$DB.spool"
+    run 1 "<b>&x'" lab 0 60 1 "n1:evict:save:save:9:save:9"
+    printf '[vdesk]\naccounting_db = %s\n' "$DB" >"$T_DIR/h.conf"
+    env -i VDESK_CONF="$T_DIR/h.conf" JOBID=2 JOBSTATE=COMPLETED START=$((T0 + 100)) END=$((T0 + 110)) \
+        USERNAME=x CLUSTER=c1 "$T_BUILD/jobcomp/vdesk-jobcomp" 2>/dev/null || t_fail "vdesk-jobcomp"
+    "$T_BUILD/cli/vdeskctl" --conf "$T_DIR/h.conf" report --svg "$T_DIR/h.svg" || t_fail "report --svg"
+    assert_match "$(cat "$T_DIR/h.svg")" "&lt;b&gt;&amp;x' \(lab\)"
+    assert_no_match "$(cat "$T_DIR/h.svg")" "<b>"
+    rsvg-convert "$T_DIR/h.svg" -o "$T_DIR/h.png" || t_fail "rsvg-convert could not render it"
+}
+
 test_bad_input_names_the_fix() {
     local out rc
     out=$(report weekly 2>&1) && t_fail "an unknown view was accepted"
@@ -117,6 +156,11 @@ test_bad_input_names_the_fix() {
     assert_match "$out" "--until 2026-01-01 is not after --since 2026-02-01"
     out=$(report --json --csv 2>&1) && t_fail "--json with --csv was accepted"
     assert_match "$out" "give one"
+    out=$(report nodes --svg "$T_DIR/x.svg" 2>&1) && t_fail "a view with --svg was accepted"
+    assert_match "$out" "--svg draws the nodes and the users in one picture; give no view"
+    rc=0; out=$(report --svg "$T_DIR/no/such/dir/x.svg" 2>&1) || rc=$?
+    assert_eq "$rc" 1 "exit status of a picture that cannot be written"
+    assert_match "$out" "cannot write $T_DIR/no/such/dir/x.svg.tmp-[0-9]+: No such file or directory \(give a file in a directory you may write\)"
     out=$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/vdesk.conf" status --csv 2>&1) && t_fail "--csv with status"
     assert_match "$out" "go with report"
     printf '[vdesk]\naccounting_db = %s/none.db\n' "$T_DIR" >"$T_DIR/other.conf"
