@@ -265,7 +265,9 @@ int cmd_inventory(const inv_opts *o)
     for (int i = 0; i < n; i++)
         locality(t, &all[i]);
     int rc = 0;
-    if (o->slurm) {
+    if (o->glue2) {
+        rc = inventory_glue2(&o->g, &p, all, n, t);
+    } else if (o->slurm) {
         rc = print_slurm(&p, all, n, t, o->desktop_cores, o->proc);
     } else if (o->json) {
         json_object *root = json_object_new_object();

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "slurmapi.h"
 
 /* Bound by every view: ?1 since, ?2 until (epoch seconds, NULL: open),
  * ?3 user, ?4 account, ?5 node (NULL: all). A run is in the period when it
@@ -99,8 +100,7 @@ static const char *view_sql(const char *name)
     return NULL;
 }
 
-/* "YYYY-MM-DD[THH:MM[:SS]]", local time, into epoch seconds. */
-static int date_parse(const char *opt, const char *s, long long *out)
+int report_date_parse(const char *cmd, const char *opt, const char *s, long long *out)
 {
     static const char *forms[] = { "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d" };
     for (size_t i = 0; i < sizeof(forms) / sizeof(*forms); i++) {
@@ -114,8 +114,8 @@ static int date_parse(const char *opt, const char *s, long long *out)
             return 0;
         }
     }
-    fprintf(stderr, "vdeskctl report: %s '%s': give a date as YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS] "
-            "(local time)\n", opt, s);
+    fprintf(stderr, "vdeskctl %s: %s '%s': give a date as YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS] "
+            "(local time)\n", cmd, opt, s);
     return -1;
 }
 
@@ -285,6 +285,47 @@ json_object *report_view(sqlite3 *db, const char *view, const long long *since, 
     return rows;
 }
 
+int report_node_use(const vd_conf *c, const char *node, long long since, long long until,
+                    double *not_evicted, double *job_gpu_s)
+{
+    if (access(c->accounting_db, F_OK) != 0 && errno == ENOENT)
+        return 1;
+    sqlite3 *db = db_open(c->accounting_db);
+    if (!db)
+        return -1;
+    report_opts o = { .node = node };
+    json_object *nodes = report_view(db, "nodes", &since, &until, &o, c->accounting_db);
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (!nodes || sqlite3_prepare_v2(db, "SELECT nodes, nnodes, gpu_seconds FROM jobs WHERE end_time >= ?1 AND "
+                                     "end_time < ?2 AND gpu_seconds > 0", -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "vdeskctl: accounting database %s: %s\n", c->accounting_db, sqlite3_errmsg(db));
+        goto out;
+    }
+    json_object *row = json_object_array_get_idx(nodes, 0);
+    /* No eviction of this node in the period: never away. */
+    *not_evicted = row ? json_object_get_double(json_object_object_get(row, "home_pct")) / 100 : 1;
+    *job_gpu_s = 0;
+    sqlite3_bind_int64(st, 1, since);
+    sqlite3_bind_int64(st, 2, until);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *list = (const char *)sqlite3_column_text(st, 0);
+        int nn = sqlite3_column_int(st, 1);
+        if (list && vd_slurm_hostlist_has(list, node) == 1)
+            *job_gpu_s += (double)sqlite3_column_int64(st, 2) / (nn > 0 ? nn : 1);
+    }
+    if (r == SQLITE_DONE)
+        rc = 0;
+    else
+        fprintf(stderr, "vdeskctl: accounting database %s: %s\n", c->accounting_db, sqlite3_errmsg(db));
+out:
+    sqlite3_finalize(st);
+    json_object_put(nodes);
+    sqlite3_close(db);
+    return rc;
+}
+
 int cmd_report(const vd_conf *c, const report_opts *o)
 {
     const char *view = o->view ? o->view : "users";
@@ -299,8 +340,8 @@ int cmd_report(const vd_conf *c, const report_opts *o)
         return 2;
     }
     long long since, until;
-    if ((o->since && date_parse("--since", o->since, &since) < 0) ||
-        (o->until && date_parse("--until", o->until, &until) < 0))
+    if ((o->since && report_date_parse("report", "--since", o->since, &since) < 0) ||
+        (o->until && report_date_parse("report", "--until", o->until, &until) < 0))
         return 2;
     if (o->since && o->until && until <= since) {
         fprintf(stderr, "vdeskctl report: --until %s is not after --since %s\n", o->until, o->since);

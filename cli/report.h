@@ -23,6 +23,19 @@ typedef struct report_opts {
  * (the message names the database and the fix), 2 for bad options. */
 int cmd_report(const vd_conf *c, const report_opts *o);
 
+/* "YYYY-MM-DD[THH:MM[:SS]]", local time, into epoch seconds; -1 with a
+ * message ("vdeskctl CMD: OPT ...") when it is not such a date. */
+int report_date_parse(const char *cmd, const char *opt, const char *s, long long *out);
+
+/* For inventory --glue2: over [since, until), the share of the time
+ * node's desktop was not evicted (the nodes view's home_pct, as a
+ * fraction) and the GPU-seconds of the runs that ended in the period on
+ * node (each run's shared evenly among its nodes). Returns 0, 1 when there
+ * is no database (nothing is known), -1 when it cannot be read (the
+ * message names it). */
+int report_node_use(const vd_conf *c, const char *node, long long since, long long until,
+                    double *not_evicted, double *job_gpu_s);
+
 /* For the picture (picture.c): the rows of one view ("users", "nodes",
  * and the picture's own "evictions" and "span") under o's filters, as
  * JSON objects; NULL when the query failed (the message names path). */

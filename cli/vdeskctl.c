@@ -94,10 +94,12 @@ static int usage(FILE *f)
           "        detach NAME DESKTOP | list | destroy NAME\n"
           "                      memory shared by desktop VMs of this host (ivshmem): SIZE a power\n"
           "                      of two (1M); attach live and in the definition (peer by default)\n"
-          "  inventory [--json | --slurm [--desktop-cores N]] [--topology SRC]\n"
-          "            [--sysfs DIR --dev DIR --proc DIR]\n"
+          "  inventory [--json | --slurm [--desktop-cores N] | --glue2 [--since DATE] [--until DATE]]\n"
+          "            [--topology SRC] [--sysfs DIR --dev DIR --proc DIR]\n"
           "                      GPUs, HCAs, VFs, IOMMU groups, drivers, locality; --slurm: gres.conf\n"
-          "                      lines and the desktop's cores (works without a vdesk.conf)\n"
+          "                      lines and the desktop's cores (works without a vdesk.conf); --glue2:\n"
+          "                      GLUE 2.1 entities for information discovery, with the share of the\n"
+          "                      GPUs the desktop and jobs used (accounting database; last 30 days)\n"
           "  metrics [--textfile DIR]\n"
           "                      the desktop's state and its operations (counts, failures, time per\n"
           "                      phase) as Prometheus metrics; --textfile: into DIR/vdesk.prom for\n"
@@ -116,6 +118,24 @@ static int usage(FILE *f)
 }
 
 /* Prints the record and keeps it with the node's others. */
+/* inventory --glue2: the period of its shares, then the inventory. */
+static int inventory_glue2_run(inv_opts *inv, const vd_conf *conf, const char *node, const report_opts *r)
+{
+    long long until = (long long)time(NULL), since;
+    if (r->until && report_date_parse("inventory", "--until", r->until, &until) < 0)
+        return 2;
+    since = until - GLUE2_DEFAULT_DAYS * 86400LL;
+    if (r->since && report_date_parse("inventory", "--since", r->since, &since) < 0)
+        return 2;
+    if (until <= since) {
+        fprintf(stderr, "vdeskctl inventory: the period ends (%s) before it starts (%s)\n",
+                r->until ? r->until : "now", r->since ? r->since : "30 days before");
+        return 2;
+    }
+    inv->g = (glue2_opts){ .conf = conf, .node = node, .since = since, .until = until };
+    return cmd_inventory(inv);
+}
+
 static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd_err *err)
 {
     char line[2048];
@@ -350,7 +370,7 @@ int main(int argc, char **argv)
         { "since", required_argument, NULL, 1 }, { "until", required_argument, NULL, 2 },
         { "user", required_argument, NULL, 3 }, { "account", required_argument, NULL, 4 },
         { "csv", no_argument, NULL, 5 }, { "textfile", required_argument, NULL, 6 },
-        { "svg", required_argument, NULL, 7 },
+        { "svg", required_argument, NULL, 7 }, { "glue2", no_argument, NULL, 8 },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
@@ -372,6 +392,7 @@ int main(int argc, char **argv)
         case 5: csv = 1; break;
         case 6: textfile = optarg; break;
         case 7: rep_o.svg = optarg; break;
+        case 8: inv.glue2 = 1; break;
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
@@ -411,8 +432,16 @@ int main(int argc, char **argv)
                 "snapshot is named by its time)" : keep ? "--keep goes with flatten" : "--name and --schedule go with snapshot");
         return 2;
     }
-    if ((rep_o.since || rep_o.until || rep_o.user || rep_o.account || csv || rep_o.svg) && strcmp(cmd, "report")) {
-        fprintf(stderr, "vdeskctl: --since, --until, --user, --account, --csv and --svg go with report\n");
+    if ((rep_o.user || rep_o.account || csv || rep_o.svg) && strcmp(cmd, "report")) {
+        fprintf(stderr, "vdeskctl: --user, --account, --csv and --svg go with report\n");
+        return 2;
+    }
+    if ((rep_o.since || rep_o.until) && strcmp(cmd, "report") && !(inv.glue2 && !strcmp(cmd, "inventory"))) {
+        fprintf(stderr, "vdeskctl: --since and --until go with report and inventory --glue2\n");
+        return 2;
+    }
+    if (inv.glue2 && strcmp(cmd, "inventory")) {
+        fprintf(stderr, "vdeskctl: --glue2 goes with inventory\n");
         return 2;
     }
     if (!strcmp(cmd, "report")) {
@@ -463,19 +492,28 @@ int main(int argc, char **argv)
     openlog("vdeskctl", LOG_PID, LOG_DAEMON);
     vd_conf conf;
     vd_err err;
-    if (!strcmp(cmd, "inventory") && optind + 1 == argc && inv.json && inv.slurm) {
-        fprintf(stderr, "vdeskctl inventory: --json and --slurm are two different outputs; give one\n");
+    if (!strcmp(cmd, "inventory") && optind + 1 == argc && inv.json + inv.slurm + inv.glue2 > 1) {
+        fprintf(stderr, "vdeskctl inventory: %s are two different outputs; give one\n",
+                !inv.glue2 ? "--json and --slurm" : inv.json ? "--json and --glue2" : "--slurm and --glue2");
         return 2;
     }
     if (!strcmp(cmd, "inventory") && optind + 1 == argc) {
-        /* A fresh node has no vdesk.conf yet: use its roots only if it has one. */
-        if (vd_conf_load(path, NULL, &conf, &err) < 0)
+        /* A fresh node has no vdesk.conf yet: use its roots only if it has
+         * one. --glue2 counts the desktop's GPUs from the node's section:
+         * a file it cannot read would make them wrong. */
+        if (inv.glue2 && access(path, F_OK) == 0) {
+            if (vd_conf_find(path, node, &conf, &err) < 0) {
+                fprintf(stderr, "vdeskctl inventory: %s\n", err.msg);
+                return 1;
+            }
+        } else if (vd_conf_load(path, NULL, &conf, &err) < 0) {
             vd_conf_defaults(&conf);
+        }
         inv.sys = inv.sys ? inv.sys : conf.sysfs_root;
         inv.dev = inv.dev ? inv.dev : conf.dev_root;
         inv.proc = inv.proc ? inv.proc : conf.proc_root;
         inv.gpu_vendors = conf.gpu_vendors;
-        return cmd_inventory(&inv);
+        return inv.glue2 ? inventory_glue2_run(&inv, &conf, node, &rep_o) : cmd_inventory(&inv);
     }
     if (!strcmp(cmd, "check-config") && optind + 1 == argc)
         return cmd_check_config(path, node, live);

@@ -88,6 +88,58 @@ test_server_gpu_on_vfio_gets_a_caveat() {
     assert_match "$out" "Name=gpu File=/dev/nvidia1 Cores=0-15   # 0000:4b:00.0: on vfio-pci now, so its minor is assumed from PCI order"
 }
 
+# GLUE 2.1 entities for information discovery: the node's GPUs by model,
+# where each is now (the desktop's on vfio-pci), and over a period of the
+# accounting database, the share of the GPUs the desktop and jobs used.
+test_server_glue2_publishes_the_gpus_and_their_use() {
+    local out d f
+    d=$(mktemp -d /tmp/vdesk-glue.XXXXXX)
+    printf '[vdesk]\naccounting_db = %s/acct.db\nstate_dir = %s\n[node w1]\nuri = test:///default\ndomain = desk\ndevice = gpu ua-gpu0 0000:31:00.0\n' \
+        "$d" "$d" >"$d/vdesk.conf"
+    mount_machine server
+    f=$MNT/sys/bus/pci/devices/0000:31:00.0
+    echo vfio-pci >"$f/driver_override" && echo 0000:31:00.0 >"$MNT/sys/bus/pci/drivers/nvidia/unbind" &&
+        echo 0000:31:00.0 >"$MNT/sys/bus/pci/drivers_probe"
+    # No accounting database yet: the entities, without the shares.
+    out=$(glue2) || t_fail "inventory --glue2: $out"
+    assert_match "$out" '"ID":"urn:glue2:ExecutionEnvironment:w1"'
+    assert_match "$(tr -d ' \n' <<<"$out")" '"AcceleratorEnvironment":\[\{"ID":"urn:glue2:AcceleratorEnvironment:w1:10de:20b0","Name":"GPUs10de:20b0ofw1","Type":"GPU","PhysicalAccelerators":4,"LogicalAccelerators":4,"Vendor":"NVIDIA","Model":"10de:20b0","OtherInfo":\["vdesk:DesktopAccelerators=1","vdesk:WithDesktopNow=1","vdesk:WithHostNow=3"\]'
+    assert_match "$out" '"LogicalCPUs":64'
+    assert_no_match "$out" "GPUShare"
+    # One day; a job on w1 with 2 GPUs for an hour, which saved the desktop.
+    mkdir -p "$d/acct.db.spool"
+    printf '%s' '{"schema":1,"cluster":"c1","job":1,"submit":1767225600,"start":1767225600,"end":1767229200,
+ "array_job":0,"array_task":4294967295,"het_job":0,"het_offset":4294967295,"uid":1000,"nnodes":1,
+ "restarts":0,"name":"j","user":"u","account":"a","partition":"p","qos":"","nodes":"w1",
+ "state":"COMPLETED","exit_code":"0:0","gpus":2,"note":"","records":[{"node":"w1","op":"evict",
+ "asked":"save","used":"save","devices":"ua-gpu0","total_ms":900,"migrated":"","outcome":"done","cut":0,"phases":[]}]}' \
+        >"$d/acct.db.spool/1.json"
+    env -i VDESK_CONF="$d/vdesk.conf" JOBID=2 JOBSTATE=COMPLETED START=1767300000 END=1767300010 CLUSTER=c1 \
+        "$T_BUILD/jobcomp/vdesk-jobcomp" 2>/dev/null || t_fail "vdesk-jobcomp"
+    out=$(glue2 --since 2026-01-01 --until 2026-01-02) || t_fail "inventory --glue2 with the database: $out"
+    # The desktop: 1 GPU of 4, not evicted 95.8% of the day; jobs: 7200 GPU-s of 4 x 86400.
+    assert_match "$out" '"vdesk:DesktopGPUShare=0.2395"'
+    assert_match "$out" '"vdesk:JobGPUShare=0.0208"'
+    assert_match "$out" '"vdesk:SharePeriod=2026-01-01T00:00:00Z/2026-01-02T00:00:00Z"'
+    out=$(glue2 --since 2026-01-02 --until 2026-01-01 2>&1) && t_fail "an empty period was accepted"
+    assert_match "$out" "the period ends \(2026-01-01\) before it starts \(2026-01-02\)"
+    out=$(glue2 --json 2>&1) && t_fail "--glue2 --json was accepted"
+    assert_match "$out" "--json and --glue2 are two different outputs; give one"
+    out=$("$VDESKCTL" --conf "$d/vdesk.conf" status --glue2 2>&1) && t_fail "--glue2 with status"
+    assert_match "$out" "--glue2 goes with inventory"
+    # A database it cannot read is said, not taken for one without use.
+    rm -f "$d/acct.db-wal" "$d/acct.db-shm"
+    printf 'not a database, but long enough to be taken for a file of one' >"$d/acct.db"
+    out=$(glue2 2>&1) && t_fail "an unreadable database was accepted"
+    assert_match "$out" "accounting database $d/acct.db"
+    unmount_machine
+    rm -rf "$d"
+}
+glue2() {
+    TZ=UTC0 "$VDESKCTL" --conf "$d/vdesk.conf" --node w1 inventory --glue2 --sysfs "$MNT/sys" --dev "$MNT/dev" \
+        --proc "$MNT/proc" --topology "$TOPO" "$@"
+}
+
 # The BMC's VGA (ASPEED, 0000:02:00.0, before the GPUs) is no GPU to Slurm:
 # listing it would make the first GPU's gres index 1.
 test_server_bmc_vga_is_no_gpu() {
