@@ -661,8 +661,18 @@ static void bind_opt(sqlite3_stmt *st, int i, long long v, long long none)
 static int store_job_row(sqlite3 *db, const vd_acct_job *j, vd_err *err)
 {
     sqlite3_stmt *st;
+    /* An update in place of a run stored before: deleting its row would
+     * take the records the nodes sent with it. */
     if (prepare(db, "INSERT INTO jobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-                " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)", &st, err) < 0)
+                " ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)"
+                " ON CONFLICT (cluster, job, start) DO UPDATE SET submit = excluded.submit,"
+                " end_time = excluded.end_time, array_job = excluded.array_job, array_task = excluded.array_task,"
+                " het_job = excluded.het_job, het_offset = excluded.het_offset, name = excluded.name,"
+                " user = excluded.user, uid = excluded.uid, account = excluded.account,"
+                " partition = excluded.partition, qos = excluded.qos, nodes = excluded.nodes,"
+                " nnodes = excluded.nnodes, state = excluded.state, exit_code = excluded.exit_code,"
+                " restarts = excluded.restarts, gpus = excluded.gpus, gpu_seconds = excluded.gpu_seconds,"
+                " note = excluded.note, stored_at = excluded.stored_at", &st, err) < 0)
         return -1;
     bind_key(st, j);
     sqlite3_bind_int64(st, 4, j->submit);
@@ -736,12 +746,16 @@ int vd_acct_store(sqlite3 *db, const vd_acct_job *j, vd_err *err)
     const char *path = db_path_of(db);
     if (exec_sql(db, path, "BEGIN IMMEDIATE", err) < 0)
         return -1;
-    /* The run's old rows go first (a spooled run stored twice, say):
-     * REPLACE alone would leave records the new one no longer has. */
+    /* The run's old records from the AdminComment go first (a spooled run
+     * stored twice, say): REPLACE alone would leave records the new one no
+     * longer has. Those the nodes sent (restores, seq >= VD_ACCT_DROP_SEQ)
+     * came after and stay. */
     sqlite3_stmt *st;
-    int rc = prepare(db, "DELETE FROM jobs WHERE cluster = ?1 AND job = ?2 AND start = ?3", &st, err);
+    int rc = prepare(db, "DELETE FROM records WHERE cluster = ?1 AND job = ?2 AND start = ?3 AND seq < ?4",
+                     &st, err);
     if (rc == 0) {
         bind_key(st, j);
+        sqlite3_bind_int(st, 4, VD_ACCT_DROP_SEQ);
         rc = step_done(db, st, "replacing a job", err);
     }
     if (rc == 0)
@@ -756,14 +770,23 @@ int vd_acct_store(sqlite3 *db, const vd_acct_job *j, vd_err *err)
 
 /* --- the spool ---------------------------------------------------------- */
 
+#define DROP_PREFIX "rec-"
+#define DROP_MAX_AGE_S (7 * 86400)   /* a node's record whose run never came */
+
+static int drop_take(sqlite3 *db, const char *path, const char *name, int *bad, char *note, size_t note_size,
+                     vd_err *err);
+
 int vd_acct_spool_dir(const char *db_path, char *buf, size_t size, vd_err *err)
 {
     int n = snprintf(buf, size, "%s.spool", db_path);
     return n > 0 && (size_t)n < size ? 0 : vd_err_set(err, "accounting database path too long: %s", db_path);
 }
 
+/* A run: JOB-START-HASH.json; a node's record: rec-JOB-MS-HASH.json. */
 static int spool_name_ok(const char *name)
 {
+    if (!strncmp(name, DROP_PREFIX, strlen(DROP_PREFIX)))
+        name += strlen(DROP_PREFIX);
     size_t len = strlen(name);
     if (len < 6 || strcmp(name + len - 5, ".json") != 0 || name[0] == '.')
         return 0;
@@ -833,6 +856,8 @@ static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, 
     } else {
         close(fd);
     }
+    if (!strncmp(name, DROP_PREFIX, strlen(DROP_PREFIX)))
+        return drop_take(db, path, name, bad, note, note_size, err);
     vd_acct_job *j = calloc(1, sizeof(*j));
     if (!j)
         return vd_err_set(err, "out of memory");
@@ -879,9 +904,212 @@ int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, cha
             continue;
         int bad_before = *bad;
         rc = spool_take(db, dir, e->d_name, bad, note, note_size, err);
-        *stored += rc == 0 && *bad == bad_before;
+        *stored += rc == 0 && *bad == bad_before && strncmp(e->d_name, DROP_PREFIX, strlen(DROP_PREFIX));
     }
     closedir(d);
+    return rc;
+}
+
+/* --- the nodes' records (restores): vd_acct_drop ------------------------- */
+
+static unsigned name_hash(const char *a, const char *b)
+{
+    unsigned h = 5381;
+    for (const char *c = a; *c; c++)
+        h = h * 33 + (unsigned char)*c;
+    h = h * 33 + '/';
+    for (const char *c = b; *c; c++)
+        h = h * 33 + (unsigned char)*c;
+    return h;
+}
+
+/* Writes text to dir/name through dir/.name.tmp, the file given to the
+ * directory's owner (vdesk-jobcomp's user) when written by root. The
+ * directory may belong to another user: O_EXCL and O_NOFOLLOW, so that no
+ * link that user put there is followed. */
+static int drop_write(const char *dir, const char *name, const char *text, const struct stat *dst, vd_err *err)
+{
+    char path[PATH_MAX], tmp[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
+        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
+        return vd_err_set(err, "%s/%s: path too long", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return vd_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t len = strlen(text), done = 0;
+    int rc = geteuid() == 0 && fchown(fd, dst->st_uid, dst->st_gid) < 0 ? -1 : 0;
+    while (rc == 0 && done < len) {
+        ssize_t n = write(fd, text + done, len - done);
+        if (n < 0 && errno != EINTR)
+            rc = -1;
+        done += n > 0 ? (size_t)n : 0;
+    }
+    if (rc == 0 && fsync(fd) < 0)
+        rc = -1;
+    int e = errno;
+    if (close(fd) < 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && rename(tmp, path) < 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc < 0) {
+        unlink(tmp);
+        return vd_err_set(err, "%s: cannot write it: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const char *node, const char *record,
+                 vd_err *err)
+{
+    char dir[PATH_MAX], name[96];
+    struct stat st;
+    if (vd_acct_spool_dir(db_path, dir, sizeof(dir), err) < 0)
+        return -1;
+    if (lstat(dir, &st) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 1 : vd_err_set(err, "accounting spool %s: %s", dir,
+                                                                     strerror(errno));
+    if (!S_ISDIR(st.st_mode) || (st.st_mode & 002))
+        return vd_err_set(err, "accounting spool %s is %s: the record of job %u is not sent there (make it a "
+                          "directory of vdesk-jobcomp's user, mode 0700)", dir,
+                          S_ISDIR(st.st_mode) ? "writable by everyone" : "not a directory", job);
+    json_object *o = json_object_new_object();
+    if (!o)
+        return vd_err_set(err, "out of memory");
+    long long now_ms = (long long)time(NULL) * 1000;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
+        now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    json_object_object_add(o, "schema", json_object_new_int(VD_ACCT_SCHEMA));
+    json_object_object_add(o, "kind", json_object_new_string("record"));
+    json_object_object_add(o, "cluster", json_object_new_string(cluster));
+    json_object_object_add(o, "job", json_object_new_int64(job));
+    json_object_object_add(o, "node", json_object_new_string(node));
+    json_object_object_add(o, "time", json_object_new_int64(now_ms / 1000));
+    json_object_object_add(o, "record", json_object_new_string(record));
+    snprintf(name, sizeof(name), DROP_PREFIX "%u-%lld-%u.json", job, now_ms, name_hash(cluster, node));
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+    int rc = text ? drop_write(dir, name, text, &st, err) : vd_err_set(err, "out of memory");
+    json_object_put(o);
+    return rc < 0 ? vd_err_prefix(err, "accounting spool") : 0;
+}
+
+/* The run a node's record belongs to: the latest run of the job that
+ * started before it was written and had the node. 1: found; 0: not (yet). */
+static int drop_run_find(sqlite3 *db, vd_acct_job *key, const char *node, long long written, vd_err *err)
+{
+    sqlite3_stmt *st;
+    if (prepare(db, "SELECT start, nodes FROM jobs WHERE cluster = ?1 AND job = ?2 AND start <= ?3"
+                " ORDER BY start DESC", &st, err) < 0)
+        return -1;
+    sqlite3_bind_text(st, 1, key->cluster, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, key->job);
+    sqlite3_bind_int64(st, 3, written);
+    int r, found = 0;
+    while (!found && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *nodes = (const char *)sqlite3_column_text(st, 1);
+        if (nodes && vd_slurm_hostlist_has(nodes, node) == 1) {
+            key->start = sqlite3_column_int64(st, 0);
+            found = 1;
+        }
+    }
+    if (!found && r != SQLITE_DONE)
+        found = db_fail(db, db_path_of(db), "finding a job's run", err);
+    sqlite3_finalize(st);
+    return found;
+}
+
+/* Stores r with run key, once: a record already there (the spool file
+ * left after a crash between the two) is not stored again. */
+static int drop_store(sqlite3 *db, const vd_acct_job *key, const vd_acct_rec *r, vd_err *err)
+{
+    sqlite3_stmt *st;
+    if (exec_sql(db, db_path_of(db), "BEGIN IMMEDIATE", err) < 0)
+        return -1;
+    int rc = prepare(db, "SELECT (SELECT count(*) FROM records WHERE cluster = ?1 AND job = ?2 AND start = ?3"
+                     " AND seq >= ?4 AND node = ?5 AND op = ?6 AND coalesce(total_ms, -1) = ?7 AND outcome = ?8),"
+                     " max(?4, coalesce((SELECT max(seq) + 1 FROM records WHERE cluster = ?1 AND job = ?2"
+                     " AND start = ?3), 0))", &st, err);
+    int seen = 0, seq = VD_ACCT_DROP_SEQ;
+    if (rc == 0) {
+        bind_key(st, key);
+        sqlite3_bind_int(st, 4, VD_ACCT_DROP_SEQ);
+        sqlite3_bind_text(st, 5, r->node, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, r->op, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, r->total_ms);
+        sqlite3_bind_text(st, 8, r->outcome, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            seen = sqlite3_column_int(st, 0) > 0;
+            seq = sqlite3_column_int(st, 1);
+        } else {
+            rc = db_fail(db, db_path_of(db), "numbering a record", err);
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc == 0 && !seen)
+        rc = store_rec(db, key, seq, r, err);
+    if (rc == 0 && exec_sql(db, db_path_of(db), "COMMIT", err) == 0)
+        return 0;
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+static void drop_bad(const char *path, const char *name, int *bad, char *note, size_t note_size, const char *why)
+{
+    char to[PATH_MAX + 8];
+    snprintf(to, sizeof(to), "%s.bad", path);
+    if (rename(path, to) == 0) {
+        (*bad)++;
+        note_add(note, note_size, name, why);
+    }
+}
+
+/* A node's record (vd_acct_drop) into its run. One whose run is not
+ * stored yet waits for a later drain; after DROP_MAX_AGE_S it is set
+ * aside as .bad. Untrusted: whatever is not such a record is set aside. */
+static int drop_take(sqlite3 *db, const char *path, const char *name, int *bad, char *note, size_t note_size,
+                     vd_err *err)
+{
+    json_object *o = NULL;
+    vd_err why;
+    if (vd_json_file_load(path, 64 << 10, "", &o, &why) == 0 && !o)
+        return 0;                   /* taken by another run meanwhile */
+    const char *cluster = o ? vd_json_str(o, "cluster") : NULL, *node = o ? vd_json_str(o, "node") : NULL;
+    const char *kind = o ? vd_json_str(o, "kind") : NULL, *text = o ? vd_json_str(o, "record") : NULL;
+    long long job = -1, written = -1;
+    vd_acct_job *key = calloc(1, sizeof(*key));
+    if (!key) {
+        json_object_put(o);
+        return vd_err_set(err, "out of memory");
+    }
+    int rc = 0;
+    if (!kind || strcmp(kind, "record") || !cluster || strlen(cluster) >= sizeof(key->cluster) || !node ||
+        !node[0] || strlen(node) >= sizeof(key->recs[0].node) || !text || vd_json_int(o, "job", &job) < 0 ||
+        job <= 0 || job > 0xfffffffeLL || vd_json_int(o, "time", &written) < 0) {
+        drop_bad(path, name, bad, note, note_size, "not a node's record, renamed .bad");
+        goto out;
+    }
+    snprintf(key->cluster, sizeof(key->cluster), "%s", cluster);
+    key->job = (unsigned)job;
+    int found = drop_run_find(db, key, node, written, err);
+    if (found < 0) {
+        rc = -1;
+    } else if (!found && written < (long long)time(NULL) - DROP_MAX_AGE_S) {
+        drop_bad(path, name, bad, note, note_size, "no run of its job with its node came, renamed .bad");
+    } else if (!found) {
+        note_add(note, note_size, name, "its job's run is not stored yet: kept for the next run");
+    } else {
+        vd_acct_rec_parse(node, text, strlen(text), &key->recs[0]);
+        rc = drop_store(db, key, &key->recs[0], err);
+        if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+            rc = vd_err_set(err, "accounting spool: %s stored but cannot remove it: %s", path, strerror(errno));
+    }
+out:
+    free(key);
+    json_object_put(o);
     return rc;
 }
 

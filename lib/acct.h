@@ -19,6 +19,11 @@
  * Schema (PRAGMA user_version = VD_ACCT_SCHEMA; docs/design.md has it
  * whole): jobs (one row per run), records (one per node and operation:
  * evict, restore, recover), phases (one per phase of a record).
+ *
+ * The restores reach the store through the same spool: the epilog drops
+ * its record there (vd_acct_drop), and the next drain stores it with the
+ * job's run (numbered from VD_ACCT_DROP_SEQ; storing the run again keeps
+ * them).
  */
 #ifndef VDESK_ACCT_H
 #define VDESK_ACCT_H
@@ -32,6 +37,7 @@
 #define VD_ACCT_MAX_RECS 64      /* records of one job (nodes x operations) */
 #define VD_ACCT_MAX_PHASES 24
 #define VD_ACCT_NONE 0xffffffffu /* no array task, no het component */
+#define VD_ACCT_DROP_SEQ 1000    /* records the nodes sent (vd_acct_drop) are numbered from here */
 
 typedef struct vd_acct_phase {
     char name[48];
@@ -125,6 +131,18 @@ int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, cha
  * (neither: err says why; the caller logs the run itself). `note` says
  * what the spool held ("" when nothing). */
 int vd_acct_keep(const char *db_path, int busy_ms, const vd_acct_job *j, char *note, size_t note_size,
+                 vd_err *err);
+
+/* A node's record of an operation after its job ended (the epilog's
+ * restore: slurmctld takes no more AdminComment then) into the spool of
+ * the database at db_path, for the next vdesk-jobcomp run to store with
+ * the job's run (the latest that started before it and had the node).
+ * The spool must be reachable from the node (shared storage, as the
+ * desktop disks are for migration): 1 when there is no spool directory
+ * here (nothing sent), 0 sent, -1 error (a spool that is not a directory,
+ * or writable by everyone, is refused). Run as root, the file is given to
+ * the spool's owner. */
+int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const char *node, const char *record,
                  vd_err *err);
 
 /* Drops the records of nodes that are not in j->nodes (Slurm's host list;

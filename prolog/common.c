@@ -7,6 +7,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "acct.h"
 #include "comment.h"
 #include "journal.h"
 #include "slurmapi.h"
@@ -103,7 +104,26 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
     if (rep->job && !strcmp(rep->op, "evict") &&
         vd_slurm_job_comment(rep->job, conf->node, rec, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
+    /* The restore record reaches the accounting store through its spool,
+     * where the node sees it (acct.h, vd_acct_drop). */
+    if (rep->job && !strcmp(rep->op, "restore"))
+        node_acct_drop(conf, rep->job, line);
     return rc;
+}
+
+void node_acct_drop(const vd_conf *conf, unsigned job, const char *line)
+{
+    char cluster[64];
+    vd_err err;
+    const char *env = getenv("SLURM_CLUSTER_NAME");   /* slurmd's, for Prolog and Epilog */
+    if (env && env[0] && strlen(env) < sizeof(cluster))
+        snprintf(cluster, sizeof(cluster), "%s", env);
+    else if (vd_slurm_cluster_name(cluster, sizeof(cluster), &err) < 0) {
+        syslog(LOG_WARNING, "job %u: the restore record is not sent to the accounting store: %s", job, err.msg);
+        return;
+    }
+    if (vd_acct_drop(conf->accounting_db, cluster, job, conf->node, line, &err) < 0)
+        syslog(LOG_WARNING, "job %u: the restore record is not sent to the accounting store: %s", job, err.msg);
 }
 
 #define RECONCILE_WAIT_S 5

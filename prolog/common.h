@@ -30,10 +30,16 @@ int node_conf_load(vd_conf *conf, const char *prog);
 void node_reconcile(const vd_conf *conf, unsigned job, char *note, size_t size);
 
 /* Writes the record: syslog, records.jsonl and, for an eviction, the job's
- * AdminComment (slurmctld refuses updates of finished jobs); then
- * drains the node if the report asks for it. Returns -1 if the drain was
- * needed but could not be set (the caller then fails, so Slurm drains). */
+ * AdminComment (slurmctld refuses updates of finished jobs), for a restore
+ * the accounting store's spool (node_acct_drop); then drains the node if
+ * the report asks for it. Returns -1 if the drain was needed but could not
+ * be set (the caller then fails, so Slurm drains). */
 int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int log_to_stderr);
+
+/* Sends job's record `line` to the accounting store's spool when this node
+ * sees it (vd_acct_drop); what fails is logged, never fatal: the record
+ * stays in records.jsonl. */
+void node_acct_drop(const vd_conf *conf, unsigned job, const char *line);
 
 /* openlog(3) for PROG: syslog when the node has /dev/log, else stderr
  * (slurmd's log). Returns 1 in the second case. */

@@ -116,4 +116,30 @@ test_damaged_database_keeps_the_runs_for_the_next() {
     assert_eq "$(ls "$DB.spool")" "" "the spool after the next run"
 }
 
+# The restores: the epilog runs after slurmctld has finished the job, so it
+# sends its record through the spool when the node sees it (a directory
+# the admin made, on storage the nodes share; here the same disk), and the
+# next jobcomp run stores it with the job's run, beside the eviction.
+test_restore_record_joins_its_run_through_the_spool() {
+    local id next rec
+    install -d -m 0700 "$DB.spool"
+    id=$(job -w n1 --vdesk=save --wrap 'sleep 2')
+    t_poll 90 stored "$id" || t_fail "job $id not stored"
+    after_job "$id" n1
+    t_poll 30 sh -c "ls '$DB.spool' | grep -q '^rec-$id-'" ||
+        t_fail "job $id's restore record is not in the spool: $(ls "$DB.spool")"
+    next=$(job -w n2 --wrap true)
+    t_poll 60 stored "$next" || t_fail "job $next not stored"
+    assert_eq "$(ls "$DB.spool")" "" "the spool after the next run"
+    assert_eq "$(sql "SELECT node, op, used FROM records WHERE job = $id ORDER BY seq" | tr '\n' ',')" \
+        "n1 evict save,n1 restore save," "job $id's records"
+    # The store's restore is the node's own record, phase by phase.
+    rec=$(grep '"op":"restore"' "$VDESK_BED/vdesk/state/n1/records.jsonl" | grep "\"job\":$id[,}]" | tail -n 1)
+    assert_match "$rec" "\"total_ms\":$(sql "SELECT total_ms FROM records WHERE job = $id AND op = 'restore'")[,}]" \
+        "the restore's time"
+    assert_gt "$(sql "SELECT count(*) FROM phases p JOIN records r USING (cluster, job, start, seq)
+                      WHERE job = $id AND r.op = 'restore'")" 1 "the restore's phases"
+    assert_match "$("$T_BUILD/cli/vdeskctl" --conf "$VDCONF" report jobs --csv)" "^$id,.*n1:evict:save>save:[0-9]+ms n1:restore:-?>save:[0-9]+ms$"
+}
+
 t_main

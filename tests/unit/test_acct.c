@@ -259,6 +259,67 @@ static void store_is_idempotent_and_counts_gpu_seconds(void **state)
     free(j);
 }
 
+static long long restores_of_7(const fx *f)
+{
+    return q(f->db, "SELECT count(*) FROM records WHERE job = 7 AND op = 'restore' AND node = 'n2' AND "
+             "seq >= 1000 AND total_ms = 1500 AND outcome = 'desktop back'");
+}
+
+static void spool_file_put(const fx *f, const char *name, const char *text)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", f->spool, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_true(fputs(text, fp) >= 0);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* The epilog's restore record, sent through the spool after the job's run
+ * was stored (vd_acct_drop), joins that run at the next drain; storing the
+ * run again keeps it; the same record sent twice (a crash between store
+ * and unlink) is stored once; one whose run has not come waits, and is set
+ * aside after a week, as is one that is not a record. */
+static void restore_records_join_their_run(void **state)
+{
+    fx *f = *state;
+    vd_acct_job *j = job_new(7, 1000), *other = job_new(8, 1000);
+    vd_err err;
+    char note[1024];
+    snprintf(j->nodes, sizeof(j->nodes), "n[1-2]");
+    const char *line = "vdesk restore: asked=save used=save devices=ua-gpu0 total=1500ms "
+                       "phases=lock:1,restore:1400 outcome=\"desktop back\"";
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), 1);   /* no spool here */
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
+    assert_int_equal(mkdir(f->spool, 0700), 0);
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), 0);
+    assert_int_equal(vd_acct_drop(f->db, "c1", 9, "n1", line, &err), 0);   /* its run is not stored */
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n3", line, &err), 0);   /* not a node of the run */
+    spool_file_put(f, "rec-10-1000-1.json", "{\"schema\":1,\"kind\":\"record\",\"cluster\":\"c1\",\"job\":10,"
+                   "\"node\":\"n1\",\"time\":1000,\"record\":\"vdesk restore: outcome=\\\"x\\\"\"}");
+    spool_file_put(f, "rec-11-1000-1.json", "{\"kind\":\"record\",\"job\":\"<script>\"}");
+    assert_int_equal(vd_acct_keep(f->db, 1000, other, note, sizeof(note), &err), 0);
+    assert_int_equal(restores_of_7(f), 1);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM phases WHERE job = 7 AND seq >= 1000"), 2);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM records WHERE op = 'restore'"), 1);
+    assert_non_null(strstr(note, "not stored yet: kept for the next run"));
+    assert_non_null(strstr(note, "rec-10-1000-1.json (no run of its job with its node came, renamed .bad)"));
+    assert_non_null(strstr(note, "rec-11-1000-1.json (not a node's record, renamed .bad)"));
+    assert_int_equal(spool_files(f->spool), 4);   /* jobs 9 and 7 on n3 wait; two set aside */
+    /* Stored again (a spooled run replayed): the restore stays. */
+    assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
+    assert_int_equal(restores_of_7(f), 1);
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), 0);
+    assert_int_equal(vd_acct_keep(f->db, 1000, other, NULL, 0, &err), 0);
+    assert_int_equal(restores_of_7(f), 1);
+    /* A spool anyone may write into is no place for root's files. */
+    assert_int_equal(chmod(f->spool, 0777), 0);
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), -1);
+    assert_non_null(strstr(err.msg, "writable by everyone"));
+    free(j);
+    free(other);
+}
+
 static void locked_database_keeps_the_run_for_the_next(void **state)
 {
     fx *f = *state;
@@ -469,6 +530,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_missing_directory_names_the_fix, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_spool_file_is_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(restore_records_join_their_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
