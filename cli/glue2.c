@@ -14,8 +14,8 @@
  *   - per node, over a period (the accounting database; --since/--until,
  *     else the last 30 days): DesktopGPUShare (the desktop's GPUs times
  *     the share of the time it was not evicted, over all GPUs), JobGPUShare
- *     (GPU-seconds of the jobs that ended in the period on this node, over
- *     all GPUs times the period), SharePeriod.
+ *     (GPU-seconds of jobs on this node inside the period, over all GPUs
+ *     times the period), SharePeriod.
  */
 #include "glue2.h"
 
@@ -221,8 +221,8 @@ static json_object *environment_json(const glue2_opts *o, const vd_topo *t, cons
 
 int inventory_glue2(const glue2_opts *o, const vd_pci *p, const vd_pci_info *all, int n, const vd_topo *t)
 {
-    model m[16];
-    int nm = models_of(p, all, n, o->conf, m, 16), gpus = 0, desktop = 0;
+    model m[64];   /* more models than that on one node: the rest are left out */
+    int nm = models_of(p, all, n, o->conf, m, 64), gpus = 0, desktop = 0;
     char ee_id[192], id[192];
     snprintf(ee_id, sizeof(ee_id), "urn:glue2:ExecutionEnvironment:%s", o->node);
     json_object *accels = json_object_new_array(), *ids = json_object_new_array();

@@ -13,6 +13,7 @@
  * then written to a temporary file renamed over FILE when whole.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libxml/xmlwriter.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,37 @@ static void num(pic *p, const char *name, double v)
     check(p, xmlTextWriterWriteFormatAttribute(p->w, BAD_CAST name, "%.1f", v));
 }
 
+/* s as valid UTF-8 in buf: names come from the database, and the labels
+ * are cut at a byte count; an invalid or cut sequence becomes '?', which
+ * keeps the SVG well-formed. */
+static const char *utf8_clean(const char *s, char *buf, size_t size)
+{
+    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)s;
+    while (*u && o + 1 < size) {
+        int n = *u < 0x80 ? 1 : (*u & 0xe0) == 0xc0 && *u >= 0xc2 ? 2 : (*u & 0xf0) == 0xe0 ? 3
+                : (*u & 0xf8) == 0xf0 && *u <= 0xf4 ? 4 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++)
+            ok = (u[i] & 0xc0) == 0x80;
+        if (!ok || o + (size_t)n >= size) {
+            buf[o++] = '?';
+            u++;
+            continue;
+        }
+        /* A control character would make the XML invalid too. */
+        if (n == 1 && *u < 0x20 && *u != '\t') {
+            buf[o++] = ' ';
+        } else {
+            memcpy(buf + o, u, (size_t)n);
+            o += (size_t)n;
+        }
+        u += n;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
 static void rect(pic *p, double x, double y, double w, double h, const char *fill, const char *cls,
                  const char *title)
 {
@@ -72,8 +104,9 @@ static void rect(pic *p, double x, double y, double w, double h, const char *fil
     num(p, "width", w < 1 ? 1 : w);
     num(p, "height", h);
     attr(p, "fill", fill);
+    char clean[512];
     if (title)
-        check(p, xmlTextWriterWriteElement(p->w, BAD_CAST "title", BAD_CAST title));
+        check(p, xmlTextWriterWriteElement(p->w, BAD_CAST "title", BAD_CAST utf8_clean(title, clean, sizeof(clean))));
     end(p);
 }
 
@@ -84,7 +117,8 @@ static void text(pic *p, double x, double y, const char *anchor, const char *cls
     num(p, "y", y);
     attr(p, "text-anchor", anchor);
     attr(p, "class", cls);
-    check(p, xmlTextWriterWriteString(p->w, BAD_CAST s));
+    char clean[512];
+    check(p, xmlTextWriterWriteString(p->w, BAD_CAST utf8_clean(s, clean, sizeof(clean))));
     end(p);
 }
 
@@ -137,7 +171,7 @@ static const char *colour(const char *mode)
 /* The blocks of one node's line: each eviction, in the run's span. */
 static void node_blocks(pic *p, json_object *evictions, const char *node, double y)
 {
-    char title[256], a[32], b[32];
+    char title[512], a[32], b[32];
     for (size_t i = 0; i < json_object_array_length(evictions); i++) {
         json_object *e = json_object_array_get_idx(evictions, i);
         if (strcmp(str(e, "node"), node))
@@ -157,7 +191,7 @@ static void node_blocks(pic *p, json_object *evictions, const char *node, double
 
 static double nodes_panel(pic *p, json_object *nodes, json_object *evictions, double y)
 {
-    char line[160];
+    char line[320];
     text(p, 16, y, "start", "head", "Where each desktop was: evicted for a job (by mode), or not");
     y += 16;
     size_t n = json_object_array_length(nodes);
@@ -200,7 +234,7 @@ static double nodes_panel(pic *p, json_object *nodes, json_object *evictions, do
 
 static double users_panel(pic *p, json_object *users, double y)
 {
-    char line[64];
+    char line[320];
     text(p, 16, y, "start", "head", "GPU-hours per user");
     y += 16;
     size_t n = json_object_array_length(users);
@@ -266,13 +300,23 @@ static int file_put(const char *path, const char *data, size_t len)
         fprintf(stderr, "vdeskctl report: --svg %s: the path is too long\n", path);
         return 1;
     }
-    FILE *f = fopen(tmp, "w");
+    /* Never through a link someone put at that name (the directory may be
+     * a web server's, writable by others). */
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        fprintf(stderr, "vdeskctl report: --svg %s: cannot remove the stale %s: %s\n", path, tmp, strerror(errno));
+        return 1;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!f) {
         fprintf(stderr, "vdeskctl report: --svg %s: cannot write %s: %s (give a file in a directory you may "
                 "write)\n", path, tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return 1;
     }
     int bad = fwrite(data, 1, len, f) != len;
+    bad |= fflush(f) != 0 || fsync(fd) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) < 0) {
         fprintf(stderr, "vdeskctl report: --svg %s: %s\n", path, bad ? "writing it failed (disk full?)" : strerror(errno));

@@ -297,8 +297,11 @@ int report_node_use(const vd_conf *c, const char *node, long long since, long lo
     json_object *nodes = report_view(db, "nodes", &since, &until, &o, c->accounting_db);
     sqlite3_stmt *st = NULL;
     int rc = -1;
-    if (!nodes || sqlite3_prepare_v2(db, "SELECT nodes, nnodes, gpu_seconds FROM jobs WHERE end_time >= ?1 AND "
-                                     "end_time < ?2 AND gpu_seconds > 0", -1, &st, NULL) != SQLITE_OK) {
+    /* The part of each run inside the period: a week's job counts its
+     * hours in a day's period, not its week. */
+    if (!nodes || sqlite3_prepare_v2(db, "SELECT nodes, nnodes, gpus * (min(end_time, ?2) - max(start, ?1))"
+                                     " FROM jobs WHERE start > 0 AND start < ?2 AND end_time > ?1 AND gpus > 0",
+                                     -1, &st, NULL) != SQLITE_OK) {
         fprintf(stderr, "vdeskctl: accounting database %s: %s\n", c->accounting_db, sqlite3_errmsg(db));
         goto out;
     }

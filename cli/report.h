@@ -29,8 +29,8 @@ int report_date_parse(const char *cmd, const char *opt, const char *s, long long
 
 /* For inventory --glue2: over [since, until), the share of the time
  * node's desktop was not evicted (the nodes view's home_pct, as a
- * fraction) and the GPU-seconds of the runs that ended in the period on
- * node (each run's shared evenly among its nodes). Returns 0, 1 when there
+ * fraction) and the GPU-seconds on node inside the period (each run's
+ * GPUs times the part of it in the period, shared evenly among its nodes). Returns 0, 1 when there
  * is no database (nothing is known), -1 when it cannot be read (the
  * message names it). */
 int report_node_use(const vd_conf *c, const char *node, long long since, long long until,

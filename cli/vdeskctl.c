@@ -117,7 +117,6 @@ static int usage(FILE *f)
     return f == stderr ? 2 : 0;
 }
 
-/* Prints the record and keeps it with the node's others. */
 /* inventory --glue2: the period of its shares, then the inventory. */
 static int inventory_glue2_run(inv_opts *inv, const vd_conf *conf, const char *node, const report_opts *r)
 {
@@ -136,6 +135,7 @@ static int inventory_glue2_run(inv_opts *inv, const vd_conf *conf, const char *n
     return cmd_inventory(inv);
 }
 
+/* Prints the record and keeps it with the node's others. */
 static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd_err *err)
 {
     char line[2048];

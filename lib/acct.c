@@ -897,14 +897,20 @@ int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, cha
     DIR *d = opendir(dir);
     if (!d)
         return errno == ENOENT ? 0 : vd_err_set(err, "accounting spool %s: %s", dir, strerror(errno));
+    /* The runs first, then the nodes' records: a restore must find its own
+     * run, not an earlier one of a requeued job. */
     int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d))) {
-        if (!spool_name_ok(e->d_name))
-            continue;
-        int bad_before = *bad;
-        rc = spool_take(db, dir, e->d_name, bad, note, note_size, err);
-        *stored += rc == 0 && *bad == bad_before && strncmp(e->d_name, DROP_PREFIX, strlen(DROP_PREFIX));
+    for (int records = 0; records <= 1 && rc == 0; records++) {
+        struct dirent *e;
+        rewinddir(d);
+        while (rc == 0 && (e = readdir(d))) {
+            int is_record = strncmp(e->d_name, DROP_PREFIX, strlen(DROP_PREFIX)) == 0;
+            if (!spool_name_ok(e->d_name) || is_record != records)
+                continue;
+            int bad_before = *bad;
+            rc = spool_take(db, dir, e->d_name, bad, note, note_size, err);
+            *stored += rc == 0 && *bad == bad_before && !records;
+        }
     }
     closedir(d);
     return rc;
@@ -923,19 +929,19 @@ static unsigned name_hash(const char *a, const char *b)
     return h;
 }
 
-/* Writes text to dir/name through dir/.name.tmp, the file given to the
- * directory's owner (vdesk-jobcomp's user) when written by root. The
- * directory may belong to another user: O_EXCL and O_NOFOLLOW, so that no
- * link that user put there is followed. */
-static int drop_write(const char *dir, const char *name, const char *text, const struct stat *dst, vd_err *err)
+/* Writes text to name in the directory dfd (dir, for messages) through
+ * .name.tmp, the file given to the directory's owner when written by root.
+ * The directory belongs to another user: everything is relative to dfd,
+ * opened once without following a link, and the file is made with O_EXCL
+ * and O_NOFOLLOW, so that no link that user puts there is followed. */
+static int drop_write(int dfd, const char *dir, const char *name, const char *text, const struct stat *dst,
+                      vd_err *err)
 {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= (int)sizeof(tmp))
-        return vd_err_set(err, "%s/%s: path too long", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    char tmp[128];
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+    int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
-        return vd_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
+        return vd_err_set(err, "%s/%s: cannot create: %s", dir, tmp, strerror(errno));
     size_t len = strlen(text), done = 0;
     int rc = geteuid() == 0 && fchown(fd, dst->st_uid, dst->st_gid) < 0 ? -1 : 0;
     while (rc == 0 && done < len) {
@@ -951,13 +957,13 @@ static int drop_write(const char *dir, const char *name, const char *text, const
         rc = -1;
         e = errno;
     }
-    if (rc == 0 && rename(tmp, path) < 0) {
+    if (rc == 0 && renameat(dfd, tmp, dfd, name) < 0) {
         rc = -1;
         e = errno;
     }
     if (rc < 0) {
-        unlink(tmp);
-        return vd_err_set(err, "%s: cannot write it: %s", path, strerror(e));
+        unlinkat(dfd, tmp, 0);
+        return vd_err_set(err, "%s/%s: cannot write it: %s", dir, name, strerror(e));
     }
     return 0;
 }
@@ -969,16 +975,26 @@ int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const c
     struct stat st;
     if (vd_acct_spool_dir(db_path, dir, sizeof(dir), err) < 0)
         return -1;
-    if (lstat(dir, &st) < 0)
-        return errno == ENOENT || errno == ENOTDIR ? 1 : vd_err_set(err, "accounting spool %s: %s", dir,
-                                                                     strerror(errno));
-    if (!S_ISDIR(st.st_mode) || (st.st_mode & 002))
-        return vd_err_set(err, "accounting spool %s is %s: the record of job %u is not sent there (make it a "
-                          "directory of vdesk-jobcomp's user, mode 0700)", dir,
-                          S_ISDIR(st.st_mode) ? "writable by everyone" : "not a directory", job);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0 && errno == ENOENT)
+        return 1;                   /* this node does not see the spool */
+    if (dfd < 0) {
+        int e = errno;
+        return vd_err_set(err, "accounting spool %s: %s (make it a directory of vdesk-jobcomp's user, mode "
+                          "0700)", dir, lstat(dir, &st) == 0 && S_ISLNK(st.st_mode) ? "a symbolic link"
+                          : lstat(dir, &st) == 0 && !S_ISDIR(st.st_mode) ? "not a directory" : strerror(e));
+    }
+    /* What vdesk-jobcomp drains (spool_check): no group or other writes. */
+    if (fstat(dfd, &st) < 0 || (st.st_mode & 022)) {
+        close(dfd);
+        return vd_err_set(err, "accounting spool %s is writable by group or others: the record of job %u "
+                          "is not sent there (chmod 0700 it)", dir, job);
+    }
     json_object *o = json_object_new_object();
-    if (!o)
+    if (!o) {
+        close(dfd);
         return vd_err_set(err, "out of memory");
+    }
     long long now_ms = (long long)time(NULL) * 1000;
     struct timespec ts;
     if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
@@ -992,8 +1008,9 @@ int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const c
     json_object_object_add(o, "record", json_object_new_string(record));
     snprintf(name, sizeof(name), DROP_PREFIX "%u-%lld-%u.json", job, now_ms, name_hash(cluster, node));
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-    int rc = text ? drop_write(dir, name, text, &st, err) : vd_err_set(err, "out of memory");
+    int rc = text ? drop_write(dfd, dir, name, text, &st, err) : vd_err_set(err, "out of memory");
     json_object_put(o);
+    close(dfd);
     return rc < 0 ? vd_err_prefix(err, "accounting spool") : 0;
 }
 
@@ -1022,15 +1039,16 @@ static int drop_run_find(sqlite3 *db, vd_acct_job *key, const char *node, long l
     return found;
 }
 
-/* Stores r with run key, once: a record already there (the spool file
- * left after a crash between the two) is not stored again. */
+/* Stores r with run key, once: a node restores once per run, so a record
+ * of the node's already there (the spool file left after a crash between
+ * the two) is not stored again. */
 static int drop_store(sqlite3 *db, const vd_acct_job *key, const vd_acct_rec *r, vd_err *err)
 {
     sqlite3_stmt *st;
     if (exec_sql(db, db_path_of(db), "BEGIN IMMEDIATE", err) < 0)
         return -1;
     int rc = prepare(db, "SELECT (SELECT count(*) FROM records WHERE cluster = ?1 AND job = ?2 AND start = ?3"
-                     " AND seq >= ?4 AND node = ?5 AND op = ?6 AND coalesce(total_ms, -1) = ?7 AND outcome = ?8),"
+                     " AND seq >= ?4 AND node = ?5 AND op = ?6),"
                      " max(?4, coalesce((SELECT max(seq) + 1 FROM records WHERE cluster = ?1 AND job = ?2"
                      " AND start = ?3), 0))", &st, err);
     int seen = 0, seq = VD_ACCT_DROP_SEQ;
@@ -1039,8 +1057,6 @@ static int drop_store(sqlite3 *db, const vd_acct_job *key, const vd_acct_rec *r,
         sqlite3_bind_int(st, 4, VD_ACCT_DROP_SEQ);
         sqlite3_bind_text(st, 5, r->node, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, r->op, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 7, r->total_ms);
-        sqlite3_bind_text(st, 8, r->outcome, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             seen = sqlite3_column_int(st, 0) > 0;
             seq = sqlite3_column_int(st, 1);
@@ -1102,7 +1118,13 @@ static int drop_take(sqlite3 *db, const char *path, const char *name, int *bad, 
     } else if (!found) {
         note_add(note, note_size, name, "its job's run is not stored yet: kept for the next run");
     } else {
+        /* A node sends its restores only: anything else would count as an
+         * eviction, or a failed one. */
         vd_acct_rec_parse(node, text, strlen(text), &key->recs[0]);
+        if (strcmp(key->recs[0].op, "restore")) {
+            drop_bad(path, name, bad, note, note_size, "not a restore record, renamed .bad");
+            goto out;
+        }
         rc = drop_store(db, key, &key->recs[0], err);
         if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
             rc = vd_err_set(err, "accounting spool: %s stored but cannot remove it: %s", path, strerror(errno));

@@ -106,8 +106,8 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
         syslog(LOG_WARNING, "%s", err.msg);
     /* The restore record reaches the accounting store through its spool,
      * where the node sees it (acct.h, vd_acct_drop). */
-    if (rep->job && !strcmp(rep->op, "restore"))
-        node_acct_drop(conf, rep->job, line);
+    if (rep->job && !strcmp(rep->op, "restore") && rep->used[0] && strcmp(rep->used, "none"))
+        node_acct_drop(conf, rep->job, line);   /* not "present: nothing to restore" */
     return rc;
 }
 

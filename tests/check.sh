@@ -52,7 +52,8 @@ report() {
 # list at the end: CI shows the end of a long output.
 failures() {
     local said
-    said=$(awk '/^(FAIL |\[  FAILED  \] [A-Za-z_])/ { for (i = n - 4; i < n; i++) if (i >= 0) print "    | " last[i % 4]; print "    " $0; n = 0; next }
+    said=$(awk '/listed below:$/ { exit }
+                /^(FAIL |\[  FAILED  \] [A-Za-z_])/ { for (i = n - 4; i < n; i++) if (i >= 0) print "    | " last[i % 4]; print "    " $0; n = 0; next }
                 /^ok / { n = 0; next }
                 { last[n % 4] = $0; n++ }' "$2" | head -n 60)
     echo "  $1 (exit status $3):"
@@ -73,7 +74,8 @@ if [ "$mode" != integration ]; then
             plain) name="unit $(basename "$t")"; set -- "$t" ;;
             asan) name="unit $(basename "$t") (ASan/UBSan)"; set -- "$build/tests/asan/$(basename "$t")" ;;
             valgrind) name="unit $(basename "$t") (valgrind)"
-                set -- valgrind -q --error-exitcode=9 --leak-check=full \
+                # Its few timed asserts allow for valgrind's pace.
+                set -- env VDESK_TEST_TIME_SCALE=5 valgrind -q --error-exitcode=9 --leak-check=full \
                     --suppressions="$root/tests/valgrind.supp" --errors-for-leak-kinds=definite "$t" ;;
             esac
             while [ "$(jobs -rp | wc -l)" -ge "$lanes" ]; do wait -n; done

@@ -32,8 +32,10 @@ tally() {
 # keep both cores busy where one leg alone used half of them. The second
 # leg's root is first made and its packages installed, at the lowest CPU
 # and I/O priority: downloads and dpkg, while the first leg builds and
-# runs. The first leg's output streams; the second's is shown when both
-# are done. Their test beds take ports of their own (VDESK_BED_PORTS).
+# runs. The first leg's output streams; the second's follows as it comes
+# once the first is done. Their test beds take ports of their own
+# (VDESK_BED_PORTS). Interrupted, the second leg stops too (root.sh's
+# namespace takes its tests with it).
 case $suite in bookworm) v=12 ;; trixie) v=13 ;; *) v=? ;; esac
 name2="debian $v ($suite), in a root in $build/cache/$suite"
 prep_log=$build/cache/$suite.prepare.log log1=$(mktemp) log2=$(mktemp)
@@ -48,19 +50,21 @@ prep_log=$build/cache/$suite.prepare.log log1=$(mktemp) log2=$(mktemp)
     echo "$rc $((SECONDS - t0))" >"$log2.end"
 ) &
 second=$!
+trap '[ -z "$second" ] || { pkill -TERM -P "$second"; kill -TERM "$second"; } 2>/dev/null; rm -f "$log1" "$log2" "$log2.end"' EXIT
+trap 'exit 130' INT TERM HUP
 
 echo "=== platform $host"
 t0=$SECONDS
 VDESK_BED_PORTS=20000-23999 make --no-print-directory check-here BUILD="$build" 2>&1 | tee "$log1"
 tally "$host" "$log1" "${PIPESTATUS[0]}" $((SECONDS - t0))
+echo "=== platform $name2 (beside the first)"
+tail -n +1 -f --pid="$second" "$log2"
 wait "$second"
+second=
 echo "=== root $suite, prepared beside the first leg:"
 cat "$prep_log"
-echo "=== platform $name2 (ran beside the first)"
-cat "$log2"
 read -r rc t <"$log2.end" 2>/dev/null || { rc=1 t=0; }
 tally "$name2" "$log2" "$rc" "$t"
-rm -f "$log1" "$log2" "$log2.end"
 echo "=== platforms"
 printf '%s\n' "${lines[@]}"
 echo "total: $pass passed, $fail failed"

@@ -67,6 +67,7 @@ bed__pick_ports() {
     if [ -n "${VDESK_BED_PORT:-}" ]; then echo "$VDESK_BED_PORT"; return; fi
     local base i ok lo hi
     IFS=- read -r lo hi <<<"${VDESK_BED_PORTS:-20000-27999}"
+    [ "$((hi - lo + 1))" -ge 24 ] 2>/dev/null || { bed__log "VDESK_BED_PORTS=$VDESK_BED_PORTS: give LO-HI, at least 24 ports"; echo 0; return; }
     for _ in $(seq 50); do
         base=$((lo + (RANDOM % ((hi - lo + 1) / 24)) * 24))
         ok=1
@@ -127,7 +128,8 @@ bed_report_dead() {
 # sockets first).
 bed__report_deaf() {
     local pid
-    timeout 10 "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$2/run/libvirt-sock" ping >/dev/null 2>&1 && return 0
+    timeout 10 "$BED_BUILD/tests/bedctl" -c "qemu:///system?socket=$2/run/libvirt-sock" ping </dev/null >/dev/null 2>&1 &&
+        return 0
     pid=$(cat "$2/run/libvirtd.pid" 2>/dev/null)
     bed__log "$1 (pid ${pid:-?}) runs but does not answer on $2/run/libvirt-sock: $(grep -h -E '^(State|SigPnd|ShdPnd|Threads):' "/proc/$pid/status" 2>/dev/null | tr '\t\n' '  ')"
     tail -n 12 "$2/libvirtd.log" 2>/dev/null | sed 's/^/    | /' >&2

@@ -121,6 +121,9 @@ test_server_glue2_publishes_the_gpus_and_their_use() {
     assert_match "$out" '"vdesk:DesktopGPUShare=0.2395"'
     assert_match "$out" '"vdesk:JobGPUShare=0.0208"'
     assert_match "$out" '"vdesk:SharePeriod=2026-01-01T00:00:00Z/2026-01-02T00:00:00Z"'
+    # Only the part of the job inside the period: its last half hour, 3600 GPU-s of 4 x 84600.
+    out=$(glue2 --since 2026-01-01T00:30 --until 2026-01-02) || t_fail "inventory --glue2 from 00:30: $out"
+    assert_match "$out" '"vdesk:JobGPUShare=0.0106"'
     out=$(glue2 --since 2026-01-02 --until 2026-01-01 2>&1) && t_fail "an empty period was accepted"
     assert_match "$out" "the period ends \(2026-01-01\) before it starts \(2026-01-02\)"
     out=$(glue2 --json 2>&1) && t_fail "--glue2 --json was accepted"

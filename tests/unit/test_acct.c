@@ -298,6 +298,8 @@ static void restore_records_join_their_run(void **state)
     spool_file_put(f, "rec-10-1000-1.json", "{\"schema\":1,\"kind\":\"record\",\"cluster\":\"c1\",\"job\":10,"
                    "\"node\":\"n1\",\"time\":1000,\"record\":\"vdesk restore: outcome=\\\"x\\\"\"}");
     spool_file_put(f, "rec-11-1000-1.json", "{\"kind\":\"record\",\"job\":\"<script>\"}");
+    /* A node sends restores only: an eviction from the spool would count. */
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n1", "vdesk evict: asked=save used=save outcome=\"x\"", &err), 0);
     assert_int_equal(vd_acct_keep(f->db, 1000, other, note, sizeof(note), &err), 0);
     assert_int_equal(restores_of_7(f), 1);
     assert_int_equal(q(f->db, "SELECT count(*) FROM phases WHERE job = 7 AND seq >= 1000"), 2);
@@ -305,17 +307,27 @@ static void restore_records_join_their_run(void **state)
     assert_non_null(strstr(note, "not stored yet: kept for the next run"));
     assert_non_null(strstr(note, "rec-10-1000-1.json (no run of its job with its node came, renamed .bad)"));
     assert_non_null(strstr(note, "rec-11-1000-1.json (not a node's record, renamed .bad)"));
-    assert_int_equal(spool_files(f->spool), 4);   /* jobs 9 and 7 on n3 wait; two set aside */
+    assert_non_null(strstr(note, "(not a restore record, renamed .bad)"));
+    assert_int_equal(q(f->db, "SELECT count(*) FROM records WHERE job = 7 AND op = 'evict'"), 0);
+    assert_int_equal(spool_files(f->spool), 5);   /* jobs 9 and 7 on n3 wait; three set aside */
     /* Stored again (a spooled run replayed): the restore stays. */
     assert_int_equal(vd_acct_keep(f->db, 1000, j, NULL, 0, &err), 0);
     assert_int_equal(restores_of_7(f), 1);
     assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), 0);
     assert_int_equal(vd_acct_keep(f->db, 1000, other, NULL, 0, &err), 0);
     assert_int_equal(restores_of_7(f), 1);
-    /* A spool anyone may write into is no place for root's files. */
-    assert_int_equal(chmod(f->spool, 0777), 0);
+    /* A spool others may write into is no place for root's files, nor is
+     * a link to a directory. */
+    assert_int_equal(chmod(f->spool, 0770), 0);
     assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), -1);
-    assert_non_null(strstr(err.msg, "writable by everyone"));
+    assert_non_null(strstr(err.msg, "writable by group or others"));
+    assert_int_equal(chmod(f->spool, 0700), 0);
+    char aside[200];
+    snprintf(aside, sizeof(aside), "%s.real", f->spool);
+    assert_int_equal(rename(f->spool, aside), 0);
+    assert_int_equal(symlink(aside, f->spool), 0);
+    assert_int_equal(vd_acct_drop(f->db, "c1", 7, "n2", line, &err), -1);
+    assert_non_null(strstr(err.msg, "a symbolic link"));
     free(j);
     free(other);
 }

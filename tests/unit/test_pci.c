@@ -137,6 +137,15 @@ static void busy_function_fails_and_group_goes_back(void **state)
     assert_string_equal(buf, "(null)\n");
 }
 
+/* VDESK_TEST_TIME_SCALE (1 to 20, default 1): how much slower than a
+ * plain run this one may be. */
+static long time_scale(void)
+{
+    const char *v = getenv("VDESK_TEST_TIME_SCALE");
+    long s = v ? strtol(v, NULL, 10) : 1;
+    return s < 1 ? 1 : s > 20 ? 20 : s;
+}
+
 static void hung_unbind_times_out_naming_the_device(void **state)
 {
     emu *e = *state;
@@ -155,9 +164,13 @@ static void hung_unbind_times_out_naming_the_device(void **state)
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_non_null(strstr(err.msg, "device 0000:01:00.2: unbind from xhci_hcd"));
     assert_non_null(strstr(err.msg, "hung for 300 ms"));
-    if (ms >= 3000)
-        fail_msg("took %ld ms: %s", ms, err.msg);
-    assert_true(ms < 3000);   /* the caller did not hang with the driver */
+    /* Under valgrind, beside make check's other platform, forking and
+     * reaping the child take longer: tests/check.sh gives that run a
+     * VDESK_TEST_TIME_SCALE. */
+    long bound = 3000 * time_scale();
+    if (ms >= bound)
+        fail_msg("took %ld ms (at most %ld): %s", ms, bound, err.msg);
+    assert_true(ms < bound);   /* the caller did not hang with the driver */
 }
 
 /* The step's child stays stuck in the unbind (FUSE, as a driver, waits for
