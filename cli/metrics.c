@@ -239,35 +239,29 @@ static void agg_print(FILE *f, const vd_conf *c, const agg *a)
     fprintf(f, "} %lld\n", a->unreadable + a->dropped);
 }
 
-/* DIR/vdesk.prom, through a temporary file renamed over it: the collector
- * never reads half a file. */
+/* DIR/vdesk.prom, replaced whole (vd_file_replace): the collector never
+ * reads half a file. */
 static int textfile_write(const char *dir, const vd_conf *c, const vd_journal *j, int journal_ok,
                           const agg *a, vd_err *err)
 {
-    char tmp[PATH_MAX], path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s/vdesk.prom", dir) >= (int)sizeof(path) ||
-        snprintf(tmp, sizeof(tmp), "%s/.vdesk.prom.%d", dir, (int)getpid()) >= (int)sizeof(tmp))
+    char path[PATH_MAX], *text = NULL;
+    size_t len = 0;
+    if (snprintf(path, sizeof(path), "%s/vdesk.prom", dir) >= (int)sizeof(path))
         return vd_err_set(err, "--textfile %s: path too long", dir);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return vd_err_set(err, "--textfile %s: cannot write %s: %s (give node_exporter's "
-                          "--collector.textfile.directory)", dir, tmp, strerror(errno));
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        close(fd);
-        unlink(tmp);
-        return vd_err_set(err, "%s: %s", tmp, strerror(errno));
-    }
+    FILE *f = open_memstream(&text, &len);
+    if (!f)
+        return vd_err_set(err, "--textfile %s: out of memory", dir);
     state_print(f, c, j, journal_ok);
     agg_print(f, c, a);
-    int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        return vd_err_set(err, "%s: cannot write it: %s", path, strerror(e));
-    }
-    return 0;
+    int bad = ferror(f) | (fclose(f) != 0);
+    vd_err why;
+    int rc = bad ? vd_err_set(err, "--textfile %s: out of memory", dir)
+             : vd_file_replace(path, text, len, 0644, &why) < 0
+                 ? vd_err_set(err, "--textfile %s: %s (give node_exporter's --collector.textfile.directory)", dir,
+                              why.msg)
+                 : 0;
+    free(text);
+    return rc;
 }
 
 int cmd_metrics(const vd_conf *c, const char *textfile_dir)

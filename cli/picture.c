@@ -10,10 +10,8 @@
  * The figures come from the same views as the tables (report_view), so
  * picture and tables never disagree. The SVG is made by libxml2's writer
  * (names from the database are untrusted: it escapes them) in memory,
- * then written to a temporary file renamed over FILE when whole.
+ * then replaces FILE whole (vd_file_replace).
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <libxml/xmlwriter.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +20,7 @@
 #include <unistd.h>
 
 #include "report.h"
+#include "statedir.h"
 
 #define WIDTH 960
 #define LEFT 120           /* node and user names */
@@ -291,41 +290,6 @@ static void draw(pic *p, json_object *nodes, json_object *evictions, json_object
     check(p, xmlTextWriterEndDocument(p->w));
 }
 
-/* Writes len bytes to path through path.tmp-PID, renamed over it when
- * whole: a reader never sees half a picture. */
-static int file_put(const char *path, const char *data, size_t len)
-{
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-        fprintf(stderr, "vdeskctl report: --svg %s: the path is too long\n", path);
-        return 1;
-    }
-    /* Never through a link someone put at that name (the directory may be
-     * a web server's, writable by others). */
-    if (unlink(tmp) < 0 && errno != ENOENT) {
-        fprintf(stderr, "vdeskctl report: --svg %s: cannot remove the stale %s: %s\n", path, tmp, strerror(errno));
-        return 1;
-    }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
-    if (!f) {
-        fprintf(stderr, "vdeskctl report: --svg %s: cannot write %s: %s (give a file in a directory you may "
-                "write)\n", path, tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return 1;
-    }
-    int bad = fwrite(data, 1, len, f) != len;
-    bad |= fflush(f) != 0 || fsync(fd) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) < 0) {
-        fprintf(stderr, "vdeskctl report: --svg %s: %s\n", path, bad ? "writing it failed (disk full?)" : strerror(errno));
-        unlink(tmp);
-        return 1;
-    }
-    return 0;
-}
-
 /* The period: as given, else the selected runs' own span. */
 static int period(sqlite3 *db, const long long *since, const long long *until, const report_opts *o,
                   const char *path, pic *p)
@@ -357,10 +321,15 @@ static int svg_write(pic *p, json_object *nodes, json_object *evictions, json_ob
     draw(p, nodes, evictions, users);
     xmlFreeTextWriter(p->w);   /* flushes into buf */
     int rc = 1;
+    vd_err werr;
     if (p->bad)
         fprintf(stderr, "vdeskctl report: --svg %s: drawing the picture failed (out of memory?)\n", file);
+    else if (vd_file_replace(file, (const char *)xmlBufferContent(buf), (size_t)xmlBufferLength(buf), 0644,
+                             &werr) < 0)
+        fprintf(stderr, "vdeskctl report: --svg %s: %s (give a file in a directory you may write)\n", file,
+                werr.msg);
     else
-        rc = file_put(file, (const char *)xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+        rc = 0;
     xmlBufferFree(buf);
     return rc;
 }

@@ -15,6 +15,7 @@
 
 #include "jsonfile.h"
 #include "slurmapi.h"
+#include "statedir.h"
 
 /* --- a record's one-line form (record.h, vd_report_format) --------------- */
 
@@ -783,6 +784,33 @@ int vd_acct_spool_dir(const char *db_path, char *buf, size_t size, vd_err *err)
 }
 
 /* A run: JOB-START-HASH.json; a node's record: rec-JOB-MS-HASH.json. */
+static void note_add(char *note, size_t size, const char *name, const char *why)
+{
+    size_t len = strlen(note);
+    if (len < size)
+        snprintf(note + len, size - len, "%s%s (%s)", len ? "; " : "", name, why);
+}
+
+/* djb2 of s, from h: the spool's file names tell clusters (and nodes) apart. */
+static unsigned name_hash(unsigned h, const char *s)
+{
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)*s;
+    return h;
+}
+
+/* A spool file that is not what its name says goes aside as NAME.bad,
+ * counted and named in the note; it is never read again. */
+static void set_aside(const char *path, const char *name, int *bad, char *note, size_t note_size, const char *why)
+{
+    char to[PATH_MAX + 8];
+    snprintf(to, sizeof(to), "%s.bad", path);
+    if (rename(path, to) == 0) {
+        (*bad)++;
+        note_add(note, note_size, name, why);
+    }
+}
+
 static int spool_name_ok(const char *name)
 {
     if (!strncmp(name, DROP_PREFIX, strlen(DROP_PREFIX)))
@@ -821,22 +849,13 @@ int vd_acct_spool_put(const char *dir, const vd_acct_job *j, vd_err *err)
     char name[96];
     /* The cluster is in the file; two clusters' runs of one id and start
      * are told apart by a hash of its name. */
-    unsigned h = 5381;
-    for (const char *c = j->cluster; *c; c++)
-        h = h * 33 + (unsigned char)*c;
-    snprintf(name, sizeof(name), "%u-%lld-%u.json", j->job, j->start, h);
+    snprintf(name, sizeof(name), "%u-%lld-%u.json", j->job, j->start, name_hash(5381, j->cluster));
     json_object *o = vd_acct_job_json(j);
     int rc = o ? vd_json_file_save(dir, name, o, err) : vd_err_set(err, "out of memory");
     json_object_put(o);
     return rc < 0 ? vd_err_prefix(err, "accounting spool %s", dir) : 0;
 }
 
-static void note_add(char *note, size_t size, const char *name, const char *why)
-{
-    size_t len = strlen(note);
-    if (len < size)
-        snprintf(note + len, size - len, "%s%s (%s)", len ? "; " : "", name, why);
-}
 
 static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, char *note,
                       size_t note_size, vd_err *err)
@@ -867,12 +886,7 @@ static int spool_take(sqlite3 *db, const char *dir, const char *name, int *bad, 
         return 0;
     }
     if (rc < 0 || vd_acct_job_from_json(o, j, &why) < 0) {
-        char to[PATH_MAX + 8];
-        snprintf(to, sizeof(to), "%s.bad", path);
-        if (rename(path, to) == 0) {
-            (*bad)++;
-            note_add(note, note_size, name, "not a run, renamed .bad");
-        }
+        set_aside(path, name, bad, note, note_size, "not a run, renamed .bad");
         json_object_put(o);
         free(j);
         return 0;
@@ -918,17 +932,6 @@ int vd_acct_spool_drain(sqlite3 *db, const char *dir, int *stored, int *bad, cha
 
 /* --- the nodes' records (restores): vd_acct_drop ------------------------- */
 
-static unsigned name_hash(const char *a, const char *b)
-{
-    unsigned h = 5381;
-    for (const char *c = a; *c; c++)
-        h = h * 33 + (unsigned char)*c;
-    h = h * 33 + '/';
-    for (const char *c = b; *c; c++)
-        h = h * 33 + (unsigned char)*c;
-    return h;
-}
-
 /* Writes text to name in the directory dfd (dir, for messages) through
  * .name.tmp, the file given to the directory's owner when written by root.
  * The directory belongs to another user: everything is relative to dfd,
@@ -942,16 +945,8 @@ static int drop_write(int dfd, const char *dir, const char *name, const char *te
     int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return vd_err_set(err, "%s/%s: cannot create: %s", dir, tmp, strerror(errno));
-    size_t len = strlen(text), done = 0;
-    int rc = geteuid() == 0 && fchown(fd, dst->st_uid, dst->st_gid) < 0 ? -1 : 0;
-    while (rc == 0 && done < len) {
-        ssize_t n = write(fd, text + done, len - done);
-        if (n < 0 && errno != EINTR)
-            rc = -1;
-        done += n > 0 ? (size_t)n : 0;
-    }
-    if (rc == 0 && fsync(fd) < 0)
-        rc = -1;
+    int rc = (geteuid() == 0 && fchown(fd, dst->st_uid, dst->st_gid) < 0) ||
+             vd_state_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0 ? -1 : 0;
     int e = errno;
     if (close(fd) < 0 && rc == 0) {
         rc = -1;
@@ -995,10 +990,7 @@ int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const c
         close(dfd);
         return vd_err_set(err, "out of memory");
     }
-    long long now_ms = (long long)time(NULL) * 1000;
-    struct timespec ts;
-    if (clock_gettime(CLOCK_REALTIME, &ts) == 0)
-        now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    long long now_ms = vd_now_ms();
     json_object_object_add(o, "schema", json_object_new_int(VD_ACCT_SCHEMA));
     json_object_object_add(o, "kind", json_object_new_string("record"));
     json_object_object_add(o, "cluster", json_object_new_string(cluster));
@@ -1006,7 +998,8 @@ int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const c
     json_object_object_add(o, "node", json_object_new_string(node));
     json_object_object_add(o, "time", json_object_new_int64(now_ms / 1000));
     json_object_object_add(o, "record", json_object_new_string(record));
-    snprintf(name, sizeof(name), DROP_PREFIX "%u-%lld-%u.json", job, now_ms, name_hash(cluster, node));
+    snprintf(name, sizeof(name), DROP_PREFIX "%u-%lld-%u.json", job, now_ms,
+             name_hash(name_hash(5381, cluster) * 33 + '/', node));
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
     int rc = text ? drop_write(dfd, dir, name, text, &st, err) : vd_err_set(err, "out of memory");
     json_object_put(o);
@@ -1073,16 +1066,6 @@ static int drop_store(sqlite3 *db, const vd_acct_job *key, const vd_acct_rec *r,
     return -1;
 }
 
-static void drop_bad(const char *path, const char *name, int *bad, char *note, size_t note_size, const char *why)
-{
-    char to[PATH_MAX + 8];
-    snprintf(to, sizeof(to), "%s.bad", path);
-    if (rename(path, to) == 0) {
-        (*bad)++;
-        note_add(note, note_size, name, why);
-    }
-}
-
 /* A node's record (vd_acct_drop) into its run. One whose run is not
  * stored yet waits for a later drain; after DROP_MAX_AGE_S it is set
  * aside as .bad. Untrusted: whatever is not such a record is set aside. */
@@ -1105,7 +1088,14 @@ static int drop_take(sqlite3 *db, const char *path, const char *name, int *bad, 
     if (!kind || strcmp(kind, "record") || !cluster || strlen(cluster) >= sizeof(key->cluster) || !node ||
         !node[0] || strlen(node) >= sizeof(key->recs[0].node) || !text || vd_json_int(o, "job", &job) < 0 ||
         job <= 0 || job > 0xfffffffeLL || vd_json_int(o, "time", &written) < 0) {
-        drop_bad(path, name, bad, note, note_size, "not a node's record, renamed .bad");
+        set_aside(path, name, bad, note, note_size, "not a node's record, renamed .bad");
+        goto out;
+    }
+    /* A node sends its restores only: anything else would count as an
+     * eviction, or a failed one. */
+    vd_acct_rec_parse(node, text, strlen(text), &key->recs[0]);
+    if (strcmp(key->recs[0].op, "restore")) {
+        set_aside(path, name, bad, note, note_size, "not a restore record, renamed .bad");
         goto out;
     }
     snprintf(key->cluster, sizeof(key->cluster), "%s", cluster);
@@ -1114,17 +1104,10 @@ static int drop_take(sqlite3 *db, const char *path, const char *name, int *bad, 
     if (found < 0) {
         rc = -1;
     } else if (!found && written < (long long)time(NULL) - DROP_MAX_AGE_S) {
-        drop_bad(path, name, bad, note, note_size, "no run of its job with its node came, renamed .bad");
+        set_aside(path, name, bad, note, note_size, "no run of its job with its node came, renamed .bad");
     } else if (!found) {
         note_add(note, note_size, name, "its job's run is not stored yet: kept for the next run");
     } else {
-        /* A node sends its restores only: anything else would count as an
-         * eviction, or a failed one. */
-        vd_acct_rec_parse(node, text, strlen(text), &key->recs[0]);
-        if (strcmp(key->recs[0].op, "restore")) {
-            drop_bad(path, name, bad, note, note_size, "not a restore record, renamed .bad");
-            goto out;
-        }
         rc = drop_store(db, key, &key->recs[0], err);
         if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
             rc = vd_err_set(err, "accounting spool: %s stored but cannot remove it: %s", path, strerror(errno));

@@ -277,3 +277,30 @@ int vd_record_append(const char *state_dir, const char *json_line, vd_err *err)
     }
     return close(fd) < 0 ? vd_err_set(err, "%s: close: %s", path, strerror(errno)) : 0;
 }
+
+int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode, vd_err *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof(tmp))
+        return vd_err_set(err, "%s: path too long", path);
+    if (unlink(tmp) < 0 && errno != ENOENT)
+        return vd_err_set(err, "cannot remove the stale %s: %s", tmp, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return vd_err_set(err, "cannot write %s: %s", tmp, strerror(errno));
+    int rc = vd_state_write_all(fd, data, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+    int e = errno;
+    if (close(fd) < 0 && rc == 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc == 0 && rename(tmp, path) < 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc < 0) {
+        unlink(tmp);
+        return vd_err_set(err, "cannot write %s: %s", path, strerror(e));
+    }
+    return 0;
+}

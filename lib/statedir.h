@@ -15,6 +15,8 @@
 
 #include <stddef.h>
 
+#include <sys/types.h>
+
 #include "err.h"
 
 /* Takes STATE_DIR/lock (creating STATE_DIR, then vd_state_dir_check),
@@ -73,5 +75,11 @@ int vd_state_write_line(int fd, const char *text);
 
 /* fsyncs directory `dir` (a rename in it is then durable): 0 or -1. */
 int vd_state_fsync_dir(const char *dir);
+
+/* Replaces `path` with len bytes of data, mode `mode`, so that a reader
+ * never sees half of it: written to PATH.tmp-PID (never through a link
+ * someone put there: O_EXCL|O_NOFOLLOW), synced, renamed over path.
+ * Returns 0, or -1 with err naming the file ("cannot write TMP: ..."). */
+int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode, vd_err *err);
 
 #endif
