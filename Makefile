@@ -41,6 +41,9 @@ DEPS_RUN   := slurmctld slurmd slurm-client munge libvirt-daemon libvirt-daemon-
 DEPS_RUN   += xvfb virt-viewer matchbox-window-manager x11-apps imagemagick
 # vdeskctl report --svg's picture, rendered (t_report).
 DEPS_RUN   += librsvg2-bin
+# Slurm's own accounting (t_slurmdbd): slurmdbd on a MariaDB server of the
+# test bed's own.
+DEPS_RUN   += slurmdbd mariadb-server
 # virtlockd and libvirt's lockd plugin (live migration's lock manager,
 # t_migrate): part of libvirt-daemon up to Debian 12, packages of their own
 # from Debian 13.

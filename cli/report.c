@@ -22,6 +22,7 @@
 
 #include "acct.h"
 #include "slurmapi.h"
+#include "slurmdb.h"
 
 /* Bound by every view: ?1 since, ?2 until (epoch seconds, NULL: open),
  * ?3 user, ?4 account, ?5 node (NULL: all). A run is in the period when it
@@ -273,6 +274,26 @@ static sqlite3 *db_open(const char *path)
     return db;
 }
 
+static int run_store(const vd_acct_job *j, void *arg, vd_err *err)
+{
+    /* vdesk's store holds the runs that ended: so does this one. */
+    return j->end ? vd_acct_store(arg, j, err) : 0;
+}
+
+/* The runs slurmdbd has of the period, in a database in memory. */
+static sqlite3 *slurmdbd_load(const long long *since, const long long *until)
+{
+    sqlite3 *db = NULL;
+    vd_err err;
+    if (vd_acct_open(":memory:", 0, &db, &err) < 0 ||
+        vd_slurmdb_jobs_each(since ? *since : 0, until ? *until : 0, run_store, db, &err) < 0) {
+        fprintf(stderr, "vdeskctl report --slurmdbd: %s\n", err.msg);
+        sqlite3_close(db);
+        return NULL;
+    }
+    return db;
+}
+
 json_object *report_view(sqlite3 *db, const char *view, const long long *since, const long long *until,
                          const report_opts *o, const char *path)
 {
@@ -350,17 +371,18 @@ int cmd_report(const vd_conf *c, const report_opts *o)
         fprintf(stderr, "vdeskctl report: --until %s is not after --since %s\n", o->until, o->since);
         return 2;
     }
-    sqlite3 *db = db_open(c->accounting_db);
+    const char *source = o->slurmdbd ? "slurmdbd" : c->accounting_db;
+    sqlite3 *db = o->slurmdbd ? slurmdbd_load(o->since ? &since : NULL, o->until ? &until : NULL)
+                              : db_open(c->accounting_db);
     if (!db)
         return 1;
     if (o->svg) {
-        int prc = report_picture(db, o->since ? &since : NULL, o->until ? &until : NULL, o, c->accounting_db);
+        int prc = report_picture(db, o->since ? &since : NULL, o->until ? &until : NULL, o, source);
         sqlite3_close(db);
         return prc;
     }
     json_object *rows = NULL;
-    int rc = rows_get(db, sql, o->since ? &since : NULL, o->until ? &until : NULL, o, &rows,
-                      c->accounting_db);
+    int rc = rows_get(db, sql, o->since ? &since : NULL, o->until ? &until : NULL, o, &rows, source);
     if (rc == 0)
         rc = print_rows(rows, db, sql, o->format);
     json_object_put(rows);

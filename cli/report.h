@@ -17,10 +17,14 @@ typedef struct report_opts {
     const char *user, *account, *node;   /* NULL: all */
     report_format format;
     const char *svg;       /* --svg FILE: the picture instead of a view */
+    int slurmdbd;          /* --slurmdbd: the runs from Slurm's accounting */
 } report_opts;
 
-/* Prints the view of the database that c->accounting_db names: 0, or 1
- * (the message names the database and the fix), 2 for bad options. */
+/* Prints the view of the database that c->accounting_db names, or with
+ * o->slurmdbd of the period's runs as slurmdbd has them (read into a
+ * database in memory, so that the same views count them): 0, or 1 (the
+ * message names the database or slurmdbd, and the fix), 2 for bad
+ * options. */
 int cmd_report(const vd_conf *c, const report_opts *o);
 
 /* "YYYY-MM-DD[THH:MM[:SS]]", local time, into epoch seconds; -1 with a

@@ -19,6 +19,7 @@
  *   vdeskctl [--conf FILE] [--node NAME] metrics [--textfile DIR]
  *   vdeskctl [--conf FILE] report [users|nodes|jobs] [--since DATE] [--until DATE]
  *            [--user USER] [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE]
+ *            [--slurmdbd]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -105,13 +106,14 @@ static int usage(FILE *f)
           "                      phase) as Prometheus metrics; --textfile: into DIR/vdesk.prom for\n"
           "                      node_exporter's textfile collector, replaced atomically\n"
           "  report [users|nodes|jobs] [--since DATE] [--until DATE] [--user USER]\n"
-          "         [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE]\n"
+          "         [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE] [--slurmdbd]\n"
           "                      what jobs cost and what vdesk did, from the accounting database\n"
           "                      (vdesk-jobcomp): per user and account (GPU-hours, jobs that evicted\n"
           "                      desktops, by mode), per node (evictions, time away, failures, slowest\n"
           "                      phase) or per job; DATE: YYYY-MM-DD[THH:MM[:SS]], the job's end;\n"
           "                      --svg FILE: a picture of each node's desktop over the period and\n"
-          "                      of GPU-hours per user\n"
+          "                      of GPU-hours per user; --slurmdbd: the jobs from Slurm's own accounting\n"
+          "                      (GPUs from its gres/gpu TRES) instead of vdesk's database\n"
           "The configuration is --conf, else $VDESK_CONF, else " VD_CONF_DEFAULT ";\n"
           "the node is --node, else $SLURMD_NODENAME, else the short hostname.\n", f);
     return f == stderr ? 2 : 0;
@@ -371,6 +373,7 @@ int main(int argc, char **argv)
         { "user", required_argument, NULL, 3 }, { "account", required_argument, NULL, 4 },
         { "csv", no_argument, NULL, 5 }, { "textfile", required_argument, NULL, 6 },
         { "svg", required_argument, NULL, 7 }, { "glue2", no_argument, NULL, 8 },
+        { "slurmdbd", no_argument, NULL, 9 },
         { 0, 0, 0, 0 },
     };
     const char *path = vd_conf_path();
@@ -393,6 +396,7 @@ int main(int argc, char **argv)
         case 6: textfile = optarg; break;
         case 7: rep_o.svg = optarg; break;
         case 8: inv.glue2 = 1; break;
+        case 9: rep_o.slurmdbd = 1; break;
         case 'f': force = 1; break;
         case 'E': even = 1; break;
         case 'L': live = 1; break;
@@ -432,8 +436,8 @@ int main(int argc, char **argv)
                 "snapshot is named by its time)" : keep ? "--keep goes with flatten" : "--name and --schedule go with snapshot");
         return 2;
     }
-    if ((rep_o.user || rep_o.account || csv || rep_o.svg) && strcmp(cmd, "report")) {
-        fprintf(stderr, "vdeskctl: --user, --account, --csv and --svg go with report\n");
+    if ((rep_o.user || rep_o.account || csv || rep_o.svg || rep_o.slurmdbd) && strcmp(cmd, "report")) {
+        fprintf(stderr, "vdeskctl: --user, --account, --csv, --svg and --slurmdbd go with report\n");
         return 2;
     }
     if ((rep_o.since || rep_o.until) && strcmp(cmd, "report") && !(inv.glue2 && !strcmp(cmd, "inventory"))) {

@@ -613,7 +613,8 @@ int vd_acct_open(const char *path, int busy_ms, sqlite3 **db, vd_err *err)
     }
     sqlite3_busy_timeout(*db, busy_ms);
     sqlite3_extended_result_codes(*db, 1);
-    if (wal_on(*db, path, err) < 0 ||
+    /* An in-memory database (vdeskctl report --slurmdbd) has no WAL. */
+    if ((strcmp(path, ":memory:") && wal_on(*db, path, err) < 0) ||
         exec_sql(*db, path, "PRAGMA synchronous = FULL", err) < 0 ||
         exec_sql(*db, path, "PRAGMA foreign_keys = ON", err) < 0 ||
         schema_ensure(*db, path, err) < 0) {

@@ -13,6 +13,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -309,4 +310,63 @@ int vd_child_exec(char *const argv[], int timeout_ms, char *out, size_t size, vd
     if (rc < 0 && !strncmp(why.msg, "hung for", 8))
         return vd_err_set(err, "%s: %s", prog, why.msg);
     return rc < 0 ? vd_err_set(err, "%s", why.msg) : 0;
+}
+
+/* --- detached: vd_child_detach ------------------------------------------- */
+
+/* Points 0, 1 and 2 at /dev/null and closes every other descriptor. */
+static int detach_fds(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return -1;
+    for (int fd = 0; fd < 3; fd++)
+        if (dup2(null, fd) < 0)
+            return -1;
+    if (close_range(3, ~0U, 0) == 0)
+        return 0;
+    long max = sysconf(_SC_OPEN_MAX);   /* a kernel before 5.9 */
+    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+        if (close(fd) < 0 && errno != EBADF)
+            return -1;
+    return 0;
+}
+
+static void detached_run(vd_child_fn fn, void *arg, int limit_s, const char *what)
+{
+    vd_err err;
+    closelog();   /* its socket goes with the other descriptors */
+    signal(SIGALRM, SIG_DFL);
+    alarm(limit_s > 0 ? (unsigned)limit_s : 1);
+    if (detach_fds() < 0)
+        return;
+    if (fn(arg, &err) < 0)
+        syslog(LOG_WARNING, "%s: %s", what, err.msg);
+}
+
+int vd_child_detach(vd_child_fn fn, void *arg, int limit_s, const char *what, vd_err *err)
+{
+    pid_t child = fork();
+    if (child < 0)
+        return vd_err_set(err, "%s cannot start: %s", what, strerror(errno));
+    if (child == 0) {
+        if (setsid() < 0)
+            _exit(1);
+        pid_t worker = fork();
+        if (worker == 0) {
+            detached_run(fn, arg, limit_s, what);
+            _exit(0);
+        }
+        _exit(worker < 0 ? 1 : 0);
+    }
+    int status;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno == ECHILD)   /* SIGCHLD ignored: reaped already, status unknown */
+            return 0;
+        if (errno != EINTR)
+            return vd_err_set(err, "%s: lost it: %s", what, strerror(errno));
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return vd_err_set(err, "%s could not start", what);
+    return 0;
 }

@@ -25,6 +25,19 @@ typedef int (*vd_child_fn)(void *arg, vd_err *err);
  * reaped, and err says how it ended. */
 int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err);
 
+/* Runs fn(arg) in a detached process, for work that must not hold up the
+ * caller (slurmd waits for the prolog's output to end, and a slow
+ * slurmctld or slurmdbd must not stretch it): a session of its own and a
+ * second fork, so that nothing waits for it and slurmd's kill of the
+ * prolog's process group misses it; only /dev/null as descriptors (slurmd
+ * reads the prolog's output to its end); ended by SIGALRM after limit_s.
+ * What fails goes to syslog, after `what`. Returns 0 once it is started,
+ * -1 (err names `what`) when it could not be. It is a fork without exec:
+ * call it when no thread of the caller's can be inside libslurm or syslog
+ * (a watchdog left behind on a hung libvirt daemon is inside libvirt
+ * only). */
+int vd_child_detach(vd_child_fn fn, void *arg, int limit_s, const char *what, vd_err *err);
+
 /* Runs the program `argv[0]` (an absolute path, or a name found on PATH;
  * no shell) with `argv`, stdin from /dev/null, its stdout and stderr
  * together into `out` (at most size - 1 bytes kept, NUL-terminated, may be

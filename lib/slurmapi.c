@@ -26,7 +26,7 @@ typedef hostlist_t vd_hostlist;
  * no slurm.conf, so vdesk looks first: $SLURM_CONF, the packaged default,
  * or the copy slurmd keeps in configless mode. slurm_init() itself reads
  * the file once per process; calling it again is harmless. */
-static int init(vd_err *err)
+int vd_slurm_init(vd_err *err)
 {
     const char *env = getenv("SLURM_CONF");
     const char *paths[] = { env && *env ? env : "/etc/slurm/slurm.conf", "/run/slurm/conf/slurm.conf" };
@@ -116,12 +116,45 @@ static void split(const char *old, seg *v, size_t *n)
     }
 }
 
-/* Removes node's records: its new one replaces them. Returns the count. */
-static size_t drop_node(seg *v, size_t n, const char *node)
+/* The operation a record is of: its first word ("evict" in "evict:
+ * asked=save ..."), as a length. */
+static size_t op_len(const char *rec, size_t len)
 {
-    size_t k = 0, len = strlen(node);
+    size_t n = 0;
+    while (n < len && rec[n] != ' ' && rec[n] != ':')
+        n++;
+    return n;
+}
+
+static int op_known(const char *op, size_t len)
+{
+    static const char *const ops[] = { "evict", "restore", "recover" };
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strlen(ops[i]) == len && !memcmp(op, ops[i], len))
+            return 1;
+    return 0;
+}
+
+/* Whether segment g holds what node's record `rec` replaces: node's record
+ * of the same operation, or any of node's when either is not one of
+ * vdesk's operations. */
+static int seg_same_slot(const seg *g, const char *node, size_t nlen, const char *rec)
+{
+    if (g->prefix != nlen + 8 || memcmp(g->s + 6, node, nlen) != 0)
+        return 0;
+    const char *old = g->s + g->prefix;
+    size_t olen = op_len(old, g->full - g->prefix), rlen = op_len(rec, strlen(rec));
+    if (!op_known(old, olen) || !op_known(rec, rlen))
+        return 1;
+    return olen == rlen && !memcmp(old, rec, rlen);
+}
+
+/* Removes what node's new record replaces. Returns the count left. */
+static size_t drop_node(seg *v, size_t n, const char *node, const char *record)
+{
+    size_t k = 0, nlen = strlen(node);
     for (size_t i = 0; i < n; i++)
-        if (v[i].prefix != len + 8 || memcmp(v[i].s + 6, node, len) != 0)
+        if (!seg_same_slot(&v[i], node, nlen, record))
             v[k++] = v[i];
     return k;
 }
@@ -211,12 +244,12 @@ static void render(const seg *v, size_t n, char *out)
 }
 
 /* Merges into v, which has room for one more segment than old has. */
-static int merge(const char *old, const char *node, const char *rec, seg *v,
+static int merge(const char *old, const char *node, const char *record, const char *rec, seg *v,
                  char *out, size_t cap, vd_err *err)
 {
     size_t n;
     split(old, v, &n);
-    n = drop_node(v, n, node);
+    n = drop_node(v, n, node, record);
     add_seg(v, &n, rec, strlen(rec));
     if (v[n - 1].len > VD_ADMIN_RECORD_MAX)
         v[n - 1].len = VD_ADMIN_RECORD_MAX;
@@ -241,12 +274,28 @@ int vd_admin_comment_merge(const char *old, const char *node, const char *record
     size_t cap = size - 1 < VD_ADMIN_COMMENT_MAX ? size - 1 : VD_ADMIN_COMMENT_MAX;
     char *rec = new_record(node, record ? record : "");
     seg *v = malloc((count_segs(old) + 1) * sizeof(*v));
-    int rc = rec && v ? merge(old, node, rec, v, out, cap, err)
+    int rc = rec && v ? merge(old, node, record ? record : "", rec, v, out, cap, err)
                       : vd_err_set(err, "node %s: out of memory merging its vdesk record into "
                                    "the AdminComment", node);
     free(v);
     free(rec);
     return rc;
+}
+
+int vd_admin_comment_has(const char *comment, const char *node, const char *record)
+{
+    if (!comment || !*comment)
+        return 0;
+    seg *v = malloc(count_segs(comment) * sizeof(*v));
+    if (!v)
+        return 0;
+    size_t n, nlen = strlen(node);
+    int found = 0;
+    split(comment, v, &n);
+    for (size_t i = 0; i < n && !found; i++)
+        found = seg_same_slot(&v[i], node, nlen, record);
+    free(v);
+    return found;
 }
 
 int vd_admin_comment_each(const char *comment, vd_admin_record_fn fn, void *arg, vd_err *err)
@@ -324,20 +373,9 @@ static int comment_put(unsigned job, const char *node, const char *text, unsigne
     return comment_write(job, merged, err);
 }
 
-/* Whether the comment holds a record of node's. */
-static int has_record(const char *comment, const char *node)
-{
-    char head[NODE_NAME_MAX + 16];
-    snprintf(head, sizeof(head), "vdesk[%s] ", node);
-    if (!strncmp(comment, head, strlen(head)))
-        return 1;
-    snprintf(head, sizeof(head), SEP "vdesk[%s] ", node);
-    return strstr(comment, head) != NULL;
-}
-
 /* Reads the comment back after a pause: another node's prolog that read
  * before our write and wrote after it has dropped our record. */
-static int record_kept(unsigned job, const char *node, int attempt)
+static int record_kept(unsigned job, const char *node, const char *text, int attempt)
 {
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL) ^ (unsigned)attempt;
     long ms = 50 + rand_r(&seed) % 150;
@@ -345,14 +383,14 @@ static int record_kept(unsigned job, const char *node, int attempt)
     char *now = NULL;
     if (comment_read(job, &now, NULL, NULL) < 0)
         return 1;   /* the write went through; nothing better to go on */
-    int kept = now && has_record(now, node);
+    int kept = vd_admin_comment_has(now, node, text);
     free(now);
     return kept;
 }
 
 int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_err *err)
 {
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "job %u", job);
     for (int attempt = 1; attempt <= 3; attempt++) {
         unsigned nodes = 1;
@@ -360,7 +398,7 @@ int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_er
             return -1;
         /* Only the other nodes' prologs write at the same moment: a job on
          * one node needs no second look (and no pause in its prolog). */
-        if (nodes <= 1 || record_kept(job, node, attempt))
+        if (nodes <= 1 || record_kept(job, node, text, attempt))
             return 0;
     }
     return vd_err_set(err, "job %u: node %s's vdesk record keeps disappearing from the AdminComment "
@@ -369,7 +407,7 @@ int vd_slurm_job_comment(unsigned job, const char *node, const char *text, vd_er
 
 int vd_slurm_node_drain(const char *node, const char *reason, vd_err *err)
 {
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "node %s: cannot drain it (reason '%s')", node, reason);
     update_node_msg_t msg;
     slurm_init_update_node_msg(&msg);
@@ -387,7 +425,7 @@ int vd_slurm_node_comment(const char *node, const char *state, vd_err *err)
 {
     node_info_msg_t *resp = NULL;
     char merged[VD_ADMIN_COMMENT_MAX + 1];
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "node %s: cannot set its Comment", node);
     if (slurm_load_node_single(&resp, (char *)node, SHOW_ALL) != SLURM_SUCCESS)
         return vd_err_set(err, "node %s: cannot read its Comment: %s", node, slurm_strerror(errno));
@@ -572,7 +610,7 @@ static int jobs_gpus(const char *node, vd_slurm_gpus *g, vd_err *err)
 int vd_slurm_node_gpus(const char *node, vd_slurm_gpus *g, vd_err *err)
 {
     node_info_msg_t *resp = NULL;
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "node %s: cannot ask slurmctld", node);
     if (slurm_load_node_single(&resp, (char *)node, SHOW_ALL | SHOW_DETAIL) != SLURM_SUCCESS)
         return vd_err_set(err, "node %s: cannot ask slurmctld: %s", node, slurm_strerror(errno));
@@ -596,7 +634,7 @@ int vd_slurm_prolog_timeout(int *seconds, vd_err *err)
 {
     slurm_conf_t *cf = NULL;
     *seconds = 0;
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "cannot read PrologEpilogTimeout");
     if (slurm_load_ctl_conf((time_t)0, &cf) != SLURM_SUCCESS || !cf)
         return vd_err_set(err, "cannot read PrologEpilogTimeout from slurmctld: %s",
@@ -611,7 +649,7 @@ int vd_slurm_cluster_name(char *buf, size_t size, vd_err *err)
 {
     slurm_conf_t *cf = NULL;
     buf[0] = '\0';
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "cannot read ClusterName");
     if (slurm_load_ctl_conf((time_t)0, &cf) != SLURM_SUCCESS || !cf)
         return vd_err_set(err, "cannot read ClusterName from slurmctld: %s", slurm_strerror(errno));
@@ -625,9 +663,10 @@ int vd_slurm_hostlist_has(const char *hostlist, const char *node)
     return node_at(hostlist, node) >= 0;
 }
 
-/* Slurm's names for a job's base state, as squeue prints them. */
-static const char *state_name(uint32_t state)
+const char *vd_slurm_state_name(uint32_t state)
 {
+    if (state & JOB_REQUEUE)   /* how slurmdbd keeps a run that was requeued */
+        return "REQUEUED";
     static const char *const names[] = { "PENDING", "RUNNING", "SUSPENDED", "COMPLETED",
                                          "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",
                                          "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY" };
@@ -673,7 +712,7 @@ int vd_slurm_job_details_get(unsigned job, vd_slurm_job_details *d, vd_err *err)
 {
     job_info_msg_t *resp = NULL;
     memset(d, 0, sizeof(*d));
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "job %u: cannot ask slurmctld for its details", job);
     if (slurm_load_job(&resp, job, SHOW_ALL | SHOW_DETAIL) != SLURM_SUCCESS)
         return vd_err_set(err, "job %u: slurmctld: %s", job, slurm_strerror(errno));
@@ -702,7 +741,7 @@ int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size,
 {
     job_info_msg_t *resp = NULL;
     state[0] = '\0';
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "job %u: cannot ask slurmctld whether it runs", job);
     if (slurm_load_job(&resp, job, SHOW_ALL) != SLURM_SUCCESS) {
         int e = errno;
@@ -718,7 +757,7 @@ int vd_slurm_job_holds(unsigned job, const char *node, char *state, size_t size,
         const slurm_job_info_t *j = &resp->job_array[i];
         if (j->job_id != job)
             continue;
-        snprintf(state, size, "%s%s", state_name(j->job_state),
+        snprintf(state, size, "%s%s", vd_slurm_state_name(j->job_state),
                  j->job_state & JOB_COMPLETING ? "+COMPLETING" : "");
         holds = job_on_node(j, node);
     }
@@ -762,7 +801,7 @@ int vd_slurm_node_visitable(const char *node, const char *feature)
 {
     node_info_msg_t *resp = NULL;
     vd_err err;
-    if (init(&err) < 0 || slurm_load_node_single(&resp, (char *)node, SHOW_ALL) != SLURM_SUCCESS)
+    if (vd_slurm_init(&err) < 0 || slurm_load_node_single(&resp, (char *)node, SHOW_ALL) != SLURM_SUCCESS)
         return -1;
     int rc = -1;
     if (resp && resp->record_count == 1) {
@@ -791,7 +830,7 @@ int vd_slurm_idle_nodes(const char *feature, const char *exclude, char ***names,
     node_info_msg_t *resp = NULL;
     *names = NULL;
     *n = 0;
-    if (init(err) < 0)
+    if (vd_slurm_init(err) < 0)
         return vd_err_prefix(err, "cannot list idle nodes");
     if (slurm_load_node((time_t)0, &resp, SHOW_ALL) != SLURM_SUCCESS)
         return vd_err_set(err, "cannot list the nodes: %s", slurm_strerror(errno));

@@ -9,6 +9,7 @@
 #define VDESK_SLURMAPI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -19,8 +20,11 @@
  *
  * Segments are separated by " | "; a vdesk segment starts "vdesk[NODE] ".
  * Any other segment is the site's and is written back as it was, in its
- * place. A node's new record replaces its old one and goes last, so the
- * vdesk segments run from oldest to newest. slurmctld sets no limit on an
+ * place. A record's first word is its operation ("evict: asked=..."): a
+ * node's new record replaces its old one of the same operation (any old
+ * one of the node's, when either is not evict, restore or recover) and
+ * goes last, so the vdesk segments run from oldest to newest. slurmctld's
+ * copy holds the evictions; slurmdbd's also the restores (slurmdb.h). slurmctld sets no limit on an
  * AdminComment (slurmdbd keeps it in a TEXT column, 64 KiB), so vdesk sets
  * its own, for the comment to stay readable in `scontrol show job`. */
 #define VD_ADMIN_COMMENT_MAX 4096  /* characters in the whole comment */
@@ -36,6 +40,10 @@
 int vd_admin_comment_merge(const char *old, const char *node, const char *record,
                            char *out, size_t size, vd_err *err);
 
+/* Whether `comment` holds a record of node's that `record` would replace
+ * (the same operation's). */
+int vd_admin_comment_has(const char *comment, const char *node, const char *record);
+
 /* Calls fn for each vdesk record of `comment` (NULL or "": none), oldest
  * first, with the node's name and the record (not NUL-terminated: `len`
  * bytes); the site's text is skipped. Stops at the first fn that does not
@@ -44,6 +52,11 @@ int vd_admin_comment_merge(const char *old, const char *node, const char *record
  * the site's. */
 typedef int (*vd_admin_record_fn)(const char *node, const char *rec, size_t len, void *arg, vd_err *err);
 int vd_admin_comment_each(const char *comment, vd_admin_record_fn fn, void *arg, vd_err *err);
+
+/* Finds slurm.conf and initialises libslurm with it ($SLURM_CONF, the
+ * packaged default, or slurmd's copy in configless mode): libslurm exits
+ * the process when it finds none, so every call here checks first. */
+int vd_slurm_init(vd_err *err);
 
 /* Puts `text` as node's record into the job's AdminComment, which
  * `scontrol show job` shows (read, vd_admin_comment_merge, update).
@@ -71,6 +84,10 @@ void vd_slurm_job_details_free(vd_slurm_job_details *d);
 /* slurm.conf's ClusterName as slurmctld has it (jobcomp/script's CLUSTER
  * is empty without slurmdbd). */
 int vd_slurm_cluster_name(char *buf, size_t size, vd_err *err);
+
+/* Slurm's name of a job state, as squeue and sacct print it ("COMPLETED";
+ * "REQUEUED" for a run slurmdbd keeps of a requeued job). */
+const char *vd_slurm_state_name(uint32_t state);
 
 /* Whether Slurm's host list ("n[1-3],gpu7") names node; 0 for a list
  * libslurm cannot read. */

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include "acct.h"
+#include "child.h"
 #include "comment.h"
 #include "journal.h"
 #include "slurmapi.h"
+#include "slurmdb.h"
 
 int node_openlog(const char *prog)
 {
@@ -104,11 +106,49 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
     if (rep->job && !strcmp(rep->op, "evict") &&
         vd_slurm_job_comment(rep->job, conf->node, rec, &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);
-    /* The restore record reaches the accounting store through its spool,
+    /* The restore record reaches slurmdbd's copy of the job where the site
+     * runs slurmdbd (slurmdb.h), and vdesk's own store through its spool
      * where the node sees it (acct.h, vd_acct_drop). */
-    if (rep->job && !strcmp(rep->op, "restore") && rep->used[0] && strcmp(rep->used, "none"))
-        node_acct_drop(conf, rep->job, line);   /* not "present: nothing to restore" */
+    if (rep->job && !strcmp(rep->op, "restore") && rep->used[0] && strcmp(rep->used, "none")) {
+        node_slurmdb_later(conf, rep->job, rec);   /* not "present: nothing to restore" */
+        node_acct_drop(conf, rep->job, line);
+    }
     return rc;
+}
+
+/* What the detached process of node_slurmdb_later needs. */
+typedef struct slurmdb_send {
+    const vd_conf *conf;
+    unsigned job;
+    const char *rec;
+} slurmdb_send;
+
+#define SLURMDB_END_WAIT_S 60   /* slurmctld's accounting queue behind slurmdbd */
+
+static int slurmdb_sender(void *arg, vd_err *err)
+{
+    const slurmdb_send *s = arg;
+    if (vd_slurmdb_job_comment(s->job, s->conf->node, s->rec, SLURMDB_END_WAIT_S, err) < 0)
+        return vd_err_prefix(err, "the record stays in %s/records.jsonl", s->conf->state_dir);
+    syslog(LOG_INFO, "job %u: restore record sent to slurmdbd", s->job);
+    return 0;
+}
+
+void node_slurmdb_later(const vd_conf *conf, unsigned job, const char *rec)
+{
+    vd_err err;
+    int used = vd_slurmdb_used(&err);
+    if (used < 0)
+        syslog(LOG_WARNING, "job %u: the restore record is not sent to slurmdbd: %s", job, err.msg);
+    if (used <= 0)
+        return;
+    /* Waiting for slurmdbd to hear of the job's end, and each call's
+     * MessageTimeout, must not hold the node in COMPLETING. */
+    slurmdb_send s = { conf, job, rec };
+    char what[96];
+    snprintf(what, sizeof(what), "job %u: the restore record for slurmdbd", job);
+    if (vd_child_detach(slurmdb_sender, &s, SLURMDB_END_WAIT_S + 120, what, &err) < 0)
+        syslog(LOG_WARNING, "%s", err.msg);
 }
 
 void node_acct_drop(const vd_conf *conf, unsigned job, const char *line)

@@ -31,7 +31,8 @@ void node_reconcile(const vd_conf *conf, unsigned job, char *note, size_t size);
 
 /* Writes the record: syslog, records.jsonl and, for an eviction, the job's
  * AdminComment (slurmctld refuses updates of finished jobs), for a restore
- * the accounting store's spool (node_acct_drop); then drains the node if
+ * slurmdbd's copy of the job (node_slurmdb_later) and the accounting
+ * store's spool (node_acct_drop); then drains the node if
  * the report asks for it. Returns -1 if the drain was needed but could not
  * be set (the caller then fails, so Slurm drains). */
 int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int log_to_stderr);
@@ -40,6 +41,12 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
  * sees it (vd_acct_drop); what fails is logged, never fatal: the record
  * stays in records.jsonl. */
 void node_acct_drop(const vd_conf *conf, unsigned job, const char *line);
+
+/* Sends job's record `rec` ("restore save: ...") to the AdminComment
+ * slurmdbd keeps of the job, when slurm.conf has slurmdbd, in a detached
+ * process (vd_child_detach): it waits for slurmdbd to learn of the job's
+ * end. What fails is logged: the record stays in records.jsonl. */
+void node_slurmdb_later(const vd_conf *conf, unsigned job, const char *rec);
 
 /* openlog(3) for PROG: syslog when the node has /dev/log, else stderr
  * (slurmd's log). Returns 1 in the second case. */

@@ -123,6 +123,27 @@ static void merge_ok(const char *old, const char *node, const char *record, cons
                  out, want);
 }
 
+/* slurmdbd's copy of a finished job: the epilog's restore joins the
+ * eviction slurmctld sent, and each replaces only its own operation. */
+static void admin_comment_keeps_each_operation(void **state)
+{
+    (void)state;
+    const char *ev = "vdesk[n1] evict: asked=save used=save total=5ms";
+    char want[256];
+    snprintf(want, sizeof(want), "%s | vdesk[n1] restore: asked=- used=save total=9ms", ev);
+    merge_ok(ev, "n1", "restore: asked=- used=save total=9ms", want);
+    /* the restore sent again (a retry) replaces itself, not the eviction */
+    merge_ok(want, "n1", "restore: asked=- used=save total=9ms", want);
+    /* a new eviction (a requeued run) replaces the old one only */
+    merge_ok(want, "n1", "evict: asked=save used=save total=7ms",
+             "vdesk[n1] restore: asked=- used=save total=9ms | vdesk[n1] evict: asked=save used=save total=7ms");
+    assert_true(vd_admin_comment_has(want, "n1", "restore: x"));
+    assert_true(vd_admin_comment_has(want, "n1", "evict: x"));
+    assert_false(vd_admin_comment_has(ev, "n1", "restore: x"));
+    assert_false(vd_admin_comment_has(want, "n2", "restore: x"));
+    assert_false(vd_admin_comment_has(NULL, "n1", "restore: x"));
+}
+
 /* One vdesk record per node in the job's AdminComment; what the site put
  * there stays as it was. */
 static void admin_comment_keeps_nodes_and_site_text(void **state)
@@ -285,6 +306,7 @@ int main(void)
         cmocka_unit_test(bad_gres_strings_are_flagged),
         cmocka_unit_test(gpu_counts_up_to_the_limit_are_fine),
         cmocka_unit_test(admin_comment_keeps_nodes_and_site_text),
+        cmocka_unit_test(admin_comment_keeps_each_operation),
         cmocka_unit_test(admin_comment_refuses_bad_input),
         cmocka_unit_test(admin_comment_overflow_shortens_oldest_first),
         cmocka_unit_test(admin_comment_of_a_big_job_stays_bounded),
