@@ -430,5 +430,5 @@ deb: deb-deps
 	@ls -1 $(abspath $(DEB_DIR))/*.deb
 
 clean:
-	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/prolog $(BUILD)/cli $(BUILD)/*.a \
+	rm -rf $(BUILD)/lib $(BUILD)/asan $(BUILD)/tests $(BUILD)/spank $(BUILD)/prolog $(BUILD)/cli $(BUILD)/jobcomp $(BUILD)/*.a \
 	    $(BUILD)/fuzz/obj $(BUILD)/fuzz/fuzz_*

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * report.c - `vdeskctl report [users|nodes|jobs]`: the accounting
+ * report.c - `vdeskctl report [users|nodes|jobs|availability]`: the accounting
  * database (acct.h) as a table, JSON or CSV. Read-only: it opens the
  * database read-only and never waits on a writer for long (WAL lets it
  * read while vdesk-jobcomp writes).
@@ -55,9 +55,12 @@ static const char USERS[] = SELECTED
 /* Away: the desktop left for the run of the job (its eviction's own time
  * is in mean/max_evict_ms); availability over the period asked, else over
  * the runs' own span. */
-static const char NODES[] = SELECTED
-    ", span AS (SELECT max(coalesce(?2, (SELECT max(end_time) FROM sel)) - coalesce(?1, (SELECT min(start)"
+/* The period in seconds: the one asked, else the runs' own span. */
+#define SPAN_S \
+    ", span AS (SELECT max(coalesce(?2, (SELECT max(end_time) FROM sel)) - coalesce(?1, (SELECT min(start)" \
     " FROM sel WHERE start > 0)), 1) AS s)"
+
+static const char NODES[] = SELECTED SPAN_S
     " SELECT node, sum(" EVICTED ") AS evictions, sum(" EVICTED " AND used = 'suspend') AS suspend,"
     " sum(" EVICTED " AND used = 'save') AS save, sum(" EVICTED " AND used = 'shutdown') AS shutdown,"
     " sum(" EVICTED " AND used = 'shrink') AS shrink, sum(" EVICTED " AND used = 'migrate') AS migrate,"
@@ -85,12 +88,26 @@ static const char EVICTIONS[] = SELECTED
     " SELECT node, job, start, start + run_s AS stop, used, " FAILED " AS failed, " EVICTED " AS evicted"
     " FROM ev WHERE start > 0 ORDER BY node, start";
 
+/* Where each node's desktop was over the period: away for the runs of the
+ * jobs that evicted it, off for those that found it off (their eviction
+ * used "none"), home the rest. vdesk looks at the desktop when a job
+ * starts and ends, so a desktop off while no job runs counts as home. */
+#define OFF "(op = 'evict' AND used = 'none')"
+static const char AVAILABILITY[] = SELECTED SPAN_S
+    ", per AS (SELECT node, sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) AS away_s,"
+    " sum(CASE WHEN " OFF " THEN run_s ELSE 0 END) AS off_s FROM ev GROUP BY node)"
+    " SELECT node, round(100.0 * max(0.0, 1 - min(1.0, (away_s + off_s) * 1.0 / s)), 1) AS home_pct,"
+    " round(100.0 * min(1.0, away_s * 1.0 / s), 1) AS away_pct, round(100.0 * min(1.0, off_s * 1.0 / s), 1)"
+    " AS off_pct, round(away_s / 3600.0, 2) AS away_hours, round(off_s / 3600.0, 2) AS off_hours"
+    " FROM per, span ORDER BY node";
+
 /* The span of the selected runs: the picture's period when none is given. */
 static const char SPAN[] = SELECTED
     " SELECT min(CASE WHEN start > 0 THEN start END) AS first, max(end_time) AS last FROM sel";
 
 static const struct { const char *name, *sql; } VIEWS[] = {
-    { "users", USERS }, { "nodes", NODES }, { "jobs", JOBS }, { "evictions", EVICTIONS }, { "span", SPAN },
+    { "users", USERS }, { "nodes", NODES }, { "jobs", JOBS }, { "availability", AVAILABILITY },
+    { "evictions", EVICTIONS }, { "span", SPAN },
 };
 
 static const char *view_sql(const char *name)
@@ -360,7 +377,7 @@ int cmd_report(const vd_conf *c, const report_opts *o)
         return 2;
     }
     if (!sql || !strcmp(view, "evictions") || !strcmp(view, "span")) {
-        fprintf(stderr, "vdeskctl report: unknown view '%s': give users, nodes or jobs\n", view);
+        fprintf(stderr, "vdeskctl report: unknown view '%s': give users, nodes or jobs, or availability\n", view);
         return 2;
     }
     long long since, until;

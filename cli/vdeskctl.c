@@ -17,7 +17,7 @@
  *   vdeskctl [--conf FILE] [--node NAME] revert | discard DESKTOP SNAPSHOT
  *   vdeskctl [--conf FILE] [--node NAME] flatten [DESKTOP] [--keep N]
  *   vdeskctl [--conf FILE] [--node NAME] metrics [--textfile DIR]
- *   vdeskctl [--conf FILE] report [users|nodes|jobs] [--since DATE] [--until DATE]
+ *   vdeskctl [--conf FILE] report [users|nodes|jobs|availability] [--since DATE] [--until DATE]
  *            [--user USER] [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE]
  *            [--slurmdbd]
  */
@@ -105,12 +105,14 @@ static int usage(FILE *f)
           "                      the desktop's state and its operations (counts, failures, time per\n"
           "                      phase) as Prometheus metrics; --textfile: into DIR/vdesk.prom for\n"
           "                      node_exporter's textfile collector, replaced atomically\n"
-          "  report [users|nodes|jobs] [--since DATE] [--until DATE] [--user USER]\n"
+          "  report [users|nodes|jobs|availability] [--since DATE] [--until DATE] [--user USER]\n"
           "         [--account ACCOUNT] [--node NAME] [--json | --csv | --svg FILE] [--slurmdbd]\n"
           "                      what jobs cost and what vdesk did, from the accounting database\n"
           "                      (vdesk-jobcomp): per user and account (GPU-hours, jobs that evicted\n"
           "                      desktops, by mode), per node (evictions, time away, failures, slowest\n"
-          "                      phase) or per job; DATE: YYYY-MM-DD[THH:MM[:SS]], the job's end;\n"
+          "                      phase), per job, or per node where the desktop was (home, away\n"
+          "                      for jobs, off when a job found it off); DATE: YYYY-MM-DD[THH:MM[:SS]],\n"
+          "                      the job's end;\n"
           "                      --svg FILE: a picture of each node's desktop over the period and\n"
           "                      of GPU-hours per user; --slurmdbd: the jobs from Slurm's own accounting\n"
           "                      (GPUs from its gres/gpu TRES) instead of vdesk's database\n"

@@ -93,6 +93,29 @@ test_nodes_view_by_hand() {
     assert_match "$out" "^n1,2,1,1,0,0,0,1,0,1.50,94.00,460,900,save 850ms$"
 }
 
+# Where each desktop was over a day: away for the jobs that evicted it,
+# off for those that found it off, home the rest (a history of its own).
+test_availability_view_by_hand() {
+    local DB=$T_DIR/avail.db out
+    mkdir -p "$DB.spool"
+    printf '[vdesk]\naccounting_db = %s\n' "$DB" >"$T_DIR/avail.conf"
+    run 11 alice lab 0 2880 0 "n1:evict:save:save:900:lock:0,save:850"
+    run 12 alice lab 3000 1440 0 "n1:evict:suspend:suspend:20:lock:0,suspend:15"
+    run 13 bob phys 5000 8640 0 "n1:evict:auto:none:5:lock:0"
+    run 14 bob phys 20000 17280 1 "n2:evict:migrate:migrate:4000:lock:1,migrate n3:3900"
+    TZ=UTC0 env -i VDESK_CONF="$T_DIR/avail.conf" JOBID=98 JOBSTATE=COMPLETED START=$((T0 + 80000)) \
+        END=$((T0 + 80010)) USERNAME=dave CLUSTER=c1 "$T_BUILD/jobcomp/vdesk-jobcomp"
+    out=$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/avail.conf" report availability --csv \
+        --since 2026-01-01 --until 2026-01-02)
+    assert_eq "$(sed -n 1p <<<"$out")" "node,home_pct,away_pct,off_pct,away_hours,off_hours"
+    # n1: 4320 s away (5 %), 8640 s off (10 %) of 86400 s; n2: 17280 s away.
+    assert_match "$out" "^n1,85.00,5.00,10.00,1.20,2.40$"
+    assert_match "$out" "^n2,80.00,20.00,0.00,4.80,0.00$"
+    # The nodes view does not count a desktop that was off as away.
+    assert_match "$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/avail.conf" report nodes --csv \
+        --since 2026-01-01 --until 2026-01-02)" "^n1,2,1,1,0,0,0,0,0,1.20,95.00,"
+}
+
 test_jobs_view_and_filters() {
     local out
     out=$(report jobs --user bob)
