@@ -81,10 +81,7 @@ static void job_details(vd_acct_job *j)
     if (vd_acct_comment_parse(d.admin_comment, j, &err) < 0)
         snprintf(j->note, sizeof(j->note), "%s", err.msg);
     vd_slurm_job_details_free(&d);
-    int dropped = vd_acct_recs_keep_nodes(j, vd_slurm_hostlist_has);
-    if (dropped && !j->note[0])
-        snprintf(j->note, sizeof(j->note), "%d record(s) of nodes this run did not have (an "
-                 "earlier run's, before a requeue) not counted", dropped);
+    vd_acct_recs_keep_nodes(j, vd_slurm_hostlist_has);
     /* CLUSTER is empty without slurmdbd: slurm.conf's ClusterName then. */
     if (!j->cluster[0] && vd_slurm_cluster_name(j->cluster, sizeof(j->cluster), &err) < 0)
         syslog(LOG_WARNING, "%s", err.msg);

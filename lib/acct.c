@@ -184,6 +184,9 @@ int vd_acct_recs_keep_nodes(vd_acct_job *j, int (*has)(const char *list, const c
         else
             dropped++;
     j->nrecs = k;
+    if (dropped && !j->note[0])
+        snprintf(j->note, sizeof(j->note), "%d record(s) of nodes this run did not have (an earlier run's, "
+                 "before a requeue) not counted", dropped);
     return dropped;
 }
 

@@ -148,7 +148,7 @@ int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const c
 /* Drops the records of nodes that are not in j->nodes (Slurm's host list;
  * `has` answers membership): the AdminComment outlives a requeue, and a
  * run must not count the evictions of the run before it on other nodes.
- * Returns how many went. */
+ * Returns how many went, and says so in j->note when it has none. */
 int vd_acct_recs_keep_nodes(vd_acct_job *j, int (*has)(const char *list, const char *node));
 
 #endif

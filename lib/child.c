@@ -332,16 +332,45 @@ static int detach_fds(void)
     return 0;
 }
 
+/* Unblocked SIGALRM, the default action, and the alarm: the first thing
+ * a detached process does, so that nothing after it (closelog() on a lock
+ * another thread of the caller held at fork time) can outlast the limit. */
+static void limit_set(int seconds)
+{
+    sigset_t alrm;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    sigprocmask(SIG_UNBLOCK, &alrm, NULL);
+    signal(SIGALRM, SIG_DFL);
+    alarm(seconds > 0 ? (unsigned)seconds : 1);
+}
+
+/* The detached supervisor: runs fn in a worker that the alarm ends, and
+ * says in syslog how the worker ended when that was not by returning. */
 static void detached_run(vd_child_fn fn, void *arg, int limit_s, const char *what)
 {
-    vd_err err;
-    closelog();   /* its socket goes with the other descriptors */
-    signal(SIGALRM, SIG_DFL);
-    alarm(limit_s > 0 ? (unsigned)limit_s : 1);
-    if (detach_fds() < 0)
+    limit_set(limit_s + 10);
+    pid_t worker = fork();
+    if (worker == 0) {
+        vd_err err;
+        limit_set(limit_s);
+        closelog();   /* its socket goes with the other descriptors */
+        if (chdir("/") < 0 || detach_fds() < 0)
+            _exit(1);
+        if (fn(arg, &err) < 0)
+            syslog(LOG_WARNING, "%s: %s", what, err.msg);
+        _exit(0);
+    }
+    closelog();
+    if (chdir("/") < 0 || detach_fds() < 0 || worker < 0)
         return;
-    if (fn(arg, &err) < 0)
-        syslog(LOG_WARNING, "%s: %s", what, err.msg);
+    int status;
+    while (waitpid(worker, &status, 0) < 0)
+        if (errno != EINTR)
+            return;
+    if (WIFSIGNALED(status))
+        syslog(LOG_WARNING, "%s: stopped by %s (its limit is %d s)", what,
+               WTERMSIG(status) == SIGALRM ? "its time limit" : strsignal(WTERMSIG(status)), limit_s);
 }
 
 int vd_child_detach(vd_child_fn fn, void *arg, int limit_s, const char *what, vd_err *err)
@@ -352,12 +381,12 @@ int vd_child_detach(vd_child_fn fn, void *arg, int limit_s, const char *what, vd
     if (child == 0) {
         if (setsid() < 0)
             _exit(1);
-        pid_t worker = fork();
-        if (worker == 0) {
+        pid_t supervisor = fork();
+        if (supervisor == 0) {
             detached_run(fn, arg, limit_s, what);
             _exit(0);
         }
-        _exit(worker < 0 ? 1 : 0);
+        _exit(supervisor < 0 ? 1 : 0);
     }
     int status;
     while (waitpid(child, &status, 0) < 0) {

@@ -31,7 +31,8 @@ int vd_child_run(vd_child_fn fn, void *arg, int timeout_ms, vd_err *err);
  * second fork, so that nothing waits for it and slurmd's kill of the
  * prolog's process group misses it; only /dev/null as descriptors (slurmd
  * reads the prolog's output to its end); ended by SIGALRM after limit_s.
- * What fails goes to syslog, after `what`. Returns 0 once it is started,
+ * What fails, and a run that the limit (or anything else) killed, goes to
+ * syslog, after `what`. Returns 0 once it is started,
  * -1 (err names `what`) when it could not be. It is a fork without exec:
  * call it when no thread of the caller's can be inside libslurm or syslog
  * (a watchdog left behind on a hung libvirt daemon is inside libvirt

@@ -665,8 +665,6 @@ int vd_slurm_hostlist_has(const char *hostlist, const char *node)
 
 const char *vd_slurm_state_name(uint32_t state)
 {
-    if (state & JOB_REQUEUE)   /* how slurmdbd keeps a run that was requeued */
-        return "REQUEUED";
     static const char *const names[] = { "PENDING", "RUNNING", "SUSPENDED", "COMPLETED",
                                          "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL",
                                          "PREEMPTED", "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY" };

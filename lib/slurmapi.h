@@ -85,8 +85,7 @@ void vd_slurm_job_details_free(vd_slurm_job_details *d);
  * is empty without slurmdbd). */
 int vd_slurm_cluster_name(char *buf, size_t size, vd_err *err);
 
-/* Slurm's name of a job state, as squeue and sacct print it ("COMPLETED";
- * "REQUEUED" for a run slurmdbd keeps of a requeued job). */
+/* Slurm's name of a job's base state, as squeue prints it ("COMPLETED"). */
 const char *vd_slurm_state_name(uint32_t state);
 
 /* Whether Slurm's host list ("n[1-3],gpu7") names node; 0 for a list

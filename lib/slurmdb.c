@@ -43,10 +43,15 @@ static void *conn_open(vd_err *err)
         return NULL;
     errno = 0;
     void *db = slurmdb_connection_get(NULL);
-    if (!db)
-        vd_err_set(err, "cannot reach slurmdbd (slurm.conf's AccountingStorageHost/Port): %s",
-                   errno ? slurm_strerror(errno) : "no answer");
-    return db;
+    /* libslurmdb hands out a connection even when slurmdbd did not answer;
+     * errno says so, as sacct reads it. */
+    if (db && errno == SLURM_SUCCESS)
+        return db;
+    vd_err_set(err, "cannot reach slurmdbd (slurm.conf's AccountingStorageHost/Port): %s",
+               errno ? slurm_strerror(errno) : "no answer");
+    if (db)
+        slurmdb_connection_close(&db);
+    return NULL;
 }
 
 static void conn_close(void *db)
@@ -54,39 +59,14 @@ static void conn_close(void *db)
     slurmdb_connection_close(&db);
 }
 
-/* The query for cluster's (NULL: slurm.conf's) job `job` (0: all) in
- * [since, until): every run, no steps. Lists are freed by cond_free. */
-static int cond_make(slurmdb_job_cond_t *c, const char *cluster, unsigned job, long long since,
-                     long long until)
-{
-    memset(c, 0, sizeof(*c));
-    c->flags = JOBCOND_FLAG_DUP | JOBCOND_FLAG_NO_STEP | JOBCOND_FLAG_NO_TRUNC;
-    c->db_flags = SLURMDB_JOB_FLAG_NOTSET;   /* 0 asks for the jobs whose scheduling flags are 0: none */
-    c->usage_start = since > 0 ? (time_t)since : 1;   /* 0 would mean "since midnight" */
-    c->usage_end = until > 0 ? (time_t)until : time(NULL) + 1;
-    if (cluster) {
-        char *name = strdup(cluster);
-        if (!name || !(c->cluster_list = slurm_list_create(free))) {
-            free(name);
-            return -1;
-        }
-        slurm_list_append(c->cluster_list, name);
-    }
-    if (job) {
-        slurm_selected_step_t *s = calloc(1, sizeof(*s));
-        if (!s || !(c->step_list = slurm_list_create(free))) {
-            free(s);
-            return -1;
-        }
-        s->array_task_id = NO_VAL;
-        s->het_job_offset = NO_VAL;
-        s->step_id.job_id = job;
-        s->step_id.step_id = NO_VAL;
-        s->step_id.step_het_comp = NO_VAL;
-        slurm_list_append(c->step_list, s);
-    }
-    return 0;
-}
+/* Which runs a query selects: one job id (slurmdbd also matches the arrays
+ * and heterogeneous jobs of that id), one array task, or one het
+ * component. */
+typedef struct run_id {
+    unsigned job;          /* for a task or a component: the array's or the leader's id */
+    unsigned array_task;   /* NO_VAL: not one task */
+    unsigned het_offset;   /* NO_VAL: not one component */
+} run_id;
 
 static void cond_free(slurmdb_job_cond_t *c)
 {
@@ -94,54 +74,127 @@ static void cond_free(slurmdb_job_cond_t *c)
         slurm_list_destroy(c->cluster_list);
     if (c->step_list)
         slurm_list_destroy(c->step_list);
+    c->cluster_list = c->step_list = NULL;
+}
+
+/* The query for cluster's runs of `id` (NULL: every job) in [since, until)
+ * (0: open), without steps; every_run: a requeued job's earlier runs too
+ * (else the latest of each job id). Lists are freed by cond_free. */
+static int cond_make(slurmdb_job_cond_t *c, const char *cluster, const run_id *id, int every_run,
+                     long long since, long long until)
+{
+    memset(c, 0, sizeof(*c));
+    c->flags = JOBCOND_FLAG_NO_STEP | JOBCOND_FLAG_NO_TRUNC | (every_run ? JOBCOND_FLAG_DUP : 0);
+    c->db_flags = SLURMDB_JOB_FLAG_NOTSET;   /* 0 asks for the jobs whose scheduling flags are 0: none */
+    c->usage_start = since > 0 ? (time_t)since : 1;   /* 0 would mean "since midnight" */
+    c->usage_end = until > 0 ? (time_t)until : time(NULL) + 1;
+    char *name = strdup(cluster);
+    if (!name || !(c->cluster_list = slurm_list_create(free))) {
+        free(name);
+        return -1;
+    }
+    slurm_list_append(c->cluster_list, name);
+    if (!id)
+        return 0;
+    slurm_selected_step_t *st = calloc(1, sizeof(*st));
+    if (!st || !(c->step_list = slurm_list_create(free))) {
+        free(st);
+        cond_free(c);
+        return -1;
+    }
+    st->array_task_id = id->array_task;
+    st->het_job_offset = id->het_offset;
+    st->step_id.job_id = id->job;
+    st->step_id.step_id = NO_VAL;
+    st->step_id.step_het_comp = NO_VAL;
+    slurm_list_append(c->step_list, st);
+    return 0;
 }
 
 /* --- a node's record into a finished job's AdminComment ------------------ */
 
-/* The latest run of job on node, as slurmdbd has it now: its AdminComment
- * (a copy, NULL: none) and whether slurmdbd knows it ended. 1 found, 0 not
- * (yet), -1 error. */
-static int run_read(void *db, const char *cluster, unsigned job, const char *node, char **comment,
-                    int *ended, vd_err *err)
+typedef enum try_result {
+    TRY_DONE,    /* the record is in, and stayed */
+    TRY_LATER,   /* slurmdbd has not recorded the run's end yet */
+    TRY_LOST,    /* another node's write at the same moment dropped it */
+    TRY_FAILED,  /* slurmdbd did not answer: maybe not for long */
+    TRY_NEVER,   /* it cannot go in: no room, refused, or the job ran again since */
+} try_result;
+
+/* What run_read found of job's latest run. */
+typedef struct run_seen {
+    run_id id;       /* how to select exactly that run for the write */
+    int ended;       /* slurmdbd has its end */
+    char *comment;   /* its AdminComment (a copy; NULL: none) */
+} run_seen;
+
+static int newer(const slurmdb_job_rec_t *a, const slurmdb_job_rec_t *b)
+{
+    return !b || a->submit > b->submit || (a->submit == b->submit && a->start > b->start);
+}
+
+/* The latest run of job, which must be the one on node (a run after it,
+ * a requeue, has the AdminComment now, and writing the earlier one's
+ * record there would be wrong): TRY_DONE with it in *seen, TRY_LATER when
+ * slurmdbd has no run of it on node yet, TRY_NEVER, TRY_FAILED. */
+static try_result run_read(void *db, const char *cluster, unsigned job, const char *node, run_seen *seen,
+                           vd_err *err)
 {
     slurmdb_job_cond_t c;
-    *comment = NULL;
-    if (cond_make(&c, cluster, job, 0, 0) < 0)
-        return vd_err_set(err, "job %u: out of memory asking slurmdbd for it", job);
+    run_id id = { job, NO_VAL, NO_VAL };
+    memset(seen, 0, sizeof(*seen));
+    /* slurmdbd keeps one transaction open on a client's connection:
+     * without ending it, every read sees the first one's snapshot. */
+    slurmdb_connection_commit(db, 0);
+    if (cond_make(&c, cluster, &id, 1, 0, 0) < 0)
+        return vd_err_set(err, "job %u: out of memory asking slurmdbd for it", job), TRY_FAILED;
     errno = 0;
     vd_list jobs = slurmdb_jobs_get(db, &c);
     cond_free(&c);
     if (!jobs)
         return vd_err_set(err, "job %u: slurmdbd does not answer: %s", job,
-                          errno ? slurm_strerror(errno) : "no list");
-    slurmdb_job_rec_t *latest = NULL, *r;
+                          errno ? slurm_strerror(errno) : "no list"), TRY_FAILED;
+    slurmdb_job_rec_t *latest = NULL, *mine = NULL, *r;
     vd_list_itr it = slurm_list_iterator_create(jobs);
-    /* Array tasks are asked for by their own id, and the first one's is
-     * the array's: slurmdbd answers with every task then. */
+    /* An array's first task has the array's id: slurmdbd answers with
+     * every task then. */
     while ((r = slurm_list_next(it)))
-        if (r->jobid == job && r->nodes && vd_slurm_hostlist_has(r->nodes, node) &&
-            (!latest || r->submit > latest->submit || (r->submit == latest->submit && r->start > latest->start)))
-            latest = r;
+        if (r->jobid == job) {
+            latest = newer(r, latest) ? r : latest;
+            if (r->nodes && vd_slurm_hostlist_has(r->nodes, node) && newer(r, mine))
+                mine = r;
+        }
     slurm_list_iterator_destroy(it);
-    int rc = 0;
-    if (latest) {
-        *ended = latest->end != 0;
-        rc = 1;
-        if (latest->admin_comment && !(*comment = strdup(latest->admin_comment)))
-            rc = vd_err_set(err, "job %u: out of memory reading its AdminComment", job);
+    try_result t = TRY_DONE;
+    if (!mine)
+        t = TRY_LATER, vd_err_set(err, "job %u: slurmdbd has no run of it on %s", job, node);
+    else if (mine != latest)
+        t = TRY_NEVER, vd_err_set(err, "job %u: it ran again since (a requeue): this run's record is not "
+                                  "written over the next run's", job);
+    else {
+        seen->ended = mine->end != 0;
+        if (mine->array_job_id && mine->array_task_id != NO_VAL)
+            seen->id = (run_id){ mine->array_job_id, mine->array_task_id, NO_VAL };
+        else if (mine->het_job_id && mine->het_job_offset != NO_VAL)
+            seen->id = (run_id){ mine->het_job_id, NO_VAL, mine->het_job_offset };
+        else
+            seen->id = (run_id){ job, NO_VAL, NO_VAL };
+        if (mine->admin_comment && !(seen->comment = strdup(mine->admin_comment)))
+            t = TRY_FAILED, vd_err_set(err, "job %u: out of memory reading its AdminComment", job);
     }
     slurm_list_destroy(jobs);
-    return rc;
+    return t;
 }
 
-/* Sets the AdminComment of job's latest run (slurmdbd picks the run: the
- * last submitted, which run_read read). */
-static int run_write(void *db, const char *cluster, unsigned job, const char *text, vd_err *err)
+/* Sets the AdminComment of the run `id` selects (slurmdbd changes the
+ * latest run of each job the query matches: one, as run_read chose it). */
+static try_result run_write(void *db, const char *cluster, unsigned job, const run_id *id, const char *text,
+                            vd_err *err)
 {
     slurmdb_job_cond_t c;
     slurmdb_job_rec_t rec;
-    if (cond_make(&c, cluster, job, 0, 0) < 0)
-        return vd_err_set(err, "job %u: out of memory asking slurmdbd for it", job);
+    if (cond_make(&c, cluster, id, 0, 0, 0) < 0)
+        return vd_err_set(err, "job %u: out of memory asking slurmdbd for it", job), TRY_FAILED;
     memset(&rec, 0, sizeof(rec));
     rec.derived_ec = NO_VAL;   /* 0 would set the derived exit code */
     rec.admin_comment = (char *)text;
@@ -152,13 +205,17 @@ static int run_write(void *db, const char *cluster, unsigned job, const char *te
     int n = done ? slurm_list_count(done) : 0;
     if (done)
         slurm_list_destroy(done);
-    /* slurmdbd queues the change and answers at once; it reaches MariaDB
-     * when the connection commits. */
-    if (n <= 0)
-        return vd_err_set(err, "job %u: slurmdbd refused to change its AdminComment: %s", job,
-                          e ? slurm_strerror(e) : "no job changed");
-    return slurmdb_connection_commit(db, 1) == SLURM_SUCCESS ? 0
-           : vd_err_set(err, "job %u: slurmdbd did not commit its AdminComment: %s", job, slurm_strerror(errno));
+    if (n <= 0) {
+        vd_err_set(err, "job %u: slurmdbd refused to change its AdminComment: %s", job,
+                   e ? slurm_strerror(e) : "no job changed");
+        return e == ESLURM_ACCESS_DENIED ? TRY_NEVER : TRY_FAILED;
+    }
+    /* The change reaches MariaDB when the connection commits. */
+    int rc = slurmdb_connection_commit(db, 1);
+    if (rc != SLURM_SUCCESS)
+        return vd_err_set(err, "job %u: slurmdbd did not commit its AdminComment: %s", job,
+                          slurm_strerror(rc)), TRY_FAILED;
+    return TRY_DONE;
 }
 
 static void pause_ms(long ms)
@@ -166,52 +223,43 @@ static void pause_ms(long ms)
     nanosleep(&(struct timespec){ .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 }, NULL);
 }
 
-typedef enum try_result {
-    TRY_DONE,    /* the record is in, and stayed */
-    TRY_LATER,   /* slurmdbd has not recorded the run's end yet */
-    TRY_LOST,    /* another node's write at the same moment dropped it */
-    TRY_FAILED,  /* slurmdbd did not answer, or refused: maybe not for long */
-    TRY_NEVER,   /* the record cannot go in (no room in the comment) */
-} try_result;
-
 static try_result comment_try(void *db, const char *cluster, unsigned job, const char *node,
                               const char *record, unsigned *seed, vd_err *err)
 {
-    char *old = NULL, merged[VD_ADMIN_COMMENT_MAX + 1];
-    int ended = 0;
-    int found = run_read(db, cluster, job, node, &old, &ended, err);
-    if (found < 0)
-        return TRY_FAILED;
-    if (!found || !ended) {
-        free(old);
-        vd_err_set(err, "job %u: slurmdbd has %s", job, found ? "not recorded its end" : "no run of it on this node");
-        return TRY_LATER;
-    }
-    int m = vd_admin_comment_merge(old, node, record, merged, sizeof(merged), err);
-    free(old);
-    if (m < 0)
-        return TRY_NEVER;
-    if (run_write(db, cluster, job, merged, err) < 0)
-        return TRY_FAILED;
+    run_seen seen;
+    char merged[VD_ADMIN_COMMENT_MAX + 1];
+    try_result t = run_read(db, cluster, job, node, &seen, err);
+    if (t == TRY_DONE && !seen.ended)
+        t = TRY_LATER, vd_err_set(err, "job %u: slurmdbd has not recorded its end", job);
+    if (t == TRY_DONE && vd_admin_comment_merge(seen.comment, node, record, merged, sizeof(merged), err) < 0)
+        t = TRY_NEVER;
+    free(seen.comment);
+    if (t == TRY_DONE)
+        t = run_write(db, cluster, job, &seen.id, merged, err);
+    if (t != TRY_DONE)
+        return t;
     /* The other nodes of the job write at about the same moment: one that
      * read before this write and wrote after it dropped it. */
     pause_ms(100 + rand_r(seed) % 300);
-    if (run_read(db, cluster, job, node, &old, &ended, err) < 0)
-        return TRY_FAILED;
-    int kept = vd_admin_comment_has(old, node, record);
-    free(old);
+    if ((t = run_read(db, cluster, job, node, &seen, err)) != TRY_DONE)
+        return t == TRY_LATER ? TRY_FAILED : t;
+    int kept = vd_admin_comment_has(seen.comment, node, record);
+    free(seen.comment);
     if (!kept)
         vd_err_set(err, "job %u: node %s's record keeps disappearing from the AdminComment in slurmdbd "
                    "(another tool rewriting it at the same time?)", job, node);
     return kept ? TRY_DONE : TRY_LOST;
 }
 
-int vd_slurmdb_job_comment(unsigned job, const char *node, const char *record, int wait_s,
-                           vd_err *err)
+int vd_slurmdb_job_comment(const char *cluster, unsigned job, const char *node, const char *record,
+                           int wait_s, vd_err *err)
 {
-    char cluster[64];
-    if (vd_slurm_cluster_name(cluster, sizeof(cluster), err) < 0)
-        return vd_err_prefix(err, "job %u", job);
+    char name[64];
+    if (!cluster || !*cluster) {
+        if (vd_slurm_cluster_name(name, sizeof(name), err) < 0)
+            return vd_err_prefix(err, "job %u", job);
+        cluster = name;
+    }
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     long long deadline = (long long)time(NULL) + (wait_s > 0 ? wait_s : 0);
     void *db = NULL;
@@ -314,26 +362,31 @@ static void job_from_rec(const slurmdb_job_rec_t *r, unsigned gpu_id, vd_acct_jo
     copy(j->account, sizeof(j->account), r->account);
     copy(j->partition, sizeof(j->partition), r->partition);
     copy(j->nodes, sizeof(j->nodes), r->nodes && strcmp(r->nodes, "None assigned") ? r->nodes : "");
-    copy(j->state, sizeof(j->state), vd_slurm_state_name(r->state));
+    /* slurmdbd keeps a run that ended in a requeue with the requeue flag. */
+    copy(j->state, sizeof(j->state), r->state & JOB_REQUEUE ? "REQUEUED" : vd_slurm_state_name(r->state));
     exit_code_str(j->exit_code, sizeof(j->exit_code), r->exitcode);
     j->gpus = gpu_id ? tres_count(r->tres_alloc_str, gpu_id) : -1;
-    if (!gpu_id)
-        copy(j->note, sizeof(j->note), "slurmdbd counts no gres/gpu (AccountingStorageTRES): GPUs unknown");
     if (vd_acct_comment_parse(r->admin_comment, j, &err) < 0)
         copy(j->note, sizeof(j->note), err.msg);
+    else if (!gpu_id)
+        copy(j->note, sizeof(j->note), "slurmdbd counts no gres/gpu (AccountingStorageTRES): GPUs unknown");
     /* The AdminComment outlives a requeue: this run's nodes only. */
     vd_acct_recs_keep_nodes(j, vd_slurm_hostlist_has);
 }
 
 int vd_slurmdb_jobs_each(long long since, long long until, vd_slurmdb_job_fn fn, void *arg, vd_err *err)
 {
+    char cluster[64];
+    /* One slurmdbd may keep several clusters: this one's only. */
+    if (vd_slurm_cluster_name(cluster, sizeof(cluster), err) < 0)
+        return -1;
     void *db = conn_open(err);
     if (!db)
         return -1;
     unsigned gpu_id;
     slurmdb_job_cond_t c;
     int rc = gpu_tres_id(db, &gpu_id, err);
-    if (rc == 0 && cond_make(&c, NULL, 0, since, until) < 0)
+    if (rc == 0 && cond_make(&c, cluster, NULL, 1, since, until) < 0)
         rc = vd_err_set(err, "out of memory asking slurmdbd for jobs");
     vd_list jobs = NULL;
     if (rc == 0) {

@@ -33,13 +33,15 @@ int vd_slurmdb_used(vd_err *err);
  * that the job ended, so this waits up to wait_s for slurmdbd to know the
  * end; then reads the comment back, and tries again when another node's
  * write at the same moment dropped the record. The run must have had the
- * node. */
-int vd_slurmdb_job_comment(unsigned job, const char *node, const char *record, int wait_s,
-                           vd_err *err);
+ * node and be the job's latest (a requeued job's next run is left alone),
+ * and the write selects that one run (an array task, a het component).
+ * cluster: slurmd's SLURM_CLUSTER_NAME (NULL or "": asked of slurmctld). */
+int vd_slurmdb_job_comment(const char *cluster, unsigned job, const char *node, const char *record,
+                           int wait_s, vd_err *err);
 
 /* Calls fn for each run (a requeued job's too) that slurmdbd has of this
- * cluster's jobs that ran in [since, until) (epoch seconds; 0: open),
- * ended or not, as vd_acct_job: its records from its AdminComment, its
+ * cluster's jobs (slurmctld's ClusterName) that ran in [since, until)
+ * (epoch seconds; 0: open), ended or not, as vd_acct_job: its records from its AdminComment, its
  * GPUs from its TRES (gres/gpu; 0 without, -1 when slurmdbd counts no
  * gres/gpu: AccountingStorageTRES lacks it). Stops at the first fn that
  * does not return 0 and returns that. */

@@ -128,7 +128,11 @@ typedef struct slurmdb_send {
 static int slurmdb_sender(void *arg, vd_err *err)
 {
     const slurmdb_send *s = arg;
-    if (vd_slurmdb_job_comment(s->job, s->conf->node, s->rec, SLURMDB_END_WAIT_S, err) < 0)
+    int used = vd_slurmdb_used(err);
+    if (used <= 0)   /* no slurmdbd here: nothing to do */
+        return used < 0 ? vd_err_prefix(err, "the restore record is not sent to slurmdbd") : 0;
+    if (vd_slurmdb_job_comment(getenv("SLURM_CLUSTER_NAME"), s->job, s->conf->node, s->rec,
+                               SLURMDB_END_WAIT_S, err) < 0)
         return vd_err_prefix(err, "the record stays in %s/records.jsonl", s->conf->state_dir);
     syslog(LOG_INFO, "job %u: restore record sent to slurmdbd", s->job);
     return 0;
@@ -137,13 +141,9 @@ static int slurmdb_sender(void *arg, vd_err *err)
 void node_slurmdb_later(const vd_conf *conf, unsigned job, const char *rec)
 {
     vd_err err;
-    int used = vd_slurmdb_used(&err);
-    if (used < 0)
-        syslog(LOG_WARNING, "job %u: the restore record is not sent to slurmdbd: %s", job, err.msg);
-    if (used <= 0)
-        return;
-    /* Waiting for slurmdbd to hear of the job's end, and each call's
-     * MessageTimeout, must not hold the node in COMPLETING. */
+    /* Asking slurmctld whether there is a slurmdbd, waiting for slurmdbd
+     * to hear of the job's end, and each call's MessageTimeout must not
+     * hold the node in COMPLETING: all of it runs detached. */
     slurmdb_send s = { conf, job, rec };
     char what[96];
     snprintf(what, sizeof(what), "job %u: the restore record for slurmdbd", job);

@@ -87,7 +87,13 @@ test_restore_waits_for_slurmdbd() {
     t_poll 30 sh -c "grep '\"op\":\"restore\"' '$VDESK_BED/vdesk/state/n1/records.jsonl' | grep -q '\"job\":$id[,}]'" ||
         t_fail "job $id: no restore record on the node"
     sleep 3
+    # slurmctld held back while slurmdbd comes up: the sender finds the run
+    # without its end for a while, on the same connection, and must see the
+    # end once slurmctld sends it.
+    kill -STOP "$(awk '$1 == "slurmctld" { p = $2 } END { print p }' "$VDESK_BED/pids")"
     bed_slurmdbd_start || t_fail "slurmdbd did not start again"
+    sleep 3
+    kill -CONT "$(awk '$1 == "slurmctld" { p = $2 } END { print p }' "$VDESK_BED/pids")"
     t_poll 90 has_restore "$id" || t_fail "job $id: no restore record in slurmdbd: $(dbd "$id" AdminComment)"
     assert_match "$(dbd "$id" AdminComment)" "^vdesk\[n1\] evict: asked=save used=save .* \| vdesk\[n1\] restore: asked=- used=save " \
         "job $id after slurmdbd came back"
@@ -105,6 +111,27 @@ test_array_and_plain_jobs_from_slurmdbd() {
     out=$(report jobs --csv --slurmdbd)
     assert_match "$out" "^[0-9]+,${id}_0,root,[a-z]+,COMPLETED,.*,n2,0,0,$" "array task 0"
     assert_match "$out" "^[0-9]+,${id}_1,root,[a-z]+,COMPLETED,.*,n2,0,0,$" "array task 1"
+}
+
+# Each task of an array evicts and restores in turn, and each task's run
+# in slurmdbd gets its own restore, not its sibling's (the first task has
+# the array's id, which slurmdbd matches to every task).
+test_array_tasks_each_get_their_own_restore() {
+    local id task raw comment rec
+    id=$(job -w n1 -c 2 --vdesk=save --array=0-1 --wrap 'sleep 1')
+    for task in 0 1; do
+        t_poll 120 has_restore "${id}_$task" || t_fail "task $task: no restore in slurmdbd: $(dbd "${id}_$task" AdminComment)"
+    done
+    for task in 0 1; do
+        raw=$(dbd "${id}_$task" JobIDRaw)
+        comment=$(dbd "${id}_$task" AdminComment)
+        assert_eq "$(grep -o 'vdesk\[n1\] [a-z]*:' <<<"$comment" | tr '\n' ' ')" "vdesk[n1] evict: vdesk[n1] restore: " \
+            "task $task's records"
+        rec=$(grep '"op":"restore"' "$VDESK_BED/vdesk/state/n1/records.jsonl" | grep "\"job\":$raw[,}]" | tail -n 1)
+        assert_match "$comment" "restore: .*total=$(sed -n 's/.*"total_ms":\([0-9]*\).*/\1/p' <<<"$rec")ms" \
+            "task $task (job $raw): its own restore"
+    done
+    after_job "$raw" n1
 }
 
 # A report from slurmdbd counts the evictions per node as vdesk's store

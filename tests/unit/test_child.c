@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "child.h"
+#include "scale.h"
 
 static int answers(void *arg, vd_err *err)
 {
@@ -134,6 +135,68 @@ static void a_child_that_dies_says_how(void **state)
     assert_non_null(strstr(err.msg, "killed by signal 9"));
 }
 
+/* vd_child_detach: the function runs in a process of its own that the
+ * caller does not wait for, and the limit ends it. */
+static int pid_to_file(void *arg, vd_err *err)
+{
+    const char *path = arg;
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return vd_err_set(err, "%s: %s", tmp, strerror(errno));
+    fprintf(f, "%d\n", (int)getpid());
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        return vd_err_set(err, "%s: %s", path, strerror(errno));
+    if (strstr(path, "hang"))
+        for (;;)
+            pause();
+    return 0;
+}
+
+static int pid_wait(const char *path, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        FILE *f = fopen(path, "r");
+        int pid = 0;
+        if (f && fscanf(f, "%d", &pid) == 1) {
+            fclose(f);
+            return pid;
+        }
+        if (f)
+            fclose(f);
+        nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+    }
+    return 0;
+}
+
+static void a_detached_run_is_bounded(void **state)
+{
+    (void)state;
+    int scale = (int)test_time_scale();
+    char dir[] = "/tmp/vdchild.XXXXXX", ran[64], hang[64];
+    vd_err err;
+    assert_non_null(mkdtemp(dir));
+    snprintf(ran, sizeof(ran), "%s/ran", dir);
+    snprintf(hang, sizeof(hang), "%s/hang", dir);
+    assert_int_equal(vd_child_detach(pid_to_file, ran, 10, "test", &err), 0);
+    int pid = pid_wait(ran, 10 * scale);
+    assert_true(pid > 0 && pid != getpid());
+    /* The one that hangs is ended by its 1 s limit. */
+    assert_int_equal(vd_child_detach(pid_to_file, hang, 1, "test", &err), 0);
+    pid = pid_wait(hang, 10 * scale);
+    assert_true(pid > 0);
+    int gone = 0;
+    for (int i = 0; i < 20 * 10 * scale && !gone; i++) {
+        gone = kill(pid, 0) < 0 && errno == ESRCH;
+        nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000 }, NULL);
+    }
+    assert_true(gone);
+    unlink(ran);
+    unlink(hang);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -141,6 +204,7 @@ int main(void)
         cmocka_unit_test(the_child_keeps_no_inherited_descriptor),
         cmocka_unit_test(a_hung_child_is_killed_and_reaped),
         cmocka_unit_test(a_child_that_dies_says_how),
+        cmocka_unit_test(a_detached_run_is_bounded),
     };
     return cmocka_run_group_tests_name("child", tests, NULL, NULL);
 }

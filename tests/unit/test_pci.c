@@ -23,6 +23,7 @@
 
 #include "emu.h"
 #include "pci.h"
+#include "scale.h"
 
 static void assert_drivers(const emu *e, const char *bdf, const char *expected)
 {
@@ -137,15 +138,6 @@ static void busy_function_fails_and_group_goes_back(void **state)
     assert_string_equal(buf, "(null)\n");
 }
 
-/* VDESK_TEST_TIME_SCALE (1 to 20, default 1): how much slower than a
- * plain run this one may be. */
-static long time_scale(void)
-{
-    const char *v = getenv("VDESK_TEST_TIME_SCALE");
-    long s = v ? strtol(v, NULL, 10) : 1;
-    return s < 1 ? 1 : s > 20 ? 20 : s;
-}
-
 static void hung_unbind_times_out_naming_the_device(void **state)
 {
     emu *e = *state;
@@ -167,7 +159,7 @@ static void hung_unbind_times_out_naming_the_device(void **state)
     /* Under valgrind, beside make check's other platform, forking and
      * reaping the child take longer: tests/check.sh gives that run a
      * VDESK_TEST_TIME_SCALE. */
-    long bound = 3000 * time_scale();
+    long bound = 3000 * test_time_scale();
     if (ms >= bound)
         fail_msg("took %ld ms (at most %ld): %s", ms, bound, err.msg);
     assert_true(ms < bound);   /* the caller did not hang with the driver */
