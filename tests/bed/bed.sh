@@ -274,9 +274,7 @@ StoragePass=vdeskbed
 StorageLoc=slurm_acct_db
 EOF
     chmod 0600 "$s/slurmdbd.conf"
-    bed__start slurmdbd "$s/log/slurmdbd.out" env SLURM_CONF="$SLURM_CONF" slurmdbd -D   # reads slurmdbd.conf beside SLURM_CONF
-    bed__wait_up slurmdbd 60 sacctmgr -n list cluster ||
-        { bed__fail slurmdbd "$s/log/slurmdbd.log" "sacctmgr gets no answer after 60 s"; return 1; }
+    bed__slurmdbd_run || return 1
     { sacctmgr -i add cluster vdeskbed && sacctmgr -i add account lab cluster=vdeskbed &&
         sacctmgr -i add user root account=lab cluster=vdeskbed; } >>"$s/log/sacctmgr.log" 2>&1 ||
         { bed__fail slurmdbd "$s/log/sacctmgr.log" "sacctmgr could not add the cluster"; return 1; }
@@ -761,14 +759,22 @@ bed_slurmdbd_stop() {
     local pid
     pid=$(bed__pid_of slurmdbd)
     [ -n "$pid" ] || return 1
-    kill -KILL "$pid"
+    # slurmdbd itself, under tini (whose own death by a signal the shell
+    # that started it would announce).
+    pkill -KILL -P "$pid" slurmdbd
     bed__wait 10 bed__pid_gone "$pid"
 }
 bed_slurmdbd_start() {
     BED=$VDESK_BED BED_PORT=$VDESK_BED_PORT_BASE
+    bed__slurmdbd_run
+}
+
+# slurmdbd on the bed's slurmdbd.conf, which it reads beside SLURM_CONF.
+bed__slurmdbd_run() {
     local s=$BED/slurm
     bed__start slurmdbd "$s/log/slurmdbd.out" env SLURM_CONF="$SLURM_CONF" slurmdbd -D
-    bed__wait_up slurmdbd 60 sacctmgr -n list cluster
+    bed__wait_up slurmdbd 60 sacctmgr -n list cluster ||
+        { bed__fail slurmdbd "$s/log/slurmdbd.log" "sacctmgr gets no answer after 60 s"; return 1; }
 }
 
 # bed_virtlockd_start [NODE]: starts virtlockd again in the mount namespace

@@ -25,6 +25,9 @@ job() { sbatch --parsable -o /dev/null "$@"; }
 dbd() { sacct -X -n -P -j "$1" -o "$2" | tail -n 1; }
 has_restore() { dbd "$1" AdminComment | grep -q "vdesk\[n1\] restore: "; }
 report() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" report "$@"; }
+# slurmdbd lists a job by period once slurmctld has sent its eligible time,
+# seconds after sacct -j shows it (the array test found it first).
+in_report() { report jobs --csv --slurmdbd | grep -q "^$1,"; }
 # gpu_s ID [--slurmdbd]: job ID's gpu_seconds in report jobs (column 10).
 gpu_s() { report jobs --csv "${@:2}" | awk -F, -v id="$1" '$1 == id { print $10 }'; }
 
@@ -50,6 +53,7 @@ test_records_reach_slurmdbd_beside_vdesks_store() {
         assert_eq "$(dbd "$id" State)" COMPLETED "job $id's state in slurmdbd"
     done
     # slurmdbd's copy joins each node's records of a run in the report.
+    t_poll 30 in_report "$id" || t_fail "job $id is not in report jobs --slurmdbd"
     assert_match "$(report jobs --csv --slurmdbd)" "^$id,.*n1:evict:$mode>$mode:[0-9]+ms n1:restore:-?>$mode:[0-9]+ms$" \
         "report jobs --slurmdbd"
 }
@@ -66,6 +70,7 @@ test_gpu_seconds_match_slurms_tres() {
     assert_eq "$tres" 1 "slurmdbd's gres/gpu TRES of job $id"
     want=$((tres * elapsed))
     assert_gt "$want" 2 "job $id's GPU-seconds"
+    t_poll 30 in_report "$id" || t_fail "job $id is not in report jobs --slurmdbd"
     assert_eq "$(gpu_s "$id" --slurmdbd)" "$want" \
         "report --slurmdbd: GPU-seconds of job $id against sacct"
     assert_eq "$(gpu_s "$id")" "$want" \
@@ -105,7 +110,6 @@ test_restore_waits_for_slurmdbd() {
 test_array_and_plain_jobs_from_slurmdbd() {
     local id out
     id=$(job -w n2 --array=0-1 --wrap true)
-    # slurmdbd answers a query by time a moment after one by job id.
     t_poll 60 sh -c "[ \"\$('$T_BUILD/cli/vdeskctl' --conf '$VDCONF' report jobs --csv --slurmdbd | grep -c ',${id}_[01],.*,COMPLETED,')\" = 2 ]" ||
         t_fail "array $id not in the report: $(sacct -X -n -P -j "$id" -o JobID,State,Eligible,End)"
     out=$(report jobs --csv --slurmdbd)
@@ -131,13 +135,16 @@ test_array_tasks_each_get_their_own_restore() {
         assert_match "$comment" "restore: .*total=$(sed -n 's/.*"total_ms":\([0-9]*\).*/\1/p' <<<"$rec")ms" \
             "task $task (job $raw): its own restore"
     done
-    after_job "$raw" n1
+    # (scontrol shows every task for the array's id: after_job cannot wait on it.)
+    t_poll 60 sh -c "[ \"\$('$BEDCTL' state desk-n1)\" = running ]" || t_fail "desk-n1 is not running again"
 }
 
 # A report from slurmdbd counts the evictions per node as vdesk's store
 # does, over the same jobs.
 test_nodes_view_agrees_between_stores() {
-    local a b
+    local a b last
+    last=$(sql "SELECT max(job) FROM jobs")
+    t_poll 30 in_report "$last" || t_fail "job $last is not in report jobs --slurmdbd"
     a=$(report nodes --csv --slurmdbd | cut -d, -f1-7)
     b=$(report nodes --csv | cut -d, -f1-7)
     assert_match "$a" "^n1,[1-9]" "report nodes --slurmdbd"
