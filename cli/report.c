@@ -91,14 +91,18 @@ static const char EVICTIONS[] = SELECTED
 /* Where each node's desktop was over the period: away for the runs of the
  * jobs that evicted it, off for those that found it off (their eviction
  * used "none"), home the rest. vdesk looks at the desktop when a job
- * starts and ends, so a desktop off while no job runs counts as home. */
+ * starts and ends, so a desktop off while no job runs counts as home.
+ * drains: the operations (evictions, restores) that drained the node. */
 #define OFF "(op = 'evict' AND used = 'none')"
 static const char AVAILABILITY[] = SELECTED SPAN_S
     ", per AS (SELECT node, sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) AS away_s,"
-    " sum(CASE WHEN " OFF " THEN run_s ELSE 0 END) AS off_s FROM ev GROUP BY node)"
+    " sum(CASE WHEN " OFF " THEN run_s ELSE 0 END) AS off_s FROM ev GROUP BY node),"
+    " dr AS (SELECT r.node, count(*) AS drains FROM records r JOIN sel s USING (cluster, job, start)"
+    " WHERE r.drained AND (?5 IS NULL OR r.node = ?5) GROUP BY r.node)"
     " SELECT node, round(100.0 * max(0.0, 1 - min(1.0, (away_s + off_s) * 1.0 / s)), 1) AS home_pct,"
     " round(100.0 * min(1.0, away_s * 1.0 / s), 1) AS away_pct, round(100.0 * min(1.0, off_s * 1.0 / s), 1)"
-    " AS off_pct, round(away_s / 3600.0, 2) AS away_hours, round(off_s / 3600.0, 2) AS off_hours"
+    " AS off_pct, round(away_s / 3600.0, 2) AS away_hours, round(off_s / 3600.0, 2) AS off_hours,"
+    " coalesce((SELECT drains FROM dr WHERE dr.node = per.node), 0) AS drains"
     " FROM per, span ORDER BY node";
 
 /* The span of the selected runs: the picture's period when none is given. */
@@ -281,6 +285,12 @@ static sqlite3 *db_open(const char *path)
         sqlite3_step(st) == SQLITE_ROW)
         v = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
+    /* A database of schema 1 is made 2 by the next vdesk-jobcomp run; until
+     * then its records read as never drained (the report opens it
+     * read-only: a temporary view stands for the table). */
+    if (v == 1 && sqlite3_exec(db, "CREATE TEMP VIEW records AS SELECT *, 0 AS drained FROM main.records",
+                               NULL, NULL, NULL) == SQLITE_OK)
+        v = VD_ACCT_SCHEMA;
     if (v != VD_ACCT_SCHEMA) {
         fprintf(stderr, "vdeskctl report: accounting database %s: %s (schema %d; this vdesk reads %d)\n",
                 path, v < 0 ? sqlite3_errmsg(db) : v > VD_ACCT_SCHEMA ? "written by a newer vdesk"

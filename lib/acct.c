@@ -91,17 +91,25 @@ static int rec_field(vd_acct_rec *r, const char *key, size_t klen, const char *v
         return parse_phases(v, vlen, r);
     else if (KEY("migrated"))
         copy_n(r->migrated, sizeof(r->migrated), v, vlen);
+    else if (KEY("drained"))
+        r->drained = vlen == 3 && memcmp(v, "yes", 3) == 0;
     else
         return -1;
     return 0;
 #undef KEY
 }
 
+/* The first of the keys that can follow phases= in the format. */
 static const char *phases_end(const char *s, size_t len)
 {
-    const char *m = memmem(s, len, " migrated=", 10);
-    const char *o = memmem(s, len, " outcome=\"", 10);
-    return m && (!o || m < o) ? m : o;
+    static const char *const next[] = { " migrated=", " drained=", " outcome=\"" };
+    const char *first = NULL;
+    for (size_t i = 0; i < sizeof(next) / sizeof(next[0]); i++) {
+        const char *k = memmem(s, len, next[i], strlen(next[i]));
+        if (k && (!first || k < first))
+            first = k;
+    }
+    return first;
 }
 
 /* "OP: KEY=VALUE ... outcome=\"...\"", as the AdminComment has it, or
@@ -329,6 +337,7 @@ static json_object *rec_json(const vd_acct_rec *r)
     JSTR(o, "devices", r->devices);
     JINT(o, "total_ms", r->total_ms);
     JSTR(o, "migrated", r->migrated);
+    JINT(o, "drained", r->drained);
     JSTR(o, "outcome", r->outcome);
     JINT(o, "cut", r->cut);
     for (int i = 0; i < r->nphases; i++) {
@@ -345,7 +354,7 @@ static json_object *rec_json(const vd_acct_rec *r)
 json_object *vd_acct_job_json(const vd_acct_job *j)
 {
     json_object *o = json_object_new_object(), *recs = json_object_new_array();
-    JINT(o, "schema", VD_ACCT_SCHEMA);
+    JINT(o, "schema", VD_ACCT_JSON_SCHEMA);
     JSTR(o, "cluster", j->cluster);
     JINT(o, "job", j->job);
     JINT(o, "submit", j->submit);
@@ -417,6 +426,9 @@ static const char *rec_from_json(json_object *o, vd_acct_rec *rec)
     jr_str(&r, "devices", rec->devices, sizeof(rec->devices));
     rec->total_ms = (long)jr_int(&r, "total_ms", -1, 1LL << 40);
     jr_str(&r, "migrated", rec->migrated, sizeof(rec->migrated));
+    /* Absent in files of a vdesk before it: not drained. */
+    if (json_object_object_get_ex(o, "drained", NULL))
+        rec->drained = (int)jr_int(&r, "drained", 0, 1);
     jr_str(&r, "outcome", rec->outcome, sizeof(rec->outcome));
     rec->cut = (int)jr_int(&r, "cut", 0, 1);
     json_object *ph;
@@ -443,8 +455,8 @@ int vd_acct_job_from_json(json_object *o, vd_acct_job *j, vd_err *err)
     memset(j, 0, sizeof(*j));
     if (!json_object_is_type(o, json_type_object))
         return vd_err_set(err, "not a JSON object");
-    if (jr_int(&r, "schema", 0, 1 << 20) != VD_ACCT_SCHEMA)
-        return vd_err_set(err, "schema is not %d", VD_ACCT_SCHEMA);
+    if (jr_int(&r, "schema", 0, 1 << 20) != VD_ACCT_JSON_SCHEMA)
+        return vd_err_set(err, "schema is not %d", VD_ACCT_JSON_SCHEMA);
     jr_str(&r, "cluster", j->cluster, sizeof(j->cluster));
     j->job = (unsigned)jr_int(&r, "job", 1, 0xfffffffd);
     j->submit = jr_int(&r, "submit", 0, 1LL << 40);
@@ -497,7 +509,7 @@ static const char SCHEMA[] =
     " cluster TEXT NOT NULL, job INTEGER NOT NULL, start INTEGER NOT NULL, seq INTEGER NOT NULL,"
     " node TEXT NOT NULL, op TEXT NOT NULL, asked TEXT NOT NULL, used TEXT NOT NULL,"
     " devices TEXT NOT NULL, total_ms INTEGER, failed_phases INTEGER NOT NULL,"
-    " migrated TEXT NOT NULL, outcome TEXT NOT NULL, cut INTEGER NOT NULL,"
+    " migrated TEXT NOT NULL, outcome TEXT NOT NULL, cut INTEGER NOT NULL, drained INTEGER NOT NULL DEFAULT 0,"
     " PRIMARY KEY (cluster, job, start, seq),"
     " FOREIGN KEY (cluster, job, start) REFERENCES jobs ON DELETE CASCADE);"
     "CREATE TABLE phases ("
@@ -508,7 +520,12 @@ static const char SCHEMA[] =
     "CREATE INDEX jobs_end ON jobs (end_time);"
     "CREATE INDEX jobs_user ON jobs (user, end_time);"
     "CREATE INDEX records_node ON records (node, op);"
-    "PRAGMA user_version = 1;";
+    "PRAGMA user_version = 2;";
+
+/* From schema 1: the records' drains. */
+static const char SCHEMA_1_TO_2[] =
+    "ALTER TABLE records ADD COLUMN drained INTEGER NOT NULL DEFAULT 0;"
+    "PRAGMA user_version = 2;";
 
 static int db_fail(sqlite3 *db, const char *path, const char *what, vd_err *err)
 {
@@ -560,6 +577,8 @@ static int schema_ensure(sqlite3 *db, const char *path, vd_err *err)
     if (user_version(db, path, &v, err) < 0)
         goto fail;
     if (v == 0 && exec_sql(db, path, SCHEMA, err) < 0)
+        goto fail;
+    if (v == 1 && exec_sql(db, path, SCHEMA_1_TO_2, err) < 0)
         goto fail;
     if (v > VD_ACCT_SCHEMA) {
         vd_err_set(err, "accounting database %s has schema %d, and this vdesk knows %d at most: "
@@ -726,8 +745,9 @@ static int store_phases(sqlite3 *db, const vd_acct_job *j, int seq, const vd_acc
 static int store_rec(sqlite3 *db, const vd_acct_job *j, int seq, const vd_acct_rec *r, vd_err *err)
 {
     sqlite3_stmt *st;
-    if (prepare(db, "INSERT INTO records VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
-                " ?12, ?13, ?14)", &st, err) < 0)
+    if (prepare(db, "INSERT INTO records (cluster, job, start, seq, node, op, asked, used, devices, total_ms,"
+                " failed_phases, migrated, outcome, cut, drained) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+                " ?10, ?11, ?12, ?13, ?14, ?15)", &st, err) < 0)
         return -1;
     bind_key(st, j);
     sqlite3_bind_int(st, 4, seq);
@@ -741,6 +761,7 @@ static int store_rec(sqlite3 *db, const vd_acct_job *j, int seq, const vd_acct_r
     sqlite3_bind_text(st, 12, r->migrated, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 13, r->outcome, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 14, r->cut);
+    sqlite3_bind_int(st, 15, r->drained);
     if (step_done(db, st, "storing a record", err) < 0)
         return -1;
     return store_phases(db, j, seq, r, err);
@@ -995,7 +1016,7 @@ int vd_acct_drop(const char *db_path, const char *cluster, unsigned job, const c
         return vd_err_set(err, "out of memory");
     }
     long long now_ms = vd_now_ms();
-    json_object_object_add(o, "schema", json_object_new_int(VD_ACCT_SCHEMA));
+    json_object_object_add(o, "schema", json_object_new_int(VD_ACCT_JSON_SCHEMA));
     json_object_object_add(o, "kind", json_object_new_string("record"));
     json_object_object_add(o, "cluster", json_object_new_string(cluster));
     json_object_object_add(o, "job", json_object_new_int64(job));

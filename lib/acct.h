@@ -33,7 +33,8 @@
 
 #include "err.h"
 
-#define VD_ACCT_SCHEMA 1
+#define VD_ACCT_SCHEMA 2       /* the database's; 1 had no records.drained */
+#define VD_ACCT_JSON_SCHEMA 1  /* the spool's files ("drained" may be absent) */
 #define VD_ACCT_MAX_RECS 64      /* records of one job (nodes x operations) */
 #define VD_ACCT_MAX_PHASES 24
 #define VD_ACCT_NONE 0xffffffffu /* no array task, no het component */
@@ -57,6 +58,7 @@ typedef struct vd_acct_rec {
     int nphases;
     int failed_phases;    /* phases marked '!' (a fallback, or a failure) */
     char migrated[256];   /* "n1>n2:1234ms,downtime=..." or "" */
+    int drained;          /* the operation drained the node */
     char outcome[1024];   /* unreadable records keep their text here */
     int cut;              /* the AdminComment had it shortened ("..."):
                            * what is missing is unknown, not failed */

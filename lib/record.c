@@ -34,6 +34,9 @@ void vd_report_format(const vd_report *rep, char *buf, size_t size)
         n += snprintf(buf + n, size - (size_t)n, " migrated=%s>%s:%lldms,downtime=%lldms,data=%lldMiB,"
                       "iterations=%lld", m->from, m->to, m->ms, m->downtime_ms,
                       m->data_bytes < 0 ? -1 : m->data_bytes >> 20, m->iterations);
+    /* The reason is in slurmctld's node record; the accounting counts it. */
+    if (rep->drain[0] && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, " drained=yes");
     if (n > 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " outcome=\"%s\"", rep->outcome);
 }

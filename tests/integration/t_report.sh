@@ -94,7 +94,8 @@ test_nodes_view_by_hand() {
 }
 
 # Where each desktop was over a day: away for the jobs that evicted it,
-# off for those that found it off, home the rest (a history of its own).
+# off for those that found it off, home the rest; and the operations that
+# drained the node (a history of its own).
 test_availability_view_by_hand() {
     local DB=$T_DIR/avail.db out
     mkdir -p "$DB.spool"
@@ -103,14 +104,23 @@ test_availability_view_by_hand() {
     run 12 alice lab 3000 1440 0 "n1:evict:suspend:suspend:20:lock:0,suspend:15"
     run 13 bob phys 5000 8640 0 "n1:evict:auto:none:5:lock:0"
     run 14 bob phys 20000 17280 1 "n2:evict:migrate:migrate:4000:lock:1,migrate n3:3900"
+    # Job 12's suspend drained n1 (a fallback that lost something).
+    sed -i 's/"cut":0/"cut":0,"drained":1/' "$DB.spool/12-$((T0 + 3000))-1.json"
     TZ=UTC0 env -i VDESK_CONF="$T_DIR/avail.conf" JOBID=98 JOBSTATE=COMPLETED START=$((T0 + 80000)) \
         END=$((T0 + 80010)) USERNAME=dave CLUSTER=c1 "$T_BUILD/jobcomp/vdesk-jobcomp"
     out=$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/avail.conf" report availability --csv \
         --since 2026-01-01 --until 2026-01-02)
-    assert_eq "$(sed -n 1p <<<"$out")" "node,home_pct,away_pct,off_pct,away_hours,off_hours"
+    assert_eq "$(sed -n 1p <<<"$out")" "node,home_pct,away_pct,off_pct,away_hours,off_hours,drains"
     # n1: 4320 s away (5 %), 8640 s off (10 %) of 86400 s; n2: 17280 s away.
-    assert_match "$out" "^n1,85.00,5.00,10.00,1.20,2.40$"
-    assert_match "$out" "^n2,80.00,20.00,0.00,4.80,0.00$"
+    assert_match "$out" "^n1,85.00,5.00,10.00,1.20,2.40,1$"
+    assert_match "$out" "^n2,80.00,20.00,0.00,4.80,0.00,0$"
+    # A database of schema 1 (before drains were kept), not yet upgraded by
+    # a jobcomp run, still reads: nothing drained.
+    cp "$DB" "$T_DIR/v1.db"
+    sqlite3 "$T_DIR/v1.db" "ALTER TABLE records DROP COLUMN drained; PRAGMA user_version = 1"
+    printf '[vdesk]\naccounting_db = %s\n' "$T_DIR/v1.db" >"$T_DIR/v1.conf"
+    assert_match "$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/v1.conf" report availability --csv \
+        --since 2026-01-01 --until 2026-01-02)" "^n1,85.00,5.00,10.00,1.20,2.40,0$" "a schema 1 database"
     # The nodes view does not count a desktop that was off as away.
     assert_match "$("$T_BUILD/cli/vdeskctl" --conf "$T_DIR/avail.conf" report nodes --csv \
         --since 2026-01-01 --until 2026-01-02)" "^n1,2,1,1,0,0,0,0,0,1.20,95.00,"

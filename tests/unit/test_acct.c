@@ -132,6 +132,76 @@ static void record_line_reads_back(void **state)
     assert_true(strncmp(r.migrated, "n1>n2:", 6) == 0);
     assert_string_equal(r.outcome, rep.outcome);
     assert_false(r.cut);
+    assert_false(r.drained);
+}
+
+/* An operation that drained the node says so in its record, whose phases
+ * still end where they should; the store and the spool's JSON keep it. */
+static void a_drain_is_recorded_and_stored(void **state)
+{
+    fx *f = *state;
+    vd_report rep = { .job = 8, .total_ms = 40, .nphases = 2 };
+    snprintf(rep.op, sizeof(rep.op), "evict");
+    snprintf(rep.asked, sizeof(rep.asked), "save");
+    snprintf(rep.outcome, sizeof(rep.outcome), "cannot evict");
+    snprintf(rep.drain, sizeof(rep.drain), "vdesk: cannot evict desk-n1 on n1");
+    rep.phases[0] = (vd_phase_time){ "lock", 0, 1 };
+    rep.phases[1] = (vd_phase_time){ "unplug ua-gpu0", 30, 0 };
+    char line[2048];
+    vd_report_format(&rep, line, sizeof(line));
+    vd_acct_rec r;
+    vd_acct_rec_parse("n1", line, strlen(line), &r);
+    assert_string_equal(r.op, "evict");
+    assert_true(r.drained);
+    assert_int_equal(r.nphases, 2);
+    assert_string_equal(r.phases[1].name, "unplug ua-gpu0");
+    assert_string_equal(r.outcome, "cannot evict");
+    vd_acct_job *j = job_new(8, 2000), *b = calloc(1, sizeof(*b));
+    vd_err err;
+    assert_non_null(b);
+    j->recs[j->nrecs++] = r;
+    json_object *o = vd_acct_job_json(j);
+    assert_int_equal(vd_acct_job_from_json(o, b, &err), 0);
+    json_object_put(o);
+    assert_true(b->recs[0].drained);
+    sqlite3 *db;
+    assert_int_equal(vd_acct_open(f->db, 1000, &db, &err), 0);
+    assert_int_equal(vd_acct_store(db, b, &err), 0);
+    sqlite3_close(db);
+    assert_int_equal(q(f->db, "SELECT drained FROM records WHERE job = 8"), 1);
+    free(j);
+    free(b);
+}
+
+/* A database of schema 1 (before drains were kept) is brought to 2 by the
+ * next writer, its runs kept; a spool file of before reads as not drained. */
+static void schema_1_is_upgraded_in_place(void **state)
+{
+    fx *f = *state;
+    sqlite3 *db;
+    vd_err err;
+    assert_int_equal(vd_acct_open(f->db, 1000, &db, &err), 0);
+    vd_acct_job *j = job_new(9, 3000);
+    assert_int_equal(vd_acct_comment_parse("vdesk[n1] evict: asked=save used=save outcome=\"a\"", j, &err), 0);
+    assert_int_equal(vd_acct_store(db, j, &err), 0);
+    /* Back to what schema 1 was. */
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE records DROP COLUMN drained; PRAGMA user_version = 1",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(vd_acct_open(f->db, 1000, &db, &err), 0);
+    sqlite3_close(db);
+    assert_int_equal(q(f->db, "SELECT user_version FROM pragma_user_version"), VD_ACCT_SCHEMA);
+    assert_int_equal(q(f->db, "SELECT count(*) FROM records WHERE job = 9 AND drained = 0"), 1);
+    json_object *o = vd_acct_job_json(j);
+    json_object *recs = json_object_object_get(o, "records");
+    json_object_object_del(json_object_array_get_idx(recs, 0), "drained");
+    vd_acct_job *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    assert_int_equal(vd_acct_job_from_json(o, b, &err), 0);
+    assert_false(b->recs[0].drained);
+    json_object_put(o);
+    free(j);
+    free(b);
 }
 
 /* Hostile or cut records lose nothing: the text stays as the outcome. */
@@ -539,6 +609,8 @@ int main(void)
         cmocka_unit_test(env_of_jobcomp_script),
         cmocka_unit_test(json_round_trip),
         cmocka_unit_test(records_of_other_nodes_are_not_counted),
+        cmocka_unit_test_setup_teardown(a_drain_is_recorded_and_stored, setup, teardown),
+        cmocka_unit_test_setup_teardown(schema_1_is_upgraded_in_place, setup, teardown),
         cmocka_unit_test_setup_teardown(a_spool_that_is_a_link_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(store_is_idempotent_and_counts_gpu_seconds, setup, teardown),
         cmocka_unit_test_setup_teardown(locked_database_keeps_the_run_for_the_next, setup, teardown),
