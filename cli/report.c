@@ -88,22 +88,42 @@ static const char EVICTIONS[] = SELECTED
     " SELECT node, job, start, start + run_s AS stop, used, " FAILED " AS failed, " EVICTED " AS evicted"
     " FROM ev WHERE start > 0 ORDER BY node, start";
 
-/* Where each node's desktop was over the period: away for the runs of the
- * jobs that evicted it, off for those that found it off (their eviction
- * used "none"), home the rest. vdesk looks at the desktop when a job
- * starts and ends, so a desktop off while no job runs counts as home.
- * drains: the operations (evictions, restores) that drained the node. */
+/* Where each node's desktop was over the period: away while jobs that
+ * evicted it ran, off while jobs that found it off ran (their eviction
+ * used "none") and no evicting one did, home the rest. Unlike the other
+ * views, a run counts for the part of it inside the period, and the runs
+ * of one node are merged where they overlap (a second job on a node whose
+ * desktop is away already records an eviction too). vdesk looks at the
+ * desktop when jobs start and end, so a desktop off while no job runs
+ * counts as home. drains: the operations of the period's runs that
+ * drained the node. */
 #define OFF "(op = 'evict' AND used = 'none')"
-static const char AVAILABILITY[] = SELECTED SPAN_S
-    ", per AS (SELECT node, sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) AS away_s,"
-    " sum(CASE WHEN " OFF " THEN run_s ELSE 0 END) AS off_s FROM ev GROUP BY node),"
+#define ISLANDS(set) \
+    set " AS (SELECT node, a, b, max(b) OVER (PARTITION BY node ORDER BY a, b ROWS BETWEEN UNBOUNDED" \
+    " PRECEDING AND 1 PRECEDING) AS before FROM iv WHERE b > a AND (kind = 'away' OR '" set "' = 'busy'))," \
+    set "_s AS (SELECT node, sum(e - s) AS t FROM (SELECT node, min(a) AS s, max(b) AS e FROM (SELECT *," \
+    " sum(before IS NULL OR a > before) OVER (PARTITION BY node ORDER BY a, b) AS island FROM " set ")" \
+    " GROUP BY node, island) GROUP BY node)"
+static const char AVAILABILITY[] = SELECTED
+    ", runs AS (SELECT * FROM jobs j WHERE j.start > 0 AND (?1 IS NULL OR j.end_time > ?1)"
+    " AND (?2 IS NULL OR j.start < ?2) AND (?3 IS NULL OR j.user = ?3) AND (?4 IS NULL OR j.account = ?4)),"
+    " per AS (SELECT max(coalesce(?2, (SELECT max(end_time) FROM runs)) - coalesce(?1, (SELECT min(start)"
+    " FROM runs)), 1) AS s),"
+    " iv AS (SELECT r.node, CASE WHEN " EVICTED " THEN 'away' ELSE 'off' END AS kind,"
+    " max(j.start, coalesce(?1, j.start)) AS a, min(j.end_time, coalesce(?2, j.end_time)) AS b"
+    " FROM records r JOIN runs j USING (cluster, job, start)"
+    " WHERE (" EVICTED " OR " OFF ") AND (?5 IS NULL OR r.node = ?5)), "
+    ISLANDS("away") ", " ISLANDS("busy") ","
     " dr AS (SELECT r.node, count(*) AS drains FROM records r JOIN sel s USING (cluster, job, start)"
-    " WHERE r.drained AND (?5 IS NULL OR r.node = ?5) GROUP BY r.node)"
+    " WHERE r.drained AND (?5 IS NULL OR r.node = ?5) GROUP BY r.node),"
+    " nodes AS (SELECT node FROM iv UNION SELECT node FROM dr),"
+    " t AS (SELECT n.node, coalesce(aw.t, 0) AS away_s, coalesce(bu.t, 0) - coalesce(aw.t, 0) AS off_s,"
+    " coalesce(dr.drains, 0) AS drains FROM nodes n LEFT JOIN away_s aw USING (node)"
+    " LEFT JOIN busy_s bu USING (node) LEFT JOIN dr USING (node))"
     " SELECT node, round(100.0 * max(0.0, 1 - min(1.0, (away_s + off_s) * 1.0 / s)), 1) AS home_pct,"
     " round(100.0 * min(1.0, away_s * 1.0 / s), 1) AS away_pct, round(100.0 * min(1.0, off_s * 1.0 / s), 1)"
-    " AS off_pct, round(away_s / 3600.0, 2) AS away_hours, round(off_s / 3600.0, 2) AS off_hours,"
-    " coalesce((SELECT drains FROM dr WHERE dr.node = per.node), 0) AS drains"
-    " FROM per, span ORDER BY node";
+    " AS off_pct, round(away_s / 3600.0, 2) AS away_hours, round(off_s / 3600.0, 2) AS off_hours, drains"
+    " FROM t, per ORDER BY node";
 
 /* The span of the selected runs: the picture's period when none is given. */
 static const char SPAN[] = SELECTED
@@ -288,9 +308,15 @@ static sqlite3 *db_open(const char *path)
     /* A database of schema 1 is made 2 by the next vdesk-jobcomp run; until
      * then its records read as never drained (the report opens it
      * read-only: a temporary view stands for the table). */
-    if (v == 1 && sqlite3_exec(db, "CREATE TEMP VIEW records AS SELECT *, 0 AS drained FROM main.records",
-                               NULL, NULL, NULL) == SQLITE_OK)
+    if (v == 1) {
+        if (sqlite3_exec(db, "CREATE TEMP VIEW records AS SELECT *, 0 AS drained FROM main.records",
+                         NULL, NULL, NULL) != SQLITE_OK) {
+            fprintf(stderr, "vdeskctl report: accounting database %s (schema 1): %s\n", path, sqlite3_errmsg(db));
+            sqlite3_close(db);
+            return NULL;
+        }
         v = VD_ACCT_SCHEMA;
+    }
     if (v != VD_ACCT_SCHEMA) {
         fprintf(stderr, "vdeskctl report: accounting database %s: %s (schema %d; this vdesk reads %d)\n",
                 path, v < 0 ? sqlite3_errmsg(db) : v > VD_ACCT_SCHEMA ? "written by a newer vdesk"

@@ -99,17 +99,33 @@ static int rec_field(vd_acct_rec *r, const char *key, size_t klen, const char *v
 #undef KEY
 }
 
-/* The first of the keys that can follow phases= in the format. */
+/* Whether s[0..at) ends a phase: ":MS" or ":MS!" (or is "phases=" or
+ * "phases=-", none), so that a key found at `at` is not inside a phase's
+ * name. */
+static int after_phase(const char *s, size_t at)
+{
+    if (at == 7 || (at == 8 && s[7] == '-'))
+        return 1;
+    size_t end = at > 0 && s[at - 1] == '!' ? at - 1 : at, d = end;
+    while (d > 0 && isdigit((unsigned char)s[d - 1]))
+        d--;
+    return d < end && d > 0 && s[d - 1] == ':';
+}
+
+/* The first of the keys that can follow phases= in the format, where a
+ * phase ends (a phase's name may hold spaces, and a visitor's the
+ * desktop's name). */
 static const char *phases_end(const char *s, size_t len)
 {
     static const char *const next[] = { " migrated=", " drained=", " outcome=\"" };
-    const char *first = NULL;
-    for (size_t i = 0; i < sizeof(next) / sizeof(next[0]); i++) {
-        const char *k = memmem(s, len, next[i], strlen(next[i]));
-        if (k && (!first || k < first))
-            first = k;
+    for (size_t at = 7; at < len; at++) {
+        if (s[at] != ' ' || !after_phase(s, at))
+            continue;
+        for (size_t i = 0; i < sizeof(next) / sizeof(next[0]); i++)
+            if (len - at >= strlen(next[i]) && memcmp(s + at, next[i], strlen(next[i])) == 0)
+                return s + at;
     }
-    return first;
+    return NULL;
 }
 
 /* "OP: KEY=VALUE ... outcome=\"...\"", as the AdminComment has it, or

@@ -350,6 +350,7 @@ static void limit_set(int seconds)
 static void detached_run(vd_child_fn fn, void *arg, int limit_s, const char *what)
 {
     limit_set(limit_s + 10);
+    signal(SIGCHLD, SIG_DFL);   /* ignored, the worker could not be waited for */
     pid_t worker = fork();
     if (worker == 0) {
         vd_err err;

@@ -104,6 +104,15 @@ test_availability_view_by_hand() {
     run 12 alice lab 3000 1440 0 "n1:evict:suspend:suspend:20:lock:0,suspend:15"
     run 13 bob phys 5000 8640 0 "n1:evict:auto:none:5:lock:0"
     run 14 bob phys 20000 17280 1 "n2:evict:migrate:migrate:4000:lock:1,migrate n3:3900"
+    # n3: two evicting jobs that overlap (the second found the desktop
+    # away already), and one that found it off, partly under them.
+    run 15 carol lab 30000 2880 0 "n3:evict:save:save:900:lock:0,save:850"
+    run 16 carol lab 31440 2880 0 "n3:evict:suspend:suspend:20:lock:0,suspend:15"
+    run 17 carol lab 34000 1184 0 "n3:evict:auto:none:5:lock:0"
+    # n4: a job from the day before, and one that goes on into the next:
+    # each counts for its part inside the day.
+    run 18 dave lab -43200 51840 0 "n4:evict:save:save:900:lock:0,save:850"
+    run 19 dave lab 82080 8640 0 "n4:evict:save:save:900:lock:0,save:850"
     # Job 12's suspend drained n1 (a fallback that lost something).
     sed -i 's/"cut":0/"cut":0,"drained":1/' "$DB.spool/12-$((T0 + 3000))-1.json"
     TZ=UTC0 env -i VDESK_CONF="$T_DIR/avail.conf" JOBID=98 JOBSTATE=COMPLETED START=$((T0 + 80000)) \
@@ -114,6 +123,10 @@ test_availability_view_by_hand() {
     # n1: 4320 s away (5 %), 8640 s off (10 %) of 86400 s; n2: 17280 s away.
     assert_match "$out" "^n1,85.00,5.00,10.00,1.20,2.40,1$"
     assert_match "$out" "^n2,80.00,20.00,0.00,4.80,0.00,0$"
+    # n3: away 30000-34320 (4320 s, 5 %), off 34320-35184 (864 s, 1 %).
+    assert_match "$out" "^n3,94.00,5.00,1.00,1.20,0.24,0$"
+    # n4: 8640 s of the first job, 4320 s of the second.
+    assert_match "$out" "^n4,85.00,15.00,0.00,3.60,0.00,0$"
     # A database of schema 1 (before drains were kept), not yet upgraded by
     # a jobcomp run, still reads: nothing drained.
     cp "$DB" "$T_DIR/v1.db"

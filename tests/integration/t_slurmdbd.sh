@@ -95,10 +95,13 @@ test_restore_waits_for_slurmdbd() {
     # slurmctld held back while slurmdbd comes up: the sender finds the run
     # without its end for a while, on the same connection, and must see the
     # end once slurmctld sends it.
-    kill -STOP "$(awk '$1 == "slurmctld" { p = $2 } END { print p }' "$VDESK_BED/pids")"
-    bed_slurmdbd_start || t_fail "slurmdbd did not start again"
+    local ctld up=0
+    ctld=$(awk '$1 == "slurmctld" { p = $2 } END { print p }' "$VDESK_BED/pids")
+    kill -STOP "$ctld"
+    bed_slurmdbd_start && up=1
     sleep 3
-    kill -CONT "$(awk '$1 == "slurmctld" { p = $2 } END { print p }' "$VDESK_BED/pids")"
+    kill -CONT "$ctld"
+    [ "$up" = 1 ] || t_fail "slurmdbd did not start again"
     t_poll 90 has_restore "$id" || t_fail "job $id: no restore record in slurmdbd: $(dbd "$id" AdminComment)"
     assert_match "$(dbd "$id" AdminComment)" "^vdesk\[n1\] evict: asked=save used=save .* \| vdesk\[n1\] restore: asked=- used=save " \
         "job $id after slurmdbd came back"

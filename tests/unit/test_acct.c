@@ -156,6 +156,16 @@ static void a_drain_is_recorded_and_stored(void **state)
     assert_int_equal(r.nphases, 2);
     assert_string_equal(r.phases[1].name, "unplug ua-gpu0");
     assert_string_equal(r.outcome, "cannot evict");
+    /* A key inside a phase's name (a visitor's holds the desktop's) is
+     * part of the name. */
+    const char *odd = "evict: asked=save used=save devices=- total=5ms phases=visit a drained=x:5 drained=yes "
+                      "outcome=\"o\"";
+    vd_acct_rec_parse("n1", odd, strlen(odd), &r);
+    assert_string_equal(r.op, "evict");
+    assert_int_equal(r.nphases, 1);
+    assert_string_equal(r.phases[0].name, "visit a drained=x");
+    assert_true(r.drained);
+    vd_acct_rec_parse("n1", line, strlen(line), &r);
     vd_acct_job *j = job_new(8, 2000), *b = calloc(1, sizeof(*b));
     vd_err err;
     assert_non_null(b);
