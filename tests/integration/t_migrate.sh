@@ -224,7 +224,11 @@ test_status_says_when_the_disk_is_not_locked() {
 # desk_n2 up|down: n2's own desktop (a job on n2 evicts it first).
 desk_n2() {
     if [ "$1" = up ]; then
-        LIBVIRT_DEFAULT_URI=$(bed_node_uri "$VDESK_BED" n2) bed_guest desk-n2 >/dev/null
+        # Booted, not only started: a guest still booting ignores the
+        # request to give its GPU back (seen on Debian 13 once the prolog
+        # got faster: the job came 10 s into the boot).
+        LIBVIRT_DEFAULT_URI=$(bed_node_uri "$VDESK_BED" n2) bed_guest desk-n2 >/dev/null &&
+            bed_wait_hb desk-n2 60
     else
         on n2 purge desk-n2
     fi
