@@ -323,13 +323,7 @@ static int detach_fds(void)
     for (int fd = 0; fd < 3; fd++)
         if (dup2(null, fd) < 0)
             return -1;
-    if (close_range(3, ~0U, 0) == 0)
-        return 0;
-    long max = sysconf(_SC_OPEN_MAX);   /* a kernel before 5.9 */
-    for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-        if (close(fd) < 0 && errno != EBADF)
-            return -1;
-    return 0;
+    return close_inherited(-1);
 }
 
 /* Unblocked SIGALRM, the default action, and the alarm: the first thing

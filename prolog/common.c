@@ -108,8 +108,8 @@ int node_report(const vd_conf *conf, const vd_report *rep, const char *prog, int
         syslog(LOG_WARNING, "%s", err.msg);
     /* The restore record reaches slurmdbd's copy of the job where the site
      * runs slurmdbd (slurmdb.h), and vdesk's own store through its spool
-     * where the node sees it (acct.h, vd_acct_drop). */
-    /* Not "present: nothing to restore", unless it drained the node. */
+     * where the node sees it (acct.h, vd_acct_drop); not "present:
+     * nothing to restore", unless it drained the node. */
     if (rep->job && !strcmp(rep->op, "restore") && ((rep->used[0] && strcmp(rep->used, "none")) || rep->drain[0])) {
         node_slurmdb_later(conf, rep->job, rec);
         node_acct_drop(conf, rep->job, line);
