@@ -588,6 +588,12 @@ static int user_version(sqlite3 *db, const char *path, int *v, vd_err *err)
 static int schema_ensure(sqlite3 *db, const char *path, vd_err *err)
 {
     int v;
+    /* Most opens find the schema current: they read it without the write
+     * lock, which jobs ending together would otherwise queue for twice. */
+    if (user_version(db, path, &v, err) < 0)
+        return -1;
+    if (v == VD_ACCT_SCHEMA)
+        return 0;
     if (exec_sql(db, path, "BEGIN IMMEDIATE", err) < 0)
         return -1;
     if (user_version(db, path, &v, err) < 0)
@@ -608,13 +614,23 @@ fail:
 }
 
 /* journal_mode answers the mode it is in: WAL may be refused (a file
- * system without shared memory), and then readers would block writers. */
-static int wal_on(sqlite3 *db, const char *path, vd_err *err)
+ * system without shared memory), and then readers would block writers.
+ * Turning it on in a new database needs the database alone, and SQLite
+ * answers BUSY at once, without its busy handler, to programs creating
+ * it together (jobs ending at one moment on a new install): tried again
+ * for the busy timeout. */
+static int wal_on(sqlite3 *db, const char *path, int busy_ms, vd_err *err)
 {
+    enum { RETRY_MS = 10 };
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
         return db_fail(db, path, "turning WAL on", err);
-    int rc = sqlite3_step(st);
+    int rc, waited = 0;
+    while (((rc = sqlite3_step(st)) & 0xff) == SQLITE_BUSY && waited < busy_ms) {
+        sqlite3_reset(st);
+        sqlite3_sleep(RETRY_MS);
+        waited += RETRY_MS;
+    }
     int wal = rc == SQLITE_ROW && sqlite3_column_text(st, 0) &&
               !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
     sqlite3_finalize(st);
@@ -652,7 +668,7 @@ int vd_acct_open(const char *path, int busy_ms, sqlite3 **db, vd_err *err)
     sqlite3_busy_timeout(*db, busy_ms);
     sqlite3_extended_result_codes(*db, 1);
     /* An in-memory database (vdeskctl report --slurmdbd) has no WAL. */
-    if ((strcmp(path, ":memory:") && wal_on(*db, path, err) < 0) ||
+    if ((strcmp(path, ":memory:") && wal_on(*db, path, busy_ms, err) < 0) ||
         exec_sql(*db, path, "PRAGMA synchronous = FULL", err) < 0 ||
         exec_sql(*db, path, "PRAGMA foreign_keys = ON", err) < 0 ||
         schema_ensure(*db, path, err) < 0) {

@@ -2,7 +2,9 @@
 # The integration tests' harness. A test file sources this, defines
 # t_setup / t_teardown (optional) and functions named test_*, and ends with
 # `t_main`. Each test runs in a subshell under `set -e`; an assert that fails
-# says what it expected. The file ends with "FILE: N passed, N failed" and
+# says what it expected. t_tidy (optional) runs after a test that failed and
+# puts back what it may have left, so that one failure is not reported again
+# by the tests after it. The file ends with "FILE: N passed, N failed" and
 # exits non-zero if any test failed.
 
 T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,6 +59,7 @@ t_main() {
             else
                 echo "FAIL $file/$name"; fail=$((fail + 1))
                 bed_report_dead
+                if declare -F t_tidy >/dev/null && ! ( t_tidy ); then t_say "t_tidy after $name failed"; fi
             fi
         done
     fi

@@ -653,15 +653,29 @@ bed__has_hb() { [ -n "$(bed_hb "$1")" ]; }
 
 # bed_disk NAME: "BOOT HB" as recorded on the guest's disk (works while it
 # runs). The disk is the active layer the domain names, which after a vdesk
-# snapshot is an overlay whose backing chain qemu-img follows.
+# snapshot is an overlay whose backing chain qemu-img follows. Reading an
+# image in use (-U) may catch QEMU between two metadata writes: tried again
+# for a few seconds, then what was read is said on stderr.
 bed_disk() {
+    local i out err
+    err=$(mktemp)
+    for i in 1 2 3 4 5 6; do
+        out=$(bed__disk_read "$1" 2>"$err") && [ -n "$out" ] && break
+        sleep 0.5
+    done
+    [ -n "$out" ] && echo "$out" || echo "bed_disk $1: no record on its disk: $(tr '\n' ' ' <"$err")" >&2
+    rm -f "$err"
+}
+bed__disk_read() {
     local disk raw
     disk=$("$BED_BUILD/tests/bedctl" xml "$1" | sed -n "s/.*<source file='\([^']*\)'.*/\1/p" | head -n 1)
+    [ -n "$disk" ] || { echo "the domain names no disk file" >&2; return 1; }
     raw=$(mktemp)
     qemu-img dd -U -f qcow2 -O raw bs=512 count=1 if="$disk" of="$raw" 2>/dev/null ||
-        qemu-img convert -U -f qcow2 -O raw "$disk" "$raw"
+        qemu-img convert -U -f qcow2 -O raw "$disk" "$raw" || { rm -f "$raw"; echo "cannot read $disk" >&2; return 1; }
     head -c 512 "$raw" | tr -d '\000' | head -n 1 |
         sed -n 's/^vdesk-disk boot=\([0-9]*\) hb=\([0-9]*\).*/\1 \2/p'
+    echo "$disk, first line: $(head -c 80 "$raw" | tr -d '\000' | head -n 1)" >&2
     rm -f "$raw"
 }
 

@@ -38,6 +38,23 @@ after_job() {
 
 t_teardown() { bed_down "$T_BED"; }
 
+# After a failed test: a crash step no prolog took yet, jobs, the test's
+# vdesk.conf, an operation left half done and a drained node would fail
+# the tests after it too.
+t_tidy() {
+    local n
+    rm -f "$VDESK_BED/vdesk/crash" "$VDESK_BED/vdesk/skip-epilog"
+    cp "$VDESK_BED/vdesk/good.conf" "$VDCONF"
+    squeue -h -o %i | xargs -r scancel
+    t_poll 120 sh -c '[ -z "$(squeue -h -o %i)" ]' || t_say "t_tidy: jobs still there: $(squeue -h)"
+    for n in $(sed -n 's/^\[node \([^]]*\)\]$/\1/p' "$VDCONF"); do
+        vdeskctl --node "$n" status >/dev/null 2>&1 || vdeskctl --node "$n" recover >&2 || true
+    done
+    for n in $(sinfo -h -N -o %N | sort -u); do
+        scontrol update nodename="$n" state=resume 2>/dev/null || true
+    done
+}
+
 vdeskctl() { "$T_BUILD/cli/vdeskctl" --conf "$VDCONF" "$@"; }
 vm_state() { "$BEDCTL" state "desk-$1"; }
 records() { cat "$VDESK_BED/vdesk/state/$1/records.jsonl" 2>/dev/null; }

@@ -346,7 +346,9 @@ test_next_prolog_recovers_a_crashed_one() {
     id=$(sbatch --parsable -H -w n1 --vdesk=save -o /dev/null --wrap true)
     echo "$id" >"$VDESK_BED/vdesk/skip-epilog"
     scontrol release "$id"
-    t_poll 30 sh -c "sinfo -h -N -n n1 -o %T | grep -q drain"
+    t_poll 30 sh -c "scontrol -o show job $id | grep -q 'Reason=launch_failed_requeued_held\|JobState=\(PENDING\|REQUEUE\)' && sinfo -h -N -n n1 -o %T | grep -q drain" ||
+        t_fail "job $id not requeued or node not drained: $(scontrol -o show job "$id" | grep -o 'JobState=[^ ]* Reason=[^ ]*')"
+    [ ! -e "$VDESK_BED/vdesk/crash" ] || t_fail "the prolog of job $id did not crash"
     scancel "$id"
     scontrol update nodename=n1 state=resume
     id=$(start_job n1 suspend 2)

@@ -554,7 +554,10 @@ static void concurrent_writers_lose_nothing(void **state)
             for (int i = 0; i < EACH; i++) {
                 vd_acct_job *j = job_new((unsigned)(p * 1000 + i + 1), 1000);
                 vd_err err;
-                bad |= vd_acct_keep(f->db, busy_ms, j, NULL, 0, &err) != 0;
+                if (vd_acct_keep(f->db, busy_ms, j, NULL, 0, &err) != 0) {
+                    fprintf(stderr, "writer %d, job %u: %s\n", p, j->job, err.msg);
+                    bad = 1;
+                }
                 free(j);
             }
             _exit(bad);
@@ -566,6 +569,48 @@ static void concurrent_writers_lose_nothing(void **state)
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
     assert_int_equal(q(f->db, "SELECT count(*) FROM jobs"), PROCS * EACH);
+}
+
+/* The first jobs of a new install end together: the programs that find
+ * no database create it at once, and each stores its run (none waits in
+ * the spool for lack of a busy handler). Released together by a pipe,
+ * in rounds, since the window is short. */
+static void writers_creating_the_database_together_all_store(void **state)
+{
+    fx *f = *state;
+    enum { ROUNDS = 10, PROCS = 6 };
+    int busy_ms = (int)(10000 * test_time_scale());
+    for (int r = 0; r < ROUNDS; r++) {
+        char db[160];
+        snprintf(db, sizeof(db), "%s/new%d.db", f->dir, r);
+        int go[2];
+        assert_int_equal(pipe(go), 0);
+        for (int p = 0; p < PROCS; p++) {
+            pid_t pid = fork();
+            assert_true(pid >= 0);
+            if (pid == 0) {
+                char c;
+                close(go[1]);
+                if (read(go[0], &c, 1) != 0)
+                    _exit(2);
+                vd_acct_job *j = job_new((unsigned)(p + 1), 1000);
+                vd_err err;
+                int rc = vd_acct_keep(db, busy_ms, j, NULL, 0, &err);
+                if (rc != 0)
+                    fprintf(stderr, "round %d, writer %d: %s\n", r, p, err.msg);
+                free(j);
+                _exit(rc != 0);
+            }
+        }
+        close(go[0]);
+        close(go[1]);
+        for (int p = 0; p < PROCS; p++) {
+            int st;
+            assert_true(wait(&st) > 0);
+            assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        assert_int_equal(q(db, "SELECT count(*) FROM jobs"), PROCS);
+    }
 }
 
 static int in_list(const char *list, const char *node)
@@ -629,6 +674,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_missing_directory_names_the_fix, setup, teardown),
         cmocka_unit_test_setup_teardown(hostile_spool_file_is_set_aside, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_writers_lose_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(writers_creating_the_database_together_all_store, setup, teardown),
         cmocka_unit_test_setup_teardown(restore_records_join_their_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
