@@ -53,21 +53,34 @@ static const char USERS[] = SELECTED
     " FROM pj GROUP BY user, account ORDER BY gpu_hours DESC, user, account";
 
 /* Away: the desktop left for the run of the job (its eviction's own time
- * is in mean/max_evict_ms); availability over the period asked, else over
- * the runs' own span. */
-/* The period in seconds: the one asked, else the runs' own span. */
+ * is in mean/max_evict_ms), jobs that overlap on a node counted once;
+ * home_pct over the period asked, else over the runs' own span (SPAN_S:
+ * that period in seconds). */
 #define SPAN_S \
     ", span AS (SELECT max(coalesce(?2, (SELECT max(end_time) FROM sel)) - coalesce(?1, (SELECT min(start)" \
     " FROM sel WHERE start > 0)), 1) AS s)"
 
+/* The merged time of each node's intervals (iv: node, kind, a, b) of
+ * kind away (SET "away"), or of any kind (SET "busy"): SET_s (node, t).
+ * Overlapping intervals count once (a second job on a node whose desktop
+ * is away already records an eviction too). */
+#define ISLANDS(set) \
+    set " AS (SELECT node, a, b, max(b) OVER (PARTITION BY node ORDER BY a, b ROWS BETWEEN UNBOUNDED" \
+    " PRECEDING AND 1 PRECEDING) AS before FROM iv WHERE b > a AND (kind = 'away' OR '" set "' = 'busy'))," \
+    set "_s AS (SELECT node, sum(e - s) AS t FROM (SELECT node, min(a) AS s, max(b) AS e FROM (SELECT *," \
+    " sum(before IS NULL OR a > before) OVER (PARTITION BY node ORDER BY a, b) AS island FROM " set ")" \
+    " GROUP BY node, island) GROUP BY node)"
 static const char NODES[] = SELECTED SPAN_S
+    ", iv AS (SELECT node, 'away' AS kind, start AS a, start + run_s AS b FROM ev WHERE " EVICTED "), "
+    ISLANDS("away")
     " SELECT node, sum(" EVICTED ") AS evictions, sum(" EVICTED " AND used = 'suspend') AS suspend,"
     " sum(" EVICTED " AND used = 'save') AS save, sum(" EVICTED " AND used = 'shutdown') AS shutdown,"
     " sum(" EVICTED " AND used = 'shrink') AS shrink, sum(" EVICTED " AND used = 'migrate') AS migrate,"
     " sum(" FAILED ") AS failed, sum(failed_phases > 0) AS fallbacks,"
-    " round(sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) / 3600.0, 2) AS away_hours,"
-    " round(100.0 * (1 - min(1.0, sum(CASE WHEN " EVICTED " THEN run_s ELSE 0 END) * 1.0 / (SELECT s FROM span))),"
-    " 1) AS home_pct, CAST(avg(CASE WHEN " EVICTED " THEN total_ms END) AS INTEGER) AS mean_evict_ms,"
+    " round(coalesce((SELECT t FROM away_s WHERE away_s.node = ev.node), 0) / 3600.0, 2) AS away_hours,"
+    " round(100.0 * (1 - min(1.0, coalesce((SELECT t FROM away_s WHERE away_s.node = ev.node), 0) * 1.0"
+    " / (SELECT s FROM span))), 1) AS home_pct,"
+    " CAST(avg(CASE WHEN " EVICTED " THEN total_ms END) AS INTEGER) AS mean_evict_ms,"
     " max(CASE WHEN " EVICTED " THEN total_ms END) AS max_evict_ms,"
     " (SELECT p.name || ' ' || p.ms || 'ms' FROM phases p JOIN ev e2 USING (cluster, job, start, seq)"
     "  WHERE e2.node = ev.node ORDER BY p.ms DESC LIMIT 1) AS slowest_phase"
@@ -98,12 +111,6 @@ static const char EVICTIONS[] = SELECTED
  * counts as home. drains: the operations of the period's runs that
  * drained the node. */
 #define OFF "(op = 'evict' AND used = 'none')"
-#define ISLANDS(set) \
-    set " AS (SELECT node, a, b, max(b) OVER (PARTITION BY node ORDER BY a, b ROWS BETWEEN UNBOUNDED" \
-    " PRECEDING AND 1 PRECEDING) AS before FROM iv WHERE b > a AND (kind = 'away' OR '" set "' = 'busy'))," \
-    set "_s AS (SELECT node, sum(e - s) AS t FROM (SELECT node, min(a) AS s, max(b) AS e FROM (SELECT *," \
-    " sum(before IS NULL OR a > before) OVER (PARTITION BY node ORDER BY a, b) AS island FROM " set ")" \
-    " GROUP BY node, island) GROUP BY node)"
 static const char AVAILABILITY[] = SELECTED
     ", runs AS (SELECT * FROM jobs j WHERE j.start > 0 AND (?1 IS NULL OR j.end_time > ?1)"
     " AND (?2 IS NULL OR j.start < ?2) AND (?3 IS NULL OR j.user = ?3) AND (?4 IS NULL OR j.account = ?4)),"
