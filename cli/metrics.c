@@ -256,7 +256,7 @@ static int textfile_write(const char *dir, const vd_conf *c, const vd_journal *j
     int bad = ferror(f) | (fclose(f) != 0);
     vd_err why;
     int rc = bad ? vd_err_set(err, "--textfile %s: out of memory", dir)
-             : vd_file_replace(path, text, len, 0644, &why) < 0
+             : vd_file_replace(path, text, len, 0644, (uid_t)-1, (gid_t)-1, &why) < 0
                  ? vd_err_set(err, "--textfile %s: %s (give node_exporter's --collector.textfile.directory)", dir,
                               why.msg)
                  : 0;

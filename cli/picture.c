@@ -325,7 +325,7 @@ static int svg_write(pic *p, json_object *nodes, json_object *evictions, json_ob
     if (p->bad)
         fprintf(stderr, "vdeskctl report: --svg %s: drawing the picture failed (out of memory?)\n", file);
     else if (vd_file_replace(file, (const char *)xmlBufferContent(buf), (size_t)xmlBufferLength(buf), 0644,
-                             &werr) < 0)
+                             (uid_t)-1, (gid_t)-1, &werr) < 0)
         fprintf(stderr, "vdeskctl report: --svg %s: %s (give a file in a directory you may write)\n", file,
                 werr.msg);
     else

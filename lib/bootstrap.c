@@ -3,7 +3,6 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
 #include <libgen.h>
 #include <libxml/parser.h>
@@ -17,6 +16,7 @@
 
 #include "child.h"
 #include "engine.h"
+#include "statedir.h"
 
 /* --- the domain XML (libxml2) ------------------------------------------ */
 
@@ -296,51 +296,15 @@ static int slurp(const char *path, char **text, size_t *len, vd_err *err)
 
 int vd_conf_file_put(const char *link, const char *text, size_t len, vd_err *err)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
+    char path[PATH_MAX];
     struct stat st;
     /* vdesk.conf is often a link to a copy shared by the cluster: the
-     * rename replaces the file it points to, not the link. */
+     * rename replaces the file it points to, not the link; with its mode
+     * and owner as they were (users' vdeskctl status and every srun's
+     * plugin read it). */
     if (!realpath(link, path) || stat(path, &st) < 0)
         return vd_err_set(err, "%s: %s", link, strerror(errno));
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.vdesk-new", path) >= sizeof(tmp))
-        return vd_err_set(err, "%s: path too long", path);
-    snprintf(dir, sizeof(dir), "%s", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
-    if (fd < 0)
-        return vd_err_set(err, "%s: cannot create: %s", tmp, strerror(errno));
-    /* The mode as it was (open's is cut by the umask): users' vdeskctl
-     * status and every srun's plugin read the file. */
-    int rc = (fchown(fd, st.st_uid, st.st_gid) < 0 && geteuid() == 0) || fchmod(fd, st.st_mode & 07777) < 0
-             ? -1 : 0;
-    for (size_t off = 0; rc == 0 && off < len;) {
-        ssize_t w = write(fd, text + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        rc = w < 0 ? -1 : 0;
-        off += w > 0 ? (size_t)w : 0;
-    }
-    if (rc == 0)
-        rc = fsync(fd);
-    int e = errno;
-    if (close(fd) < 0 && rc == 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc == 0 && rename(tmp, path) < 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc < 0) {
-        unlink(tmp);
-        return vd_err_set(err, "%s: cannot write: %s", path, strerror(e));
-    }
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);   /* the rename's durability; the file is right either way */
-        close(dfd);
-    }
-    return 0;
+    return vd_file_replace(path, text, len, st.st_mode & 07777, st.st_uid, st.st_gid, err);
 }
 
 /* The text of a line as vdesk.conf's reader sees it (conf.c's clean_line):

@@ -278,9 +278,10 @@ int vd_record_append(const char *state_dir, const char *json_line, vd_err *err)
     return close(fd) < 0 ? vd_err_set(err, "%s: close: %s", path, strerror(errno)) : 0;
 }
 
-int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode, vd_err *err)
+int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
+                    vd_err *err)
 {
-    char tmp[PATH_MAX];
+    char tmp[PATH_MAX], dir[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid()) >= (int)sizeof(tmp))
         return vd_err_set(err, "%s: path too long", path);
     if (unlink(tmp) < 0 && errno != ENOENT)
@@ -288,7 +289,12 @@ int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode,
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return vd_err_set(err, "cannot write %s: %s", tmp, strerror(errno));
-    int rc = vd_state_write_all(fd, data, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+    /* The mode asked, not what the umask leaves of it: others read these
+     * files (a metrics collector, every srun's plugin). Only root can give
+     * the file away; anyone else keeps it. */
+    int rc = fchmod(fd, mode) < 0 ||
+             ((uid != (uid_t)-1 || gid != (gid_t)-1) && geteuid() == 0 && fchown(fd, uid, gid) < 0) ||
+             vd_state_write_all(fd, data, len) < 0 || fsync(fd) < 0 ? -1 : 0;
     int e = errno;
     if (close(fd) < 0 && rc == 0) {
         rc = -1;
@@ -302,5 +308,11 @@ int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode,
         unlink(tmp);
         return vd_err_set(err, "cannot write %s: %s", path, strerror(e));
     }
+    /* The rename's durability; the file is whole either way. */
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    (void)vd_state_fsync_dir(slash ? dir : ".");
     return 0;
 }

@@ -76,10 +76,13 @@ int vd_state_write_line(int fd, const char *text);
 /* fsyncs directory `dir` (a rename in it is then durable): 0 or -1. */
 int vd_state_fsync_dir(const char *dir);
 
-/* Replaces `path` with len bytes of data, mode `mode`, so that a reader
- * never sees half of it: written to PATH.tmp-PID (never through a link
- * someone put there: O_EXCL|O_NOFOLLOW), synced, renamed over path.
+/* Replaces `path` with len bytes of data, mode `mode` (exactly: the umask
+ * does not cut it) and, when the caller is root, owner uid:gid ((uid_t)-1,
+ * (gid_t)-1: the caller's), so that a reader never sees half of it:
+ * written to PATH.tmp-PID (never through a link someone put there:
+ * O_EXCL|O_NOFOLLOW), synced, renamed over path, its directory synced.
  * Returns 0, or -1 with err naming the file ("cannot write TMP: ..."). */
-int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode, vd_err *err);
+int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode, uid_t uid, gid_t gid,
+                    vd_err *err);
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "statedir.h"
 
 /* Counts the fsyncs lib/journal makes: the test program's fsync takes the
  * place of libc's for the whole program, and asks the kernel itself. */
@@ -385,6 +386,46 @@ static void one_fsync_per_file(void **state)
     assert_int_equal(fsyncs, 1);
 }
 
+/* vd_file_replace (reports, metrics, vdesk.conf): the mode asked whatever
+ * the umask, the owner given when root, synced with its directory, and a
+ * link planted where its temporary file goes is removed, not written
+ * through. */
+static void replaced_file_has_the_mode_and_owner_asked(void **state)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 32], victim[PATH_MAX], text[64];
+    vd_err err = { "" };
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/out.txt", (char *)*state);
+    snprintf(victim, sizeof(victim), "%s/victim", (char *)*state);
+    write_file(*state, "victim", "untouched\n");
+    snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", path, (long)getpid());
+    assert_int_equal(symlink(victim, tmp), 0);
+    mode_t old = umask(077);
+    fsyncs = 0;
+    int rc = vd_file_replace(path, "new\n", 4, 0644, (uid_t)-1, (gid_t)-1, &err);
+    umask(old);
+    assert_int_equal(rc, 0);
+    assert_int_equal(fsyncs, 2);   /* the file, then the directory */
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    read_file(path, text, sizeof(text));
+    assert_string_equal(text, "new\n");
+    read_file(victim, text, sizeof(text));
+    assert_string_equal(text, "untouched\n");
+    assert_int_equal(lstat(tmp, &st), -1);
+    if (geteuid() == 0) {
+        assert_int_equal(vd_file_replace(path, "x", 1, 0640, 4321, 4322, &err), 0);
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(st.st_uid, 4321);
+        assert_int_equal(st.st_gid, 4322);
+        assert_int_equal(st.st_mode & 07777, 0640);
+    }
+    /* A directory that is not there: the error names the file. */
+    snprintf(path, sizeof(path), "%s/no/such/out.txt", (char *)*state);
+    assert_int_equal(vd_file_replace(path, "x", 1, 0644, (uid_t)-1, (gid_t)-1, &err), -1);
+    assert_non_null(strstr(err.msg, "no/such/out.txt.tmp-"));
+}
+
 static void make_link(const char *dir, const char *name, const char *target)
 {
     char path[PATH_MAX];
@@ -496,6 +537,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(set_aside_keeps_the_bad_journal, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(save_used_round_trips, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(one_fsync_per_file, dir_setup, dir_teardown),
+        cmocka_unit_test_setup_teardown(replaced_file_has_the_mode_and_owner_asked, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(symlinks_in_the_state_dir_are_not_followed, dir_setup, dir_teardown),
         cmocka_unit_test_setup_teardown(state_dir_must_be_private, dir_setup, dir_teardown),
     };
