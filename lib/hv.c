@@ -1167,46 +1167,47 @@ int vd_hv_hostdev_pci(const char *dev_xml, char *bdf, size_t size, vd_err *err)
     return 0;
 }
 
-int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *xml,
-                     vd_err *err)
+/* Attaches device `alias` (xml) as flags say, then checks that it is
+ * where they put it (the live XML, the definition): libvirt may return
+ * before QEMU has it, or accept one QEMU then drops. `what` names the call
+ * in errors ("plug device X back in"). */
+static int dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *xml, unsigned flags,
+                      const char *what, vd_err *err)
 {
     if (alias_check(alias, err) < 0)
         return -1;
     virDomainPtr d = dom_get(hv, dom, err);
     if (!d)
         return -1;
-    int rc = 0, present = 0;
-    if (virDomainAttachDeviceFlags(d, xml, VIR_DOMAIN_AFFECT_LIVE) < 0)
-        rc = vd_err_set(err, "VM %s: cannot plug device %s back in: %s", dom, alias, lv_msg());
+    int rc = virDomainAttachDeviceFlags(d, xml, flags) < 0
+             ? vd_err_set(err, "VM %s: cannot %s: %s", dom, what, lv_msg()) : 0;
     virDomainFree(d);
-    if (rc == 0 && vd_hv_dev_present(hv, dom, alias, &present, err) < 0)
+    int present = 1, defined = 1;
+    if (rc == 0 && (((flags & VIR_DOMAIN_AFFECT_LIVE) && vd_hv_dev_present(hv, dom, alias, &present, err) < 0) ||
+                    ((flags & VIR_DOMAIN_AFFECT_CONFIG) && vd_hv_dev_defined(hv, dom, alias, &defined, err) < 0)))
         return -1;
-    if (rc == 0 && !present)
-        return vd_err_set(err, "VM %s: device %s was plugged in but is not in the live XML", dom, alias);
+    if (rc == 0 && (!present || !defined))
+        return vd_err_set(err, "VM %s: could %s, but the device is not in its %s", dom, what,
+                          present ? "definition" : "live XML");
     return rc;
+}
+
+int vd_hv_dev_attach(vd_hv *hv, const char *dom, const char *alias, const char *xml,
+                     vd_err *err)
+{
+    char what[160];
+    snprintf(what, sizeof(what), "plug device %s back in", alias);
+    return dev_attach(hv, dom, alias, xml, VIR_DOMAIN_AFFECT_LIVE, what, err);
 }
 
 int vd_hv_dev_add(vd_hv *hv, const char *dom, const char *alias, const char *xml, int live,
                   vd_err *err)
 {
-    if (alias_check(alias, err) < 0)
-        return -1;
-    virDomainPtr d = dom_get(hv, dom, err);
-    if (!d)
-        return -1;
-    unsigned flags = VIR_DOMAIN_AFFECT_CONFIG | (live ? VIR_DOMAIN_AFFECT_LIVE : 0);
-    int rc = 0, present = 1, defined = 0;
-    if (virDomainAttachDeviceFlags(d, xml, flags) < 0)
-        rc = vd_err_set(err, "VM %s: cannot add device %s%s: %s", dom, alias,
-                        live ? " (live and to its definition)" : " to its definition", lv_msg());
-    virDomainFree(d);
-    if (rc == 0 && ((live && vd_hv_dev_present(hv, dom, alias, &present, err) < 0) ||
-                    vd_hv_dev_defined(hv, dom, alias, &defined, err) < 0))
-        return -1;
-    if (rc == 0 && (!present || !defined))
-        return vd_err_set(err, "VM %s: device %s was added but is not in its %s", dom, alias,
-                          present ? "definition" : "live XML");
-    return rc;
+    char what[160];
+    snprintf(what, sizeof(what), "add device %s%s", alias,
+             live ? " (live and to its definition)" : " to its definition");
+    return dev_attach(hv, dom, alias, xml, VIR_DOMAIN_AFFECT_CONFIG | (live ? VIR_DOMAIN_AFFECT_LIVE : 0),
+                      what, err);
 }
 
 int vd_hv_dev_undefine(vd_hv *hv, const char *dom, const char *alias, vd_err *err)
