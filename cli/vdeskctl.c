@@ -165,43 +165,15 @@ static int print_result(const vd_conf *c, int rc, const vd_report *rep, const vd
     return rc < 0 || rep->lost[0] ? 1 : 0;
 }
 
-/* --desktop-cores: a whole number of cores, at least 1. */
-static int cores_parse(const char *s, int *out)
+/* A whole number from min to max for option `opt`; what it counts
+ * (`unit`) goes into the error: "give whole seconds from 1 to 86400". */
+static int int_parse(const char *opt, const char *unit, const char *s, long min, long max, int *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v < 1 || v > VD_MAX_CPUS) {
-        fprintf(stderr, "vdeskctl: --desktop-cores '%s': give a whole number of cores from 1 to %d\n",
-                s, VD_MAX_CPUS);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-/* --wait: whole seconds, 1 to a day. */
-static int seconds_parse(const char *s, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v < 1 || v > 86400) {
-        fprintf(stderr, "vdeskctl: --wait '%s': give whole seconds from 1 to 86400\n", s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
-}
-
-/* --keep: recovery points, 1 to 100 (as snapshots_keep). */
-static int keep_parse(const char *s, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (*s < '0' || *s > '9' || *end || errno || v < 1 || v > 100) {
-        fprintf(stderr, "vdeskctl: --keep '%s': give a whole number of recovery points from 1 to 100\n", s);
+    if (*s < '0' || *s > '9' || *end || errno || v < min || v > max) {
+        fprintf(stderr, "vdeskctl: %s '%s': give %s from %ld to %ld\n", opt, s, unit, min, max);
         return -1;
     }
     *out = (int)v;
@@ -404,13 +376,13 @@ int main(int argc, char **argv)
         case 'L': live = 1; break;
         case 'r': role = optarg; break;
         case 'w':
-            if (seconds_parse(optarg, &wait_s) < 0)
+            if (int_parse("--wait", "whole seconds", optarg, 1, 86400, &wait_s) < 0)
                 return 2;
             break;
         case 'N': snap_name = optarg; break;
         case 'C': schedule = 1; break;
         case 'K':
-            if (keep_parse(optarg, &keep) < 0)
+            if (int_parse("--keep", "a whole number of recovery points", optarg, 1, 100, &keep) < 0)
                 return 2;
             break;
         case 'h': return usage(stdout);
@@ -422,7 +394,8 @@ int main(int argc, char **argv)
         case 'D': inv.dev = optarg; break;
         case 'P': inv.proc = optarg; break;
         case 'k':
-            if (cores_parse(optarg, &inv.desktop_cores) < 0)
+            if (int_parse("--desktop-cores", "a whole number of cores", optarg, 1, VD_MAX_CPUS,
+                          &inv.desktop_cores) < 0)
                 return 2;
             break;
         default: return usage(stderr);
