@@ -291,10 +291,10 @@ int vd_file_replace(const char *path, const char *data, size_t len, mode_t mode,
         return vd_err_set(err, "cannot write %s: %s", tmp, strerror(errno));
     /* The mode asked, not what the umask leaves of it: others read these
      * files (a metrics collector, every srun's plugin). Only root can give
-     * the file away; anyone else keeps it. */
-    int rc = fchmod(fd, mode) < 0 ||
-             ((uid != (uid_t)-1 || gid != (gid_t)-1) && geteuid() == 0 && fchown(fd, uid, gid) < 0) ||
-             vd_state_write_all(fd, data, len) < 0 || fsync(fd) < 0 ? -1 : 0;
+     * the file away (first: a change of owner clears set-id bits); anyone
+     * else keeps it. */
+    int rc = ((uid != (uid_t)-1 || gid != (gid_t)-1) && geteuid() == 0 && fchown(fd, uid, gid) < 0) ||
+             fchmod(fd, mode) < 0 || vd_state_write_all(fd, data, len) < 0 || fsync(fd) < 0 ? -1 : 0;
     int e = errno;
     if (close(fd) < 0 && rc == 0) {
         rc = -1;
