@@ -585,15 +585,24 @@ static int user_version(sqlite3 *db, const char *path, int *v, vd_err *err)
     return rc == SQLITE_ROW ? 0 : db_fail(db, path, "reading its schema version", err);
 }
 
+static int schema_newer(const char *path, int v, vd_err *err)
+{
+    return vd_err_set(err, "accounting database %s has schema %d, and this vdesk knows %d at most: "
+                      "it was written by a newer vdesk; install that one here too", path, v, VD_ACCT_SCHEMA);
+}
+
 static int schema_ensure(sqlite3 *db, const char *path, vd_err *err)
 {
     int v;
     /* Most opens find the schema current: they read it without the write
-     * lock, which jobs ending together would otherwise queue for twice. */
+     * lock, which jobs ending together would otherwise queue for twice
+     * (and a newer one is refused without it). */
     if (user_version(db, path, &v, err) < 0)
         return -1;
     if (v == VD_ACCT_SCHEMA)
         return 0;
+    if (v > VD_ACCT_SCHEMA)
+        return schema_newer(path, v, err);
     if (exec_sql(db, path, "BEGIN IMMEDIATE", err) < 0)
         return -1;
     if (user_version(db, path, &v, err) < 0)
@@ -603,8 +612,7 @@ static int schema_ensure(sqlite3 *db, const char *path, vd_err *err)
     if (v == 1 && exec_sql(db, path, SCHEMA_1_TO_2, err) < 0)
         goto fail;
     if (v > VD_ACCT_SCHEMA) {
-        vd_err_set(err, "accounting database %s has schema %d, and this vdesk knows %d at most: "
-                   "it was written by a newer vdesk; install that one here too", path, v, VD_ACCT_SCHEMA);
+        schema_newer(path, v, err);
         goto fail;
     }
     return exec_sql(db, path, "COMMIT", err);
@@ -625,11 +633,11 @@ static int wal_on(sqlite3 *db, const char *path, int busy_ms, vd_err *err)
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK)
         return db_fail(db, path, "turning WAL on", err);
-    int rc, waited = 0;
-    while (((rc = sqlite3_step(st)) & 0xff) == SQLITE_BUSY && waited < busy_ms) {
+    int rc;
+    long long deadline = vd_mono_ms() + busy_ms;
+    while (((rc = sqlite3_step(st)) & 0xff) == SQLITE_BUSY && vd_mono_ms() < deadline) {
         sqlite3_reset(st);
         sqlite3_sleep(RETRY_MS);
-        waited += RETRY_MS;
     }
     int wal = rc == SQLITE_ROW && sqlite3_column_text(st, 0) &&
               !strcmp((const char *)sqlite3_column_text(st, 0), "wal");

@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,8 +301,8 @@ int vd_conf_file_put(const char *link, const char *text, size_t len, vd_err *err
     struct stat st;
     /* vdesk.conf is often a link to a copy shared by the cluster: the
      * rename replaces the file it points to, not the link; with its mode
-     * and owner as they were (users' vdeskctl status and every srun's
-     * plugin read it). */
+     * as it was, and its owner (bootstrap runs as root): users' vdeskctl
+     * status and every srun's plugin read it. */
     if (!realpath(link, path) || stat(path, &st) < 0)
         return vd_err_set(err, "%s: %s", link, strerror(errno));
     return vd_file_replace(path, text, len, st.st_mode & 07777, st.st_uid, st.st_gid, err);

@@ -67,20 +67,13 @@ typedef struct op {
     char interrupted[96]; /* the journal's step when converge() began */
     char recovered[200];  /* what recover_interrupted() finished, for the record */
     char aside[200];      /* what else it changed on the way, appended to the outcome */
-    long long deadline;   /* mono_ms() by which the operation ends; 0: none (engine.h) */
+    long long deadline;   /* vd_mono_ms() by which the operation ends; 0: none (engine.h) */
     long long budget_ms;  /* deadline - t0 */
     long long limit;      /* while evicting: deadline less the third kept to put it back */
     vd_dom_info vm;       /* the VM as bring_back_vm() left it, running */
 } op;
 
 /* --- small helpers ------------------------------------------------------- */
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void phase_add(op *o, const char *name, long long since, int ok)
 {
@@ -89,7 +82,7 @@ static void phase_add(op *o, const char *name, long long since, int ok)
         return;
     vd_phase_time *p = &r->phases[r->nphases++];
     snprintf(p->name, sizeof(p->name), "%.*s", (int)sizeof(p->name) - 1, name);
-    p->ms = (long)(mono_ms() - since);
+    p->ms = (long)(vd_mono_ms() - since);
     p->ok = ok;
 }
 
@@ -225,7 +218,7 @@ static int announce(op *o, const char *step, vd_err *err)
  */
 static int step_begin(op *o, const char *name, vd_err *err)
 {
-    o->t_step = mono_ms();
+    o->t_step = vd_mono_ms();
     return announce(o, name, err);
 }
 
@@ -296,7 +289,7 @@ static int left_ms(const op *o, int want_ms)
 {
     if (!o->deadline)
         return want_ms;
-    long long left = (o->limit ? o->limit : o->deadline) - mono_ms();
+    long long left = (o->limit ? o->limit : o->deadline) - vd_mono_ms();
     if (left < 1000)
         left = 1000;
     return left < want_ms ? (int)left : want_ms;
@@ -567,7 +560,7 @@ static void snapshot(op *o)
      * gives no recovery point: said in the record, nothing an admin can
      * fix, so no drain. */
     if (driver_can(o, VD_CAN_SNAPSHOT, "recovery point", &why) == 0) {
-        phase_add(o, "snapshot", mono_ms(), 0);
+        phase_add(o, "snapshot", vd_mono_ms(), 0);
         note_aside(o, "%s", why.msg);
         return;
     }
@@ -648,13 +641,13 @@ static int settle_budget_ms(const vd_conf *c)
 static int settle(op *o, vd_dom_info *st, vd_err *err)
 {
     int budget = left_ms(o, settle_budget_ms(o->conf));
-    long long deadline = mono_ms() + budget;
+    long long deadline = vd_mono_ms() + budget;
     for (;;) {
         if (vd_hv_dom_info(o->hv, o->conf->domain, st, err) < 0)
             return -1;
         if (!st->busy)
             return 0;
-        if (mono_ms() >= deadline)
+        if (vd_mono_ms() >= deadline)
             return vd_err_set(err, "VM %s is still %s after %d s: libvirt has not finished with it; "
                               "see 'virsh domjobinfo %s', then run 'vdeskctl recover'", o->conf->domain,
                               st->what, budget / 1000, o->conf->domain);
@@ -689,7 +682,7 @@ static void migration_note(op *o, const char *from, const char *to, long long t0
     struct vd_report_migration *m = &o->rep->migration;
     snprintf(m->from, sizeof(m->from), "%s", from);
     snprintf(m->to, sizeof(m->to), "%s", to);
-    m->ms = mono_ms() - t0;
+    m->ms = vd_mono_ms() - t0;
     m->downtime_ms = st->downtime_ms;
     m->data_bytes = st->data_bytes;
     m->iterations = st->iterations;
@@ -849,7 +842,7 @@ static int mode_migrate(op *o, const vd_request *req, vd_err *err)
     snprintf(step, sizeof(step), "migrate %s", to->name);
     vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
     vd_migrate_stats st;
-    long long t0 = mono_ms();
+    long long t0 = vd_mono_ms();
     if (step_begin(o, step, err) < 0) {
         o->j.where[0] = '\0';
         return -1;
@@ -898,9 +891,9 @@ static int desktop_find(op *o, const vd_peer **found, vd_hv **hv, vd_dom_info *s
  * or out), like settle() at home. */
 static int settle_on(op *o, vd_hv *hv, vd_dom_info *st, vd_err *err)
 {
-    long long deadline = mono_ms() + left_ms(o, settle_budget_ms(o->conf));
+    long long deadline = vd_mono_ms() + left_ms(o, settle_budget_ms(o->conf));
     while (st->busy) {
-        if (mono_ms() >= deadline)
+        if (vd_mono_ms() >= deadline)
             return vd_err_set(err, "VM %s is still %s on %s: run 'vdeskctl recover' later",
                               o->conf->domain, st->what, vd_hv_uri(hv));
         nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
@@ -1013,7 +1006,7 @@ static int come_home(op *o, vd_err *err)
         vd_migrate_stats ms;
         char step[96];
         snprintf(step, sizeof(step), "home from %s", at->name);
-        long long t0 = mono_ms();
+        long long t0 = vd_mono_ms();
         if (rc == 0)
             rc = step_begin(o, step, err);
         if (rc == 0)
@@ -1073,7 +1066,7 @@ static int visitor_save(op *o, const char *dom, const vd_peer *home, vd_err *err
         vd_conf_snapshot_dir_of(o->conf, home->name, dir, sizeof(dir)) < 0 ||
         vd_snapshot_dir_check(dir, err) < 0)
         return -1;
-    long long t0 = mono_ms();
+    long long t0 = vd_mono_ms();
     int rc = vd_hv_dom_save(o->hv, dom, path, step_ms(o, o->conf->timeout_save, 1, NULL), err);
     return visitor_phase(o, "save", dom, t0, rc);
 }
@@ -1091,7 +1084,7 @@ static int visitor_leave(op *o, const vd_request *req, const char *dom, const vd
         char what[80];
         vd_migrate_params mp = migrate_params_to(o, to, migrate_ms(o, kib));
         vd_migrate_stats st;
-        long long t0 = mono_ms();
+        long long t0 = vd_mono_ms();
         snprintf(what, sizeof(what), "to %s", to->name);
         if (visitor_phase(o, what, dom, t0, vd_hv_dom_migrate(o->hv, dom, &mp, &st, &why)) == 0) {
             snprintf(done, size, "visitor %s %s %s", dom, to == home ? "went home to" : "moved on to",
@@ -1285,7 +1278,7 @@ static int bring_back_vm(op *o, back_fail *why_not, vd_err *err)
     /* A paused VM still holds the session (paused on a disk error, say: an
      * admin frees space and resumes it), and a budget that ran out proves
      * nothing about the VM: neither is a reason to boot the snapshot. */
-    int out_of_time = o->deadline && mono_ms() >= o->deadline;
+    int out_of_time = o->deadline && vd_mono_ms() >= o->deadline;
     *why_not = failed_in == VD_DOM_PAUSED || out_of_time ? BACK_BUSY : BACK_FAILED;
     if (failed_in == VD_DOM_PAUSED)
         return vd_err_set(err, "%s stays paused and keeps its session (%s): resume it by hand once the "
@@ -1344,9 +1337,9 @@ static int pending_unplug_settle(op *o, vd_err *err)
      * the others: a removal that libvirt was still waiting for ends either
      * way. A detach refused at once means one is pending: wait for it. A
      * guest that would not let go keeps the device, which is then present. */
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     vd_err why;
-    if (vd_hv_dev_detach(o->hv, o->conf->domain, alias, tmo, NULL, &why) == 0 || mono_ms() - t > tmo / 2)
+    if (vd_hv_dev_detach(o->hv, o->conf->domain, alias, tmo, NULL, &why) == 0 || vd_mono_ms() - t > tmo / 2)
         return vd_hv_alive(o->hv) ? 0 : vd_err_set(err, "%s", why.msg);
     return vd_hv_dev_wait_gone(o->hv, o->conf->domain, alias, tmo, &present, err);
 }
@@ -1462,7 +1455,7 @@ static int pending_shutdown_settle(op *o, vd_err *err)
 {
     if (strcmp(o->interrupted, "shutdown") != 0)
         return 0;
-    long long deadline = mono_ms() + left_ms(o, o->conf->timeout_shutdown * 1000);
+    long long deadline = vd_mono_ms() + left_ms(o, o->conf->timeout_shutdown * 1000);
     vd_dom_state s;
     do {
         if (vd_hv_dom_state(o->hv, o->conf->domain, &s, err) < 0)
@@ -1470,7 +1463,7 @@ static int pending_shutdown_settle(op *o, vd_err *err)
         if (s != VD_DOM_RUNNING)
             return 0;
         nanosleep(&(struct timespec){ .tv_nsec = 100 * 1000000 }, NULL);
-    } while (mono_ms() < deadline);
+    } while (vd_mono_ms() < deadline);
     return 0;   /* it ignores the button: it runs on, as it was */
 }
 
@@ -1633,14 +1626,14 @@ static int op_begin(op *o, const vd_conf *conf, vd_report *rep, const char *name
     memset(rep, 0, sizeof(*rep));
     o->conf = conf;
     o->rep = rep;
-    o->t0 = mono_ms();
+    o->t0 = vd_mono_ms();
     budget_set(o, budget_s);
     o->pci = (vd_pci){ .sys = conf->sysfs_root, .dev = conf->dev_root, .proc = conf->proc_root,
                        .timeout_ms = conf->timeout_unplug * 1000,
                        .persistence = conf->nvidia_persistence, .gpu_vendors = conf->gpu_vendors };
     rep->job = job;
     snprintf(rep->op, sizeof(rep->op), "%s", name);
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     int wait_s = o->deadline && o->budget_ms / 3000 < VD_LOCK_WAIT_S ? (int)(o->budget_ms / 3000) : VD_LOCK_WAIT_S;
     if (vd_lock_take(conf->state_dir, wait_s, lock, err) < 0)
         return -1;
@@ -1705,7 +1698,7 @@ static void op_end(op *o, int lock)
                  o->conf->node, o->lost, o->conf->node, before[0] ? "; also: " : "", before);
         snprintf(o->rep->drain, sizeof(o->rep->drain), "%.*s", (int)sizeof(o->rep->drain) - 1, full);
     }
-    o->rep->total_ms = (long)(mono_ms() - o->t0);
+    o->rep->total_ms = (long)(vd_mono_ms() - o->t0);
     vd_hv_close(o->hv);
     vd_journal_clear(&o->j);
     vd_lock_release(lock);
@@ -1781,7 +1774,7 @@ static int run_chain(op *o, const vd_request *req, const vd_mode *chain, int n, 
     for (int i = 0; i < n && rc < 0; i++) {
         vd_err why;
         size_t len = strlen(tried);
-        if (o->limit && mono_ms() >= o->limit) {
+        if (o->limit && vd_mono_ms() >= o->limit) {
             snprintf(tried + len, size - len, "%sno time left for %s (the rest of the budget, "
                      "PrologEpilogTimeout, is for putting the desktop back)", len ? "; " : "",
                      vd_mode_name(chain[i]));
@@ -2036,7 +2029,7 @@ static int restore_locked(op *o, unsigned job, int force, vd_err *err)
      * what is left of the budget at most; an unfinished merge is aborted,
      * and the next restore merges again. */
     if (snapped) {
-        long long now = mono_ms();
+        long long now = vd_mono_ms();
         o->limit = o->deadline > now ? now + (o->deadline - now) / 3 : 0;
         prune(o);
         o->limit = 0;
@@ -2501,7 +2494,7 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
     if (snap_begin(&s, conf, dom, "snapshot", rep, err) < 0)
         return -1;
     op *o = &s.o;
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     /* The timer's snapshot skips a disk that does not change (off) or must
      * not (saved): every hour of a long job is no failed unit. */
     vd_err why;
@@ -2522,7 +2515,7 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
     if (rc >= 0 && origin == VD_SNAP_SCHEDULE && s.state == VD_DOM_RUNNING) {
         int merged = 0;
         vd_snap_keep keep = keep_of(o->conf);
-        t = mono_ms();
+        t = vd_mono_ms();
         int m = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, snap_protected(&s),
                                 o->conf->timeout_save * 1000, &merged, &why);
         phase_add(o, "prune snapshots", t, m == 0);
@@ -2540,7 +2533,7 @@ int vd_snapshot_take(const vd_conf *conf, const char *dom, vd_snap_origin origin
 static int snap_stop(snap_op *s, vd_err *err)
 {
     op *o = &s->o;
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     if (s->state == VD_DOM_SHUTOFF)
         return 0;
     vd_err why;
@@ -2549,7 +2542,7 @@ static int snap_stop(snap_op *s, vd_err *err)
     int clean = rc == 0;
     phase_add(o, "shutdown", t, rc == 0);
     if (rc < 0) {
-        t = mono_ms();
+        t = vd_mono_ms();
         rc = vd_hv_dom_destroy(s->hv, s->dom, err);
         phase_add(o, "destroy", t, rc == 0);
     }
@@ -2579,7 +2572,7 @@ static int revert_locked(snap_op *s, const char *name, vd_err *err)
         snprintf(layer, sizeof(layer), "%s", to->layer);
     free(v);
     int was = s->state;
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     if (rc == 0 && snap_stop(s, err) == 0) {
         rc = vd_snap_revert(s->hv, s->dom, o->conf->snapshot_dir, layer, kept, sizeof(kept), err);
         phase_add(o, "revert", t, rc == 0);
@@ -2623,7 +2616,7 @@ int vd_snapshot_flatten(const vd_conf *conf, const char *dom, int keep_n, vd_rep
     if (s.state != VD_DOM_RUNNING && s.state != VD_DOM_PAUSED)
         rc = vd_err_set(err, "desktop %s is not running: flatten merges layers of a running desktop (a live "
                         "block commit); start it first", s.dom);
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     if (rc == 0) {
         rc = vd_snap_flatten(s.hv, s.dom, o->conf->snapshot_dir, &keep, snap_protected(&s),
                              o->conf->timeout_save * 1000, &merged, err);
@@ -2641,7 +2634,7 @@ int vd_snapshot_discard(const vd_conf *conf, const char *dom, const char *name, 
     if (snap_begin(&s, conf, dom, "discard", rep, err) < 0)
         return -1;
     op *o = &s.o;
-    long long t = mono_ms();
+    long long t = vd_mono_ms();
     vd_snap *v = NULL;
     int n = 0;
     int rc = vd_snap_list(s.hv, s.dom, o->conf->snapshot_dir, &v, &n, err);

@@ -19,6 +19,13 @@ long long vd_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long vd_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int mkdirs_mode(const char *dir, mode_t mode, vd_err *err);
 
 int vd_mkdirs(const char *dir, vd_err *err)

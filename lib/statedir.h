@@ -54,6 +54,9 @@ int vd_snapshot_dir_check(const char *dir, vd_err *err);
 /* The wall clock in ms since the epoch (records, the journal's since_ms). */
 long long vd_now_ms(void);
 
+/* A clock in ms that never jumps (CLOCK_MONOTONIC): for deadlines. */
+long long vd_mono_ms(void);
+
 /* The helpers journal.c writes with. */
 
 /* DIR/NAME into out. */

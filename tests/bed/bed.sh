@@ -661,7 +661,7 @@ bed_disk() {
     err=$(mktemp)
     for i in 1 2 3 4 5 6; do
         out=$(bed__disk_read "$1" 2>"$err") && [ -n "$out" ] && break
-        sleep 0.5
+        [ "$i" -eq 6 ] || sleep 0.5
     done
     [ -n "$out" ] && echo "$out" || echo "bed_disk $1: no record on its disk: $(tr '\n' ' ' <"$err")" >&2
     rm -f "$err"

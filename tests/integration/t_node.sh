@@ -348,7 +348,7 @@ test_next_prolog_recovers_a_crashed_one() {
     scontrol release "$id"
     t_poll 30 sh -c "scontrol -o show job $id | grep -q 'Reason=launch_failed_requeued_held\|JobState=\(PENDING\|REQUEUE\)' && sinfo -h -N -n n1 -o %T | grep -q drain" ||
         t_fail "job $id not requeued or node not drained: $(scontrol -o show job "$id" | grep -o 'JobState=[^ ]* Reason=[^ ]*')"
-    [ ! -e "$VDESK_BED/vdesk/crash" ] || t_fail "the prolog of job $id did not crash"
+    assert_match "$(vdeskctl --node n1 status)" "desktop: evicting \(mode [a-z-]*, step 'save', 1 job\(s\): $id\)"
     scancel "$id"
     scontrol update nodename=n1 state=resume
     id=$(start_job n1 suspend 2)
