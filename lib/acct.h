@@ -105,8 +105,9 @@ json_object *vd_acct_job_json(const vd_acct_job *j);
 int vd_acct_job_from_json(json_object *o, vd_acct_job *j, vd_err *err);
 
 /* Opens (creating) the database at path: WAL, busy timeout `busy_ms`,
- * the schema made or checked (":memory:": one in memory, without WAL). A database written by a newer vdesk, or
- * not a database, is an error naming the file and the fix. */
+ * the schema made or checked (":memory:": one in memory, without WAL). A
+ * database written by a newer vdesk, or not a database, is an error
+ * naming the file and the fix. */
 int vd_acct_open(const char *path, int busy_ms, sqlite3 **db, vd_err *err);
 
 /* Stores one run, replacing what was stored for it. */

@@ -254,12 +254,6 @@ static try_result comment_try(void *db, const char *cluster, unsigned job, const
 int vd_slurmdb_job_comment(const char *cluster, unsigned job, const char *node, const char *record,
                            int wait_s, vd_err *err)
 {
-    char name[64];
-    if (!cluster || !*cluster) {
-        if (vd_slurm_cluster_name(name, sizeof(name), err) < 0)
-            return vd_err_prefix(err, "job %u", job);
-        cluster = name;
-    }
     unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     long long deadline = (long long)time(NULL) + (wait_s > 0 ? wait_s : 0);
     void *db = NULL;

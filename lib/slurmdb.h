@@ -35,7 +35,7 @@ int vd_slurmdb_used(vd_err *err);
  * write at the same moment dropped the record. The run must have had the
  * node and be the job's latest (a requeued job's next run is left alone),
  * and the write selects that one run (an array task, a het component).
- * cluster: slurmd's SLURM_CLUSTER_NAME (NULL or "": asked of slurmctld). */
+ * cluster: the job's (slurmd's SLURM_CLUSTER_NAME, slurm.conf's ClusterName). */
 int vd_slurmdb_job_comment(const char *cluster, unsigned job, const char *node, const char *record,
                            int wait_s, vd_err *err);
 

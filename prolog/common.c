@@ -126,14 +126,28 @@ typedef struct slurmdb_send {
 
 #define SLURMDB_END_WAIT_S 60   /* slurmctld's accounting queue behind slurmdbd */
 
+/* The cluster's name: slurmd gives Prolog and Epilog SLURM_CLUSTER_NAME;
+ * else slurm.conf's ClusterName, from slurmctld. */
+static int node_cluster(char *buf, size_t size, vd_err *err)
+{
+    const char *env = getenv("SLURM_CLUSTER_NAME");
+    if (env && env[0] && strlen(env) < size) {
+        snprintf(buf, size, "%s", env);
+        return 0;
+    }
+    return vd_slurm_cluster_name(buf, size, err);
+}
+
 static int slurmdb_sender(void *arg, vd_err *err)
 {
     const slurmdb_send *s = arg;
+    char cluster[64];
     int used = vd_slurmdb_used(err);
-    if (used <= 0)   /* no slurmdbd here: nothing to do */
-        return used < 0 ? vd_err_prefix(err, "the restore record is not sent to slurmdbd") : 0;
-    if (vd_slurmdb_job_comment(getenv("SLURM_CLUSTER_NAME"), s->job, s->conf->node, s->rec,
-                               SLURMDB_END_WAIT_S, err) < 0)
+    if (used == 0)   /* no slurmdbd here: nothing to do */
+        return 0;
+    if (used < 0 || node_cluster(cluster, sizeof(cluster), err) < 0)
+        return vd_err_prefix(err, "the restore record is not sent to slurmdbd");
+    if (vd_slurmdb_job_comment(cluster, s->job, s->conf->node, s->rec, SLURMDB_END_WAIT_S, err) < 0)
         return vd_err_prefix(err, "the record stays in %s/records.jsonl", s->conf->state_dir);
     syslog(LOG_INFO, "job %u: restore record sent to slurmdbd", s->job);
     return 0;
@@ -156,14 +170,8 @@ void node_acct_drop(const vd_conf *conf, unsigned job, const char *line)
 {
     char cluster[64];
     vd_err err;
-    const char *env = getenv("SLURM_CLUSTER_NAME");   /* slurmd's, for Prolog and Epilog */
-    if (env && env[0] && strlen(env) < sizeof(cluster))
-        snprintf(cluster, sizeof(cluster), "%s", env);
-    else if (vd_slurm_cluster_name(cluster, sizeof(cluster), &err) < 0) {
-        syslog(LOG_WARNING, "job %u: the restore record is not sent to the accounting store: %s", job, err.msg);
-        return;
-    }
-    if (vd_acct_drop(conf->accounting_db, cluster, job, conf->node, line, &err) < 0)
+    if (node_cluster(cluster, sizeof(cluster), &err) < 0 ||
+        vd_acct_drop(conf->accounting_db, cluster, job, conf->node, line, &err) < 0)
         syslog(LOG_WARNING, "job %u: the restore record is not sent to the accounting store: %s", job, err.msg);
 }
 

@@ -18,6 +18,19 @@ node_bed_up() {
         bed_guest desk-n1 >/dev/null && bed_wait_hb desk-n1 60
 }
 
+# node_bed_acct_up: node_bed_up in a new $T_BED, with slurmctld's
+# jobcomp/script running vdesk-jobcomp into the SQLite store $DB, which the
+# controller's vdesk.conf names ([vdesk] comes first); n1's desktop only
+# (n2 and n3 are plain compute nodes: no desktop, no vdesk record).
+node_bed_acct_up() {
+    T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
+    DB=$T_BED/acct.db
+    NODE_BED_SLURM_EXTRA=$'JobCompType=jobcomp/script\nJobCompLoc='$T_BED/vdesk/jobcomp node_bed_up || return 1
+    sed -i "s|^\[vdesk\]$|&\naccounting_db = $DB|" "$VDCONF"
+    sed -i '/^\[node n2\]$/,$d' "$VDCONF"
+    cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
+}
+
 # hw_drivers: the drivers of the emulated GPU group and HCA, in one line.
 hw_drivers() {
     local b out=

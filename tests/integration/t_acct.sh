@@ -7,19 +7,9 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/node_bed.sh"
 
-t_setup() {
-    T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
-    DB=$T_BED/acct.db
-    # A requeued job starts again once its old credential expired: 20 s
-    # here instead of 120.
-    VDESK_BED_CRED_EXPIRE=20 NODE_BED_SLURM_EXTRA=$'JobCompType=jobcomp/script\nJobCompLoc='$T_BED/vdesk/jobcomp \
-        node_bed_up || return 1
-    # The controller's vdesk.conf names the database ([vdesk] comes first).
-    sed -i "s|^\[vdesk\]$|&\naccounting_db = $DB|" "$VDCONF"
-    # n2 and n3 are plain compute nodes: no desktop, no vdesk record.
-    sed -i '/^\[node n2\]$/,$d' "$VDCONF"
-    cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
-}
+# A requeued job starts again once its old credential expired: 20 s here
+# instead of 120.
+t_setup() { VDESK_BED_CRED_EXPIRE=20 node_bed_acct_up; }
 
 sql() { sqlite3 -batch -noheader -separator ' ' "$DB" "$@"; }
 # stored ID [N]: the database has N runs (1) of job ID.

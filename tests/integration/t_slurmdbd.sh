@@ -8,15 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/node_bed.sh"
 
-t_setup() {
-    T_BED=$(mktemp -d /tmp/vdb.XXXXXX)
-    DB=$T_BED/acct.db
-    VDESK_BED_SLURMDBD=1 NODE_BED_SLURM_EXTRA=$'JobCompType=jobcomp/script\nJobCompLoc='$T_BED/vdesk/jobcomp \
-        node_bed_up || return 1
-    sed -i "s|^\[vdesk\]$|&\naccounting_db = $DB|" "$VDCONF"
-    sed -i '/^\[node n2\]$/,$d' "$VDCONF"   # n2, n3: compute nodes without a desktop
-    cp "$VDCONF" "$VDESK_BED/vdesk/good.conf"
-}
+t_setup() { VDESK_BED_SLURMDBD=1 node_bed_acct_up; }
 
 sql() { sqlite3 -batch -noheader -separator ' ' "$DB" "$@"; }
 stored() { [ "$(sql "SELECT count(*) FROM jobs WHERE job = $1" 2>/dev/null)" = 1 ]; }
